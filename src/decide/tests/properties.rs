@@ -1,0 +1,183 @@
+//! Property tests of the invariants every evaluation must keep, over random
+//! policies, requests, reviews and evaluation times.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::api::{Stage, StageOperator, TimeWindow, Weekday};
+
+const PEOPLE: [&str; 6] = ["dana", "erin", "fred", "hank", "ivan", "mia"];
+const GROUPS: [&str; 4] = ["dev", "sre", "leads", "ic"];
+
+fn base() -> DateTime<Utc> {
+    at("2026-11-23T00:00:00Z")
+}
+
+prop_compose! {
+    fn arb_stage()(name in 0..3usize, groups in proptest::sample::subsequence(GROUPS.to_vec(), 1..3),
+                   all in any::<bool>(), min in 1..3u32) -> Stage {
+        Stage {
+            name: format!("s{name}"),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            users: vec![],
+            operator: if all { StageOperator::All } else { StageOperator::Any },
+            min_approvals: min,
+        }
+    }
+}
+
+prop_compose! {
+    fn arb_policy()(stages in proptest::collection::vec(arb_stage(), 0..3),
+                    reviewers in proptest::sample::subsequence(GROUPS.to_vec(), 1..3),
+                    min in 1..4u32, force in any::<bool>(), self_ok in any::<bool>(),
+                    timeout_h in proptest::option::of(1..30i64),
+                    window in proptest::option::of((0..24u32, 1..23u32, proptest::sample::subsequence(vec![Weekday::Mon, Weekday::Tue, Weekday::Sat], 0..3))),
+                    max_h in 1..48i64) -> AccessPolicy {
+        let mut p = simple_policy();
+        let mut stages = stages;
+        for (i, s) in stages.iter_mut().enumerate() { s.name = format!("s{i}"); }
+        p.spec.approval.stages = stages;
+        p.spec.approval.reviewers.groups = reviewers.iter().map(|g| g.to_string()).collect();
+        p.spec.approval.min_approvals = min;
+        p.spec.approval.force_approval_groups = if force { vec!["ic".into()] } else { vec![] };
+        p.spec.approval.allow_self_approval = self_ok;
+        p.spec.approval.timeout = timeout_h.map(|h| format!("{h}h"));
+        p.spec.duration.default = Some("1h".into());
+        p.spec.duration.max = Some(format!("{max_h}h"));
+        p.spec.time_window = window.map(|(start, len, days)| TimeWindow {
+            timezone: "Europe/Berlin".into(),
+            start: format!("{start:02}:00"),
+            end: format!("{:02}:00", (start + len) % 24),
+            days,
+        });
+        p
+    }
+}
+
+prop_compose! {
+    fn arb_review()(who in 0..PEOPLE.len(), groups in proptest::sample::subsequence(GROUPS.to_vec(), 0..3),
+                    decision in prop_oneof![6 => Just(Decision::Approve), 1 => Just(Decision::Reject),
+                                            1 => Just(Decision::Revoke), 1 => Just(Decision::Cancel), 1 => Just(Decision::Comment)],
+                    minute in 0..(72 * 60i64), wrong_uid in proptest::bool::weighted(0.05)) -> AccessReview {
+        let when = (base() + Duration::minutes(minute)).to_rfc3339();
+        let mut r = review(&format!("r{minute}-{who}"), PEOPLE[who], &groups, decision, &when);
+        if wrong_uid { r.spec.request.uid = "stale".into(); }
+        r
+    }
+}
+
+prop_compose! {
+    fn arb_case()(policy in arb_policy(), requester_groups in proptest::sample::subsequence(GROUPS.to_vec(), 0..3),
+                  created in 0..(24 * 60i64), duration_h in proptest::option::of(1..72i64),
+                  not_before in proptest::option::of(0..(48 * 60i64)),
+                  reviews in proptest::collection::vec(arb_review(), 0..12),
+                  now1 in 0..(96 * 60i64), later in 0..(48 * 60i64)) -> (AccessPolicy, ApprovalRequest, Vec<AccessReview>, DateTime<Utc>, DateTime<Utc>) {
+        let mut req = request("dana-view", &(base() + Duration::minutes(created)).to_rfc3339(),
+                              "requester: {username: dana, groups: [dev]}\nrole: {kind: ClusterRole, name: view}");
+        req.spec.requester.groups.extend(requester_groups.iter().map(|g| g.to_string()));
+        req.spec.requester.groups.dedup();
+        req.spec.duration = duration_h.map(|h| format!("{h}h"));
+        req.spec.not_before = not_before.map(|m| base() + Duration::minutes(m));
+        let now1 = base() + Duration::minutes(now1);
+        (policy, req, reviews, now1, now1 + Duration::minutes(later))
+    }
+}
+
+fn run(p: &AccessPolicy, req: &ApprovalRequest, reviews: &[AccessReview], now: DateTime<Utc>) -> Evaluation {
+    evaluate(&Input {
+        request: req,
+        policies: std::slice::from_ref(p),
+        reviews,
+        namespace_labels: None,
+        other_live_grants: &[],
+        extended: None,
+        superseded_by: None,
+        now,
+    })
+}
+
+fn window_of(p: &AccessPolicy) -> Option<window::Window> {
+    p.spec
+        .time_window
+        .as_ref()
+        .map(|w| window::Window::try_from(w).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold((p, req, reviews, now, later) in arb_case()) {
+        let ev = run(&p, &req, &reviews, now);
+        let s = &ev.status;
+
+        // The next deadline is never in the past.
+        if let Some(d) = ev.next_deadline {
+            prop_assert!(d > now, "deadline {d} is not after {now}");
+        }
+
+        let binding = ev.actions.iter().find_map(|a| match a { Action::EnsureBinding(b) => Some(b), _ => None });
+        if let Some(b) = binding {
+            // Never a grant without quorum (or a force / auto approval).
+            prop_assert_eq!(s.phase, Phase::Active);
+            let approvals = s.approvals.as_ref().unwrap();
+            let forced = s.decisions.iter().any(|d| d.forced && d.accepted);
+            prop_assert!(approvals.received >= approvals.required || forced || approvals.summary == "auto");
+            // Never past expiry, never before approval or notBefore, never outside the window.
+            let expires = s.expires_at.unwrap();
+            prop_assert!(now < expires && b.valid_until <= expires);
+            prop_assert!(s.approved_at.unwrap() <= now);
+            if let Some(nb) = req.spec.not_before { prop_assert!(nb <= now); }
+            if let Some(w) = window_of(&p) {
+                prop_assert!(w.contains(now), "binding at {now} outside the window");
+            }
+            prop_assert!(b.valid_until > now);
+        } else {
+            prop_assert_ne!(s.phase, Phase::Active);
+        }
+
+        // A self-approval never counts.
+        if !p.spec.approval.allow_self_approval {
+            for d in &s.decisions {
+                if d.reviewer == "dana" && d.decision == Decision::Approve {
+                    prop_assert!(!d.accepted, "self-approval accepted: {d:?}");
+                }
+            }
+        }
+
+        // Every review that exists at `now` gets exactly one verdict.
+        let existing = reviews.iter().filter(|r| created_at(*r).unwrap() <= now && created_at(&req).unwrap() <= now).count();
+        if s.phase != Phase::Denied || existing > 0 {
+            prop_assert_eq!(s.decisions.len(), reviews.iter().filter(|r| created_at(*r).unwrap().max(created_at(&req).unwrap()) <= now).count());
+        }
+
+        // Evaluating the stored status again gives the identical result.
+        let again = run(&p, &stored(&req, &ev), &reviews, now);
+        prop_assert_eq!(&again, &ev);
+
+        // Later, with the stored status: a terminal phase never changes, and the
+        // result equals a fresh replay (nothing depends on having watched).
+        let next = run(&p, &stored(&req, &ev), &reviews, later);
+        if s.phase.is_terminal() {
+            prop_assert_eq!(next.status.phase, s.phase);
+            prop_assert_eq!(next.status.completed_at, s.completed_at);
+            prop_assert!(!next.actions.iter().any(|a| matches!(a, Action::EnsureBinding(_))));
+        } else {
+            let fresh = run(&p, &req, &reviews, later);
+            prop_assert_eq!(&next.status.phase, &fresh.status.phase);
+            prop_assert_eq!(&next.actions, &fresh.actions);
+            prop_assert_eq!(&next.status.grant, &fresh.status.grant);
+        }
+    }
+
+    #[test]
+    fn a_reject_is_final((p, req, reviews, now, _later) in arb_case()) {
+        let ev = run(&p, &req, &reviews, now);
+        if ev.status.phase == Phase::Rejected {
+            let rejected_at = ev.status.completed_at.unwrap();
+            let accepted_after = ev.status.decisions.iter().filter(|d| d.at > rejected_at && d.decision != Decision::Comment && d.accepted).count();
+            prop_assert_eq!(accepted_after, 0);
+            prop_assert!(ev.status.grant.is_none());
+        }
+    }
+}
