@@ -377,7 +377,11 @@ pub fn render_table(report: &Report) -> String {
                 .unwrap_or_else(|| "-".into()),
             ts(grant.and_then(|g| g.granted_at)),
             ts(s.expires_at),
-            ts(r.next_change),
+            if s.phase.is_terminal() {
+                "-".into()
+            } else {
+                ts(r.next_change)
+            },
         ]);
         let mut n = Vec::new();
         let why = |t: &str| {
@@ -408,6 +412,11 @@ pub fn render_table(report: &Report) -> String {
                 }
             }
             _ => {}
+        }
+        if s.phase.is_terminal() {
+            if let Some(until) = r.next_change {
+                n.push(format!("kept as the audit record until {}", ts(Some(until))));
+            }
         }
         for d in s.decisions.iter().filter(|d| !d.accepted) {
             n.push(format!(

@@ -308,7 +308,10 @@ impl<'a> Replay<'a> {
                         Phase::Expired,
                         expires,
                         "Expired",
-                        "the access window ended".to_string(),
+                        format!(
+                            "access expired {} after it started",
+                            duration::format(self.rules.duration)
+                        ),
                     );
                 }
             }
@@ -730,7 +733,20 @@ pub fn evaluate(input: &Input) -> Evaluation {
         .map(|r| (r, created_at(r).unwrap_or(now).max(created)))
         .filter(|(_, t)| *t <= now)
         .collect();
-    reviews.sort_by(|(a, ta), (b, tb)| ta.cmp(tb).then_with(|| a.name_any().cmp(&b.name_any())));
+    // creationTimestamp has one-second resolution. Within one second the order
+    // is the one that grants the least: a reject or cancel before an approval,
+    // a revoke after it.
+    let rank = |r: &AccessReview| match r.spec.decision {
+        Decision::Comment => 0,
+        Decision::Reject | Decision::Cancel => 1,
+        Decision::Approve => 2,
+        Decision::Revoke => 3,
+    };
+    reviews.sort_by(|(a, ta), (b, tb)| {
+        ta.cmp(tb)
+            .then_with(|| rank(a).cmp(&rank(b)))
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
 
     if has_prev && prev.phase.is_terminal() {
         return keep_terminal(input, prev, &reviews);
@@ -780,6 +796,20 @@ fn first_admission(input: &Input) -> Result<crate::api::Requirements, Denial> {
             "UnsupportedType",
             "OneTime requests are not executed by this version of Gatehouse; request JIT access instead",
         ));
+    }
+    // Reviewers approve a person's access; handing it to someone else (another
+    // user, a group, a service account) would let an approved or auto-approved
+    // requester grant what nobody reviewed for that subject.
+    if let Some(subject) = &req.spec.subject {
+        if subject.kind != SubjectKind::User || subject.name != req.spec.requester.username {
+            return Err(Denial::new(
+                "SubjectNotAllowed",
+                format!(
+                    "access can only be granted to the requester: omit spec.subject or set it to User {}",
+                    req.spec.requester.username
+                ),
+            ));
+        }
     }
     if let Some(name) = &req.spec.extends {
         let Some(old) = input.extended else {

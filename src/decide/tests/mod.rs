@@ -795,6 +795,27 @@ fn revoke_ends_an_active_grant_and_removes_the_binding() {
 }
 
 #[test]
+fn within_one_second_the_order_that_grants_least_wins() {
+    // creationTimestamp has one-second resolution; names would sort the revoke first.
+    let same_second = [
+        review("a-revoke", "dana", &["dev"], Decision::Revoke, "10:05"),
+        review("b-approve", "erin", &["sre"], Decision::Approve, "10:05"),
+    ];
+    let ev = eval(&[simple_policy()], &dana_view(), &same_second, "10:06");
+    assert_eq!(ev.status.phase, Phase::Revoked);
+    let same_second = [
+        review("z-cancel", "dana", &["dev"], Decision::Cancel, "10:05"),
+        review("b-approve", "erin", &["sre"], Decision::Approve, "10:05"),
+    ];
+    assert_eq!(
+        eval(&[simple_policy()], &dana_view(), &same_second, "10:06")
+            .status
+            .phase,
+        Phase::Canceled
+    );
+}
+
+#[test]
 fn a_pending_request_times_out() {
     let ev = eval(&[staged_policy()], &dana_view(), &[], "13:59");
     assert_eq!(ev.status.phase, Phase::Pending);
@@ -1115,6 +1136,29 @@ fn the_binding_name_is_deterministic_and_bound_to_the_uid() {
     );
     let long = binding_name("team", &"x".repeat(253), "uid", BindingKind::ClusterRoleBinding);
     assert!(long.len() <= 253, "{}", long.len());
+}
+
+#[test]
+fn access_is_granted_only_to_the_requester() {
+    let mut auto = simple_policy();
+    auto.spec.auto_approve = Some(
+        serde_saphyr::from_str("subjects: {groups: [dev]}\nroles: [{kind: ClusterRole, name: view}]")
+            .unwrap(),
+    );
+    for subject in [
+        "{kind: Group, name: system:authenticated}",
+        "{kind: User, name: mallory}",
+        "{kind: ServiceAccount, name: ci}",
+    ] {
+        let mut req = dana_view();
+        req.spec.subject = Some(serde_saphyr::from_str(subject).unwrap());
+        let (reason, message) = denial(&eval(std::slice::from_ref(&auto), &req, &[], "10:01"));
+        assert_eq!(reason, "SubjectNotAllowed", "{subject}");
+        assert!(message.contains("User dana"), "{message}");
+    }
+    let mut req = dana_view();
+    req.spec.subject = Some(serde_saphyr::from_str("{kind: User, name: dana}").unwrap());
+    assert_eq!(eval(&[auto], &req, &[], "10:01").status.phase, Phase::Active);
 }
 
 #[test]

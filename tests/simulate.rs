@@ -1,0 +1,170 @@
+//! `gatehouse simulate` as users run it: the binary on files.
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn gatehouse(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn json_at(now: &str) -> Value {
+    let (ok, out, err) = gatehouse(&["simulate", "examples/", "--now", now, "--output", "json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn status<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let r = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name);
+    &r.unwrap_or_else(|| panic!("no request {name} in {report:#}"))["status"]
+}
+
+#[test]
+fn the_examples_tell_the_documented_story_at_noon() {
+    let report = json_at("2026-11-23T12:00:00Z");
+    assert_eq!(report["requests"].as_array().unwrap().len(), 8);
+    let phase = |n: &str| status(&report, n)["phase"].as_str().unwrap().to_string();
+    assert_eq!(phase("dana-view"), "Active");
+    assert_eq!(
+        status(&report, "dana-view")["grant"]["expiresAt"],
+        "2026-11-23T13:05:00Z"
+    );
+    assert_eq!(phase("frank-view"), "Pending");
+    assert_eq!(
+        status(&report, "frank-view")["decisions"][0]["reason"],
+        "SelfApproval"
+    );
+    assert_eq!(phase("gina-edit"), "Active");
+    assert_eq!(status(&report, "gina-edit")["approvals"]["summary"], "3/3");
+    assert_eq!(
+        status(&report, "gina-edit")["stages"][1]["openedAt"],
+        "2026-11-23T10:05:00Z"
+    );
+    assert_eq!(phase("kim-edit"), "Rejected");
+    assert_eq!(phase("leo-edit"), "Expired");
+    assert_eq!(
+        status(&report, "leo-edit")["grant"]["grantedAt"],
+        "2026-11-23T07:00:00Z",
+        "Berlin window opened at 08:00"
+    );
+    assert_eq!(phase("nina-view"), "TimedOut");
+    assert_eq!(phase("oscar-edit"), "Denied");
+    assert_eq!(phase("pat-view"), "Active");
+    assert_eq!(status(&report, "pat-view")["requirements"]["autoApproved"], true);
+}
+
+#[test]
+fn before_the_berlin_window_opens_the_forced_request_waits_approved() {
+    let report = json_at("2026-11-23T06:45:00Z");
+    let requests = report["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "only leo-edit exists at 06:45");
+    assert_eq!(status(&report, "leo-edit")["phase"], "Approved");
+    let groups = status(&report, "leo-edit")["reviewGroups"].as_array().unwrap();
+    let forced = groups.iter().find(|g| g["forced"] == true).unwrap();
+    assert_eq!(
+        (forced["group"].as_str(), forced["forced"].as_bool()),
+        (Some("incident-commanders"), Some(true))
+    );
+}
+
+#[test]
+fn json_status_is_exactly_the_crd_status_shape() {
+    let report = json_at("2026-11-23T12:00:00Z");
+    for r in report["requests"].as_array().unwrap() {
+        let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["name", "namespace", "status"]);
+        let status: gatehouse::api::ApprovalRequestStatus =
+            serde_json::from_value(r["status"].clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            r["status"],
+            "status must round-trip through the CRD type"
+        );
+    }
+}
+
+#[test]
+fn the_table_matches_the_documented_output() {
+    for (now, file) in [
+        ("2026-11-23T12:00:00Z", "at-12-00.txt"),
+        ("2026-11-23T06:45:00Z", "at-06-45.txt"),
+    ] {
+        let (ok, out, err) = gatehouse(&["simulate", "examples/", "--now", now]);
+        assert!(ok, "{err}");
+        let expected = std::fs::read_to_string(repo().join("examples/expected").join(file)).unwrap();
+        assert!(
+            out == expected,
+            "simulate at {now} changed; if intended, regenerate examples/expected/{file}:\n{out}"
+        );
+    }
+}
+
+fn temp_yaml(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatehouse-sim-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn invalid_input_names_the_file_the_document_and_the_field() {
+    let path = temp_yaml(
+        "bad-enum",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n---\napiVersion: gatehouse.dev/v1alpha1\nkind: ApprovalRequest\nmetadata: {name: x, namespace: ns, uid: u, creationTimestamp: '2026-11-23T10:00:00Z'}\nspec:\n  requester: {username: a}\n  role: {kind: Admin, name: view}\n",
+    );
+    let (ok, _, err) = gatehouse(&[
+        "simulate",
+        path.to_str().unwrap(),
+        "--now",
+        "2026-11-23T12:00:00Z",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad-enum.yaml: document 1 (ApprovalRequest ns/x): spec.role.kind"),
+        "{err}"
+    );
+    assert!(err.contains("Admin"), "{err}");
+
+    let path = temp_yaml(
+        "no-time",
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: AccessReview\nmetadata: {name: r, namespace: ns}\nspec:\n  request: {name: x, uid: u}\n  decision: Approve\n  reviewer: {username: b}\n",
+    );
+    let (ok, _, err) = gatehouse(&["simulate", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("document 0 (AccessReview r): metadata.creationTimestamp: is required"),
+        "{err}"
+    );
+
+    let path = temp_yaml("broken", "kind: [unclosed\n");
+    let (ok, _, err) = gatehouse(&["simulate", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("broken.yaml: not valid YAML"), "{err}");
+
+    let (ok, _, err) = gatehouse(&["simulate", "examples/", "--now", "noon"]);
+    assert!(!ok);
+    assert!(err.contains("not an RFC 3339 time"), "{err}");
+
+    let (ok, _, err) = gatehouse(&["simulate", "does-not-exist.yaml"]);
+    assert!(!ok);
+    assert!(err.contains("does-not-exist.yaml"), "{err}");
+}
