@@ -2,10 +2,16 @@
 //!
 //! - [`api`]: the wire format of the three resources (CRDs).
 //! - [`decide`]: the pure decision core; every access rule lives there.
+//! - [`controller`]: the operator shell (`gatehouse run`).
 //! - [`simulate`]: offline evaluation of manifests (`gatehouse simulate`).
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
+//! - [`admission`]: the admission policies `gatehouse admission` prints.
+//! - [`rbac`]: least-privilege RBAC for the operator and users (`gatehouse rbac`).
 
+pub mod admission;
 pub mod api;
+pub mod controller;
 pub mod crdgen;
 pub mod decide;
+pub mod rbac;
 pub mod simulate;

@@ -14,6 +14,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against the cluster of the kubeconfig (or in-cluster config).
+    Run {
+        #[command(flatten)]
+        settings: gatehouse::controller::run::RunArgs,
+        /// Log format.
+        #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Evaluate AccessPolicies, ApprovalRequests and AccessReviews from YAML files, without a cluster.
     ///
     /// Each object's metadata.creationTimestamp is when it happened; objects created after --now do
@@ -35,12 +43,61 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Print least-privilege RBAC: the operator's ServiceAccount, ClusterRole (bind only on the
+    /// grantable roles), bindings and leader-election Role, and the user ClusterRoles
+    /// gatehouse-requester, gatehouse-reviewer and gatehouse-create-on-behalf.
+    Rbac {
+        /// A role the operator may grant: NAME or ClusterRole/NAME for a ClusterRole, Role/NAME for
+        /// the Role of that name in any namespace. Repeat for each role.
+        #[arg(long = "grantable-role", value_name = "ROLE", default_values = ["view", "edit"],
+              value_parser = |s: &str| s.parse::<gatehouse::rbac::GrantableRole>().map_err(|e| e.to_string()))]
+        grantable_roles: Vec<gatehouse::rbac::GrantableRole>,
+        /// Let the operator manage ClusterRoleBindings (for policies with allowClusterScope).
+        #[arg(long)]
+        cluster_scope: bool,
+        /// Namespace the operator runs in.
+        #[arg(long, default_value = "gatehouse-system")]
+        namespace: String,
+        /// ServiceAccount the operator runs as.
+        #[arg(long, default_value = "gatehouse")]
+        service_account: String,
+        /// Write operator.yaml, users.yaml and a Kustomization into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print the admission policies: ValidatingAdmissionPolicies (and bindings) that check the
+    /// requester/reviewer against the authenticated creator and guard status writes.
+    Admission {
+        /// Also print the optional MutatingAdmissionPolicies that fill an empty requester/reviewer:
+        /// v1 (Kubernetes >= 1.36) or v1beta1 (1.34-1.35 with the beta API turned on).
+        #[arg(long, value_enum, value_name = "API")]
+        mutating: Option<gatehouse::admission::MutatingApi>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { settings, log_format } => run(settings, log_format),
         Command::Crds { out_dir } => crds(out_dir),
+        Command::Rbac {
+            grantable_roles,
+            cluster_scope,
+            namespace,
+            service_account,
+            out_dir,
+        } => rbac(
+            &gatehouse::rbac::RbacOptions {
+                grantable_roles,
+                cluster_scope,
+                namespace,
+                service_account,
+            },
+            out_dir,
+        ),
+        Command::Admission { mutating } => std::io::stdout()
+            .write_all(gatehouse::admission::render(mutating).as_bytes())
+            .context("writing to stdout"),
         Command::Simulate { paths, now, output } => simulate(&paths, now.unwrap_or_else(Utc::now), output),
     }
 }
@@ -58,6 +115,22 @@ fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
             for crd in gatehouse::crdgen::render_crds()? {
                 let path = dir.join(&crd.file_name);
                 std::fs::write(&path, crd.yaml).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rbac(opts: &gatehouse::rbac::RbacOptions, out_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    match out_dir {
+        None => std::io::stdout()
+            .write_all(gatehouse::rbac::render_all(opts)?.as_bytes())
+            .context("writing to stdout")?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for file in gatehouse::rbac::render_files(opts)? {
+                let path = dir.join(&file.file_name);
+                std::fs::write(&path, file.yaml).with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }
@@ -88,5 +161,29 @@ fn simulate(paths: &[PathBuf], now: DateTime<Utc>, output: Output) -> anyhow::Re
     std::io::stdout()
         .write_all(text.as_bytes())
         .context("writing to stdout")?;
+    Ok(())
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn run(args: gatehouse::controller::run::RunArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,kube_client=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    // Pick the TLS crypto provider explicitly: with more than one compiled in
+    // (test builds pull a second one), rustls refuses to choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(gatehouse::controller::run::run(args))?;
     Ok(())
 }

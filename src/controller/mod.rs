@@ -1,0 +1,570 @@
+//! The controller shell: read, call the decision core, act, record.
+//!
+//! `reconcile` is the whole contract: load what the core needs, evaluate, apply
+//! the actions (server-side apply of the binding, deletes), write the request's
+//! status only when it changed, write each review's verdict, publish an Event on
+//! a phase change, and requeue at the core's next deadline.
+
+pub mod grant;
+pub mod metrics;
+pub mod run;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration as StdDuration};
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    runtime::{
+        controller::Action as Requeue,
+        events::{Event, EventType, Recorder, Reporter},
+    },
+    Client, Resource, ResourceExt,
+};
+use serde_json::json;
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::{
+    api::{AccessPolicy, AccessReview, AccessReviewStatus, ApprovalRequest, Phase},
+    decide::{self, Action, Evaluation, Input, Supersession},
+};
+
+/// Finalizer that makes deleting a request revoke its grant first.
+pub const FINALIZER: &str = "gatehouse.dev/revoke-grant";
+
+/// What can fail in a reconcile. Every variant ends in a retry with backoff.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A call to the API server failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    /// Applying or deleting a binding failed (e.g. the operator may not bind that role).
+    #[error("binding {name}: {source}")]
+    Binding {
+        /// Name of the binding.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The request has no namespace or name (never from a real API server).
+    #[error("object is missing {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// Metric label of the variant.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Binding { .. } => "binding",
+            Error::MissingField(_) => "missing_field",
+        }
+    }
+}
+
+/// Everything a reconcile needs; no globals.
+pub struct Context {
+    /// Client of the API server.
+    pub client: Client,
+    /// Publishes Events on requests.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The clock: `Utc::now` in production, a controllable one in tests.
+    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+}
+
+impl Context {
+    /// A context on the real clock.
+    pub fn new(client: Client, metrics: Arc<metrics::Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: "gatehouse".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Reconciles one ApprovalRequest.
+pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&req, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue, Error> {
+    let ns = req.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = req.name_any();
+    let requests: Api<ApprovalRequest> = Api::namespaced(ctx.client.clone(), &ns);
+
+    if req.meta().deletion_timestamp.is_some() {
+        return finalize(req, ctx, &requests).await;
+    }
+    let with_finalizer;
+    let req = if req.finalizers().iter().any(|f| f == FINALIZER) {
+        req
+    } else {
+        with_finalizer = add_finalizer(req, &requests).await?;
+        &with_finalizer
+    };
+
+    let now = (ctx.clock)();
+    let loaded = load(req, ctx, &ns).await?;
+    let input = Input {
+        request: req,
+        policies: &loaded.policies,
+        reviews: &loaded.reviews,
+        namespace_labels: loaded.namespace_labels.as_ref(),
+        other_live_grants: &loaded.other_live_grants,
+        extended: loaded.extended.as_ref(),
+        superseded_by: loaded.superseded_by.as_ref(),
+        now,
+    };
+    let ev = decide::evaluate(&input);
+
+    for action in &ev.actions {
+        match action {
+            Action::EnsureBinding(b) => {
+                if let Err(e) = grant::ensure_binding(&ctx.client, req, b).await {
+                    record_failure(req, ctx, &requests, &e).await;
+                    return Err(e);
+                }
+            }
+            Action::RemoveBinding(target) => {
+                if grant::remove_binding(&ctx.client, target).await? {
+                    let lag = ev
+                        .status
+                        .grant
+                        .as_ref()
+                        .and_then(|g| g.expires_at)
+                        .map(|e| (now - e).num_milliseconds());
+                    if let (Some(lag), Some(Phase::Expired)) = (lag, Some(ev.status.phase)) {
+                        ctx.metrics.expiry_lag.observe(lag.max(0) as f64 / 1000.0);
+                    }
+                    info!(request = %name, namespace = %ns, binding = %target.name, "binding removed");
+                }
+            }
+            Action::DeleteRecord => {
+                delete_record(req, ctx, &requests, &loaded.reviews).await?;
+                return Ok(Requeue::await_change());
+            }
+        }
+    }
+
+    record_reviews(ctx, &ns, &loaded.reviews, &ev, now).await?;
+    record_status(req, ctx, &requests, &ev).await?;
+    Ok(requeue_at(ev.next_deadline, now))
+}
+
+/// Requeue exactly at the next deadline (plus a hair, so the core sees it passed).
+fn requeue_at(deadline: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Requeue {
+    match deadline {
+        Some(d) => {
+            let wait = (d - now).to_std().unwrap_or_default() + StdDuration::from_millis(50);
+            Requeue::requeue(wait)
+        }
+        None => Requeue::await_change(),
+    }
+}
+
+/// What the core needs besides the request.
+struct Loaded {
+    policies: Vec<AccessPolicy>,
+    reviews: Vec<AccessReview>,
+    namespace_labels: Option<BTreeMap<String, String>>,
+    other_live_grants: Vec<String>,
+    extended: Option<ApprovalRequest>,
+    superseded_by: Option<Supersession>,
+}
+
+async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, Error> {
+    let name = req.name_any();
+    let status = req.status.clone().unwrap_or_default();
+    let terminal = req.status.is_some() && status.phase.is_terminal();
+    let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
+    let reviews: Vec<AccessReview> = reviews_api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.request.name == name)
+        .collect();
+    if terminal {
+        // The core only records late reviews and watches the retention clock.
+        return Ok(Loaded {
+            policies: Vec::new(),
+            reviews,
+            namespace_labels: None,
+            other_live_grants: Vec::new(),
+            extended: None,
+            superseded_by: None,
+        });
+    }
+    let policies = Api::<AccessPolicy>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?
+        .items;
+    let first_evaluation = status.requirements.is_none();
+    let namespace_labels =
+        if first_evaluation && policies.iter().any(|p| p.spec.namespaces.selector.is_some()) {
+            Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(ns)
+                .await
+                .map_err(Error::Kube)?
+                .map(|n| n.labels().clone())
+        } else {
+            None
+        };
+    let requests: Api<ApprovalRequest> = Api::namespaced(ctx.client.clone(), ns);
+    let extended = match (&req.spec.extends, first_evaluation) {
+        (Some(e), true) => requests.get_opt(e).await.map_err(Error::Kube)?,
+        _ => None,
+    };
+    let mut superseded_by = None;
+    if status.approved_at.is_some() {
+        let newer = requests.list(&ListParams::default()).await.map_err(Error::Kube)?;
+        superseded_by = newer.items.iter().find_map(|o| {
+            if o.spec.extends.as_deref() != Some(name.as_str())
+                || o.spec.requester.username != req.spec.requester.username
+            {
+                return None;
+            }
+            let at = o.status.as_ref()?.grant.as_ref()?.granted_at?;
+            Some(Supersession { by: o.name_any(), at })
+        });
+    }
+    let max_active = status
+        .requirements
+        .as_ref()
+        .and_then(|r| r.max_active_per_requester)
+        .is_some()
+        || (first_evaluation && policies.iter().any(|p| p.spec.max_active_per_requester.is_some()));
+    let other_live_grants = if max_active && status.approved_at.is_none() {
+        let all: Api<ApprovalRequest> = Api::all(ctx.client.clone());
+        let policy = status.requirements.as_ref().map(|r| r.policy.clone());
+        all.list(&ListParams::default())
+            .await
+            .map_err(Error::Kube)?
+            .items
+            .into_iter()
+            .filter(|o| o.uid() != req.uid() && o.spec.requester.username == req.spec.requester.username)
+            .filter(|o| {
+                o.status.as_ref().is_some_and(|s| {
+                    matches!(s.phase, Phase::Approved | Phase::Active)
+                        && (policy.is_none() || s.requirements.as_ref().map(|r| r.policy.clone()) == policy)
+                })
+            })
+            .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Loaded {
+        policies,
+        reviews,
+        namespace_labels,
+        other_live_grants,
+        extended,
+        superseded_by,
+    })
+}
+
+/// Adds the finalizer; returns the updated request. The resourceVersion in the
+/// patch makes it fail (and retry) if someone else changed the list meanwhile.
+async fn add_finalizer(req: &ApprovalRequest, api: &Api<ApprovalRequest>) -> Result<ApprovalRequest, Error> {
+    let mut finalizers = req.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": req.resource_version()}});
+    api.patch(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Kube)
+}
+
+async fn remove_finalizer(req: &ApprovalRequest, api: &Api<ApprovalRequest>) -> Result<(), Error> {
+    let finalizers: Vec<String> = req
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": req.resource_version()}});
+    match api
+        .patch(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Deletion of a request: revoke its grant, then let the deletion finish.
+async fn finalize(
+    req: &ApprovalRequest,
+    ctx: &Context,
+    api: &Api<ApprovalRequest>,
+) -> Result<Requeue, Error> {
+    if !req.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Requeue::await_change());
+    }
+    let ns = req.namespace().unwrap_or_default();
+    let kind = req.spec.role.kind.binding_kind(req.spec.scope);
+    let name = decide::binding_name(
+        &ns,
+        &req.name_any(),
+        req.uid().as_deref().unwrap_or_default(),
+        kind,
+    );
+    let target = decide::BindingRef {
+        kind,
+        name,
+        namespace: (kind == crate::api::BindingKind::RoleBinding).then_some(ns),
+    };
+    if grant::remove_binding(&ctx.client, &target).await? {
+        publish(
+            ctx,
+            req,
+            EventType::Normal,
+            "GrantRevoked",
+            "Delete",
+            format!("request deleted: binding {} removed", target.name),
+        )
+        .await;
+    }
+    remove_finalizer(req, api).await?;
+    Ok(Requeue::await_change())
+}
+
+/// Retention passed: delete the reviews of the request, then the request.
+async fn delete_record(
+    req: &ApprovalRequest,
+    ctx: &Context,
+    api: &Api<ApprovalRequest>,
+    reviews: &[AccessReview],
+) -> Result<(), Error> {
+    let ns = req.namespace().unwrap_or_default();
+    let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), &ns);
+    for r in reviews
+        .iter()
+        .filter(|r| Some(r.spec.request.uid.as_str()) == req.uid().as_deref())
+    {
+        match reviews_api.delete(&r.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    info!(request = %req.name_any(), namespace = %ns, "retention passed: deleting the request and its reviews");
+    match api.delete(&req.name_any(), &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Writes each review's verdict to its status, only when it changed.
+async fn record_reviews(
+    ctx: &Context,
+    ns: &str,
+    reviews: &[AccessReview],
+    ev: &Evaluation,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
+    for v in &ev.verdicts {
+        let Some(review) = reviews.iter().find(|r| r.name_any() == v.review) else {
+            continue;
+        };
+        let current = review.status.clone().unwrap_or_default();
+        if current.accepted == Some(v.accepted)
+            && current.reason.as_deref() == Some(v.reason.as_str())
+            && current.message.as_deref() == Some(v.message.as_str())
+        {
+            continue;
+        }
+        let status = AccessReviewStatus {
+            accepted: Some(v.accepted),
+            reason: Some(v.reason.clone()),
+            message: Some(v.message.clone()),
+            observed_at: Some(now),
+        };
+        let patch = json!({"status": status});
+        match api
+            .patch_status(&v.review, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the request's status when it changed, and announces a phase change.
+async fn record_status(
+    req: &ApprovalRequest,
+    ctx: &Context,
+    api: &Api<ApprovalRequest>,
+    ev: &Evaluation,
+) -> Result<(), Error> {
+    if req.status.as_ref() == Some(&ev.status) {
+        debug!(request = %req.name_any(), "status unchanged");
+        return Ok(());
+    }
+    // Replace, not merge: fields that disappear (eligibleReviewers after approval)
+    // must disappear; the resourceVersion makes a stale write fail and retry.
+    let mut updated = req.clone();
+    updated.status = Some(ev.status.clone());
+    api.replace_status(&req.name_any(), &PostParams::default(), &updated)
+        .await
+        .map_err(Error::Kube)?;
+    let before = req.status.as_ref().map(|s| s.phase);
+    if before != Some(ev.status.phase) {
+        announce(req, ctx, before, ev).await;
+    }
+    Ok(())
+}
+
+async fn announce(req: &ApprovalRequest, ctx: &Context, before: Option<Phase>, ev: &Evaluation) {
+    let s = &ev.status;
+    let phase = s.phase;
+    ctx.metrics
+        .transitions
+        .get_or_create(&metrics::PhaseLabel {
+            phase: phase.as_str().to_string(),
+        })
+        .inc();
+    let condition = |t: &str| s.conditions.iter().find(|c| c.type_ == t).cloned();
+    let forced = condition(decide::APPROVED).is_some_and(|c| c.reason == "ForceApproved");
+    if phase == Phase::Active && before.is_none_or(|b| b == Phase::Pending) {
+        if let (Some(approved), Some(granted)) = (s.approved_at, s.grant.as_ref().and_then(|g| g.granted_at))
+        {
+            let latency = (((ctx.clock)()) - approved.max(granted))
+                .num_milliseconds()
+                .max(0);
+            ctx.metrics.approval_to_grant.observe(latency as f64 / 1000.0);
+        }
+    }
+    let (type_, reason, note) = match phase {
+        Phase::Active if forced && before.is_none_or(|b| b == Phase::Pending) => (
+            EventType::Warning,
+            "ForceApproved",
+            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
+        ),
+        Phase::Denied | Phase::Rejected | Phase::Failed | Phase::TimedOut => (
+            EventType::Warning,
+            phase.as_str(),
+            condition(decide::APPROVED)
+                .or_else(|| condition(decide::COMPLETE))
+                .map(|c| c.message)
+                .unwrap_or_default(),
+        ),
+        Phase::Approved if forced => (
+            EventType::Warning,
+            "ForceApproved",
+            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
+        ),
+        _ => (
+            EventType::Normal,
+            phase.as_str(),
+            condition(decide::GRANTED)
+                .filter(|_| matches!(phase, Phase::Active | Phase::Approved))
+                .or_else(|| condition(decide::COMPLETE))
+                .map(|c| c.message)
+                .unwrap_or_default(),
+        ),
+    };
+    info!(request = %req.name_any(), namespace = ?req.namespace(), from = ?before, to = %phase, "phase changed");
+    publish(ctx, req, type_, reason, "Evaluate", note).await;
+}
+
+async fn publish(
+    ctx: &Context,
+    req: &ApprovalRequest,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_string(),
+        secondary: None,
+    };
+    // Events are informational: failing to publish one must not fail the reconcile.
+    if let Err(e) = ctx.recorder.publish(&event, &req.object_ref(&())).await {
+        warn!(request = %req.name_any(), error = %e, "could not publish event");
+    }
+}
+
+/// A binding could not be applied: say so in the status, where users look.
+async fn record_failure(req: &ApprovalRequest, ctx: &Context, api: &Api<ApprovalRequest>, err: &Error) {
+    let now = (ctx.clock)();
+    let mut status = req.status.clone().unwrap_or_default();
+    let message = format!("could not create the binding: {err}; retrying");
+    let existing = status.conditions.iter_mut().find(|c| c.type_ == decide::GRANTED);
+    match existing {
+        Some(c) if c.reason == "BindingFailed" && c.message == message => return,
+        Some(c) => {
+            if c.status != crate::api::ConditionStatus::False {
+                c.last_transition_time = now;
+            }
+            c.status = crate::api::ConditionStatus::False;
+            c.reason = "BindingFailed".into();
+            c.message = message.clone();
+        }
+        None => status.conditions.push(crate::api::Condition {
+            type_: decide::GRANTED.into(),
+            status: crate::api::ConditionStatus::False,
+            reason: "BindingFailed".into(),
+            message: message.clone(),
+            observed_generation: req.metadata.generation,
+            last_transition_time: now,
+        }),
+    }
+    let patch = json!({"status": {"conditions": status.conditions}});
+    if let Err(e) = api
+        .patch_status(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        warn!(request = %req.name_any(), error = %e, "could not record the binding failure");
+    }
+    publish(ctx, req, EventType::Warning, "BindingFailed", "Grant", message).await;
+}
+
+/// After an error: retry with backoff, never crash.
+pub fn error_policy(req: Arc<ApprovalRequest>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&metrics::ErrorLabel {
+            error: err.label().to_string(),
+        })
+        .inc();
+    warn!(request = %req.name_any(), namespace = ?req.namespace(), error = %err, "reconcile failed; retrying");
+    // Conflicts resolve on the next read; other errors get a slower retry.
+    let conflict = matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409);
+    Requeue::requeue(if conflict {
+        StdDuration::from_millis(200)
+    } else {
+        StdDuration::from_secs(5)
+    })
+}

@@ -1,0 +1,517 @@
+//! The real reconcile against an in-process fake API server (kube-fake-client):
+//! request -> reviews -> binding -> expiry -> binding gone, and the ways a grant
+//! can end or be tampered with. The clock is the context's, so expiry is tested
+//! without sleeping.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use gatehouse::{
+    api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
+    controller::{self, grant, metrics::Metrics, Context},
+};
+use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    api::{Api, DeleteParams, Patch, PatchParams, PostParams},
+    runtime::events::{Recorder, Reporter},
+    Client, ResourceExt,
+};
+use kube_fake_client::ClientBuilder;
+use serde_json::json;
+
+fn at(hhmm: &str) -> DateTime<Utc> {
+    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
+}
+
+fn stamp(t: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).unwrap())
+}
+
+/// kube-fake-client registers every custom resource as namespaced, so the
+/// (cluster-scoped) policy is stored under a placeholder namespace; the operator
+/// lists policies across all namespaces, which finds it either way.
+async fn create_policy(client: &Client, policy: &AccessPolicy) {
+    let resource = kube::core::ApiResource::erase::<AccessPolicy>(&());
+    let api: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(client.clone(), "fake-cluster-scope", &resource);
+    let obj: kube::core::DynamicObject =
+        serde_json::from_value(serde_json::to_value(policy).unwrap()).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+struct Rig {
+    client: Client,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    ctx: Arc<Context>,
+}
+
+impl Rig {
+    async fn new(extra: Vec<serde_json::Value>) -> Rig {
+        let client = ClientBuilder::new()
+            .with_resource::<AccessPolicy>()
+            .with_resource::<ApprovalRequest>()
+            .with_resource::<AccessReview>()
+            .with_status_subresource::<AccessPolicy>()
+            .with_status_subresource::<ApprovalRequest>()
+            .with_status_subresource::<AccessReview>()
+            .with_runtime_objects(extra)
+            .build()
+            .await
+            .unwrap();
+        let clock = Arc::new(Mutex::new(at("10:00")));
+        let ctx = Rig::context(&client, &clock);
+        let policy: AccessPolicy = serde_saphyr::from_str(
+            r#"
+apiVersion: gatehouse.dev/v1alpha1
+kind: AccessPolicy
+metadata: {name: team-view}
+spec:
+  requesters: {groups: [dev]}
+  roles: [{kind: ClusterRole, name: view}]
+  namespaces: {names: [team]}
+  duration: {default: 1h, max: 4h}
+  justification: RequireForRevoke
+  approval: {reviewers: {groups: [sre]}}
+  retention: 24h
+"#,
+        )
+        .unwrap();
+        create_policy(&client, &policy).await;
+        Rig { client, clock, ctx }
+    }
+
+    /// A fresh context, as after an operator restart.
+    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+        let clock = clock.clone();
+        Arc::new(Context {
+            client: client.clone(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "gatehouse".into(),
+                    instance: None,
+                },
+            ),
+            metrics: Arc::new(Metrics::default()),
+            clock: Arc::new(move || *clock.lock().unwrap()),
+        })
+    }
+
+    fn set_time(&self, hhmm: &str) {
+        *self.clock.lock().unwrap() = at(hhmm);
+    }
+
+    fn requests(&self) -> Api<ApprovalRequest> {
+        Api::namespaced(self.client.clone(), "team")
+    }
+
+    fn reviews(&self) -> Api<AccessReview> {
+        Api::namespaced(self.client.clone(), "team")
+    }
+
+    fn bindings(&self) -> Api<RoleBinding> {
+        Api::namespaced(self.client.clone(), "team")
+    }
+
+    async fn request(&self, name: &str, created: &str) -> ApprovalRequest {
+        let mut r: ApprovalRequest = serde_saphyr::from_str(&format!(
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: ApprovalRequest\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  requester: {{username: dana, groups: [dev]}}\n  role: {{kind: ClusterRole, name: view}}\n  reason: debug checkout"
+        ))
+        .unwrap();
+        r.metadata.creation_timestamp = Some(stamp(at(created)));
+        self.requests().create(&PostParams::default(), &r).await.unwrap()
+    }
+
+    async fn review(
+        &self,
+        req: &ApprovalRequest,
+        name: &str,
+        who: &str,
+        group: &str,
+        decision: &str,
+        when: &str,
+    ) {
+        let mut r: AccessReview = serde_saphyr::from_str(&format!(
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: AccessReview\nmetadata: {{name: {name}, namespace: team}}\nspec:\n  request: {{name: {}, uid: {}}}\n  decision: {decision}\n  reviewer: {{username: {who}, groups: [{group}]}}\n  comment: done",
+            req.name_any(),
+            req.uid().unwrap()
+        ))
+        .unwrap();
+        r.metadata.creation_timestamp = Some(stamp(at(when)));
+        self.reviews().create(&PostParams::default(), &r).await.unwrap();
+    }
+
+    /// Runs the real reconcile on the stored request, as the controller would.
+    async fn reconcile(&self, name: &str) -> Result<kube::runtime::controller::Action, controller::Error> {
+        let req = self.requests().get(name).await.unwrap();
+        controller::reconcile(Arc::new(req), self.ctx.clone()).await
+    }
+
+    async fn phase(&self, name: &str) -> Phase {
+        self.requests().get(name).await.unwrap().status.unwrap().phase
+    }
+
+    async fn binding(&self, req: &str) -> Option<RoleBinding> {
+        let r = self.requests().get(req).await.unwrap();
+        let name = r.status.as_ref()?.grant.as_ref()?.name.clone();
+        self.bindings().get_opt(&name).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn approval_grants_a_binding_that_is_removed_at_expiry() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.reconcile("dana-view").await.unwrap();
+    let stored = rig.requests().get("dana-view").await.unwrap();
+    assert_eq!(stored.status.as_ref().unwrap().phase, Phase::Pending);
+    assert!(stored.finalizers().contains(&controller::FINALIZER.to_string()));
+
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:05");
+    let requeue = rig.reconcile("dana-view").await.unwrap();
+    assert_eq!(rig.phase("dana-view").await, Phase::Active);
+    // Requeued for the exact expiry, one hour after the approval.
+    let expected = kube::runtime::controller::Action::requeue(
+        std::time::Duration::from_secs(3600) + std::time::Duration::from_millis(50),
+    );
+    assert_eq!(requeue, expected);
+
+    let rb = rig.binding("dana-view").await.expect("binding exists");
+    assert_eq!(rb.role_ref.name, "view");
+    assert_eq!(rb.role_ref.kind, "ClusterRole");
+    let subjects = rb.subjects.clone().unwrap();
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+        ("User", "dana")
+    );
+    assert_eq!(
+        rb.labels().get(grant::REQUEST_NAME).map(String::as_str),
+        Some("dana-view")
+    );
+    assert_eq!(
+        rb.annotations().get(grant::EXPIRES_AT).map(String::as_str),
+        Some("2026-11-23T11:05:00Z")
+    );
+    let owner = &rb.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("ApprovalRequest", req.uid().unwrap().as_str())
+    );
+
+    let review = rig.reviews().get("erin-ok").await.unwrap().status.unwrap();
+    assert_eq!(
+        (review.accepted, review.reason.as_deref()),
+        (Some(true), Some("Approved"))
+    );
+
+    rig.set_time("11:05");
+    assert_eq!(
+        rig.reconcile("dana-view").await.unwrap(),
+        kube::runtime::controller::Action::requeue(
+            std::time::Duration::from_secs(24 * 3600) + std::time::Duration::from_millis(50)
+        )
+    );
+    assert_eq!(rig.phase("dana-view").await, Phase::Expired);
+    assert!(
+        rig.binding("dana-view").await.is_none(),
+        "binding removed at expiry"
+    );
+    let grant = rig
+        .requests()
+        .get("dana-view")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .grant
+        .unwrap();
+    assert_eq!(grant.revoked_at, Some(at("11:05")));
+}
+
+#[tokio::test]
+async fn status_is_written_only_when_it_changes() {
+    let rig = Rig::new(vec![]).await;
+    rig.request("dana-view", "10:00").await;
+    rig.reconcile("dana-view").await.unwrap();
+    let before = rig.requests().get("dana-view").await.unwrap().resource_version();
+    rig.set_time("10:30");
+    rig.reconcile("dana-view").await.unwrap();
+    rig.reconcile("dana-view").await.unwrap();
+    assert_eq!(
+        rig.requests().get("dana-view").await.unwrap().resource_version(),
+        before
+    );
+}
+
+#[tokio::test]
+async fn revoke_removes_the_binding_and_cancel_ends_a_pending_request() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.reconcile("dana-view").await.unwrap();
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:06");
+    rig.reconcile("dana-view").await.unwrap();
+    assert!(rig.binding("dana-view").await.is_some());
+    rig.review(&req, "dana-done", "dana", "dev", "Revoke", "10:20")
+        .await;
+    rig.set_time("10:20");
+    rig.reconcile("dana-view").await.unwrap();
+    assert_eq!(rig.phase("dana-view").await, Phase::Revoked);
+    assert!(rig.binding("dana-view").await.is_none());
+
+    let other = rig.request("dana-again", "10:30").await;
+    rig.set_time("10:30");
+    rig.reconcile("dana-again").await.unwrap();
+    rig.review(&other, "dana-cancel", "dana", "dev", "Cancel", "10:31")
+        .await;
+    rig.set_time("10:31");
+    rig.reconcile("dana-again").await.unwrap();
+    assert_eq!(rig.phase("dana-again").await, Phase::Canceled);
+}
+
+#[tokio::test]
+async fn an_ignored_review_gets_its_reason_in_its_status() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "dana-self", "dana", "sre", "Approve", "10:01")
+        .await;
+    rig.set_time("10:02");
+    rig.reconcile("dana-view").await.unwrap();
+    let status = rig.reviews().get("dana-self").await.unwrap().status.unwrap();
+    assert_eq!(
+        (status.accepted, status.reason.as_deref()),
+        (Some(false), Some("SelfApproval"))
+    );
+    assert_eq!(rig.phase("dana-view").await, Phase::Pending);
+}
+
+#[tokio::test]
+async fn a_binding_changed_or_deleted_by_hand_is_restored() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:06");
+    rig.reconcile("dana-view").await.unwrap();
+    let rb = rig.binding("dana-view").await.unwrap();
+
+    let tamper =
+        json!({"subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]});
+    rig.bindings()
+        .patch(&rb.name_any(), &PatchParams::default(), &Patch::Merge(&tamper))
+        .await
+        .unwrap();
+    rig.reconcile("dana-view").await.unwrap();
+    let restored = rig.binding("dana-view").await.unwrap();
+    let names: Vec<String> = restored.subjects.unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["dana"]);
+
+    rig.bindings()
+        .delete(&rb.name_any(), &DeleteParams::default())
+        .await
+        .unwrap();
+    rig.reconcile("dana-view").await.unwrap();
+    assert!(
+        rig.binding("dana-view").await.is_some(),
+        "deleted binding recreated while access is valid"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_request_revokes_its_grant_before_it_goes() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:06");
+    rig.reconcile("dana-view").await.unwrap();
+    assert!(rig.binding("dana-view").await.is_some());
+    let binding_name = rig.binding("dana-view").await.unwrap().name_any();
+
+    // The fake deletes at once, ignoring finalizers; hand the reconcile what a real
+    // API server shows while a finalizer holds the object: a deletionTimestamp.
+    let mut deleting = rig.requests().get("dana-view").await.unwrap();
+    deleting.metadata.deletion_timestamp = Some(stamp(at("10:10")));
+    controller::reconcile(Arc::new(deleting), rig.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        rig.bindings().get_opt(&binding_name).await.unwrap().is_none(),
+        "grant revoked"
+    );
+    let left = rig.requests().get("dana-view").await.unwrap();
+    assert!(
+        !left.finalizers().contains(&controller::FINALIZER.to_string()),
+        "finalizer released"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_removes_expired_and_orphaned_bindings_only() {
+    let managed = |name: &str, expires: &str, request: &str| {
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "team",
+                "labels": {"app.kubernetes.io/managed-by": "gatehouse", "gatehouse.dev/request-namespace": "team",
+                           "gatehouse.dev/request-name": request},
+                "annotations": {"gatehouse.dev/expires-at": expires}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
+        })
+    };
+    let mut foreign = managed("someone-elses", "2000-01-01T00:00:00Z", "x");
+    foreign["metadata"]["labels"] = json!({"team": "platform"});
+    let rig = Rig::new(vec![
+        managed("expired", "2026-11-23T09:00:00Z", "dana-view"),
+        managed("orphan", "2026-11-23T18:00:00Z", "gone"),
+        managed("valid", "2026-11-23T18:00:00Z", "dana-view"),
+        foreign,
+    ])
+    .await;
+    rig.request("dana-view", "09:00").await;
+    let removed = grant::sweep(&rig.client, at("10:00")).await.unwrap();
+    assert_eq!(removed, 2);
+    let left: Vec<String> = rig
+        .bindings()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|b| b.name_any())
+        .collect();
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.contains(&"valid".to_string()) && left.contains(&"someone-elses".to_string()),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.reconcile("dana-view").await.unwrap();
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    // The operator was down from 10:01 to 10:30: a new context, nothing in memory.
+    let restarted = Rig {
+        client: rig.client.clone(),
+        clock: rig.clock.clone(),
+        ctx: Rig::context(&rig.client, &rig.clock),
+    };
+    restarted.set_time("10:30");
+    restarted.reconcile("dana-view").await.unwrap();
+    assert_eq!(restarted.phase("dana-view").await, Phase::Active);
+    let status = restarted
+        .requests()
+        .get("dana-view")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        status.approved_at,
+        Some(at("10:05")),
+        "the approval time comes from the review, not the restart"
+    );
+    // Down again past the expiry: the next reconcile ends it at once.
+    let again = Rig {
+        client: rig.client.clone(),
+        clock: rig.clock.clone(),
+        ctx: Rig::context(&rig.client, &rig.clock),
+    };
+    again.set_time("12:00");
+    again.reconcile("dana-view").await.unwrap();
+    assert_eq!(again.phase("dana-view").await, Phase::Expired);
+    assert!(again
+        .bindings()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn retention_deletes_the_request_and_its_reviews_never_earlier() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "erin-no", "erin", "sre", "Reject", "10:05")
+        .await;
+    rig.set_time("10:06");
+    rig.reconcile("dana-view").await.unwrap();
+    assert_eq!(rig.phase("dana-view").await, Phase::Rejected);
+    *rig.clock.lock().unwrap() = at("10:04") + Duration::hours(24);
+    rig.reconcile("dana-view").await.unwrap();
+    assert!(
+        rig.requests().get_opt("dana-view").await.unwrap().is_some(),
+        "kept until retention (24h) passes"
+    );
+    *rig.clock.lock().unwrap() = at("10:05") + Duration::hours(24);
+    rig.reconcile("dana-view").await.unwrap();
+    assert!(
+        rig.reviews().get_opt("erin-no").await.unwrap().is_none(),
+        "reviews deleted with the record"
+    );
+    // The fake ignores finalizers on delete; a real API server would wait for the
+    // next reconcile to release it (covered by the deletion test).
+    assert!(rig.requests().get_opt("dana-view").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_crash() {
+    // The API server refuses the binding (in a real cluster: 403, the operator may
+    // not bind that role); the fake can only say so with a 500.
+    let funcs = kube_fake_client::interceptor::Funcs::new().patch(|ctx| {
+        if ctx.name.starts_with("gatehouse-") {
+            return Err(kube_fake_client::Error::Internal(
+                "rolebindings.rbac.authorization.k8s.io is forbidden: attempt to grant extra privileges"
+                    .into(),
+            ));
+        }
+        Ok(None)
+    });
+    let client = ClientBuilder::new()
+        .with_resource::<AccessPolicy>()
+        .with_resource::<ApprovalRequest>()
+        .with_resource::<AccessReview>()
+        .with_status_subresource::<ApprovalRequest>()
+        .with_status_subresource::<AccessReview>()
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let clock = Arc::new(Mutex::new(at("10:06")));
+    let rig = Rig {
+        ctx: Rig::context(&client, &clock),
+        client,
+        clock,
+    };
+    let policy: AccessPolicy = serde_saphyr::from_str(
+        "apiVersion: gatehouse.dev/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p}\nspec:\n  requesters: {groups: [dev]}\n  roles: [{kind: ClusterRole, name: view}]\n  namespaces: {names: [team]}\n  approval: {reviewers: {groups: [sre]}}",
+    )
+    .unwrap();
+    create_policy(&rig.client, &policy).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    let err = rig.reconcile("dana-view").await.unwrap_err();
+    assert!(err.to_string().contains("forbidden"), "{err}");
+    let requeue = controller::error_policy(Arc::new(req), &err, rig.ctx.clone());
+    assert_eq!(
+        requeue,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
+    );
+    let status = rig.requests().get("dana-view").await.unwrap().status.unwrap();
+    let granted = status.conditions.iter().find(|c| c.type_ == "Granted").unwrap();
+    assert_eq!(granted.reason, "BindingFailed");
+    assert!(
+        granted.message.contains("attempt to grant extra privileges"),
+        "{}",
+        granted.message
+    );
+}
