@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Starts a real, empty Kubernetes control plane (etcd + kube-apiserver +
+# kube-controller-manager) on 127.0.0.1 with state in DIR, for the Gatehouse
+# e2e tests. No kubelet, no scheduler, no Docker: objects are stored and
+# admitted for real, but pods never run.
+#
+# Usage: up.sh DIR        (stop with: down.sh DIR)
+#
+# Creates in DIR:
+#   kubeconfig   admin kubeconfig (token auth); contexts admin (current), alice, bob, carol
+#   tokens.csv   the --token-auth-file (admin in system:masters, alice/developers, bob/sre, carol/security)
+#   pki/         CA, apiserver serving cert, service-account signing keys
+#   etcd/        etcd data
+#   pids         "name pid" per started process, read by down.sh
+#   env          shell snippet with ports and paths
+#   *.log        one log per process
+#
+# Environment:
+#   GATEHOUSE_UP_TIMEOUT          seconds to wait for /readyz (default 60)
+#   GATEHOUSE_NO_CONTROLLER_MANAGER=1  do not start kube-controller-manager
+#   GATEHOUSE_APISERVER_EXTRA_ARGS     extra kube-apiserver flags (word-split), e.g. --feature-gates=...
+#   plus everything build.sh reads (GATEHOUSE_CACHE, GATEHOUSE_ETCD_SOURCE, ...)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log() { printf '[up] %s\n' "$*" >&2; }
+die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $# -eq 1 ]] || die "usage: $0 DIR"
+mkdir -p "$1"
+dir=$(cd "$1" && pwd)
+timeout=${GATEHOUSE_UP_TIMEOUT:-60}
+
+for tool in openssl curl setsid; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+
+# Refuse to start a second control plane over a live one: it would wipe the
+# etcd data under the running etcd and orphan its processes.
+if [[ -s "$dir/pids" ]]; then
+  while read -r name pid; do
+    # Same PID-reuse guard as down.sh: only a process whose flags name DIR counts.
+    if [[ -r /proc/$pid/cmdline && "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$dir/"* ]]; then
+      die "$name (pid $pid) from a previous up.sh is still running; run $here/down.sh $dir first"
+    fi
+  done <"$dir/pids"
+fi
+
+bin=$("$here/build.sh" | tail -n1)
+for b in etcd kube-apiserver kube-controller-manager; do
+  [[ -x "$bin/$b" ]] || die "build.sh did not produce $bin/$b"
+done
+
+# Every run is a fresh, empty cluster: tests must not depend on leftovers,
+# and certificates/tokens are cheap to regenerate.
+rm -rf "$dir/pki" "$dir/etcd" "$dir/kcm-certs"
+rm -f "$dir"/*.log "$dir/pids" "$dir/kubeconfig" "$dir/tokens.csv" "$dir/env" "$dir/kcm.kubeconfig"
+mkdir -p "$dir/pki" "$dir/etcd" "$dir/kcm-certs"
+chmod 700 "$dir/pki" "$dir/etcd"
+: >"$dir/pids"
+
+# ---------------------------------------------------------------- ports
+# Ports are drawn below the Linux ephemeral range (32768+) so they cannot
+# collide with the source port of some outgoing connection. A port is taken
+# if something accepts a connection on it. There is a small window between
+# probing and binding; if another process grabs the port then, the component
+# fails to start and the readiness wait reports it with its log.
+# pick_port runs in a $(...) subshell, so the caller records each pick.
+used_ports=()
+pick_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$(shuf -i 20000-32000 -n 1)
+    [[ " ${used_ports[*]} " == *" $p "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "could not find a free port on 127.0.0.1"
+}
+etcd_client_port=$(pick_port); used_ports+=("$etcd_client_port")
+etcd_peer_port=$(pick_port); used_ports+=("$etcd_peer_port")
+apiserver_port=$(pick_port); used_ports+=("$apiserver_port")
+kcm_port=$(pick_port); used_ports+=("$kcm_port")
+
+# ---------------------------------------------------------------- pki
+log "generating certificates and tokens in $dir/pki"
+pki=$dir/pki
+ossl() { openssl "$@" 2>>"$dir/openssl.log" >/dev/null; }
+# EC P-256: generating RSA keys is the slowest part of startup otherwise.
+ossl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+  -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 30 -subj "/CN=gatehouse-e2e-ca" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+ossl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+  -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" -subj "/CN=kube-apiserver"
+# The kubernetes.default* names and 10.0.0.1 (first IP of the service range)
+# are what in-cluster clients would use; they are names in a certificate, not
+# addresses anything binds to.
+cat >"$pki/apiserver.ext" <<'EOF'
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1
+EOF
+ossl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+  -out "$pki/apiserver.crt" -days 30 -extfile "$pki/apiserver.ext"
+# RSA for the service-account keys: RS256 is what every token consumer supports.
+ossl genrsa -out "$pki/sa.key" 2048
+ossl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+chmod 600 "$pki"/*.key
+
+tok() { openssl rand -hex 16; }
+admin_token=$(tok)
+kcm_token=$(tok)
+alice_token=$(tok)
+bob_token=$(tok)
+carol_token=$(tok)
+# Format: token,user,uid,"group1,group2". KCM authenticates as the user the
+# RBAC bootstrap policy already grants (system:kube-controller-manager).
+cat >"$dir/tokens.csv" <<EOF
+$admin_token,admin,uid-admin,"system:masters"
+$kcm_token,system:kube-controller-manager,uid-kcm,
+$alice_token,alice,uid-alice,"developers"
+$bob_token,bob,uid-bob,"sre"
+$carol_token,carol,uid-carol,"security"
+EOF
+chmod 600 "$dir/tokens.csv"
+
+server=https://127.0.0.1:$apiserver_port
+ca_data=$(base64 -w0 <"$pki/ca.crt")
+{
+  cat <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: gatehouse-e2e
+  cluster:
+    server: $server
+    certificate-authority-data: $ca_data
+current-context: admin
+contexts:
+EOF
+  for u in admin alice bob carol; do
+    printf -- '- name: %s\n  context:\n    cluster: gatehouse-e2e\n    user: %s\n' "$u" "$u"
+  done
+  echo "users:"
+  printf -- '- name: admin\n  user:\n    token: %s\n' "$admin_token"
+  printf -- '- name: alice\n  user:\n    token: %s\n' "$alice_token"
+  printf -- '- name: bob\n  user:\n    token: %s\n' "$bob_token"
+  printf -- '- name: carol\n  user:\n    token: %s\n' "$carol_token"
+} >"$dir/kubeconfig"
+cat >"$dir/kcm.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: gatehouse-e2e
+  cluster:
+    server: $server
+    certificate-authority-data: $ca_data
+current-context: kcm
+contexts:
+- name: kcm
+  context:
+    cluster: gatehouse-e2e
+    user: kcm
+users:
+- name: kcm
+  user:
+    token: $kcm_token
+EOF
+chmod 600 "$dir/kubeconfig" "$dir/kcm.kubeconfig"
+
+# ---------------------------------------------------------------- processes
+# If anything below fails, stop what was already started instead of leaving
+# orphans listening on loopback.
+started_ok=0
+cleanup_on_failure() {
+  if [[ $started_ok != 1 ]]; then
+    log "startup failed; stopping what was started"
+    "$here/down.sh" "$dir" >&2 || true
+  fi
+}
+trap cleanup_on_failure EXIT
+
+tail_logs() {
+  local f
+  for f in "$dir"/etcd.log "$dir"/kube-apiserver.log "$dir"/kube-controller-manager.log; do
+    [[ -f "$f" ]] || continue
+    printf '\n----- last 30 lines of %s -----\n' "$f" >&2
+    tail -n 30 "$f" >&2
+  done
+}
+
+# setsid: the processes get their own session so that they outlive this
+# script and a Ctrl-C in the caller's terminal does not hit them; down.sh
+# stops them by PID.
+start() {
+  local name=$1
+  shift
+  setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
+  local pid=$!
+  echo "$name $pid" >>"$dir/pids"
+  log "started $name (pid $pid)"
+}
+
+# Poll URL until it answers 200 or TIMEOUT seconds pass; fail early if the
+# process that should serve it has died.
+wait_http() {
+  local what=$1 url=$2 pid=$3 limit=$4 i
+  shift 4
+  for ((i = 0; i < limit * 4; i++)); do
+    if curl -fsS -o /dev/null --max-time 2 "$@" "$url" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail_logs
+      die "$what exited before becoming ready (see $dir/*.log)"
+    fi
+    sleep 0.25
+  done
+  tail_logs
+  die "$what did not become ready at $url within ${limit}s (see $dir/*.log)"
+}
+
+pid_of() { awk -v n="$1" '$1 == n {print $2}' "$dir/pids"; }
+
+etcd_url=http://127.0.0.1:$etcd_client_port
+etcd_peer=http://127.0.0.1:$etcd_peer_port
+etcd_args=(
+  --name=gatehouse-e2e
+  --data-dir="$dir/etcd"
+  --listen-client-urls="$etcd_url"
+  --advertise-client-urls="$etcd_url"
+  --listen-peer-urls="$etcd_peer"
+  --initial-advertise-peer-urls="$etcd_peer"
+  --initial-cluster="gatehouse-e2e=$etcd_peer"
+  --initial-cluster-state=new
+)
+# A throwaway test cluster does not need durability; skipping fsync makes
+# every write several times faster. Only added when this etcd knows the flag.
+if "$bin/etcd" --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then
+  etcd_args+=(--unsafe-no-fsync)
+fi
+start etcd "$bin/etcd" "${etcd_args[@]}"
+wait_http etcd "$etcd_url/health" "$(pid_of etcd)" "$timeout"
+
+# shellcheck disable=SC2054 # the commas are inside flag values, not separators
+apiserver_args=(
+  --bind-address=127.0.0.1
+  --advertise-address=127.0.0.1
+  --secure-port="$apiserver_port"
+  --etcd-servers="$etcd_url"
+  --tls-cert-file="$pki/apiserver.crt"
+  --tls-private-key-file="$pki/apiserver.key"
+  --client-ca-file="$pki/ca.crt"
+  --token-auth-file="$dir/tokens.csv"
+  --authorization-mode=Node,RBAC
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local
+  --service-account-key-file="$pki/sa.pub"
+  --service-account-signing-key-file="$pki/sa.key"
+  --service-cluster-ip-range=10.0.0.0/24
+  # No kubelets/endpoints exist; without this the apiserver keeps rewriting
+  # the kubernetes Service endpoints to 127.0.0.1, which is useless noise.
+  --endpoint-reconciler-type=none
+  # Keeps the apiserver from writing self-signed certs to /var/run/kubernetes.
+  --cert-dir="$dir/pki"
+  --profiling=false
+)
+# ValidatingAdmissionPolicy (GA since 1.30) and MutatingAdmissionPolicy
+# (GA since 1.36, admissionregistration.k8s.io/v1) are on by default in the
+# pinned version, so no --runtime-config/--feature-gates are needed here.
+# shellcheck disable=SC2206 # word-splitting the extra args is the point
+apiserver_args+=(${GATEHOUSE_APISERVER_EXTRA_ARGS:-})
+start kube-apiserver "$bin/kube-apiserver" "${apiserver_args[@]}"
+wait_http kube-apiserver "$server/readyz" "$(pid_of kube-apiserver)" "$timeout" \
+  --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token"
+
+if [[ "${GATEHOUSE_NO_CONTROLLER_MANAGER:-0}" != 1 ]]; then
+  # shellcheck disable=SC2054 # the commas are inside flag values, not separators
+  kcm_args=(
+    --kubeconfig="$dir/kcm.kubeconfig"
+    --authentication-kubeconfig="$dir/kcm.kubeconfig"
+    --authorization-kubeconfig="$dir/kcm.kubeconfig"
+    # The apiserver has no front-proxy/requestheader CA; without this KCM
+    # logs "missing content for CA bundle" errors about it every few ms.
+    --authentication-skip-lookup
+    --bind-address=127.0.0.1
+    --secure-port="$kcm_port"
+    --cert-dir="$dir/kcm-certs"
+    --leader-elect=false
+    # Only controllers that make sense without nodes: cascading deletes,
+    # namespace deletion, aggregated ClusterRoles (admin/edit/view), default
+    # ServiceAccounts in new namespaces and legacy SA token secrets.
+    --controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller,serviceaccount-controller,serviceaccount-token-controller
+    # Like kubeadm: each controller acts with its own RBAC-scoped service
+    # account instead of KCM's identity.
+    --use-service-account-credentials=true
+    --service-account-private-key-file="$pki/sa.key"
+    --root-ca-file="$pki/ca.crt"
+    --profiling=false
+  )
+  start kube-controller-manager "$bin/kube-controller-manager" "${kcm_args[@]}"
+  # /healthz is in KCM's always-allowed paths, so no credentials are needed.
+  wait_http kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" \
+    "$(pid_of kube-controller-manager)" "$timeout" --insecure
+fi
+
+cat >"$dir/env" <<EOF
+GATEHOUSE_E2E_KUBECONFIG=$dir/kubeconfig
+GATEHOUSE_E2E_SERVER=$server
+GATEHOUSE_E2E_ETCD=$etcd_url
+GATEHOUSE_E2E_KCM_PORT=$kcm_port
+GATEHOUSE_E2E_BIN=$bin
+EOF
+
+started_ok=1
+log "control plane is ready at $server (state in $dir, stop with $here/down.sh $dir)"
+echo "export GATEHOUSE_E2E_KUBECONFIG=$dir/kubeconfig"
