@@ -63,6 +63,8 @@ pub struct AccessPolicySpec {
     /// How many live grants one requester may hold under this policy at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    // Kubernetes knows int32/int64 formats only; "uint32" draws a warning.
+    #[schemars(extend("format" = "int32"))]
     pub max_active_per_requester: Option<u32>,
     /// How long terminal requests and their reviews are kept as the audit record
     /// before the operator deletes them (Go duration). Default 720h.
@@ -113,6 +115,7 @@ pub struct ApprovalRules {
     /// Distinct eligible reviewers needed in total (across all stages). Default 1.
     #[serde(default = "default_min_approvals")]
     #[schemars(range(min = 1, max = 100))]
+    #[schemars(extend("format" = "int32"))]
     pub min_approvals: u32,
     /// Ordered review stages; stage N+1 opens when stage N is satisfied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -174,6 +177,7 @@ pub struct Stage {
     /// Distinct approvals this stage needs (with `Any`; with `All`, per group). Default 1.
     #[serde(default = "default_min_approvals")]
     #[schemars(range(min = 1, max = 100))]
+    #[schemars(extend("format" = "int32"))]
     pub min_approvals: u32,
 }
 

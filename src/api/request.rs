@@ -295,6 +295,8 @@ pub struct Requirements {
     pub auto_approved: bool,
     /// Live grants one requester may hold under the policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Kubernetes knows int32/int64 formats only; "uint32" draws a warning.
+    #[schemars(extend("format" = "int32"))]
     pub max_active_per_requester: Option<u32>,
     /// Audit retention after the request ends (Go duration).
     pub retention: String,
@@ -305,8 +307,10 @@ pub struct Requirements {
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalCount {
     /// Approvals needed in total.
+    #[schemars(extend("format" = "int32"))]
     pub required: u32,
     /// Approvals counted so far.
+    #[schemars(extend("format" = "int32"))]
     pub received: u32,
     /// "received/required", for `kubectl get`.
     pub summary: String,
@@ -356,8 +360,10 @@ pub struct StageStatus {
     /// `Waiting`, `Pending` (open), `Approved` or `Rejected`.
     pub status: ReviewState,
     /// Approvals needed.
+    #[schemars(extend("format" = "int32"))]
     pub required: u32,
     /// Approvals counted.
+    #[schemars(extend("format" = "int32"))]
     pub received: u32,
     /// When the stage opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
