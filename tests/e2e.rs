@@ -56,6 +56,28 @@ impl Drop for Operator {
     }
 }
 
+fn start_operator(kubeconfig: &str, port: u16, extra: &[&str], identity: &str) -> Operator {
+    let mut args = vec![
+        "run".to_string(),
+        "--http-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--sweep-interval".into(),
+        "5s".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Operator(
+        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(&args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", identity)
+            .env("RUST_LOG", "info,gatehouse=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -290,23 +312,7 @@ async fn grant_lifecycle_on_a_real_api_server() {
 
     let kubeconfig = std::env::var(KUBECONFIG_ENV).unwrap();
     let port = free_port();
-    let _operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args([
-                "run",
-                "--leader-election=false",
-                "--http-addr",
-                &format!("127.0.0.1:{port}"),
-                "--sweep-interval",
-                "5s",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,gatehouse=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let operator = start_operator(&kubeconfig, port, &["--leader-election=false"], "solo");
     let scene = Scene {
         ns: ns.clone(),
         alice: as_user(&admin_config, "alice", &["developers"]),
@@ -462,6 +468,71 @@ async fn grant_lifecycle_on_a_real_api_server() {
     // A health check while we are here.
     let health = reqwest_free_get(port, "/healthz").await;
     assert_eq!(health, "ok");
+    let metrics = reqwest_free_get(port, "/metrics").await;
+    for family in [
+        "gatehouse_reconcile_duration_seconds",
+        "gatehouse_phase_transitions_total",
+        "gatehouse_expiry_lag_seconds",
+    ] {
+        assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("gatehouse_phase_transitions_total{phase=\"Active\"}"),
+        "{metrics}"
+    );
+
+    // Two replicas with leader election: one holds the Lease and acts; when it
+    // dies the other takes over and the work goes on.
+    drop(operator);
+    let lease_args = [
+        "--leader-election=true",
+        "--lease-namespace",
+        ns.as_str(),
+        "--lease-name",
+        "gatehouse-e2e",
+    ];
+    let mut replicas = vec![
+        (
+            "replica-a",
+            start_operator(&kubeconfig, free_port(), &lease_args, "replica-a"),
+        ),
+        (
+            "replica-b",
+            start_operator(&kubeconfig, free_port(), &lease_args, "replica-b"),
+        ),
+    ];
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(admin.clone(), &ns);
+    let holder = |other_than: Option<String>| {
+        let leases = leases.clone();
+        async move {
+            let lease = leases.get_opt("gatehouse-e2e").await.ok()??;
+            let holder = lease.spec?.holder_identity?;
+            (Some(&holder) != other_than.as_ref()).then_some(holder)
+        }
+    };
+    let leader = eventually("a replica to take the lease", StdDuration::from_secs(30), || {
+        holder(None)
+    })
+    .await;
+    let req = scene.request("alice-led", "1h").await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    scene.phase_becomes("alice-led", Phase::Active).await;
+    let position = replicas
+        .iter()
+        .position(|(name, _)| *name == leader)
+        .expect("the holder is one of the replicas");
+    drop(replicas.remove(position)); // SIGKILL: no release, the lease has to lapse
+    let successor = eventually(
+        "the other replica to take over",
+        StdDuration::from_secs(45),
+        || holder(Some(leader.clone())),
+    )
+    .await;
+    assert_eq!(successor, replicas[0].0);
+    let req = scene.request("alice-after-failover", "1h").await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    scene.phase_becomes("alice-after-failover", Phase::Active).await;
+    drop(replicas);
 
     Api::<Namespace>::all(admin.clone())
         .delete(&ns, &DeleteParams::default())
