@@ -47,6 +47,12 @@ struct Rig {
 
 impl Rig {
     async fn new(extra: Vec<serde_json::Value>) -> Rig {
+        Rig::with(extra, kube_fake_client::interceptor::Funcs::new()).await
+    }
+
+    /// A fake API server holding `extra` objects and the team-view policy, with
+    /// `funcs` intercepting calls (fault injection).
+    async fn with(extra: Vec<serde_json::Value>, funcs: kube_fake_client::interceptor::Funcs) -> Rig {
         let client = ClientBuilder::new()
             .with_resource::<AccessPolicy>()
             .with_resource::<ApprovalRequest>()
@@ -55,6 +61,7 @@ impl Rig {
             .with_status_subresource::<ApprovalRequest>()
             .with_status_subresource::<AccessReview>()
             .with_runtime_objects(extra)
+            .with_interceptor_funcs(funcs)
             .build()
             .await
             .unwrap();
@@ -475,27 +482,8 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         }
         Ok(None)
     });
-    let client = ClientBuilder::new()
-        .with_resource::<AccessPolicy>()
-        .with_resource::<ApprovalRequest>()
-        .with_resource::<AccessReview>()
-        .with_status_subresource::<ApprovalRequest>()
-        .with_status_subresource::<AccessReview>()
-        .with_interceptor_funcs(funcs)
-        .build()
-        .await
-        .unwrap();
-    let clock = Arc::new(Mutex::new(at("10:06")));
-    let rig = Rig {
-        ctx: Rig::context(&client, &clock),
-        client,
-        clock,
-    };
-    let policy: AccessPolicy = serde_saphyr::from_str(
-        "apiVersion: gatehouse.dev/v1alpha1\nkind: AccessPolicy\nmetadata: {name: p}\nspec:\n  requesters: {groups: [dev]}\n  roles: [{kind: ClusterRole, name: view}]\n  namespaces: {names: [team]}\n  approval: {reviewers: {groups: [sre]}}",
-    )
-    .unwrap();
-    create_policy(&rig.client, &policy).await;
+    let rig = Rig::with(vec![], funcs).await;
+    rig.set_time("10:06");
     let req = rig.request("dana-view", "10:00").await;
     rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
         .await;
