@@ -7,9 +7,11 @@
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
 //! - [`admission`]: the admission policies `gatehouse admission` prints.
 //! - [`rbac`]: least-privilege RBAC for the operator and users (`gatehouse rbac`).
+//! - [`cli`]: the `kubectl gatehouse` plugin for requesters and reviewers.
 
 pub mod admission;
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;

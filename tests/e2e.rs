@@ -78,6 +78,21 @@ fn start_operator(kubeconfig: &str, port: u16, extra: &[&str], identity: &str) -
     )
 }
 
+/// A copy of the admin kubeconfig that impersonates `user` in `groups`, so the
+/// plugin runs as that person without knowing it is impersonation.
+fn impersonating_kubeconfig(admin: &str, user: &str, groups: &[&str]) -> std::path::PathBuf {
+    let mut kc = Kubeconfig::read_from(admin).unwrap();
+    for named in &mut kc.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.to_string());
+            auth.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        }
+    }
+    let path = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{user}.kubeconfig", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+    path
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -464,6 +479,57 @@ async fn grant_lifecycle_on_a_real_api_server() {
     );
     let own = scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
     assert!(!own.is_empty(), "the real reviewer is still accepted");
+
+    // The kubectl plugin, as a new user would use it: alice requests, bob approves.
+    let alice_kc = impersonating_kubeconfig(&kubeconfig, "alice", &["developers"]);
+    let bob_kc = impersonating_kubeconfig(&kubeconfig, "bob", &["sre"]);
+    let plugin = |kc: &std::path::Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubectl-gatehouse"))
+            .args(args)
+            .env("KUBECONFIG", kc)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, out) = plugin(
+        &alice_kc,
+        &[
+            "request",
+            "view",
+            "-n",
+            &ns,
+            "--for",
+            "30m",
+            "--reason",
+            "plugin",
+            "--name",
+            "alice-plugin",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    scene.phase_becomes("alice-plugin", Phase::Pending).await;
+    let (code, out) = plugin(&bob_kc, &["pending", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("alice-plugin"),
+        "bob sees the request he can review: {out}"
+    );
+    let (code, out) = plugin(
+        &bob_kc,
+        &["approve", "alice-plugin", "-n", &ns, "--comment", "ok"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    scene.phase_becomes("alice-plugin", Phase::Active).await;
+    let (code, out) = plugin(&alice_kc, &["status", "alice-plugin", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Active") && out.contains("bob"), "{out}");
+    let (code, out) = plugin(&alice_kc, &["approve", "alice-plugin", "-n", &ns]);
+    assert_eq!(code, Some(4), "a review that does not count exits 4: {out}");
 
     // A health check while we are here.
     let health = reqwest_free_get(port, "/healthz").await;
