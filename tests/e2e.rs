@@ -598,16 +598,26 @@ async fn grant_lifecycle_on_a_real_api_server() {
     let req = scene.request("alice-after-failover", "1h").await;
     scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
     scene.phase_becomes("alice-after-failover", Phase::Active).await;
-    drop(replicas);
-
+    // Clean up while an operator still runs: its finalizer on the requests must be
+    // released for the namespace to go.
     Api::<Namespace>::all(admin.clone())
         .delete(&ns, &DeleteParams::default())
         .await
         .unwrap();
-    Api::<AccessPolicy>::all(admin)
+    Api::<AccessPolicy>::all(admin.clone())
         .delete(&format!("gh-e2e-{run}"), &DeleteParams::default())
         .await
         .unwrap();
+    eventually(
+        "the test namespace to be deleted",
+        StdDuration::from_secs(60),
+        || async {
+            let api: Api<Namespace> = Api::all(admin.clone());
+            api.get_opt(&ns).await.ok()?.is_none().then_some(())
+        },
+    )
+    .await;
+    drop(replicas);
 }
 
 /// GET on the operator's HTTP port, without an HTTP client dependency.
