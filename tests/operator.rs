@@ -100,6 +100,7 @@ spec:
                 },
             ),
             metrics: Arc::new(Metrics::default()),
+            failures: Default::default(),
             clock: Arc::new(move || *clock.lock().unwrap()),
         })
     }
@@ -489,11 +490,14 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         .await;
     let err = rig.reconcile("dana-view").await.unwrap_err();
     assert!(err.to_string().contains("forbidden"), "{err}");
-    let requeue = controller::error_policy(Arc::new(req), &err, rig.ctx.clone());
-    assert_eq!(
-        requeue,
-        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5))
-    );
+    // Retries back off: 1 s, 2 s, 4 s ... capped at 5 minutes.
+    let req = Arc::new(req);
+    let delays: Vec<_> = (0..3)
+        .map(|_| controller::error_policy(req.clone(), &err, rig.ctx.clone()))
+        .collect();
+    let secs = |n| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(n));
+    assert_eq!(delays, [secs(1), secs(2), secs(4)]);
+    assert_eq!(controller::backoff(30), std::time::Duration::from_secs(300));
     let status = rig.requests().get("dana-view").await.unwrap().status.unwrap();
     let granted = status.conditions.iter().find(|c| c.type_ == "Granted").unwrap();
     assert_eq!(granted.reason, "BindingFailed");

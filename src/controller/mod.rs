@@ -9,7 +9,11 @@ pub mod grant;
 pub mod metrics;
 pub mod run;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration as StdDuration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration as StdDuration,
+};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Namespace;
@@ -74,6 +78,8 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// The clock: `Utc::now` in production, a controllable one in tests.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// Consecutive failed reconciles per request (`namespace/name`), for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -88,6 +94,7 @@ impl Context {
             client,
             metrics,
             clock: Arc::new(Utc::now),
+            failures: Mutex::default(),
         }
     }
 }
@@ -100,6 +107,11 @@ fn is_not_found(e: &kube::Error) -> bool {
 pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(&req, &ctx).await;
+    if result.is_ok() {
+        if let Ok(mut failures) = ctx.failures.lock() {
+            failures.remove(&object_key(&req));
+        }
+    }
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -560,11 +572,30 @@ pub fn error_policy(req: Arc<ApprovalRequest>, err: &Error, ctx: Arc<Context>) -
         })
         .inc();
     warn!(request = %req.name_any(), namespace = ?req.namespace(), error = %err, "reconcile failed; retrying");
-    // Conflicts resolve on the next read; other errors get a slower retry.
+    // Conflicts resolve on the next read; other errors back off exponentially
+    // per request (1 s, 2 s, 4 s, ... up to 5 min), so a role the operator may
+    // not bind does not hammer the API server.
     let conflict = matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409);
-    Requeue::requeue(if conflict {
-        StdDuration::from_millis(200)
-    } else {
-        StdDuration::from_secs(5)
-    })
+    if conflict {
+        return Requeue::requeue(StdDuration::from_millis(200));
+    }
+    let attempt = match ctx.failures.lock() {
+        Ok(mut failures) => {
+            let n = failures.entry(object_key(&req)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    Requeue::requeue(backoff(attempt))
+}
+
+/// Delay before retry number `attempt` (from 1): doubling from 1 s, capped at 5 min.
+pub fn backoff(attempt: u32) -> StdDuration {
+    let secs = 1u64.checked_shl(attempt.saturating_sub(1)).unwrap_or(u64::MAX);
+    StdDuration::from_secs(secs.min(300))
+}
+
+fn object_key(req: &ApprovalRequest) -> String {
+    format!("{}/{}", req.namespace().unwrap_or_default(), req.name_any())
 }
