@@ -437,7 +437,6 @@ impl<'a> Replay<'a> {
     }
 
     fn handle(&mut self, review: &AccessReview, t: DateTime<Utc>) {
-        let who = &review.spec.reviewer;
         let decision = review.spec.decision;
         if Some(review.spec.request.uid.as_str()) != self.input.request.uid().as_deref() {
             let message = format!(
@@ -464,7 +463,6 @@ impl<'a> Replay<'a> {
             State::Pending => self.handle_pending(review, t),
             State::Approved { at, .. } => self.handle_approved(review, t, at),
         }
-        let _ = who;
     }
 
     fn handle_pending(&mut self, review: &AccessReview, t: DateTime<Utc>) {
@@ -1189,17 +1187,14 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
             at,
             generation,
         )),
-        (None, Some((phase, at, reason, message))) => {
-            let _ = phase;
-            conditions.push(condition(
-                APPROVED,
-                ConditionStatus::False,
-                reason,
-                message.clone(),
-                *at,
-                generation,
-            ))
-        }
+        (None, Some((_, at, reason, message))) => conditions.push(condition(
+            APPROVED,
+            ConditionStatus::False,
+            reason,
+            message.clone(),
+            *at,
+            generation,
+        )),
         (None, None) => {
             let stage = open
                 .filter(|_| rules.explicit_stages)
