@@ -16,8 +16,10 @@ use kube::{
     runtime::events::{Recorder, Reporter},
     Client, ResourceExt,
 };
-use kube_fake_client::ClientBuilder;
 use serde_json::json;
+
+mod common;
+use common::{create_policy, fake_api};
 
 fn at(hhmm: &str) -> DateTime<Utc> {
     format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
@@ -25,18 +27,6 @@ fn at(hhmm: &str) -> DateTime<Utc> {
 
 fn stamp(t: DateTime<Utc>) -> Time {
     Time(Timestamp::from_second(t.timestamp()).unwrap())
-}
-
-/// kube-fake-client registers every custom resource as namespaced, so the
-/// (cluster-scoped) policy is stored under a placeholder namespace; the operator
-/// lists policies across all namespaces, which finds it either way.
-async fn create_policy(client: &Client, policy: &AccessPolicy) {
-    let resource = kube::core::ApiResource::erase::<AccessPolicy>(&());
-    let api: Api<kube::core::DynamicObject> =
-        Api::namespaced_with(client.clone(), "fake-cluster-scope", &resource);
-    let obj: kube::core::DynamicObject =
-        serde_json::from_value(serde_json::to_value(policy).unwrap()).unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap();
 }
 
 struct Rig {
@@ -53,18 +43,7 @@ impl Rig {
     /// A fake API server holding `extra` objects and the team-view policy, with
     /// `funcs` intercepting calls (fault injection).
     async fn with(extra: Vec<serde_json::Value>, funcs: kube_fake_client::interceptor::Funcs) -> Rig {
-        let client = ClientBuilder::new()
-            .with_resource::<AccessPolicy>()
-            .with_resource::<ApprovalRequest>()
-            .with_resource::<AccessReview>()
-            .with_status_subresource::<AccessPolicy>()
-            .with_status_subresource::<ApprovalRequest>()
-            .with_status_subresource::<AccessReview>()
-            .with_runtime_objects(extra)
-            .with_interceptor_funcs(funcs)
-            .build()
-            .await
-            .unwrap();
+        let client = fake_api(extra, funcs).await;
         let clock = Arc::new(Mutex::new(at("10:00")));
         let ctx = Rig::context(&client, &clock);
         let policy: AccessPolicy = serde_saphyr::from_str(

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use gatehouse::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope},
+    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope},
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, RequestArgs},
 };
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -16,8 +16,10 @@ use kube::{
     api::{Api, ListParams, Patch, PatchParams, PostParams},
     Client, ResourceExt,
 };
-use kube_fake_client::ClientBuilder;
 use serde_json::json;
+
+mod common;
+use common::{create_policy, fake_api};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:30:00Z".parse().unwrap()
@@ -41,18 +43,6 @@ fn sam() -> Identity {
     }
 }
 
-/// Same placement as tests/operator.rs: the fake registers every custom resource as
-/// namespaced, so the (cluster-scoped) policy lives under a placeholder namespace.
-async fn create_policy(client: &Client, yaml: &str) {
-    let policy: AccessPolicy = serde_saphyr::from_str(yaml).unwrap();
-    let resource = kube::core::ApiResource::erase::<AccessPolicy>(&());
-    let api: Api<kube::core::DynamicObject> =
-        Api::namespaced_with(client.clone(), "fake-cluster-scope", &resource);
-    let obj: kube::core::DynamicObject =
-        serde_json::from_value(serde_json::to_value(&policy).unwrap()).unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap();
-}
-
 const TEAM_VIEW: &str = r#"
 apiVersion: gatehouse.dev/v1alpha1
 kind: AccessPolicy
@@ -66,17 +56,8 @@ spec:
 "#;
 
 async fn fake() -> Client {
-    let client = ClientBuilder::new()
-        .with_resource::<AccessPolicy>()
-        .with_resource::<ApprovalRequest>()
-        .with_resource::<AccessReview>()
-        .with_status_subresource::<AccessPolicy>()
-        .with_status_subresource::<ApprovalRequest>()
-        .with_status_subresource::<AccessReview>()
-        .build()
-        .await
-        .unwrap();
-    create_policy(&client, TEAM_VIEW).await;
+    let client = fake_api(vec![], Default::default()).await;
+    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
     client
 }
 
