@@ -582,9 +582,7 @@ impl<'a> Replay<'a> {
                     );
                 }
                 self.rejected_by = Some((who.username.clone(), who.groups.clone(), t));
-                self.verdict(review, t, true, "Rejected", "the request is rejected".into());
-                let message = format!("rejected by {}{}", who.username, comment_suffix(review));
-                self.end(Phase::Rejected, t, "Rejected", message);
+                self.conclude(review, t, Phase::Rejected, "the request is rejected", "rejected");
             }
             Decision::Revoke => {
                 self.verdict(
@@ -619,13 +617,19 @@ impl<'a> Replay<'a> {
                 "access has already started; use Revoke to end it".into(),
             );
         }
-        self.verdict(review, t, true, "Canceled", "the request is canceled".into());
+        self.conclude(review, t, Phase::Canceled, "the request is canceled", "canceled");
+    }
+
+    /// An accepted review that ends the request: its verdict, and the phase with
+    /// who ended it (and their comment) as the message.
+    fn conclude(&mut self, review: &AccessReview, t: DateTime<Utc>, phase: Phase, verdict: &str, verb: &str) {
+        self.verdict(review, t, true, phase.as_str(), verdict.to_string());
         let message = format!(
-            "canceled by {}{}",
+            "{verb} by {}{}",
             review.spec.reviewer.username,
             comment_suffix(review)
         );
-        self.end(Phase::Canceled, t, "Canceled", message);
+        self.end(phase, t, phase.as_str(), message);
     }
 
     fn handle_approved(&mut self, review: &AccessReview, t: DateTime<Utc>, approved_at: DateTime<Utc>) {
@@ -662,9 +666,7 @@ impl<'a> Replay<'a> {
                         "the policy requires a comment on a revocation".into(),
                     );
                 }
-                self.verdict(review, t, true, "Revoked", "access is revoked".into());
-                let message = format!("revoked by {}{}", who.username, comment_suffix(review));
-                self.end(Phase::Revoked, t, "Revoked", message);
+                self.conclude(review, t, Phase::Revoked, "access is revoked", "revoked");
             }
             Decision::Comment => {}
         }
