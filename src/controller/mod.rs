@@ -227,12 +227,18 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
             superseded_by: None,
         });
     }
-    let policies = Api::<AccessPolicy>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::Kube)?
-        .items;
     let first_evaluation = status.requirements.is_none();
+    // Policies matter only until the snapshot is taken; after that the core
+    // works from status.requirements, so the list call is saved.
+    let policies = if first_evaluation {
+        Api::<AccessPolicy>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::Kube)?
+            .items
+    } else {
+        Vec::new()
+    };
     let namespace_labels =
         if first_evaluation && policies.iter().any(|p| p.spec.namespaces.selector.is_some()) {
             Api::<Namespace>::all(ctx.client.clone())
