@@ -60,6 +60,12 @@ pub struct AccessPolicySpec {
     /// Requests matching this rule are approved without a reviewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_approve: Option<AutoApprove>,
+    /// Who else than the requester may receive access (`spec.subject` of a request):
+    /// users, groups, ServiceAccounts. Empty: access goes to the requester only.
+    /// Such requests are never auto-approved, and whoever would receive the access
+    /// cannot approve it (unless `approval.allowSelfApproval`).
+    #[serde(default, skip_serializing_if = "Grantees::is_empty")]
+    pub grantees: Grantees,
     /// How many live grants one requester may hold under this policy at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -269,6 +275,45 @@ pub struct AutoApprove {
     /// Roles that are approved automatically.
     #[schemars(length(min = 1, max = 64))]
     pub roles: Vec<RoleRef>,
+}
+
+/// Subjects other than the requester that a policy lets requests hand access to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Grantees {
+    /// Users that may receive access requested by someone else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
+    pub users: Vec<String>,
+    /// Groups that may receive access (a binding to the group: every member gets it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub groups: Vec<String>,
+    /// ServiceAccounts that may receive access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub service_accounts: Vec<ServiceAccountRef>,
+}
+
+impl Grantees {
+    /// Whether the policy names no grantee: access goes to requesters only.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty() && self.service_accounts.is_empty()
+    }
+}
+
+/// A ServiceAccount a policy lets requests grant access to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    /// Namespace of the ServiceAccount. Omitted: the ServiceAccount of this name in the
+    /// request's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    pub namespace: Option<String>,
+    /// Name of the ServiceAccount.
+    #[schemars(length(min = 1, max = 253), regex(pattern = NAME_PATTERN))]
+    pub name: String,
 }
 
 /// Observed state of a policy.

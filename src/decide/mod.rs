@@ -197,7 +197,24 @@ fn binding_ref(req: &ApprovalRequest) -> BindingRef {
     }
 }
 
-fn subject_of(req: &ApprovalRequest) -> Subject {
+/// Whether `who` would receive the access the request grants: the subject user, a
+/// member of the subject group, or the subject ServiceAccount itself. Such a
+/// person's approval does not count, as for the requester's own.
+pub fn benefits(req: &ApprovalRequest, who: &Identity) -> bool {
+    let subject = subject_of(req);
+    match subject.kind {
+        SubjectKind::User => subject.name == who.username,
+        SubjectKind::Group => who.groups.contains(&subject.name),
+        SubjectKind::ServiceAccount => {
+            let namespace = subject.namespace.unwrap_or_default();
+            who.username == format!("system:serviceaccount:{namespace}:{}", subject.name)
+        }
+    }
+}
+
+/// Who receives access: `spec.subject`, with a ServiceAccount's namespace
+/// defaulted to the request's, or the requester's user.
+pub fn subject_of(req: &ApprovalRequest) -> Subject {
     match &req.spec.subject {
         Some(s) => Subject {
             namespace: match s.kind {
@@ -321,6 +338,11 @@ impl<'a> Replay<'a> {
 
     fn is_self(&self, who: &Identity) -> bool {
         who.username == self.requester.username
+    }
+
+    /// The requester, or someone who would receive the access (`spec.subject`).
+    fn is_beneficiary(&self, who: &Identity) -> bool {
+        self.is_self(who) || benefits(self.input.request, who)
     }
 
     fn in_force_group(&self, who: &Identity) -> bool {
@@ -469,14 +491,16 @@ impl<'a> Replay<'a> {
         let who = review.spec.reviewer.clone();
         match review.spec.decision {
             Decision::Approve => {
-                if self.is_self(&who) && !self.rules.allow_self_approval {
-                    return self.verdict(
-                        review,
-                        t,
-                        false,
-                        "SelfApproval",
-                        "the requester's own approval does not count".into(),
-                    );
+                if self.is_beneficiary(&who) && !self.rules.allow_self_approval {
+                    let message = if self.is_self(&who) {
+                        "the requester's own approval does not count".to_string()
+                    } else {
+                        format!(
+                            "{} would receive this access (spec.subject), so their approval does not count",
+                            who.username
+                        )
+                    };
+                    return self.verdict(review, t, false, "SelfApproval", message);
                 }
                 if self.approvals.iter().any(|a| a.reviewer == who.username) {
                     return self.verdict(
@@ -797,20 +821,6 @@ fn first_admission(input: &Input) -> Result<crate::api::Requirements, Denial> {
             "OneTime requests are not executed by this version of Gatehouse; request JIT access instead",
         ));
     }
-    // Reviewers approve a person's access; handing it to someone else (another
-    // user, a group, a service account) would let an approved or auto-approved
-    // requester grant what nobody reviewed for that subject.
-    if let Some(subject) = &req.spec.subject {
-        if subject.kind != SubjectKind::User || subject.name != req.spec.requester.username {
-            return Err(Denial::new(
-                "SubjectNotAllowed",
-                format!(
-                    "access can only be granted to the requester: omit spec.subject or set it to User {}",
-                    req.spec.requester.username
-                ),
-            ));
-        }
-    }
     if let Some(name) = &req.spec.extends {
         let Some(old) = input.extended else {
             return Err(Denial::new(
@@ -820,11 +830,12 @@ fn first_admission(input: &Input) -> Result<crate::api::Requirements, Denial> {
         };
         let same = old.spec.requester.username == req.spec.requester.username
             && old.spec.role == req.spec.role
-            && old.spec.scope == req.spec.scope;
+            && old.spec.scope == req.spec.scope
+            && subject_of(old) == subject_of(req);
         if !same {
             return Err(Denial::new(
                 "InvalidExtends",
-                format!("request {name} is for another requester, role or scope; only your own request for the same access can be extended"),
+                format!("request {name} is for another requester, subject, role or scope; only your own request for the same access can be extended"),
             ));
         }
         let phase = old.status.as_ref().map(|s| s.phase).unwrap_or_default();

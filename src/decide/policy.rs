@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::{duration, window::Window, Denial};
 use crate::api::{
     AccessPolicy, AccessPolicySpec, ApprovalRequest, ApprovalRules, Justification, Requirements, Scope,
-    StageOperator,
+    StageOperator, SubjectKind,
 };
 
 /// Duration when neither the request nor the policy names one.
@@ -374,10 +374,13 @@ pub fn admit(req: &ApprovalRequest, policy: &AccessPolicy) -> Result<Requirement
             format!("AccessPolicy {name} requires a justification: set spec.reason"),
         ));
     }
-    let auto_approved = spec
-        .auto_approve
-        .as_ref()
-        .is_some_and(|a| a.subjects.matches(&req.spec.requester) && a.roles.contains(&req.spec.role));
+    let for_someone_else = check_subject(req, spec, &name)?;
+    // autoApprove names requesters; access for someone else always goes to reviewers.
+    let auto_approved = !for_someone_else
+        && spec
+            .auto_approve
+            .as_ref()
+            .is_some_and(|a| a.subjects.matches(&req.spec.requester) && a.roles.contains(&req.spec.role));
     let approval: ApprovalRules = spec.approval.clone();
     Ok(Requirements {
         policy: name,
@@ -393,4 +396,66 @@ pub fn admit(req: &ApprovalRequest, policy: &AccessPolicy) -> Result<Requirement
             .clone()
             .unwrap_or_else(|| DEFAULT_RETENTION.to_string()),
     })
+}
+
+/// Checks `spec.subject` against the policy's `grantees`. Returns whether access goes
+/// to someone other than the requester. Reviewers approve access for the subject the
+/// request names; without this rule an approved or auto-approved requester could hand
+/// access to a user, group or ServiceAccount nobody agreed to.
+fn check_subject(req: &ApprovalRequest, spec: &AccessPolicySpec, policy: &str) -> Result<bool, Denial> {
+    let Some(asked) = &req.spec.subject else {
+        return Ok(false);
+    };
+    if asked.kind == SubjectKind::User && asked.name == req.spec.requester.username {
+        return Ok(false);
+    }
+    let subject = super::subject_of(req);
+    let namespace = req.namespace().unwrap_or_default();
+    let grantees = &spec.grantees;
+    let allowed = match subject.kind {
+        SubjectKind::User => grantees.users.contains(&subject.name),
+        SubjectKind::Group => grantees.groups.contains(&subject.name),
+        SubjectKind::ServiceAccount => grantees.service_accounts.iter().any(|sa| {
+            sa.name == subject.name
+                && sa.namespace.as_deref().unwrap_or(&namespace)
+                    == subject.namespace.as_deref().unwrap_or_default()
+        }),
+    };
+    if allowed {
+        return Ok(true);
+    }
+    let kind = match subject.kind {
+        SubjectKind::User => "User",
+        SubjectKind::Group => "Group",
+        SubjectKind::ServiceAccount => "ServiceAccount",
+    };
+    let who = match &subject.namespace {
+        Some(ns) if subject.kind == SubjectKind::ServiceAccount => format!("{ns}/{}", subject.name),
+        _ => subject.name.clone(),
+    };
+    let mut listed: Vec<String> = Vec::new();
+    listed.extend(grantees.users.iter().map(|u| format!("User {u}")));
+    listed.extend(grantees.groups.iter().map(|g| format!("Group {g}")));
+    listed.extend(grantees.service_accounts.iter().map(|sa| {
+        format!(
+            "ServiceAccount {}/{}",
+            sa.namespace.as_deref().unwrap_or(&namespace),
+            sa.name
+        )
+    }));
+    let allows = if listed.is_empty() {
+        format!(
+            "it grants access to the requester only: omit spec.subject or set it to User {}",
+            req.spec.requester.username
+        )
+    } else {
+        format!(
+            "besides the requester it allows: {} (spec.grantees)",
+            listed.join(", ")
+        )
+    };
+    Err(Denial::new(
+        "SubjectNotAllowed",
+        format!("AccessPolicy {policy} does not let requests grant access to {kind} {who}; {allows}"),
+    ))
 }

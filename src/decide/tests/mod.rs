@@ -1139,7 +1139,7 @@ fn the_binding_name_is_deterministic_and_bound_to_the_uid() {
 }
 
 #[test]
-fn access_is_granted_only_to_the_requester() {
+fn access_goes_to_the_requester_unless_the_policy_names_grantees() {
     let mut auto = simple_policy();
     auto.spec.auto_approve = Some(
         serde_saphyr::from_str("subjects: {groups: [dev]}\nroles: [{kind: ClusterRole, name: view}]")
@@ -1154,11 +1154,180 @@ fn access_is_granted_only_to_the_requester() {
         req.spec.subject = Some(serde_saphyr::from_str(subject).unwrap());
         let (reason, message) = denial(&eval(std::slice::from_ref(&auto), &req, &[], "10:01"));
         assert_eq!(reason, "SubjectNotAllowed", "{subject}");
-        assert!(message.contains("User dana"), "{message}");
+        assert!(
+            message.contains("requester only") && message.contains("User dana"),
+            "{message}"
+        );
     }
     let mut req = dana_view();
     req.spec.subject = Some(serde_saphyr::from_str("{kind: User, name: dana}").unwrap());
     assert_eq!(eval(&[auto], &req, &[], "10:01").status.phase, Phase::Active);
+}
+
+fn grantee_policy() -> AccessPolicy {
+    let mut p = simple_policy();
+    p.spec.grantees = serde_saphyr::from_str(
+        "users: [erin]\ngroups: [oncall]\nserviceAccounts: [{name: deployer}, {namespace: ci, name: runner}]",
+    )
+    .unwrap();
+    p.spec.auto_approve = Some(
+        serde_saphyr::from_str("subjects: {groups: [dev]}\nroles: [{kind: ClusterRole, name: view}]")
+            .unwrap(),
+    );
+    p
+}
+
+fn for_subject(subject: &str) -> ApprovalRequest {
+    let mut req = dana_view();
+    req.spec.subject = Some(serde_saphyr::from_str(subject).unwrap());
+    req
+}
+
+#[test]
+fn a_policy_can_let_requests_grant_access_to_its_listed_grantees() {
+    let p = grantee_policy();
+    let cases = [
+        ("{kind: User, name: erin}", SubjectKind::User, "erin", None),
+        ("{kind: Group, name: oncall}", SubjectKind::Group, "oncall", None),
+        // A ServiceAccount listed without a namespace is the one in the request's namespace.
+        (
+            "{kind: ServiceAccount, name: deployer}",
+            SubjectKind::ServiceAccount,
+            "deployer",
+            Some("team"),
+        ),
+        (
+            "{kind: ServiceAccount, name: runner, namespace: ci}",
+            SubjectKind::ServiceAccount,
+            "runner",
+            Some("ci"),
+        ),
+    ];
+    for (subject, kind, name, namespace) in cases {
+        let req = for_subject(subject);
+        // autoApprove matches dana, but access for someone else always needs a reviewer.
+        let ev = eval(std::slice::from_ref(&p), &req, &[], "10:01");
+        assert_eq!(ev.status.phase, Phase::Pending, "{subject}");
+        let ev = eval(
+            std::slice::from_ref(&p),
+            &req,
+            &[approve("fred", &["sre"], "10:05")],
+            "10:10",
+        );
+        assert_eq!(ev.status.phase, Phase::Active, "{subject}");
+        assert_eq!(
+            binding(&ev).subject,
+            Subject {
+                kind,
+                name: name.into(),
+                namespace: namespace.map(Into::into)
+            },
+            "{subject}"
+        );
+    }
+    for (subject, shown) in [
+        ("{kind: User, name: mallory}", "User mallory"),
+        ("{kind: Group, name: sre}", "Group sre"),
+        (
+            "{kind: ServiceAccount, name: runner}",
+            "ServiceAccount team/runner",
+        ),
+        (
+            "{kind: ServiceAccount, name: deployer, namespace: ci}",
+            "ServiceAccount ci/deployer",
+        ),
+    ] {
+        let (reason, message) = denial(&eval(
+            std::slice::from_ref(&p),
+            &for_subject(subject),
+            &[],
+            "10:01",
+        ));
+        assert_eq!(reason, "SubjectNotAllowed", "{subject}");
+        assert!(message.contains(shown), "{message}");
+        assert!(
+            message
+                .contains("User erin, Group oncall, ServiceAccount team/deployer, ServiceAccount ci/runner"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn whoever_would_receive_the_access_cannot_approve_it() {
+    let p = grantee_policy();
+    let cases = [
+        ("{kind: User, name: erin}", approve("erin", &["sre"], "10:05")),
+        (
+            "{kind: Group, name: oncall}",
+            approve("erin", &["sre", "oncall"], "10:05"),
+        ),
+        (
+            "{kind: ServiceAccount, name: deployer}",
+            approve("system:serviceaccount:team:deployer", &["sre"], "10:05"),
+        ),
+    ];
+    for (subject, review) in cases {
+        let req = for_subject(subject);
+        let name = review.name_any();
+        let ev = eval(
+            std::slice::from_ref(&p),
+            &req,
+            std::slice::from_ref(&review),
+            "10:10",
+        );
+        assert_eq!(ev.status.phase, Phase::Pending, "{subject}");
+        let v = verdict(&ev, &name);
+        assert_eq!(v.reason, "SelfApproval", "{subject}");
+        assert!(v.message.contains("would receive this access"), "{}", v.message);
+        // The same person approving someone else's access counts.
+        let ev = eval(
+            std::slice::from_ref(&p),
+            &dana_view(),
+            std::slice::from_ref(&review),
+            "10:10",
+        );
+        assert_eq!(ev.status.phase, Phase::Active, "{subject}");
+    }
+    // allowSelfApproval lets both the requester's and the beneficiary's approval count.
+    let mut lax = grantee_policy();
+    lax.spec.approval.allow_self_approval = true;
+    let ev = eval(
+        &[lax],
+        &for_subject("{kind: User, name: erin}"),
+        &[approve("erin", &["sre"], "10:05")],
+        "10:10",
+    );
+    assert_eq!(ev.status.phase, Phase::Active);
+}
+
+#[test]
+fn an_extension_must_be_for_the_same_subject() {
+    let p = grantee_policy();
+    let old = stored(
+        &for_subject("{kind: Group, name: oncall}"),
+        &eval(
+            std::slice::from_ref(&p),
+            &for_subject("{kind: Group, name: oncall}"),
+            &[approve("fred", &["sre"], "10:05")],
+            "10:10",
+        ),
+    );
+    assert_eq!(old.status.as_ref().unwrap().phase, Phase::Active);
+    let mut newer = request(
+        "dana-view-2",
+        "10:20",
+        "requester: {username: dana, groups: [dev]}\nrole: {kind: ClusterRole, name: view}\nextends: dana-view",
+    );
+    let ev = eval_with(std::slice::from_ref(&p), &newer, &[], "10:21", |i| {
+        i.extended = Some(&old)
+    });
+    let (reason, message) = denial(&ev);
+    assert_eq!(reason, "InvalidExtends");
+    assert!(message.contains("subject"), "{message}");
+    newer.spec.subject = Some(serde_saphyr::from_str("{kind: Group, name: oncall}").unwrap());
+    let ev = eval_with(&[p], &newer, &[], "10:21", |i| i.extended = Some(&old));
+    assert_eq!(ev.status.phase, Phase::Pending);
 }
 
 #[test]
