@@ -317,7 +317,7 @@ async fn grant_lifecycle_on_a_real_api_server() {
         "metadata": {"name": format!("gh-e2e-{run}")},
         "spec": {"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "view"}],
                  "namespaces": {"names": [ns]}, "duration": {"default": "1h", "max": "2h"},
-                 "approval": {"reviewers": {"groups": ["sre"]}}}
+                 "approval": {"reviewers": {"groups": ["sre"]}}, "grantees": {"groups": ["oncall"]}}
     }))
     .unwrap();
     Api::<AccessPolicy>::all(admin.clone())
@@ -530,6 +530,64 @@ async fn grant_lifecycle_on_a_real_api_server() {
     assert!(out.contains("Active") && out.contains("bob"), "{out}");
     let (code, out) = plugin(&alice_kc, &["approve", "alice-plugin", "-n", &ns]);
     assert_eq!(code, Some(4), "a review that does not count exits 4: {out}");
+
+    // Access for a group the policy lists as grantee: a reviewer in that group
+    // would approve access for himself, so only bob's approval counts.
+    let (code, out) = plugin(
+        &alice_kc,
+        &[
+            "request",
+            "view",
+            "-n",
+            &ns,
+            "--for",
+            "30m",
+            "--reason",
+            "incident",
+            "--subject",
+            "group:oncall",
+            "--name",
+            "alice-oncall",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("for Group oncall"), "{out}");
+    let (code, out) = plugin(
+        &alice_kc,
+        &[
+            "request",
+            "view",
+            "-n",
+            &ns,
+            "--subject",
+            "group:sre",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(1),
+        "a subject the policy does not list is refused up front: {out}"
+    );
+    assert!(out.contains("SubjectNotAllowed"), "{out}");
+    scene.phase_becomes("alice-oncall", Phase::Pending).await;
+    let dave_kc = impersonating_kubeconfig(&kubeconfig, "dave", &["sre", "oncall"]);
+    let (code, out) = plugin(&dave_kc, &["pending", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("alice-oncall"), "not dave's to review: {out}");
+    let (code, out) = plugin(&dave_kc, &["approve", "alice-oncall", "-n", &ns]);
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("SelfApproval"), "{out}");
+    let (code, out) = plugin(&bob_kc, &["approve", "alice-oncall", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    let active = scene.phase_becomes("alice-oncall", Phase::Active).await;
+    let grant = active.status.unwrap().grant.unwrap();
+    let subjects = scene.binding(&grant.name).await.unwrap().subjects.unwrap();
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+        ("Group", "oncall")
+    );
 
     // A health check while we are here.
     let health = reqwest_free_get(port, "/healthz").await;

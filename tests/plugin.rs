@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use gatehouse::{
-    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope},
+    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind},
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, RequestArgs},
 };
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -219,10 +219,61 @@ fn request_args(role: &str) -> RequestArgs {
         duration: Some("2h".into()),
         reason: Some("debug checkout".into()),
         policy: None,
+        subject: None,
         name: None,
         wait: false,
         timeout: None,
     }
+}
+
+#[test]
+fn subject_flag_names_a_user_group_or_service_account() {
+    let cases = [
+        ("user:erin", SubjectKind::User, "erin", None),
+        ("Group:oncall", SubjectKind::Group, "oncall", None),
+        (
+            "serviceaccount:deployer",
+            SubjectKind::ServiceAccount,
+            "deployer",
+            None,
+        ),
+        ("sa:ci/runner", SubjectKind::ServiceAccount, "runner", Some("ci")),
+        // Group names may contain colons.
+        ("group:system:masters", SubjectKind::Group, "system:masters", None),
+    ];
+    for (flag, kind, name, namespace) in cases {
+        let s = cli::parse_subject(flag).unwrap();
+        assert_eq!(
+            (s.kind, s.name.as_str(), s.namespace.as_deref()),
+            (kind, name, namespace),
+            "{flag}"
+        );
+    }
+    for bad in ["erin", "robot:r2", "user:", "sa:/runner", "sa:ci/", "sa:a/b/c"] {
+        let err = cli::parse_subject(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("use user:NAME, group:NAME or serviceaccount:[NAMESPACE/]NAME"),
+            "{bad}: {err}"
+        );
+    }
+    let cli = Cli::try_parse_from([
+        "kubectl-gatehouse",
+        "request",
+        "view",
+        "--subject",
+        "group:oncall",
+    ])
+    .unwrap();
+    let Command::Request(args) = cli.command else {
+        panic!("not a request")
+    };
+    let r = cli::build_request(&args, &dana(), "team", "abcde").unwrap();
+    let subject = r.spec.subject.unwrap();
+    assert_eq!(
+        (subject.kind, subject.name.as_str()),
+        (SubjectKind::Group, "oncall")
+    );
+    assert_eq!(r.spec.requester, dana(), "the requester stays the person asking");
 }
 
 #[test]
@@ -428,6 +479,44 @@ async fn request_without_a_matching_policy_says_which_policies_grant_the_role() 
         .await
         .unwrap();
     assert!(left.items.is_empty());
+}
+
+#[tokio::test]
+async fn request_for_someone_else_needs_a_policy_that_lists_them() {
+    let client = fake().await;
+    let e = env(&client, dana(), Output::Table);
+    let mut args = request_args("view");
+    args.subject = Some("group:oncall".into());
+    let err = cli::request(&e, &args, &mut vec![]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, CliError::NoPolicy(_)), "{msg}");
+    assert!(
+        msg.contains("AccessPolicy team-view does not let requests grant access to Group oncall")
+            && msg.contains("(SubjectNotAllowed)"),
+        "{msg}"
+    );
+    assert!(Api::<ApprovalRequest>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    let mut policy: gatehouse::api::AccessPolicy = serde_saphyr::from_str(TEAM_VIEW).unwrap();
+    policy.metadata.name = Some("oncall-view".into());
+    policy.spec.requesters.groups = vec!["dev".into()];
+    policy.spec.grantees.groups = vec!["oncall".into()];
+    create_policy(&client, &policy).await;
+    args.policy = Some("oncall-view".into());
+    let mut out = vec![];
+    let (created, code) = cli::request(&e, &args, &mut out).await.unwrap();
+    assert_eq!(code, exit::OK);
+    assert_eq!(
+        created.spec.subject.as_ref().map(|s| (s.kind, s.name.as_str())),
+        Some((SubjectKind::Group, "oncall"))
+    );
+    let out = text(out);
+    assert!(out.contains("ClusterRole/view for Group oncall"), "{out}");
 }
 
 #[tokio::test]
@@ -647,6 +736,17 @@ async fn pending_shows_only_requests_i_can_review_and_not_my_own() {
         json!({"phase": "Pending", "eligibleReviewers": {"users": ["sam"]}}),
     )
     .await;
+
+    // Access for sam himself: his approval would not count, so it is not his to review.
+    let for_sam = seed_request(&client, "team", "dana-for-sam", "dana", pending_for(&["sre"])).await;
+    Api::<ApprovalRequest>::namespaced(client.clone(), "team")
+        .patch(
+            &for_sam.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"subject": {"kind": "User", "name": "sam"}}})),
+        )
+        .await
+        .unwrap();
 
     let e = env(&client, sam(), Output::Json);
     let cmd = Cli::try_parse_from(["kubectl-gatehouse", "pending"])

@@ -28,7 +28,7 @@ use thiserror::Error;
 
 use crate::api::{
     AccessPolicy, AccessReview, AccessReviewSpec, AccessReviewStatus, ApprovalRequest, ApprovalRequestSpec,
-    Decision, Identity, Phase, RequestRef, RoleKind, RoleRef, Scope,
+    Decision, Identity, Phase, RequestRef, RoleKind, RoleRef, Scope, Subject, SubjectKind,
 };
 
 /// Exit codes scripts can rely on.
@@ -171,6 +171,10 @@ pub struct RequestArgs {
     /// AccessPolicy to request under (default: the one that matches).
     #[arg(long)]
     pub policy: Option<String>,
+    /// Grant the access to someone else, if the policy lists them in `grantees`:
+    /// `user:NAME`, `group:NAME` or `serviceaccount:[NAMESPACE/]NAME` (default: you).
+    #[arg(long, value_name = "KIND:NAME")]
+    pub subject: Option<String>,
     /// Name of the ApprovalRequest (default: USER-ROLE-xxxxx).
     #[arg(long)]
     pub name: Option<String>,
@@ -331,6 +335,7 @@ pub fn build_request(
     for d in args.duration.iter() {
         crate::decide::duration::parse(d).map_err(|e| CliError::Invalid(format!("--for: {e}")))?;
     }
+    let subject = args.subject.as_deref().map(parse_subject).transpose()?;
     let name = match &args.name {
         Some(n) => n.clone(),
         None => request_name(&me.username, &args.role, suffix),
@@ -354,11 +359,43 @@ pub fn build_request(
             duration: args.duration.clone(),
             reason: args.reason.clone(),
             policy: args.policy.clone(),
+            subject,
             ..Default::default()
         },
     );
     req.metadata.namespace = Some(namespace.to_string());
     Ok(req)
+}
+
+/// Parses `--subject`: `user:NAME`, `group:NAME` or `serviceaccount:[NAMESPACE/]NAME`
+/// (kinds are case-insensitive; `sa` is short for `serviceaccount`).
+pub fn parse_subject(s: &str) -> Result<Subject, CliError> {
+    let invalid = |why: &str| {
+        CliError::Invalid(format!(
+            "--subject {s:?}: {why}; use user:NAME, group:NAME or serviceaccount:[NAMESPACE/]NAME"
+        ))
+    };
+    let (kind, name) = s.split_once(':').ok_or_else(|| invalid("no kind"))?;
+    if name.trim().is_empty() {
+        return Err(invalid("no name"));
+    }
+    let subject = |kind, name: &str, namespace: Option<&str>| Subject {
+        kind,
+        name: name.to_string(),
+        namespace: namespace.map(str::to_string),
+    };
+    match kind.to_ascii_lowercase().as_str() {
+        "user" => Ok(subject(SubjectKind::User, name, None)),
+        "group" => Ok(subject(SubjectKind::Group, name, None)),
+        "serviceaccount" | "sa" => match name.split_once('/') {
+            Some((ns, n)) if ns.is_empty() || n.is_empty() || n.contains('/') => {
+                Err(invalid("a ServiceAccount is NAMESPACE/NAME or NAME"))
+            }
+            Some((ns, n)) => Ok(subject(SubjectKind::ServiceAccount, n, Some(ns))),
+            None => Ok(subject(SubjectKind::ServiceAccount, name, None)),
+        },
+        other => Err(invalid(&format!("unknown kind {other:?}"))),
+    }
 }
 
 /// Builds an AccessReview of `request`, pinned to its uid, signed by `me`.
@@ -387,11 +424,13 @@ pub fn build_review(
 }
 
 /// Whether `me` can act on the request's open stage now: it is Pending, names me (or a
-/// group of mine) among the eligible reviewers, and is not my own request.
+/// group of mine) among the eligible reviewers, and is neither my own request nor one
+/// that would give me access (my approval would not count).
 pub fn can_review(req: &ApprovalRequest, me: &Identity) -> bool {
     let Some(status) = &req.status else { return false };
     status.phase == Phase::Pending
         && req.spec.requester.username != me.username
+        && !crate::decide::benefits(req, me)
         && status.eligible_reviewers.as_ref().is_some_and(|p| p.matches(me))
 }
 
@@ -408,7 +447,9 @@ pub fn precheck_policy(
     policies: &[AccessPolicy],
     ns_labels: Option<&BTreeMap<String, String>>,
 ) -> Result<(), CliError> {
-    match crate::decide::policy::select(req, policies, ns_labels) {
+    let admitted = crate::decide::policy::select(req, policies, ns_labels)
+        .and_then(|p| crate::decide::policy::admit(req, p));
+    match admitted {
         Ok(_) => Ok(()),
         // A selector-based policy may match labels we could not read: let the operator decide.
         Err(d)
@@ -613,7 +654,10 @@ pub async fn request(
             created.name_any(),
             env.namespace,
             created.spec.role,
-            created.spec.requester.username
+            match created.spec.subject {
+                Some(_) => render::subject(&created),
+                None => created.spec.requester.username.clone(),
+            }
         )?;
     }
     if !args.wait {

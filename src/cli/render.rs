@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::ReviewOutcome;
 use crate::api::{
     ApprovalRequest, DecisionRecord, GrantStatus, Identity, Phase, ReviewGroupStatus, StageStatus,
+    SubjectKind,
 };
 
 /// Lays out rows under headers, columns separated by three spaces, like kubectl.
@@ -162,6 +163,8 @@ pub struct StatusSummary {
     pub namespace: String,
     /// Who asked.
     pub requester: Identity,
+    /// Who receives the access: `User alice`, `Group oncall`, `ServiceAccount ci/deployer`.
+    pub subject: String,
     /// Role requested, as `Kind/name`.
     pub role: String,
     /// `Namespace` or `Cluster`.
@@ -197,6 +200,7 @@ pub fn summary(req: &ApprovalRequest, now: DateTime<Utc>) -> StatusSummary {
         name: req.name_any(),
         namespace: req.namespace().unwrap_or_default(),
         requester: req.spec.requester.clone(),
+        subject: subject(req),
         role: req.spec.role.to_string(),
         scope: scope(req).to_string(),
         phase: req.status.as_ref().map(|s| s.phase),
@@ -213,6 +217,20 @@ pub fn summary(req: &ApprovalRequest, now: DateTime<Utc>) -> StatusSummary {
         decisions,
         grant: st.grant,
         message: latest_message(req),
+    }
+}
+
+/// Who receives the access, as `Kind name` (`Kind namespace/name` for a ServiceAccount).
+pub fn subject(req: &ApprovalRequest) -> String {
+    let s = crate::decide::subject_of(req);
+    let kind = match s.kind {
+        SubjectKind::User => "User",
+        SubjectKind::Group => "Group",
+        SubjectKind::ServiceAccount => "ServiceAccount",
+    };
+    match &s.namespace {
+        Some(ns) => format!("{kind} {ns}/{}", s.name),
+        None => format!("{kind} {}", s.name),
     }
 }
 
@@ -234,6 +252,9 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
     field("Name", s.name.clone());
     field("Namespace", s.namespace.clone());
     field("Requester", who(&s.requester));
+    if req.spec.subject.is_some() {
+        field("Subject", s.subject.clone());
+    }
     field("Role", format!("{} ({} scope)", s.role, s.scope));
     if let Some(d) = &req.spec.duration {
         field("Duration", d.clone());
