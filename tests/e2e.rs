@@ -1,9 +1,10 @@
 //! End-to-end: the operator binary against a real API server.
 //!
 //! Runs when `GATEHOUSE_E2E_KUBECONFIG` names an admin kubeconfig (see
-//! `hack/control-plane/up.sh`), and is skipped otherwise. It installs the CRDs,
-//! starts `gatehouse run` as a subprocess, acts as different users through
-//! impersonation, and checks the full grant lifecycle. Everything it creates
+//! `hack/control-plane/up.sh`), and is skipped otherwise. It installs the CRDs
+//! and admission policies from the Helm chart (`helm template`, with helm from
+//! `hack/control-plane/tools.sh`), starts `gatehouse run` as a subprocess, acts
+//! as different users through impersonation, and checks the full grant lifecycle. Everything it creates
 //! lives in namespaces named `gh-e2e-*`, deleted at the end.
 
 use std::{
@@ -26,6 +27,8 @@ use kube::{
     Client, Config, ResourceExt,
 };
 use serde_json::json;
+
+mod tools;
 
 const KUBECONFIG_ENV: &str = "GATEHOUSE_E2E_KUBECONFIG";
 
@@ -119,12 +122,33 @@ where
     }
 }
 
-async fn install_crds(admin: &Client) {
+/// The chart's CRDs and admission policies, as `helm install` with default
+/// values would create them: rendered with `helm template` (so the e2e suite
+/// runs against what users install), then applied with server-side apply.
+fn chart_install_objects() -> Vec<serde_json::Value> {
+    let objects = tools::chart_objects("gatehouse-system", &[]);
+    let wanted = [
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ];
+    let picked: Vec<serde_json::Value> = objects
+        .into_iter()
+        .filter(|o| wanted.contains(&o["kind"].as_str().unwrap_or_default()))
+        .collect();
+    for kind in wanted {
+        assert!(
+            picked.iter().any(|o| o["kind"] == kind),
+            "the chart rendered no {kind}"
+        );
+    }
+    picked
+}
+
+async fn install_crds(admin: &Client, objects: &[serde_json::Value]) {
     let api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
+    for doc in objects.iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc.clone()).unwrap();
         let name = crd.name_any();
         api.patch(
             &name,
@@ -154,38 +178,30 @@ async fn install_crds(admin: &Client) {
     }
 }
 
-/// The shipped admission policies (config/admission/*.yaml), as a user installs them.
-async fn install_admission_policies(admin: &Client) {
+/// The chart's admission policies (copies of config/admission/*.yaml).
+async fn install_admission_policies(admin: &Client, objects: &[serde_json::Value]) {
     use k8s_openapi::api::admissionregistration::v1::{
         ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
     };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/admission");
     let pp = PatchParams::apply("gatehouse-e2e").force();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
-            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-            match doc["kind"].as_str() {
-                Some("ValidatingAdmissionPolicy") => {
-                    let p: ValidatingAdmissionPolicy = serde_json::from_value(doc).unwrap();
-                    Api::<ValidatingAdmissionPolicy>::all(admin.clone())
-                        .patch(&name, &pp, &Patch::Apply(&p))
-                        .await
-                        .unwrap();
-                }
-                Some("ValidatingAdmissionPolicyBinding") => {
-                    let b: ValidatingAdmissionPolicyBinding = serde_json::from_value(doc).unwrap();
-                    Api::<ValidatingAdmissionPolicyBinding>::all(admin.clone())
-                        .patch(&name, &pp, &Patch::Apply(&b))
-                        .await
-                        .unwrap();
-                }
-                other => panic!("{}: unexpected kind {other:?}", path.display()),
+    for doc in objects {
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        match doc["kind"].as_str() {
+            Some("ValidatingAdmissionPolicy") => {
+                let p: ValidatingAdmissionPolicy = serde_json::from_value(doc.clone()).unwrap();
+                Api::<ValidatingAdmissionPolicy>::all(admin.clone())
+                    .patch(&name, &pp, &Patch::Apply(&p))
+                    .await
+                    .unwrap();
             }
+            Some("ValidatingAdmissionPolicyBinding") => {
+                let b: ValidatingAdmissionPolicyBinding = serde_json::from_value(doc.clone()).unwrap();
+                Api::<ValidatingAdmissionPolicyBinding>::all(admin.clone())
+                    .patch(&name, &pp, &Patch::Apply(&b))
+                    .await
+                    .unwrap();
+            }
+            _ => {}
         }
     }
 }
@@ -301,8 +317,9 @@ async fn grant_lifecycle_on_a_real_api_server() {
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let admin = Client::try_from(admin_config.clone()).unwrap();
-    install_crds(&admin).await;
-    install_admission_policies(&admin).await;
+    let chart = chart_install_objects();
+    install_crds(&admin, &chart).await;
+    install_admission_policies(&admin, &chart).await;
     grant_people_access(&admin).await;
 
     let run = format!("{:x}", Utc::now().timestamp_millis());
