@@ -91,7 +91,13 @@ fn impersonating_kubeconfig(admin: &str, user: &str, groups: &[&str]) -> std::pa
             auth.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
         }
     }
-    let path = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{user}.kubeconfig", std::process::id()));
+    // KUBECONFIG is a ':'-separated list: no ':' from a ServiceAccount's user name in the path.
+    let file = format!(
+        "gatehouse-e2e-{}-{}.kubeconfig",
+        std::process::id(),
+        user.replace(':', "_")
+    );
+    let path = std::env::temp_dir().join(file);
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
 }
@@ -615,16 +621,110 @@ async fn grant_lifecycle_on_a_real_api_server() {
     let req = scene.request("alice-after-failover", "1h").await;
     scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
     scene.phase_becomes("alice-after-failover", Phase::Active).await;
+
+    // The operator with exactly the chart's RBAC (its ServiceAccount,
+    // impersonated): enough to grant and revoke, and no role beyond
+    // grantableRoles (view, edit), so a policy naming `admin` gets a readable
+    // failure instead of a wider operator.
+    drop(replicas);
+    let rbac = tools::chart_objects(&ns, &["--show-only", "templates/rbac.yaml"]);
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": rbac}).to_string();
+    let applied = tools::run(
+        "kubectl",
+        &["--kubeconfig", &kubeconfig, "apply", "--server-side", "-f", "-"],
+        Some(&list),
+    );
+    assert!(applied.ok, "applying the chart's RBAC: {}", applied.stderr);
+    let sa_user = format!("system:serviceaccount:{ns}:gatehouse");
+    let sa_groups = [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+    ];
+    let sa_kc = impersonating_kubeconfig(
+        &kubeconfig,
+        &sa_user,
+        &sa_groups.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let least = start_operator(
+        sa_kc.to_str().unwrap(),
+        free_port(),
+        &["--leader-election=true", "--lease-namespace", ns.as_str()],
+        "chart-rbac",
+    );
+    let req = scene.request("alice-chart-rbac", "1h").await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    let active = scene.phase_becomes("alice-chart-rbac", Phase::Active).await;
+    let name = active.status.unwrap().grant.unwrap().name;
+    assert!(scene.binding(&name).await.is_some());
+    scene
+        .review(&scene.alice, "alice", "developers", &req, "Revoke")
+        .await;
+    scene.phase_becomes("alice-chart-rbac", Phase::Revoked).await;
+    assert!(scene.binding(&name).await.is_none(), "binding removed on revoke");
+    let admin_policy: AccessPolicy = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy",
+        "metadata": {"name": format!("gh-e2e-{run}-admin")},
+        "spec": {"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "admin"}],
+                 "namespaces": {"names": [ns]}, "approval": {"reviewers": {"groups": ["sre"]}}}
+    }))
+    .unwrap();
+    Api::<AccessPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &admin_policy)
+        .await
+        .unwrap();
+    let wide: ApprovalRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "ApprovalRequest",
+        "metadata": {"name": "alice-admin", "namespace": ns},
+        "spec": {"requester": {"username": "alice", "groups": ["developers"]},
+                 "role": {"kind": "ClusterRole", "name": "admin"}, "duration": "1h", "reason": "e2e"}
+    }))
+    .unwrap();
+    let wide = Api::<ApprovalRequest>::namespaced(scene.alice.clone(), &ns)
+        .create(&PostParams::default(), &wide)
+        .await
+        .unwrap();
+    scene.phase_becomes("alice-admin", Phase::Pending).await;
+    scene.review(&scene.bob, "bob", "sre", &wide, "Approve").await;
+    let refused = eventually(
+        "the admin grant to fail readably",
+        StdDuration::from_secs(20),
+        || {
+            let api: Api<ApprovalRequest> = Api::namespaced(admin.clone(), &ns);
+            async move {
+                let status = api.get("alice-admin").await.ok()?.status?;
+                status
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Granted" && c.reason == "BindingFailed")
+            }
+        },
+    )
+    .await;
+    assert!(refused.message.contains("forbidden"), "{}", refused.message);
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        bindings.items.iter().all(|b| b.role_ref.name != "admin"),
+        "nothing binds admin"
+    );
+    // Clean up with an operator of its own: deleting the namespace deletes the
+    // leader-election Role the least-privileged one renews its Lease with.
+    drop(least);
+    let replicas = start_operator(&kubeconfig, free_port(), &["--leader-election=false"], "cleanup");
     // Clean up while an operator still runs: its finalizer on the requests must be
     // released for the namespace to go.
     Api::<Namespace>::all(admin.clone())
         .delete(&ns, &DeleteParams::default())
         .await
         .unwrap();
-    Api::<AccessPolicy>::all(admin.clone())
-        .delete(&format!("gh-e2e-{run}"), &DeleteParams::default())
-        .await
-        .unwrap();
+    for policy in [format!("gh-e2e-{run}"), format!("gh-e2e-{run}-admin")] {
+        Api::<AccessPolicy>::all(admin.clone())
+            .delete(&policy, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     eventually(
         "the test namespace to be deleted",
         StdDuration::from_secs(60),
@@ -634,6 +734,13 @@ async fn grant_lifecycle_on_a_real_api_server() {
         },
     )
     .await;
+    // The chart's cluster-wide operator RBAC, applied above.
+    let _ = Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete("gatehouse-operator", &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRole>::all(admin.clone())
+        .delete("gatehouse-operator", &DeleteParams::default())
+        .await;
     drop(replicas);
 }
 
