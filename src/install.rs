@@ -293,8 +293,8 @@ pub fn metrics_service(namespace: &str) -> Service {
     }
 }
 
-/// Keeps one replica up through voluntary disruptions (node drains): with two
-/// replicas, the standby holds the fort while the other moves.
+/// Keeps one replica up through voluntary disruptions (node drains): a drain
+/// evicts a replica only while another one is available to take the Lease over.
 pub fn pod_disruption_budget(namespace: &str) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: meta(NAME, Some(namespace)),
