@@ -7,6 +7,7 @@
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
 //! - [`admission`]: the admission policies `gatehouse admission` prints.
 //! - [`rbac`]: least-privilege RBAC for the operator and users (`gatehouse rbac`).
+//! - [`install`]: the kustomize bases and the chart's generated templates (`gatehouse manifests`).
 //! - [`cli`]: the `kubectl gatehouse` plugin for requesters and reviewers.
 
 pub mod admission;
@@ -15,5 +16,6 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
+pub mod install;
 pub mod rbac;
 pub mod simulate;

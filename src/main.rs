@@ -73,6 +73,14 @@ enum Command {
         #[arg(long, value_enum, value_name = "API")]
         mutating: Option<gatehouse::admission::MutatingApi>,
     },
+    /// Write every generated install file under ROOT (the repository): crds/, the kustomize bases
+    /// config/crd, config/rbac, config/manager and config/default, and the chart templates that
+    /// come from the code (charts/gatehouse/templates/crds.yaml, admission.yaml, user-roles.yaml).
+    Manifests {
+        /// The repository root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::Admission { mutating } => std::io::stdout()
             .write_all(gatehouse::admission::render(mutating).as_bytes())
             .context("writing to stdout"),
+        Command::Manifests { root } => manifests(&root),
         Command::Simulate { paths, now, output } => simulate(&paths, now.unwrap_or_else(Utc::now), output),
     }
 }
@@ -133,6 +142,17 @@ fn rbac(opts: &gatehouse::rbac::RbacOptions, out_dir: Option<PathBuf>) -> anyhow
                 std::fs::write(&path, file.yaml).with_context(|| format!("writing {}", path.display()))?;
             }
         }
+    }
+    Ok(())
+}
+
+fn manifests(root: &std::path::Path) -> anyhow::Result<()> {
+    for file in gatehouse::install::generated_files()? {
+        let path = root.join(&file.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, file.contents).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

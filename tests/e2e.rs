@@ -1,9 +1,10 @@
 //! End-to-end: the operator binary against a real API server.
 //!
 //! Runs when `GATEHOUSE_E2E_KUBECONFIG` names an admin kubeconfig (see
-//! `hack/control-plane/up.sh`), and is skipped otherwise. It installs the CRDs,
-//! starts `gatehouse run` as a subprocess, acts as different users through
-//! impersonation, and checks the full grant lifecycle. Everything it creates
+//! `hack/control-plane/up.sh`), and is skipped otherwise. It installs the CRDs
+//! and admission policies from the Helm chart (`helm template`, with helm from
+//! `hack/control-plane/tools.sh`), starts `gatehouse run` as a subprocess, acts
+//! as different users through impersonation, and checks the full grant lifecycle. Everything it creates
 //! lives in namespaces named `gh-e2e-*`, deleted at the end.
 
 use std::{
@@ -26,6 +27,8 @@ use kube::{
     Client, Config, ResourceExt,
 };
 use serde_json::json;
+
+mod tools;
 
 const KUBECONFIG_ENV: &str = "GATEHOUSE_E2E_KUBECONFIG";
 
@@ -88,7 +91,13 @@ fn impersonating_kubeconfig(admin: &str, user: &str, groups: &[&str]) -> std::pa
             auth.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
         }
     }
-    let path = std::env::temp_dir().join(format!("gatehouse-e2e-{}-{user}.kubeconfig", std::process::id()));
+    // KUBECONFIG is a ':'-separated list: no ':' from a ServiceAccount's user name in the path.
+    let file = format!(
+        "gatehouse-e2e-{}-{}.kubeconfig",
+        std::process::id(),
+        user.replace(':', "_")
+    );
+    let path = std::env::temp_dir().join(file);
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
 }
@@ -119,12 +128,33 @@ where
     }
 }
 
-async fn install_crds(admin: &Client) {
+/// The chart's CRDs and admission policies, as `helm install` with default
+/// values would create them: rendered with `helm template` (so the e2e suite
+/// runs against what users install), then applied with server-side apply.
+fn chart_install_objects() -> Vec<serde_json::Value> {
+    let objects = tools::chart_objects("gatehouse-system", &[]);
+    let wanted = [
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ];
+    let picked: Vec<serde_json::Value> = objects
+        .into_iter()
+        .filter(|o| wanted.contains(&o["kind"].as_str().unwrap_or_default()))
+        .collect();
+    for kind in wanted {
+        assert!(
+            picked.iter().any(|o| o["kind"] == kind),
+            "the chart rendered no {kind}"
+        );
+    }
+    picked
+}
+
+async fn install_crds(admin: &Client, objects: &[serde_json::Value]) {
     let api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).unwrap();
+    for doc in objects.iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc.clone()).unwrap();
         let name = crd.name_any();
         api.patch(
             &name,
@@ -154,38 +184,30 @@ async fn install_crds(admin: &Client) {
     }
 }
 
-/// The shipped admission policies (config/admission/*.yaml), as a user installs them.
-async fn install_admission_policies(admin: &Client) {
+/// The chart's admission policies (copies of config/admission/*.yaml).
+async fn install_admission_policies(admin: &Client, objects: &[serde_json::Value]) {
     use k8s_openapi::api::admissionregistration::v1::{
         ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
     };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/admission");
     let pp = PatchParams::apply("gatehouse-e2e").force();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for doc in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
-            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
-            match doc["kind"].as_str() {
-                Some("ValidatingAdmissionPolicy") => {
-                    let p: ValidatingAdmissionPolicy = serde_json::from_value(doc).unwrap();
-                    Api::<ValidatingAdmissionPolicy>::all(admin.clone())
-                        .patch(&name, &pp, &Patch::Apply(&p))
-                        .await
-                        .unwrap();
-                }
-                Some("ValidatingAdmissionPolicyBinding") => {
-                    let b: ValidatingAdmissionPolicyBinding = serde_json::from_value(doc).unwrap();
-                    Api::<ValidatingAdmissionPolicyBinding>::all(admin.clone())
-                        .patch(&name, &pp, &Patch::Apply(&b))
-                        .await
-                        .unwrap();
-                }
-                other => panic!("{}: unexpected kind {other:?}", path.display()),
+    for doc in objects {
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        match doc["kind"].as_str() {
+            Some("ValidatingAdmissionPolicy") => {
+                let p: ValidatingAdmissionPolicy = serde_json::from_value(doc.clone()).unwrap();
+                Api::<ValidatingAdmissionPolicy>::all(admin.clone())
+                    .patch(&name, &pp, &Patch::Apply(&p))
+                    .await
+                    .unwrap();
             }
+            Some("ValidatingAdmissionPolicyBinding") => {
+                let b: ValidatingAdmissionPolicyBinding = serde_json::from_value(doc.clone()).unwrap();
+                Api::<ValidatingAdmissionPolicyBinding>::all(admin.clone())
+                    .patch(&name, &pp, &Patch::Apply(&b))
+                    .await
+                    .unwrap();
+            }
+            _ => {}
         }
     }
 }
@@ -301,8 +323,9 @@ async fn grant_lifecycle_on_a_real_api_server() {
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let admin = Client::try_from(admin_config.clone()).unwrap();
-    install_crds(&admin).await;
-    install_admission_policies(&admin).await;
+    let chart = chart_install_objects();
+    install_crds(&admin, &chart).await;
+    install_admission_policies(&admin, &chart).await;
     grant_people_access(&admin).await;
 
     let run = format!("{:x}", Utc::now().timestamp_millis());
@@ -656,16 +679,110 @@ async fn grant_lifecycle_on_a_real_api_server() {
     let req = scene.request("alice-after-failover", "1h").await;
     scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
     scene.phase_becomes("alice-after-failover", Phase::Active).await;
+
+    // The operator with exactly the chart's RBAC (its ServiceAccount,
+    // impersonated): enough to grant and revoke, and no role beyond
+    // grantableRoles (view, edit), so a policy naming `admin` gets a readable
+    // failure instead of a wider operator.
+    drop(replicas);
+    let rbac = tools::chart_objects(&ns, &["--show-only", "templates/rbac.yaml"]);
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": rbac}).to_string();
+    let applied = tools::run(
+        "kubectl",
+        &["--kubeconfig", &kubeconfig, "apply", "--server-side", "-f", "-"],
+        Some(&list),
+    );
+    assert!(applied.ok, "applying the chart's RBAC: {}", applied.stderr);
+    let sa_user = format!("system:serviceaccount:{ns}:gatehouse");
+    let sa_groups = [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+    ];
+    let sa_kc = impersonating_kubeconfig(
+        &kubeconfig,
+        &sa_user,
+        &sa_groups.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let least = start_operator(
+        sa_kc.to_str().unwrap(),
+        free_port(),
+        &["--leader-election=true", "--lease-namespace", ns.as_str()],
+        "chart-rbac",
+    );
+    let req = scene.request("alice-chart-rbac", "1h").await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    let active = scene.phase_becomes("alice-chart-rbac", Phase::Active).await;
+    let name = active.status.unwrap().grant.unwrap().name;
+    assert!(scene.binding(&name).await.is_some());
+    scene
+        .review(&scene.alice, "alice", "developers", &req, "Revoke")
+        .await;
+    scene.phase_becomes("alice-chart-rbac", Phase::Revoked).await;
+    assert!(scene.binding(&name).await.is_none(), "binding removed on revoke");
+    let admin_policy: AccessPolicy = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy",
+        "metadata": {"name": format!("gh-e2e-{run}-admin")},
+        "spec": {"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "admin"}],
+                 "namespaces": {"names": [ns]}, "approval": {"reviewers": {"groups": ["sre"]}}}
+    }))
+    .unwrap();
+    Api::<AccessPolicy>::all(admin.clone())
+        .create(&PostParams::default(), &admin_policy)
+        .await
+        .unwrap();
+    let wide: ApprovalRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "ApprovalRequest",
+        "metadata": {"name": "alice-admin", "namespace": ns},
+        "spec": {"requester": {"username": "alice", "groups": ["developers"]},
+                 "role": {"kind": "ClusterRole", "name": "admin"}, "duration": "1h", "reason": "e2e"}
+    }))
+    .unwrap();
+    let wide = Api::<ApprovalRequest>::namespaced(scene.alice.clone(), &ns)
+        .create(&PostParams::default(), &wide)
+        .await
+        .unwrap();
+    scene.phase_becomes("alice-admin", Phase::Pending).await;
+    scene.review(&scene.bob, "bob", "sre", &wide, "Approve").await;
+    let refused = eventually(
+        "the admin grant to fail readably",
+        StdDuration::from_secs(20),
+        || {
+            let api: Api<ApprovalRequest> = Api::namespaced(admin.clone(), &ns);
+            async move {
+                let status = api.get("alice-admin").await.ok()?.status?;
+                status
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Granted" && c.reason == "BindingFailed")
+            }
+        },
+    )
+    .await;
+    assert!(refused.message.contains("forbidden"), "{}", refused.message);
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        bindings.items.iter().all(|b| b.role_ref.name != "admin"),
+        "nothing binds admin"
+    );
+    // Clean up with an operator of its own: deleting the namespace deletes the
+    // leader-election Role the least-privileged one renews its Lease with.
+    drop(least);
+    let replicas = start_operator(&kubeconfig, free_port(), &["--leader-election=false"], "cleanup");
     // Clean up while an operator still runs: its finalizer on the requests must be
     // released for the namespace to go.
     Api::<Namespace>::all(admin.clone())
         .delete(&ns, &DeleteParams::default())
         .await
         .unwrap();
-    Api::<AccessPolicy>::all(admin.clone())
-        .delete(&format!("gh-e2e-{run}"), &DeleteParams::default())
-        .await
-        .unwrap();
+    for policy in [format!("gh-e2e-{run}"), format!("gh-e2e-{run}-admin")] {
+        Api::<AccessPolicy>::all(admin.clone())
+            .delete(&policy, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
     eventually(
         "the test namespace to be deleted",
         StdDuration::from_secs(60),
@@ -675,6 +792,13 @@ async fn grant_lifecycle_on_a_real_api_server() {
         },
     )
     .await;
+    // The chart's cluster-wide operator RBAC, applied above.
+    let _ = Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete("gatehouse-operator", &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRole>::all(admin.clone())
+        .delete("gatehouse-operator", &DeleteParams::default())
+        .await;
     drop(replicas);
 }
 

@@ -541,3 +541,26 @@ fn committed_crds_match_the_binary_output() {
         );
     }
 }
+
+#[test]
+fn the_config_samples_are_valid_and_the_kustomization_applies_the_policy() {
+    let dir = repo().join("config/samples");
+    let mut kinds = Vec::new();
+    for name in ["accesspolicy.yaml", "approvalrequest.yaml", "accessreview.yaml"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        let errors = create_errors(&doc);
+        assert!(
+            errors.is_empty(),
+            "config/samples/{name} would be refused: {errors:#?}"
+        );
+        kinds.push(kind(&doc).to_string());
+    }
+    assert_eq!(kinds, ["AccessPolicy", "ApprovalRequest", "AccessReview"]);
+    let kustomization: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.join("Kustomization")).unwrap()).unwrap();
+    assert_eq!(
+        kustomization["resources"],
+        serde_json::json!(["accesspolicy.yaml"])
+    );
+}
