@@ -296,6 +296,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
             other_live_grants: live,
             extended: extended.as_ref(),
             superseded_by: sup,
+            job: None,
             now,
         })
     };

@@ -125,6 +125,7 @@ pub(super) fn eval_with<'a>(
         other_live_grants: &[],
         extended: None,
         superseded_by: None,
+        job: None,
         now: at(now),
     };
     tweak(&mut input);
@@ -1161,14 +1162,5 @@ fn access_is_granted_only_to_the_requester() {
     assert_eq!(eval(&[auto], &req, &[], "10:01").status.phase, Phase::Active);
 }
 
-#[test]
-fn one_time_requests_are_refused_clearly_until_supported() {
-    let mut req = dana_view();
-    req.spec.type_ = RequestType::OneTime;
-    assert_eq!(
-        denial(&eval(&[simple_policy()], &req, &[], "10:01")).0,
-        "UnsupportedType"
-    );
-}
-
+mod onetime;
 mod properties;
