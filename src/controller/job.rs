@@ -19,9 +19,10 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams},
+    api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions},
     Client, Resource, ResourceExt,
 };
+use tracing::warn;
 
 use super::{
     grant::{FIELD_MANAGER, MANAGED_BY, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
@@ -225,10 +226,26 @@ pub async fn create_job(
     }
 }
 
-/// Stops the Job: deletes it, its pods in the background. Absent is fine.
-pub async fn delete_job(client: &Client, target: &ObjectName) -> Result<bool, Error> {
+/// Stops the Job: deletes it, its pods in the background. Absent is fine; a Job
+/// of that name not made for this request is left alone.
+pub async fn delete_job(client: &Client, req: &ApprovalRequest, target: &ObjectName) -> Result<bool, Error> {
     let api: Api<Job> = Api::namespaced(client.clone(), &target.namespace);
-    match api.delete(&target.name, &DeleteParams::background()).await {
+    let Some(job) = api.get_opt(&target.name).await.map_err(Error::Kube)? else {
+        return Ok(false);
+    };
+    if !is_ours(&job, req) {
+        warn!(job = %target.name, "a Job of this name was not created for the request; not deleting it");
+        return Ok(false);
+    }
+    // The uid precondition: delete exactly the Job that was looked at.
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: job.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(&target.name, &dp).await {
         Ok(_) => Ok(true),
         Err(e) if is_status(&e, 404) => Ok(false),
         Err(source) => Err(Error::Job {

@@ -210,7 +210,7 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
                 }
             },
             Action::DeleteJob(target) => {
-                if job::delete_job(&ctx.client, target).await? {
+                if job::delete_job(&ctx.client, req, target).await? {
                     info!(request = %name, namespace = %ns, job = %target.name, "job stopped and deleted");
                 }
             }
@@ -380,9 +380,14 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
     };
     let job = if req.spec.type_ == crate::api::RequestType::OneTime {
         let target = decide::job::job_ref(req);
-        job::read_job(&ctx.client, req, &target)
-            .await?
-            .and_then(|j| job::observe(&j, (ctx.clock)()))
+        let recorded = status.job.as_ref().is_some_and(|j| j.uid.is_some());
+        match job::read_job(&ctx.client, req, &target).await {
+            Ok(found) => found.and_then(|j| job::observe(&j, (ctx.clock)())),
+            // Our Job was created and is gone; another one took its name: the core
+            // ends the request (JobDeleted) instead of waiting on a Job it cannot use.
+            Err(Error::JobConflict { .. }) if recorded => None,
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -450,7 +455,7 @@ async fn finalize(
     };
     if req.spec.type_ == crate::api::RequestType::OneTime {
         let target = decide::job::job_ref(req);
-        job::delete_job(&ctx.client, &target).await?;
+        job::delete_job(&ctx.client, req, &target).await?;
         job::delete_service_account(&ctx.client, &target).await?;
     }
     if grant::remove_binding(&ctx.client, &target).await? {
