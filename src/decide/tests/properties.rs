@@ -79,6 +79,10 @@ prop_compose! {
         req.spec.duration = duration_h.map(|h| format!("{h}h"));
         req.spec.not_before = not_before.map(|m| base() + Duration::minutes(m));
         let now1 = base() + Duration::minutes(now1);
+        // Names are unique in a namespace: two generated reviews of one person in
+        // the same minute would share a name, which no API server allows.
+        let mut names = std::collections::BTreeSet::new();
+        let reviews: Vec<AccessReview> = reviews.into_iter().filter(|r| names.insert(r.name_any())).collect();
         (policy, req, reviews, now1, now1 + Duration::minutes(later))
     }
 }
