@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
         other_live_grants: &[],
         extended: None,
         superseded_by: None,
+        job: None,
         now,
     };
     assert_eq!(evaluate(&input).status.phase, gatehouse::api::Phase::Active);

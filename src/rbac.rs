@@ -329,6 +329,18 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
         &["approvalrequests/finalizers"],
         &["update", "patch"],
     ));
+    // OneTime requests: a dedicated ServiceAccount per request, bound (like any
+    // grant) only to a grantable role, and the approved Job that runs as it.
+    rules.push(rule(
+        "",
+        &["serviceaccounts"],
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ));
+    rules.push(rule(
+        "batch",
+        &["jobs"],
+        &["get", "list", "watch", "create", "delete"],
+    ));
     // Policies select namespaces by label.
     rules.push(rule("", &["namespaces"], &READ));
     // An Event on every transition, in the namespace of the object it is about.

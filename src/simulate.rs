@@ -10,14 +10,16 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
 use crate::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, ApprovalRequestStatus, Phase},
-    decide::{self, Evaluation, Input, Supersession},
+    api::{AccessPolicy, AccessReview, ApprovalRequest, ApprovalRequestStatus, Phase, RequestType},
+    controller::{grant::REQUEST_UID, job::observe},
+    decide::{self, Evaluation, Input, JobObservation, JobProgress, Supersession},
 };
 
 /// Why manifests could not be simulated.
@@ -65,6 +67,8 @@ pub struct Manifests {
     pub reviews: Vec<AccessReview>,
     /// Labels of Namespace objects, by name.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// Jobs (`batch/v1`): what became of OneTime requests' jobs.
+    pub jobs: Vec<Job>,
     /// Documents of other kinds, skipped.
     pub skipped: usize,
 }
@@ -196,6 +200,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Manifests, SimulateError> {
                     r.metadata.namespace.get_or_insert_with(|| "default".into());
                     out.reviews.push(r);
                 }
+                ("batch", "Job") => {
+                    let j: Job = typed(&path, index, doc)?;
+                    require_meta(&path, index, &kind, &j, false)?;
+                    out.jobs.push(j);
+                }
                 ("v1", "Namespace") => {
                     let name = doc
                         .pointer("/metadata/name")
@@ -250,6 +259,31 @@ fn created(obj: &impl kube::Resource) -> Option<DateTime<Utc>> {
     obj.meta().creation_timestamp.as_ref().and_then(decide::to_chrono)
 }
 
+/// The Job of a OneTime request as the operator would see it at `now`: found by
+/// its deterministic name, its request-uid label or its owner reference; a
+/// finish recorded after `now` has not happened yet.
+fn job_at(jobs: &[Job], r: &ApprovalRequest, now: DateTime<Utc>) -> Option<JobObservation> {
+    if r.spec.type_ != RequestType::OneTime {
+        return None;
+    }
+    let target = decide::job::job_ref(r);
+    let uid = r.uid();
+    let job = jobs.iter().find(|j| {
+        j.namespace().as_deref() == Some(target.namespace.as_str())
+            && created(*j).is_some_and(|c| c <= now)
+            && (j.name_any() == target.name
+                || (uid.is_some() && j.labels().get(REQUEST_UID) == uid.as_ref())
+                || j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+    })?;
+    let mut seen = observe(job, now)?;
+    // The operator knows the Job by its deterministic name.
+    seen.name = target.name;
+    if seen.progress.finished_at().is_some_and(|at| at > now) {
+        seen.progress = JobProgress::Running;
+    }
+    Some(seen)
+}
+
 /// Evaluates every request that exists at `now`.
 pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
     let exists = |o: &dyn Fn() -> Option<DateTime<Utc>>| o().is_none_or(|t| t <= now);
@@ -288,6 +322,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
             old.status = first.get(&key(&old)).map(|ev| ev.status.clone());
             Some(old)
         });
+        let job = job_at(&m.jobs, r, now);
         decide::evaluate(&Input {
             request: r,
             policies: &policies,
@@ -296,6 +331,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
             other_live_grants: live,
             extended: extended.as_ref(),
             superseded_by: sup,
+            job: job.as_ref(),
             now,
         })
     };
@@ -401,9 +437,29 @@ pub fn render_table(report: &Report) -> String {
                     n.push(format!("not active: {msg}"));
                 }
             }
+            Phase::Processing => {
+                if let Some(job) = &s.job {
+                    let verb = match job.state {
+                        crate::api::JobState::Starting => "creates",
+                        _ => "runs",
+                    };
+                    n.push(format!(
+                        "job: the operator {verb} Job {} as ServiceAccount {}, stopped at {} at the latest; logs: {}",
+                        job.name,
+                        job.service_account,
+                        ts(job.deadline),
+                        job.logs
+                    ));
+                }
+            }
             Phase::Denied => {
                 if let Some((reason, msg)) = why(decide::APPROVED) {
                     n.push(format!("denied: {reason}: {msg}"));
+                }
+            }
+            Phase::Failed => {
+                if let Some((reason, msg)) = why(decide::COMPLETE) {
+                    n.push(format!("failed: {reason}: {msg}"));
                 }
             }
             p if p.is_terminal() => {

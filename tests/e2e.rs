@@ -16,13 +16,14 @@ use chrono::{DateTime, Utc};
 use gatehouse::api::{AccessPolicy, AccessReview, ApprovalRequest, Phase};
 use k8s_openapi::{
     api::{
-        core::v1::Namespace,
+        batch::v1::Job,
+        core::v1::{Namespace, Node, ServiceAccount},
         rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams},
+    api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
     Client, Config, ResourceExt,
 };
@@ -429,6 +430,8 @@ async fn grant_lifecycle_on_a_real_api_server() {
     scene.phase_becomes("alice-revoked", Phase::Revoked).await;
     assert!(scene.binding(&name).await.is_none(), "binding removed on revoke");
 
+    one_time_job(&scene).await;
+
     // Deleting a request with a live grant revokes it first (finalizer).
     let req = scene.request("alice-deleted", "1h").await;
     scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
@@ -800,6 +803,142 @@ async fn grant_lifecycle_on_a_real_api_server() {
         .delete("gatehouse-operator", &DeleteParams::default())
         .await;
     drop(replicas);
+}
+
+/// A OneTime request on the real API server: approved → Processing with its own
+/// ServiceAccount, a binding to it and exactly one Job the server accepted →
+/// at the deadline the Job is deleted, access removed, the request Failed
+/// (DeadlineExceeded). The Executed path needs a node that runs pods.
+async fn one_time_job(scene: &Scene) {
+    let ns = &scene.ns;
+    let requests: Api<ApprovalRequest> = Api::namespaced(scene.alice.clone(), ns);
+    let create = |name: &str, duration: &str, command: &[&str]| {
+        let r: ApprovalRequest = serde_json::from_value(json!({
+            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "ApprovalRequest",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"requester": {"username": "alice", "groups": ["developers"]},
+                     "role": {"kind": "ClusterRole", "name": "view"}, "duration": duration, "reason": "e2e job",
+                     "type": "OneTime",
+                     "job": {"image": "registry.k8s.io/e2e-test-images/busybox:1.36.1-1", "command": command,
+                             "env": [{"name": "TARGET", "value": ns}]}}
+        }))
+        .unwrap();
+        let requests = requests.clone();
+        async move { requests.create(&PostParams::default(), &r).await.unwrap() }
+    };
+    let jobs: Api<Job> = Api::namespaced(scene.admin.clone(), ns);
+    let accounts: Api<ServiceAccount> = Api::namespaced(scene.admin.clone(), ns);
+
+    let req = create("alice-job-deadline", "15s", &["sleep", "600"]).await;
+    scene.phase_becomes("alice-job-deadline", Phase::Pending).await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    let processing = scene.phase_becomes("alice-job-deadline", Phase::Processing).await;
+    let status = processing.status.unwrap();
+    let record = status.job.clone().expect("status.job while Processing");
+    let mine = format!("gatehouse.dev/request-uid={}", req.uid().unwrap());
+    let ours = jobs
+        .list(&ListParams::default().labels(&mine))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(ours.len(), 1, "exactly one Job: {ours:#?}");
+    let job = &ours[0];
+    assert_eq!(job.name_any(), record.name);
+    assert_eq!(job.uid(), record.uid, "status.job records the Job's uid");
+    let spec = job.spec.clone().unwrap();
+    assert_eq!(spec.backoff_limit, Some(0));
+    assert!(
+        spec.active_deadline_seconds
+            .is_some_and(|s| (1..=15).contains(&s)),
+        "{spec:?}"
+    );
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some(record.service_account.as_str())
+    );
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(
+        pod.containers[0].command,
+        Some(vec!["sleep".to_string(), "600".into()])
+    );
+    assert!(accounts.get_opt(&record.service_account).await.unwrap().is_some());
+    let grant = status.grant.unwrap();
+    let rb = scene
+        .binding(&grant.name)
+        .await
+        .expect("binding while Processing");
+    let subject = &rb.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", record.service_account.as_str())
+    );
+
+    // The job never finishes here: at its deadline the operator stops it.
+    let deadline = record.deadline.unwrap();
+    let gone_at = eventually(
+        "the Job to be deleted at its deadline",
+        StdDuration::from_secs(40),
+        || async { jobs.get_opt(&record.name).await.unwrap().is_none().then(Utc::now) },
+    )
+    .await;
+    let lag = (gone_at - deadline).num_milliseconds();
+    eprintln!("e2e: OneTime Job deleted {lag} ms after its deadline");
+    assert!(
+        (-500..3000).contains(&lag),
+        "Job deleted {lag} ms after its deadline"
+    );
+    let failed = scene.phase_becomes("alice-job-deadline", Phase::Failed).await;
+    let status = failed.status.unwrap();
+    let complete = status.conditions.iter().find(|c| c.type_ == "Complete").unwrap();
+    assert_eq!(complete.reason, "DeadlineExceeded");
+    assert!(scene.binding(&grant.name).await.is_none(), "binding removed");
+    assert!(
+        accounts.get_opt(&record.service_account).await.unwrap().is_none(),
+        "ServiceAccount removed"
+    );
+    assert!(jobs
+        .list(&ListParams::default().labels(&mine))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // Executed needs a kubelet to run the pod.
+    let nodes = Api::<Node>::all(scene.admin.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let ready = nodes.items.iter().any(|n| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    });
+    if !ready {
+        eprintln!("skipping the Executed path: the cluster has no Ready node");
+        return;
+    }
+    let req = create("alice-job-done", "5m", &["sh", "-c", "echo done"]).await;
+    scene.phase_becomes("alice-job-done", Phase::Pending).await;
+    scene.review(&scene.bob, "bob", "sre", &req, "Approve").await;
+    let executed = eventually("the job to run and succeed", StdDuration::from_secs(180), || {
+        let requests = requests.clone();
+        async move {
+            requests
+                .get("alice-job-done")
+                .await
+                .ok()
+                .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Executed))
+        }
+    })
+    .await;
+    let record = executed.status.unwrap().job.unwrap();
+    assert!(
+        jobs.get_opt(&record.name).await.unwrap().is_some(),
+        "kept for its logs"
+    );
+    assert!(accounts.get_opt(&record.service_account).await.unwrap().is_none());
 }
 
 /// GET on the operator's HTTP port, without an HTTP client dependency.

@@ -375,6 +375,40 @@ fn rich_request() -> ApprovalRequest {
 }
 
 #[test]
+fn status_shows_a_one_time_requests_exact_job_and_where_its_logs_are() {
+    let req: ApprovalRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1",
+        "kind": "ApprovalRequest",
+        "metadata": {"name": "migrate", "namespace": "team", "uid": "u1",
+                     "creationTimestamp": "2026-11-23T10:00:00Z"},
+        "spec": {"requester": {"username": "dana", "groups": ["dev"]},
+                 "role": {"kind": "ClusterRole", "name": "edit"}, "type": "OneTime",
+                 "job": {"image": "ghcr.io/acme/migrate:1.4", "command": ["migrate"], "args": ["up", "--to", "42"],
+                         "env": [{"name": "DRY_RUN", "value": "false"}]}},
+        "status": {"phase": "Processing",
+                   "job": {"name": "gatehouse-migrate-1a2b3c4d", "serviceAccount": "gatehouse-migrate-1a2b3c4d",
+                           "uid": "j1", "state": "Running", "deadline": "2026-11-23T11:05:00Z",
+                           "logs": "kubectl logs -n team job/gatehouse-migrate-1a2b3c4d"}}
+    }))
+    .unwrap();
+    let out = render::status(&req, now());
+    assert!(out.contains("Job image:  ghcr.io/acme/migrate:1.4"), "{out}");
+    assert!(
+        out.contains(r#"Job runs:   ["migrate", "up", "--to", "42"]"#),
+        "{out}"
+    );
+    assert!(out.contains(r#"Job env:    DRY_RUN="false""#), "{out}");
+    assert!(
+        out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23 11:05:00Z"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Job logs:   kubectl logs -n team job/gatehouse-migrate-1a2b3c4d"),
+        "{out}"
+    );
+}
+
+#[test]
 fn status_renders_stages_approvers_time_left_and_history() {
     let out = render::status(&rich_request(), now());
     assert!(out.contains("Phase:      Active"), "{out}");

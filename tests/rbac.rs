@@ -208,6 +208,30 @@ fn cluster_role_bindings_are_written_only_with_cluster_scope() {
 }
 
 #[test]
+fn one_time_jobs_are_created_and_stopped_never_rewritten() {
+    let rules = operator_rules(&RbacOptions::default());
+    for verb in ["get", "list", "watch", "create", "delete"] {
+        assert!(allows(&rules, verb, "batch", "jobs", None), "{verb} jobs");
+    }
+    // What reviewers approved is what runs: a Job is never changed after creation.
+    for verb in ["update", "patch"] {
+        assert!(!allows(&rules, verb, "batch", "jobs", None), "{verb} jobs");
+    }
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        assert!(
+            allows(&rules, verb, "", "serviceaccounts", None),
+            "{verb} serviceaccounts"
+        );
+    }
+    // No tokens minted, no pods started or entered directly.
+    assert!(!allows(&rules, "create", "", "serviceaccounts/token", None));
+    for verb in ["create", "delete"] {
+        assert!(!allows(&rules, verb, "", "pods", None), "{verb} pods");
+    }
+    assert!(!allows(&rules, "create", "", "pods/exec", None));
+}
+
+#[test]
 fn the_operator_reads_records_writes_status_and_deletes_only_for_retention() {
     let rules = operator_rules(&RbacOptions::default());
     for resource in ["approvalrequests", "accessreviews", "accesspolicies"] {

@@ -159,6 +159,8 @@ fn examples_round_trip_without_losing_fields() {
             "AccessPolicy" => round_trip::<AccessPolicy>(&doc),
             "ApprovalRequest" => round_trip::<ApprovalRequest>(&doc),
             "AccessReview" => round_trip::<AccessReview>(&doc),
+            // What a OneTime request's Job reported, for simulate.
+            "Job" => round_trip::<k8s_openapi::api::batch::v1::Job>(&doc),
             other => panic!("{name}: unexpected kind {other}"),
         };
         let yaml = serde_saphyr::to_string(&back).unwrap();
@@ -170,7 +172,8 @@ fn examples_round_trip_without_losing_fields() {
 
 #[test]
 fn api_server_accepts_every_example() {
-    for (name, doc) in example_documents() {
+    // Job documents are what the cluster reported, not something users create.
+    for (name, doc) in example_documents().into_iter().filter(|(_, d)| kind(d) != "Job") {
         let errors = create_errors(&doc);
         assert!(errors.is_empty(), "{name} would be refused: {errors:#?}");
     }

@@ -39,7 +39,7 @@ fn status<'a>(report: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn the_examples_tell_the_documented_story_at_noon() {
     let report = json_at("2026-11-23T12:00:00Z");
-    assert_eq!(report["requests"].as_array().unwrap().len(), 8);
+    assert_eq!(report["requests"].as_array().unwrap().len(), 11);
     let phase = |n: &str| status(&report, n)["phase"].as_str().unwrap().to_string();
     assert_eq!(phase("dana-view"), "Active");
     assert_eq!(
@@ -68,6 +68,50 @@ fn the_examples_tell_the_documented_story_at_noon() {
     assert_eq!(phase("oscar-edit"), "Denied");
     assert_eq!(phase("pat-view"), "Active");
     assert_eq!(status(&report, "pat-view")["requirements"]["autoApproved"], true);
+}
+
+#[test]
+fn one_time_jobs_show_processing_executed_and_deadline_exceeded() {
+    let report = json_at("2026-11-23T12:00:00Z");
+    let rosa = status(&report, "rosa-report");
+    assert_eq!(rosa["phase"], "Processing");
+    assert_eq!(
+        rosa["job"]["state"], "Starting",
+        "no Job document: the operator creates it now"
+    );
+    assert_eq!(rosa["job"]["deadline"], "2026-11-23T12:45:00Z");
+    assert!(rosa["job"]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("gatehouse-rosa-report-"));
+
+    let sam = status(&report, "sam-export");
+    assert_eq!(sam["phase"], "Executed");
+    assert_eq!(
+        sam["completedAt"], "2026-11-23T11:22:00Z",
+        "when the Job completed"
+    );
+    assert_eq!(sam["job"]["uid"], "7c1d2e3f-0010-4a5b-9c6d-000000000010");
+    assert_eq!(sam["job"]["state"], "Succeeded");
+    assert_eq!(sam["grant"]["revokedAt"], "2026-11-23T11:22:00Z");
+
+    let tom = status(&report, "tom-dump");
+    assert_eq!(tom["phase"], "Failed");
+    let complete = tom["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Complete")
+        .unwrap();
+    assert_eq!(complete["reason"], "DeadlineExceeded");
+    assert_eq!(tom["job"]["state"], "Stopped");
+    assert_eq!(tom["completedAt"], "2026-11-23T11:05:00Z");
+
+    // Before the Job document says it completed, the same job is still running.
+    let earlier = json_at("2026-11-23T11:20:00Z");
+    let sam = status(&earlier, "sam-export");
+    assert_eq!(sam["phase"], "Processing");
+    assert_eq!(sam["job"]["state"], "Running");
 }
 
 #[test]

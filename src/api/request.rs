@@ -264,12 +264,63 @@ pub struct ApprovalRequestStatus {
     /// When the request reached a terminal phase; retention counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// OneTime: the job the operator runs for this request, and how it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobRecord>,
     /// Conditions: `Approved`, `Granted`, `Complete`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// The Job of a OneTime request. Once `uid` is set the job has been created, and
+/// it is never created again.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    /// Name of the Job, in the request's namespace.
+    pub name: String,
+    /// The dedicated ServiceAccount the job runs as (bound to the requested role).
+    pub service_account: String,
+    /// uid of the Job, recorded as soon as it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// `Starting`, `Running`, `Succeeded`, `Failed`, `Stopped` (ended by the deadline or a revocation) or `Deleted` (removed by someone else before it finished).
+    pub state: JobState,
+    /// When the Job was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the job is stopped at the latest: the end of the access (expiry or time-window close).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// When the job finished or was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The job's failure message, or why it was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// How to read the job's output.
+    pub logs: String,
+}
+
+/// Where the job of a OneTime request is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum JobState {
+    /// To be created now.
+    #[default]
+    Starting,
+    /// Created and not finished.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished unsuccessfully.
+    Failed,
+    /// Stopped by the operator (deadline or revocation) before it finished.
+    Stopped,
+    /// Deleted by someone else before it finished.
+    Deleted,
 }
 
 /// Snapshot of the policy taken at first evaluation.

@@ -284,6 +284,24 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
             .map_or(String::new(), |n| format!(" in {n}"));
         field("Grant", format!("{:?}/{}{place}", g.kind, g.name));
     }
+    // A OneTime request: what reviewers approve is exactly this, so show all of it.
+    if let Some(j) = &req.spec.job {
+        let line: Vec<&str> = j.command.iter().chain(&j.args).map(String::as_str).collect();
+        field("Job image", j.image.clone());
+        if !line.is_empty() {
+            field("Job runs", format!("{line:?}"));
+        }
+        for e in &j.env {
+            field("Job env", format!("{}={:?}", e.name, e.value));
+        }
+    }
+    if let Some(j) = req.status.as_ref().and_then(|st| st.job.as_ref()) {
+        let deadline = j.deadline.map_or(String::new(), |d| {
+            format!(", stopped at {} at the latest", when(Some(d)))
+        });
+        field("Job", format!("{} ({:?}{deadline})", j.name, j.state));
+        field("Job logs", j.logs.clone());
+    }
     if let Some(m) = &s.message {
         field("Message", m.clone());
     }

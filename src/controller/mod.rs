@@ -6,6 +6,7 @@
 //! a phase change, and requeue at the core's next deadline.
 
 pub mod grant;
+pub mod job;
 pub mod metrics;
 pub mod run;
 
@@ -52,6 +53,23 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Creating, reading or deleting a OneTime request's Job or ServiceAccount failed.
+    #[error("job {name}: {source}")]
+    Job {
+        /// Name of the Job (and of its ServiceAccount).
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A Job with the request's deterministic name exists but was not made for it.
+    #[error(
+        "a Job named {name} exists that was not created for this request; it is neither adopted nor replaced"
+    )]
+    JobConflict {
+        /// Name of the Job.
+        name: String,
+    },
     /// The request has no namespace or name (never from a real API server).
     #[error("object is missing {0}")]
     MissingField(&'static str),
@@ -63,6 +81,8 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::Binding { .. } => "binding",
+            Error::Job { .. } => "job",
+            Error::JobConflict { .. } => "job_conflict",
             Error::MissingField(_) => "missing_field",
         }
     }
@@ -135,7 +155,14 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
     };
 
     let now = (ctx.clock)();
-    let loaded = load(req, ctx, &ns).await?;
+    let loaded = match load(req, ctx, &ns).await {
+        Ok(l) => l,
+        Err(e @ Error::JobConflict { .. }) => {
+            record_failure(req, ctx, &requests, &e, "JobFailed", "run the job").await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let input = Input {
         request: req,
         policies: &loaded.policies,
@@ -144,17 +171,51 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         other_live_grants: &loaded.other_live_grants,
         extended: loaded.extended.as_ref(),
         superseded_by: loaded.superseded_by.as_ref(),
+        job: loaded.job.as_ref(),
         now,
     };
-    let ev = decide::evaluate(&input);
+    let mut ev = decide::evaluate(&input);
 
+    let mut created_job = None;
     for action in &ev.actions {
         match action {
             Action::EnsureBinding(b) => {
                 if let Err(e) = grant::ensure_binding(&ctx.client, req, b).await {
-                    record_failure(req, ctx, &requests, &e).await;
+                    record_failure(req, ctx, &requests, &e, "BindingFailed", "create the binding").await;
                     return Err(e);
                 }
+            }
+            Action::EnsureServiceAccount(sa) => {
+                if let Err(e) = job::ensure_service_account(&ctx.client, req, sa).await {
+                    record_failure(
+                        req,
+                        ctx,
+                        &requests,
+                        &e,
+                        "JobFailed",
+                        "create the job's ServiceAccount",
+                    )
+                    .await;
+                    return Err(e);
+                }
+            }
+            Action::CreateJob(plan) => match job::create_job(&ctx.client, req, plan, now).await {
+                Ok(created) => {
+                    info!(request = %name, namespace = %ns, job = %plan.target.name, "job created");
+                    created_job = job::observe(&created, now);
+                }
+                Err(e) => {
+                    record_failure(req, ctx, &requests, &e, "JobFailed", "create the job").await;
+                    return Err(e);
+                }
+            },
+            Action::DeleteJob(target) => {
+                if job::delete_job(&ctx.client, req, target).await? {
+                    info!(request = %name, namespace = %ns, job = %target.name, "job stopped and deleted");
+                }
+            }
+            Action::DeleteServiceAccount(target) => {
+                job::delete_service_account(&ctx.client, target).await?;
             }
             Action::RemoveBinding(target) => {
                 if grant::remove_binding(&ctx.client, target).await? {
@@ -177,9 +238,31 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         }
     }
 
+    if let Some(observed) = &created_job {
+        // Record the new Job's uid in this same status write: from then on the
+        // core knows the job started and never asks for it again, even if the
+        // Job is deleted before the next reconcile.
+        let mut planned = req.clone();
+        planned.status = Some(ev.status.clone());
+        ev = decide::evaluate(&Input {
+            request: &planned,
+            job: Some(observed),
+            ..input
+        });
+    }
+
     record_reviews(ctx, &ns, &loaded.reviews, &ev, now).await?;
     record_status(req, ctx, &requests, &ev).await?;
-    Ok(requeue_at(ev.next_deadline, now))
+    let mut requeue = requeue_at(ev.next_deadline, now);
+    if ev.status.phase == Phase::Processing {
+        // The Job watch wakes the request when the job ends; a lost watch event
+        // still gets noticed within a minute.
+        requeue = match ev.next_deadline {
+            Some(d) if d - now <= chrono::Duration::seconds(60) => requeue,
+            _ => Requeue::requeue(StdDuration::from_secs(60)),
+        };
+    }
+    Ok(requeue)
 }
 
 /// Requeue exactly at the next deadline (plus a hair, so the core sees it passed).
@@ -201,6 +284,7 @@ struct Loaded {
     other_live_grants: Vec<String>,
     extended: Option<ApprovalRequest>,
     superseded_by: Option<Supersession>,
+    job: Option<decide::JobObservation>,
 }
 
 async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, Error> {
@@ -225,6 +309,7 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
             other_live_grants: Vec::new(),
             extended: None,
             superseded_by: None,
+            job: None,
         });
     }
     let first_evaluation = status.requirements.is_none();
@@ -284,7 +369,7 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
             .filter(|o| o.uid() != req.uid() && o.spec.requester.username == req.spec.requester.username)
             .filter(|o| {
                 o.status.as_ref().is_some_and(|s| {
-                    matches!(s.phase, Phase::Approved | Phase::Active)
+                    matches!(s.phase, Phase::Approved | Phase::Active | Phase::Processing)
                         && (policy.is_none() || s.requirements.as_ref().map(|r| r.policy.clone()) == policy)
                 })
             })
@@ -293,6 +378,19 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
     } else {
         Vec::new()
     };
+    let job = if req.spec.type_ == crate::api::RequestType::OneTime {
+        let target = decide::job::job_ref(req);
+        let recorded = status.job.as_ref().is_some_and(|j| j.uid.is_some());
+        match job::read_job(&ctx.client, req, &target).await {
+            Ok(found) => found.and_then(|j| job::observe(&j, (ctx.clock)())),
+            // Our Job was created and is gone; another one took its name: the core
+            // ends the request (JobDeleted) instead of waiting on a Job it cannot use.
+            Err(Error::JobConflict { .. }) if recorded => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
     Ok(Loaded {
         policies,
         reviews,
@@ -300,6 +398,7 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
         other_live_grants,
         extended,
         superseded_by,
+        job,
     })
 }
 
@@ -354,6 +453,11 @@ async fn finalize(
         name,
         namespace: (kind == crate::api::BindingKind::RoleBinding).then_some(ns),
     };
+    if req.spec.type_ == crate::api::RequestType::OneTime {
+        let target = decide::job::job_ref(req);
+        job::delete_job(&ctx.client, req, &target).await?;
+        job::delete_service_account(&ctx.client, &target).await?;
+    }
     if grant::remove_binding(&ctx.client, &target).await? {
         publish(
             ctx,
@@ -503,7 +607,7 @@ async fn announce(req: &ApprovalRequest, ctx: &Context, before: Option<Phase>, e
             EventType::Normal,
             phase.as_str(),
             condition(decide::GRANTED)
-                .filter(|_| matches!(phase, Phase::Active | Phase::Approved))
+                .filter(|_| matches!(phase, Phase::Active | Phase::Approved | Phase::Processing))
                 .or_else(|| condition(decide::COMPLETE))
                 .map(|c| c.message)
                 .unwrap_or_default(),
@@ -534,26 +638,34 @@ async fn publish(
     }
 }
 
-/// A binding could not be applied: say so in the status, where users look.
-async fn record_failure(req: &ApprovalRequest, ctx: &Context, api: &Api<ApprovalRequest>, err: &Error) {
+/// A binding, ServiceAccount or Job could not be created: say so in the status,
+/// where users look.
+async fn record_failure(
+    req: &ApprovalRequest,
+    ctx: &Context,
+    api: &Api<ApprovalRequest>,
+    err: &Error,
+    reason: &str,
+    what: &str,
+) {
     let now = (ctx.clock)();
     let mut status = req.status.clone().unwrap_or_default();
-    let message = format!("could not create the binding: {err}; retrying");
+    let message = format!("could not {what}: {err}; retrying");
     let existing = status.conditions.iter_mut().find(|c| c.type_ == decide::GRANTED);
     match existing {
-        Some(c) if c.reason == "BindingFailed" && c.message == message => return,
+        Some(c) if c.reason == reason && c.message == message => return,
         Some(c) => {
             if c.status != crate::api::ConditionStatus::False {
                 c.last_transition_time = now;
             }
             c.status = crate::api::ConditionStatus::False;
-            c.reason = "BindingFailed".into();
+            c.reason = reason.into();
             c.message = message.clone();
         }
         None => status.conditions.push(crate::api::Condition {
             type_: decide::GRANTED.into(),
             status: crate::api::ConditionStatus::False,
-            reason: "BindingFailed".into(),
+            reason: reason.into(),
             message: message.clone(),
             observed_generation: req.metadata.generation,
             last_transition_time: now,
@@ -566,7 +678,7 @@ async fn record_failure(req: &ApprovalRequest, ctx: &Context, api: &Api<Approval
     {
         warn!(request = %req.name_any(), error = %e, "could not record the binding failure");
     }
-    publish(ctx, req, EventType::Warning, "BindingFailed", "Grant", message).await;
+    publish(ctx, req, EventType::Warning, reason, "Grant", message).await;
 }
 
 /// After an error: retry with backoff, never crash.

@@ -12,7 +12,10 @@ use std::{
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use futures::StreamExt;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    rbac::v1::{ClusterRoleBinding, RoleBinding},
+};
 use kube::{
     api::{Api, ListParams},
     runtime::{controller::Controller, reflector::ObjectRef, watcher},
@@ -293,6 +296,8 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<ApprovalReques
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = ctrl.store();
     ctrl.owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
+        // A OneTime request's Job: its end wakes the request at once.
+        .owns(Api::<Job>::all(client.clone()), managed.clone())
         // Cluster-scoped bindings cannot carry an owner reference to a namespaced request.
         .watches(Api::<ClusterRoleBinding>::all(client.clone()), managed, |crb| {
             let labels = crb.labels();

@@ -14,6 +14,7 @@
 //! evaluation, and a terminal phase, which never changes again.
 
 pub mod duration;
+pub mod job;
 pub mod policy;
 mod tally;
 pub mod window;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use kube::ResourceExt;
 
+pub use self::job::{JobObservation, JobPlan, JobProgress, ObjectName};
 use self::{
     policy::Rules,
     tally::{Approval, Tally},
@@ -30,8 +32,9 @@ use self::{
 };
 use crate::api::{
     AccessPolicy, AccessReview, ApprovalCount, ApprovalRequest, ApprovalRequestStatus, BindingKind,
-    Condition, ConditionStatus, Decision, DecisionRecord, GrantStatus, Identity, Justification, Phase,
-    Principals, RequestType, ReviewGroupStatus, ReviewState, RoleRef, StageStatus, Subject, SubjectKind,
+    Condition, ConditionStatus, Decision, DecisionRecord, GrantStatus, Identity, JobRecord, JobState,
+    Justification, Phase, Principals, RequestType, ReviewGroupStatus, ReviewState, RoleRef, StageStatus,
+    Subject, SubjectKind,
 };
 
 /// Condition type: the request has (or had) the approvals it needs.
@@ -58,6 +61,8 @@ pub struct Input<'a> {
     pub extended: Option<&'a ApprovalRequest>,
     /// A newer request that extends this one and has taken over the access.
     pub superseded_by: Option<&'a Supersession>,
+    /// OneTime: the request's Job as it is in the cluster (by its deterministic name), if it exists.
+    pub job: Option<&'a JobObservation>,
     /// The evaluation time.
     pub now: DateTime<Utc>,
 }
@@ -91,6 +96,14 @@ pub enum Action {
     EnsureBinding(Binding),
     /// Delete this binding if it exists.
     RemoveBinding(BindingRef),
+    /// OneTime: create or update the job's dedicated ServiceAccount.
+    EnsureServiceAccount(ObjectName),
+    /// OneTime: delete the job's ServiceAccount if it exists.
+    DeleteServiceAccount(ObjectName),
+    /// OneTime: create the Job (create only, never update: it runs once).
+    CreateJob(JobPlan),
+    /// OneTime: stop the Job if it still exists (its pods go with it).
+    DeleteJob(ObjectName),
     /// The audit retention has passed: delete the request and its reviews.
     DeleteRecord,
 }
@@ -167,13 +180,19 @@ pub fn binding_name(namespace: &str, name: &str, uid: &str, kind: BindingKind) -
         BindingKind::RoleBinding => name.to_string(),
         BindingKind::ClusterRoleBinding => format!("{namespace}.{name}"),
     };
+    derived_name(&body, namespace, name, uid, 253)
+}
+
+/// `gatehouse-BODY-HASH`, at most `max` characters, the hash taken over the
+/// request's namespace, name and uid.
+fn derived_name(body: &str, namespace: &str, name: &str, uid: &str, max: usize) -> String {
     // FNV-1a: stable across releases and platforms, unlike std's hasher.
     let hash = format!("{namespace}/{name}/{uid}")
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    let body: String = body.chars().take(253 - "gatehouse-".len() - 9).collect();
+    let body: String = body.chars().take(max - "gatehouse-".len() - 9).collect();
     format!(
         "gatehouse-{}-{:08x}",
         body.trim_end_matches(['-', '.']),
@@ -260,6 +279,25 @@ struct Replay<'a> {
     forced_by: Option<(String, String, DateTime<Utc>)>,
     rejected_by: Option<(String, Vec<String>, DateTime<Utc>)>,
     verdicts: Vec<(Verdict, Decision, String, DateTime<Utc>, bool)>,
+    /// OneTime: what is known of the job.
+    job: Option<JobFacts<'a>>,
+}
+
+/// What one evaluation knows of a OneTime request's Job: the stored record and
+/// the observation, reconciled.
+struct JobFacts<'a> {
+    target: ObjectName,
+    /// The Job found in the cluster, if it is the one recorded (or none is recorded yet).
+    observed: Option<&'a JobObservation>,
+    /// uid recorded in the status: the Job was created and must never be created again.
+    recorded_uid: Option<String>,
+    /// When the Job was created, if it was.
+    started: Option<DateTime<Utc>>,
+    /// The recorded Job no longer exists (or was replaced by another one).
+    lost: bool,
+    /// The deadline recorded when the job was first planned: sticky, so neither
+    /// a clock difference with the API server nor a later window moves it.
+    deadline: Option<DateTime<Utc>>,
 }
 
 impl<'a> Replay<'a> {
@@ -300,8 +338,78 @@ impl<'a> Replay<'a> {
         };
     }
 
+    /// OneTime: when the job must be stopped, if it starts (or started) at `from`:
+    /// the end of the access interval it runs in, so it never runs outside the
+    /// time window nor past `expiresAt`.
+    fn job_deadline(&self, approved_at: DateTime<Utc>, from: DateTime<Utc>) -> DateTime<Utc> {
+        let (start, expires) = self.access_span(approved_at);
+        window::access_intervals(self.rules.window.as_ref(), start, expires)
+            .into_iter()
+            .find(|(_, e)| *e > from)
+            .map_or(expires, |(_, e)| e)
+    }
+
+    /// OneTime: ends the request when its job finished, hit its deadline or was
+    /// deleted, whichever came first by `t`. Returns whether the job has started
+    /// (then the JIT expiry rules do not apply: the deadline is the job's).
+    fn advance_job(&mut self, approved_at: DateTime<Utc>, t: DateTime<Utc>) -> bool {
+        let Some(job) = self.job.as_ref() else {
+            return false;
+        };
+        let Some(started) = job.started else {
+            return false;
+        };
+        let name = job.target.name.clone();
+        let logs = job::logs_hint(&job.target);
+        let lost = job.lost;
+        let finished = job
+            .observed
+            .and_then(|o| o.progress.finished_at().map(|at| (at, o.progress.clone())));
+        let deadline = job
+            .deadline
+            .unwrap_or_else(|| self.job_deadline(approved_at, started));
+        match finished {
+            Some((at, progress)) if at <= t && at <= deadline => match progress {
+                JobProgress::Failed { message, .. } => self.end(
+                    Phase::Failed,
+                    at,
+                    "JobFailed",
+                    format!("job {name} failed: {message}; logs: {logs}"),
+                ),
+                _ => self.end(
+                    Phase::Executed,
+                    at,
+                    "Executed",
+                    format!("job {name} succeeded; logs: {logs}"),
+                ),
+            },
+            _ if deadline <= t => self.end(
+                Phase::Failed,
+                deadline,
+                "DeadlineExceeded",
+                format!(
+                    "job {name} was still running at its deadline {} and was stopped; logs (while the Job exists): {logs}",
+                    deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            ),
+            _ if lost && t >= self.input.now => self.end(
+                Phase::Failed,
+                t,
+                "JobDeleted",
+                format!("job {name} was deleted before it finished; it is not run again"),
+            ),
+            _ => {}
+        }
+        true
+    }
+
     /// Applies the deadlines that pass before `t`.
     fn advance(&mut self, t: DateTime<Utc>) {
+        if let State::Approved { at, .. } = self.state {
+            if self.advance_job(at, t) {
+                return;
+            }
+        }
         match self.state {
             State::Pending => {
                 if let Some(deadline) = self.timeout_at().filter(|d| *d <= t) {
@@ -321,15 +429,15 @@ impl<'a> Replay<'a> {
                     let message = format!("access continues under request {}", s.by);
                     self.end(Phase::Superseded, s.at, "Superseded", message);
                 } else if expires <= t {
-                    self.end(
-                        Phase::Expired,
-                        expires,
-                        "Expired",
+                    let message = if self.job.is_some() {
+                        "the access ended before the job could be started".to_string()
+                    } else {
                         format!(
                             "access expired {} after it started",
                             duration::format(self.rules.duration)
-                        ),
-                    );
+                        )
+                    };
+                    self.end(Phase::Expired, expires, "Expired", message);
                 }
             }
             State::Ended { .. } => {}
@@ -800,6 +908,7 @@ pub fn evaluate(input: &Input) -> Evaluation {
         forced_by: None,
         rejected_by: None,
         verdicts: Vec::new(),
+        job: (req.spec.type_ == RequestType::OneTime).then(|| job_facts(input, &prev)),
     };
     if rules.auto_approved {
         replay.approve(created, "AutoApproved");
@@ -812,14 +921,53 @@ pub fn evaluate(input: &Input) -> Evaluation {
     build(&replay, requirements, &prev)
 }
 
+/// Reconciles the stored job record with what the shell observed.
+fn job_facts<'a>(input: &Input<'a>, prev: &ApprovalRequestStatus) -> JobFacts<'a> {
+    let target = job::job_ref(input.request);
+    let recorded = prev.job.as_ref();
+    let recorded_uid = recorded.and_then(|j| j.uid.clone());
+    let observed = input
+        .job
+        .filter(|o| o.name == target.name && recorded_uid.as_deref().is_none_or(|u| u == o.uid));
+    JobFacts {
+        lost: recorded_uid.is_some() && observed.is_none(),
+        // A deadline planned for a job that was never created does not bind a later start.
+        deadline: recorded
+            .and_then(|j| j.deadline)
+            .filter(|_| observed.is_some() || recorded_uid.is_some()),
+        started: observed
+            .map(|o| o.created)
+            .or_else(|| recorded.and_then(|j| j.started_at)),
+        target,
+        observed,
+        recorded_uid,
+    }
+}
+
 /// Policy selection and the checks made once, when a request is first seen.
 fn first_admission(input: &Input) -> Result<crate::api::Requirements, Denial> {
     let req = input.request;
     if req.spec.type_ == RequestType::OneTime {
-        return Err(Denial::new(
-            "UnsupportedType",
-            "OneTime requests are not executed by this version of Gatehouse; request JIT access instead",
-        ));
+        if req.spec.job.is_none() {
+            return Err(Denial::new(
+                "MissingJob",
+                "a OneTime request needs spec.job: the job to run once",
+            ));
+        }
+        // The job's identity is its own ServiceAccount, created for this request:
+        // a subject would hand the role to someone the reviewers did not see run.
+        if req.spec.subject.is_some() {
+            return Err(Denial::new(
+                "SubjectNotAllowed",
+                "a OneTime job runs as a ServiceAccount created for this request: omit spec.subject",
+            ));
+        }
+        if req.spec.extends.is_some() {
+            return Err(Denial::new(
+                "InvalidExtends",
+                "a OneTime request runs its job once and cannot extend another request: omit spec.extends",
+            ));
+        }
     }
     if let Some(name) = &req.spec.extends {
         let Some(old) = input.extended else {
@@ -936,6 +1084,7 @@ fn keep_terminal(
     if status.grant.is_some() {
         actions.push(Action::RemoveBinding(binding_ref(input.request)));
     }
+    actions.extend(one_time_cleanup(input.request, &status));
     let next_deadline = retention_deadline(&status).filter(|d| *d > input.now);
     if retention_deadline(&status).is_some_and(|d| d <= input.now) {
         actions.push(Action::DeleteRecord);
@@ -1069,9 +1218,11 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
     let phase = match (&r.state, current) {
         (State::Ended { phase, .. }, _) => *phase,
         (State::Pending, _) => Phase::Pending,
+        (State::Approved { .. }, Some(_)) if r.job.is_some() => Phase::Processing,
         (State::Approved { .. }, Some(_)) => Phase::Active,
         (State::Approved { .. }, None) => Phase::Approved,
     };
+    let job_record = r.job.as_ref().and_then(|j| job_record(r, j, &end, current, prev));
 
     let revoked_at = match end {
         Some(_) => past.last().map(|(_, e)| (*e).min(end_at.unwrap_or(*e))),
@@ -1293,10 +1444,10 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
         )),
     }
     match &end {
-        Some((phase, at, _, message)) => conditions.push(condition(
+        Some((_, at, reason, message)) => conditions.push(condition(
             COMPLETE,
             ConditionStatus::True,
-            phase.as_str(),
+            reason,
             message.clone(),
             *at,
             generation,
@@ -1331,20 +1482,55 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
         approved_at: r.approved.map(|(at, _)| at),
         expires_at: span.map(|(_, e)| e),
         completed_at: end_at,
+        job: job_record,
         conditions: settle_conditions(conditions, &prev.conditions),
         observed_generation: generation,
     };
 
     let mut actions = Vec::new();
-    match current {
-        Some((_, until)) => actions.push(Action::EnsureBinding(Binding {
+    match (current, &r.job) {
+        (Some((_, until)), Some(job)) => {
+            // Order matters: the job must find its identity and role in place.
+            let deadline = status
+                .job
+                .as_ref()
+                .and_then(|j| j.deadline)
+                .unwrap_or(until)
+                .min(until);
+            let sa = job.target.clone();
+            actions.push(Action::EnsureServiceAccount(sa.clone()));
+            actions.push(Action::EnsureBinding(Binding {
+                target: target.clone(),
+                role: req.spec.role.clone(),
+                subject: Subject {
+                    kind: SubjectKind::ServiceAccount,
+                    name: sa.name.clone(),
+                    namespace: Some(sa.namespace.clone()),
+                },
+                valid_until: deadline,
+            }));
+            if job.observed.is_none() && job.recorded_uid.is_none() {
+                if let Some(spec) = &req.spec.job {
+                    actions.push(Action::CreateJob(JobPlan {
+                        target: job.target.clone(),
+                        service_account: sa.name,
+                        spec: spec.clone(),
+                        deadline,
+                    }));
+                }
+            }
+        }
+        (Some((_, until)), None) => actions.push(Action::EnsureBinding(Binding {
             target: target.clone(),
             role: req.spec.role.clone(),
             subject: subject_of(req),
             valid_until: until,
         })),
-        None if span.is_some() => actions.push(Action::RemoveBinding(target.clone())),
-        None => {}
+        (None, _) if span.is_some() => actions.push(Action::RemoveBinding(target.clone())),
+        (None, _) => {}
+    }
+    if end.is_some() && r.approved.is_some() {
+        actions.extend(one_time_cleanup(req, &status));
     }
 
     let mut deadlines: Vec<DateTime<Utc>> = Vec::new();
@@ -1371,6 +1557,14 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
             }
         }
     }
+    if let Some(d) = status
+        .job
+        .as_ref()
+        .and_then(|j| j.deadline)
+        .filter(|_| end.is_none())
+    {
+        deadlines.push(d);
+    }
     let next_deadline = deadlines.into_iter().filter(|d| *d > now).min();
     let verdicts = r.verdicts.iter().map(|(v, ..)| v.clone()).collect();
     Evaluation {
@@ -1379,6 +1573,77 @@ fn build(r: &Replay, requirements: crate::api::Requirements, prev: &ApprovalRequ
         verdicts,
         next_deadline,
     }
+}
+
+/// The `status.job` of a OneTime request: kept from the stored status, updated
+/// with what was observed and how the request ended.
+fn job_record(
+    r: &Replay,
+    job: &JobFacts,
+    end: &Option<(Phase, DateTime<Utc>, String, String)>,
+    current: Option<Interval>,
+    prev: &ApprovalRequestStatus,
+) -> Option<JobRecord> {
+    let (approved_at, _) = r.approved?;
+    let kept = prev.job.as_ref();
+    if job.started.is_none() && current.is_none() && kept.is_none() {
+        return None;
+    }
+    let deadline = match (job.deadline, job.started) {
+        (Some(d), _) => Some(d),
+        (None, Some(started)) => Some(r.job_deadline(approved_at, started)),
+        (None, None) => current.map(|(_, e)| e),
+    };
+    let (state, finished_at, message) = match end {
+        Some((_, at, reason, message)) => {
+            let state = match reason.as_str() {
+                "Executed" => JobState::Succeeded,
+                "JobFailed" => JobState::Failed,
+                "JobDeleted" => JobState::Deleted,
+                _ => JobState::Stopped,
+            };
+            let message = match (state, job.observed.map(|o| &o.progress)) {
+                (JobState::Succeeded, _) => None,
+                (JobState::Failed, Some(JobProgress::Failed { message, .. })) => Some(message.clone()),
+                _ => Some(message.clone()),
+            };
+            (state, Some(*at), message)
+        }
+        None if job.observed.is_some() || job.recorded_uid.is_some() => (JobState::Running, None, None),
+        None => (JobState::Starting, None, None),
+    };
+    Some(JobRecord {
+        name: job.target.name.clone(),
+        service_account: job.target.name.clone(),
+        uid: job
+            .observed
+            .map(|o| o.uid.clone())
+            .or_else(|| job.recorded_uid.clone()),
+        state,
+        started_at: job.started,
+        deadline,
+        finished_at,
+        message,
+        logs: job::logs_hint(&job.target),
+    })
+}
+
+/// What stays to be removed once a OneTime request has ended: its ServiceAccount,
+/// and its Job unless the job finished by itself (its logs are kept with it).
+fn one_time_cleanup(req: &ApprovalRequest, status: &ApprovalRequestStatus) -> Vec<Action> {
+    if req.spec.type_ != RequestType::OneTime || status.approved_at.is_none() {
+        return Vec::new();
+    }
+    let target = job::job_ref(req);
+    let mut actions = vec![Action::DeleteServiceAccount(target.clone())];
+    let finished = status
+        .job
+        .as_ref()
+        .is_some_and(|j| matches!(j.state, JobState::Succeeded | JobState::Failed));
+    if !finished {
+        actions.push(Action::DeleteJob(target));
+    }
+    actions
 }
 
 impl BindingRef {

@@ -125,6 +125,7 @@ pub(super) fn eval_with<'a>(
         other_live_grants: &[],
         extended: None,
         superseded_by: None,
+        job: None,
         now: at(now),
     };
     tweak(&mut input);
@@ -1330,14 +1331,5 @@ fn an_extension_must_be_for_the_same_subject() {
     assert_eq!(ev.status.phase, Phase::Pending);
 }
 
-#[test]
-fn one_time_requests_are_refused_clearly_until_supported() {
-    let mut req = dana_view();
-    req.spec.type_ = RequestType::OneTime;
-    assert_eq!(
-        denial(&eval(&[simple_policy()], &req, &[], "10:01")).0,
-        "UnsupportedType"
-    );
-}
-
+mod onetime;
 mod properties;

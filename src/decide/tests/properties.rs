@@ -101,6 +101,10 @@ prop_compose! {
         req.spec.not_before = not_before.map(|m| base() + Duration::minutes(m));
         req.spec.subject = (!subject.is_empty()).then(|| serde_saphyr::from_str(subject).unwrap());
         let now1 = base() + Duration::minutes(now1);
+        // Names are unique in a namespace: two generated reviews of one person in
+        // the same minute would share a name, which no API server allows.
+        let mut names = std::collections::BTreeSet::new();
+        let reviews: Vec<AccessReview> = reviews.into_iter().filter(|r| names.insert(r.name_any())).collect();
         (policy, req, reviews, now1, now1 + Duration::minutes(later))
     }
 }
@@ -114,6 +118,7 @@ fn run(p: &AccessPolicy, req: &ApprovalRequest, reviews: &[AccessReview], now: D
         other_live_grants: &[],
         extended: None,
         superseded_by: None,
+        job: None,
         now,
     })
 }
@@ -206,6 +211,171 @@ proptest! {
             let accepted_after = ev.status.decisions.iter().filter(|d| d.at > rejected_at && d.decision != Decision::Comment && d.accepted).count();
             prop_assert_eq!(accepted_after, 0);
             prop_assert!(ev.status.grant.is_none());
+        }
+    }
+}
+
+/// How the Job fares once created: still running, succeeded or failed after some minutes.
+#[derive(Debug, Clone)]
+enum Fate {
+    Running,
+    Succeeds(i64),
+    Fails(i64),
+    Deleted,
+}
+
+fn arb_fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        Just(Fate::Running),
+        (0..(6 * 60i64)).prop_map(Fate::Succeeds),
+        (0..(6 * 60i64)).prop_map(Fate::Fails),
+        Just(Fate::Deleted),
+    ]
+}
+
+fn one_time(req: &ApprovalRequest) -> ApprovalRequest {
+    let mut r = req.clone();
+    r.spec.type_ = RequestType::OneTime;
+    // A OneTime job runs as its own ServiceAccount and names no subject.
+    r.spec.subject = None;
+    r.spec.job = Some(crate::api::JobSpec {
+        image: "ghcr.io/acme/migrate:1.4".into(),
+        command: vec!["migrate".into(), "up".into()],
+        ..Default::default()
+    });
+    r
+}
+
+fn run_job(
+    p: &AccessPolicy,
+    req: &ApprovalRequest,
+    reviews: &[AccessReview],
+    now: DateTime<Utc>,
+    job: Option<&JobObservation>,
+) -> Evaluation {
+    evaluate(&Input {
+        request: req,
+        policies: std::slice::from_ref(p),
+        reviews,
+        namespace_labels: None,
+        other_live_grants: &[],
+        extended: None,
+        superseded_by: None,
+        job,
+        now,
+    })
+}
+
+/// The Job as the shell would see it at `now`, created at `created`.
+fn observe(
+    req: &ApprovalRequest,
+    created: DateTime<Utc>,
+    fate: &Fate,
+    now: DateTime<Utc>,
+) -> Option<JobObservation> {
+    let progress = match fate {
+        Fate::Running => JobProgress::Running,
+        Fate::Succeeds(m) if created + Duration::minutes(*m) <= now => JobProgress::Succeeded {
+            at: created + Duration::minutes(*m),
+        },
+        Fate::Fails(m) if created + Duration::minutes(*m) <= now => JobProgress::Failed {
+            at: created + Duration::minutes(*m),
+            message: "BackoffLimitExceeded".into(),
+        },
+        Fate::Deleted => return None,
+        _ => JobProgress::Running,
+    };
+    Some(JobObservation {
+        name: job::job_ref(req).name,
+        uid: "job-1".into(),
+        created,
+        progress,
+    })
+}
+
+fn creates(ev: &Evaluation) -> usize {
+    ev.actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateJob(_)))
+        .count()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    /// A OneTime request follows the shell step by step: evaluate, create the Job
+    /// when asked (recording it at once, as the controller does), then evaluate at
+    /// a series of later times with the Job as it then is.
+    #[test]
+    fn one_time_invariants_hold((p, req, reviews, now, _later) in arb_case(), fate in arb_fate(),
+                                steps in proptest::collection::vec(0..(3 * 60i64), 1..6)) {
+        let req = one_time(&req);
+        let mut stored_req = req.clone();
+        let mut created: Option<DateTime<Utc>> = None;
+        let mut t = now;
+        let mut total_creates = 0;
+        for (i, step) in std::iter::once(0).chain(steps).enumerate() {
+            t += Duration::minutes(step);
+            let obs = created.and_then(|c| observe(&req, c, &fate, t));
+            let mut ev = run_job(&p, &stored_req, &reviews, t, obs.as_ref());
+            let s = &ev.status;
+
+            if let Some(d) = ev.next_deadline { prop_assert!(d > t, "step {i}: deadline {d} not after {t}"); }
+            // Evaluating the stored result again gives the identical result.
+            let again = run_job(&p, &stored(&stored_req, &ev), &reviews, t, obs.as_ref());
+            prop_assert_eq!(&again.status, &ev.status);
+            prop_assert_eq!(&again.actions, &ev.actions);
+
+            let binding = ev.actions.iter().find_map(|a| match a { Action::EnsureBinding(b) => Some(b), _ => None });
+            let plan = ev.actions.iter().find_map(|a| match a { Action::CreateJob(j) => Some(j), _ => None });
+            if binding.is_some() || plan.is_some() {
+                // Never a binding or a job without quorum, before the start, past the deadline or outside the window.
+                prop_assert_eq!(s.phase, Phase::Processing);
+                let approvals = s.approvals.as_ref().unwrap();
+                let forced = s.decisions.iter().any(|d| d.forced && d.accepted);
+                prop_assert!(approvals.received >= approvals.required || forced || approvals.summary == "auto");
+                prop_assert!(s.approved_at.unwrap() <= t);
+                if let Some(nb) = req.spec.not_before { prop_assert!(nb <= t); }
+                if let Some(w) = window_of(&p) { prop_assert!(w.contains(t), "access at {t} outside the window"); }
+                let deadline = s.job.as_ref().and_then(|j| j.deadline).unwrap();
+                prop_assert!(t < deadline && deadline <= s.expires_at.unwrap());
+                if let Some(b) = binding {
+                    prop_assert!(b.valid_until <= deadline);
+                    prop_assert_eq!(b.subject.kind, SubjectKind::ServiceAccount);
+                }
+                if let Some(j) = plan { prop_assert_eq!(j.deadline, deadline); }
+            }
+            if s.phase != Phase::Processing {
+                prop_assert!(binding.is_none() && plan.is_none());
+            }
+
+            // The shell: create the Job when asked, and record it in the same status write.
+            if plan.is_some() {
+                total_creates += 1;
+                prop_assert!(created.is_none(), "step {i}: a second CreateJob after the job was created");
+                created = Some(t);
+                let o = observe(&req, t, &Fate::Running, t).unwrap();
+                ev = run_job(&p, &stored(&stored_req, &ev), &reviews, t, Some(&o));
+                prop_assert_eq!(creates(&ev), 0);
+                prop_assert_eq!(ev.status.job.as_ref().and_then(|j| j.uid.as_deref()), Some("job-1"));
+            }
+            let before = stored_req.status.as_ref().map(|s| (s.phase, s.completed_at));
+            if let Some((phase, completed)) = before.filter(|(p, _)| p.is_terminal()) {
+                // Terminal phases are sticky.
+                prop_assert_eq!(ev.status.phase, phase);
+                prop_assert_eq!(ev.status.completed_at, completed);
+            }
+            if ev.status.phase.is_terminal() {
+                prop_assert!(!ev.actions.iter().any(|a| matches!(a, Action::EnsureBinding(_) | Action::CreateJob(_) | Action::EnsureServiceAccount(_))));
+            }
+            if ev.status.phase == Phase::Executed {
+                prop_assert!(matches!(fate, Fate::Succeeds(_)));
+            }
+            stored_req = stored(&stored_req, &ev);
+        }
+        prop_assert!(total_creates <= 1);
+        if stored_req.status.as_ref().is_some_and(|s| s.phase == Phase::Rejected) {
+            prop_assert!(created.is_none(), "a rejected request ran its job");
         }
     }
 }

@@ -1,0 +1,315 @@
+//! OneTime requests in the cluster: the dedicated ServiceAccount and the Job.
+//!
+//! The Job is created with a plain create (never apply): with its deterministic
+//! name, the API server itself guarantees at most one Job per request, whatever
+//! the operator's restarts or lost watches. Once the Job's uid is in the request's
+//! status the core never asks for it again.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::{
+    api::{
+        batch::v1::{Job, JobSpec as K8sJobSpec},
+        core::v1::{
+            Capabilities, Container, EnvVar as K8sEnvVar, PodSpec, PodTemplateSpec, SeccompProfile,
+            SecurityContext, ServiceAccount,
+        },
+    },
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{
+    api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions},
+    Client, Resource, ResourceExt,
+};
+use tracing::warn;
+
+use super::{
+    grant::{FIELD_MANAGER, MANAGED_BY, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
+    Error,
+};
+use crate::{
+    api::ApprovalRequest,
+    decide::{to_chrono, JobObservation, JobPlan, JobProgress, ObjectName},
+};
+
+/// Name of the container that runs the request's job.
+pub const CONTAINER: &str = "job";
+
+fn labels(req: &ApprovalRequest) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (REQUEST_NAMESPACE.to_string(), req.namespace().unwrap_or_default()),
+        (
+            REQUEST_NAME.to_string(),
+            req.name_any()
+                .chars()
+                .take(63)
+                .collect::<String>()
+                .trim_end_matches(['-', '.', '_'])
+                .to_string(),
+        ),
+        (REQUEST_UID.to_string(), req.uid().unwrap_or_default()),
+    ])
+}
+
+fn metadata(req: &ApprovalRequest, target: &ObjectName) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(target.name.clone()),
+        namespace: Some(target.namespace.clone()),
+        labels: Some(labels(req)),
+        // The request owns both: deleting it (retention) takes them along.
+        owner_references: req.controller_owner_ref(&()).map(|o| {
+            vec![OwnerReference {
+                block_owner_deletion: Some(false),
+                ..o
+            }]
+        }),
+        ..Default::default()
+    }
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+/// Creates or restores the job's ServiceAccount with server-side apply.
+pub async fn ensure_service_account(
+    client: &Client,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<(), Error> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
+    let sa = ServiceAccount {
+        metadata: metadata(req, target),
+        ..Default::default()
+    };
+    let mut body = serde_json::to_value(&sa).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+    body["apiVersion"] = "v1".into();
+    body["kind"] = "ServiceAccount".into();
+    api.patch(
+        &target.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Job {
+        name: target.name.clone(),
+        source,
+    })
+}
+
+/// Deletes the job's ServiceAccount; absent is fine.
+pub async fn delete_service_account(client: &Client, target: &ObjectName) -> Result<bool, Error> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
+    match api.delete(&target.name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_status(&e, 404) => Ok(false),
+        Err(source) => Err(Error::Job {
+            name: target.name.clone(),
+            source,
+        }),
+    }
+}
+
+/// The Job exactly as the operator creates it: the reviewed image, command,
+/// arguments and environment, run once as the dedicated ServiceAccount.
+pub fn build_job(req: &ApprovalRequest, plan: &JobPlan, now: DateTime<Utc>) -> Job {
+    // Belt and braces: the kubelet stops the job at its deadline even if the
+    // operator is down then. Counted from the job's start, so at most a little late.
+    let seconds = (plan.deadline - now).num_seconds().max(1);
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(plan.spec.image.clone()),
+        command: (!plan.spec.command.is_empty()).then(|| plan.spec.command.clone()),
+        args: (!plan.spec.args.is_empty()).then(|| plan.spec.args.clone()),
+        env: (!plan.spec.env.is_empty()).then(|| {
+            plan.spec
+                .env
+                .iter()
+                .map(|e| K8sEnvVar {
+                    name: e.name.clone(),
+                    value: Some(e.value.clone()),
+                    value_from: None,
+                })
+                .collect()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Job {
+        metadata: metadata(req, &plan.target),
+        spec: Some(K8sJobSpec {
+            // Run once: no retry, no second pod.
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(seconds),
+            // No ttlSecondsAfterFinished: the Job (and its logs) stays until the
+            // request's retention deletes the request, and the Job with it.
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(req)),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: Some(plan.service_account.clone()),
+                    automount_service_account_token: Some(true),
+                    containers: vec![container],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// Whether a Job was made by the operator for this very request.
+fn is_ours(job: &Job, req: &ApprovalRequest) -> bool {
+    let uid = req.uid();
+    uid.is_some() && job.labels().get(REQUEST_UID) == uid.as_ref()
+}
+
+/// Reads the request's Job by its deterministic name. A Job of that name that
+/// was not made for this request is an error, never adopted.
+pub async fn read_job(
+    client: &Client,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<Option<Job>, Error> {
+    let api: Api<Job> = Api::namespaced(client.clone(), &target.namespace);
+    match api.get_opt(&target.name).await.map_err(Error::Kube)? {
+        Some(job) if is_ours(&job, req) => Ok(Some(job)),
+        Some(_) => Err(Error::JobConflict {
+            name: target.name.clone(),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// Creates the Job (create, not apply). If it already exists because an earlier
+/// attempt got through before a crash, that Job is the one: it is returned.
+pub async fn create_job(
+    client: &Client,
+    req: &ApprovalRequest,
+    plan: &JobPlan,
+    now: DateTime<Utc>,
+) -> Result<Job, Error> {
+    let api: Api<Job> = Api::namespaced(client.clone(), &plan.target.namespace);
+    let job = build_job(req, plan, now);
+    match api.create(&PostParams::default(), &job).await {
+        Ok(created) => Ok(created),
+        Err(e) if is_status(&e, 409) => {
+            read_job(client, req, &plan.target)
+                .await?
+                .ok_or_else(|| Error::Job {
+                    name: plan.target.name.clone(),
+                    source: e,
+                })
+        }
+        Err(source) => Err(Error::Job {
+            name: plan.target.name.clone(),
+            source,
+        }),
+    }
+}
+
+/// Stops the Job: deletes it, its pods in the background. Absent is fine; a Job
+/// of that name not made for this request is left alone.
+pub async fn delete_job(client: &Client, req: &ApprovalRequest, target: &ObjectName) -> Result<bool, Error> {
+    let api: Api<Job> = Api::namespaced(client.clone(), &target.namespace);
+    let Some(job) = api.get_opt(&target.name).await.map_err(Error::Kube)? else {
+        return Ok(false);
+    };
+    if !is_ours(&job, req) {
+        warn!(job = %target.name, "a Job of this name was not created for the request; not deleting it");
+        return Ok(false);
+    }
+    // The uid precondition: delete exactly the Job that was looked at.
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: job.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(&target.name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_status(&e, 404) => Ok(false),
+        Err(source) => Err(Error::Job {
+            name: target.name.clone(),
+            source,
+        }),
+    }
+}
+
+/// What the core needs to know of a Job, from its status: finished (the
+/// `Complete` or `Failed` condition, or the succeeded/failed counts) or not.
+pub fn observe(job: &Job, now: DateTime<Utc>) -> Option<JobObservation> {
+    let created = job
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(to_chrono)
+        .unwrap_or(now);
+    let status = job.status.clone().unwrap_or_default();
+    let condition = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t && c.status == "True")
+            .cloned()
+    };
+    let finished_at = |c: Option<&k8s_openapi::api::batch::v1::JobCondition>| {
+        c.and_then(|c| c.last_transition_time.as_ref())
+            .or(status.completion_time.as_ref())
+            .and_then(to_chrono)
+            .unwrap_or(now)
+    };
+    let progress = if let Some(c) = condition("Complete") {
+        JobProgress::Succeeded {
+            at: finished_at(Some(&c)),
+        }
+    } else if let Some(c) = condition("Failed") {
+        let message = match (c.reason.as_deref(), c.message.as_deref()) {
+            (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
+            (Some(r), _) => r.to_string(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => "the Job failed".to_string(),
+        };
+        JobProgress::Failed {
+            at: finished_at(Some(&c)),
+            message,
+        }
+    } else if status.succeeded.unwrap_or(0) > 0 {
+        JobProgress::Succeeded {
+            at: finished_at(None),
+        }
+    } else if status.failed.unwrap_or(0) > 0 {
+        JobProgress::Failed {
+            at: finished_at(None),
+            message: format!("{} pod(s) failed", status.failed.unwrap_or(0)),
+        }
+    } else {
+        JobProgress::Running
+    };
+    Some(JobObservation {
+        name: job.metadata.name.clone()?,
+        uid: job.metadata.uid.clone()?,
+        created,
+        progress,
+    })
+}
