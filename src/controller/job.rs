@@ -118,7 +118,10 @@ pub async fn delete_service_account(client: &Client, target: &ObjectName) -> Res
 pub fn build_job(req: &ApprovalRequest, plan: &JobPlan, now: DateTime<Utc>) -> Job {
     // Belt and braces: the kubelet stops the job at its deadline even if the
     // operator is down then. Counted from the job's start, so at most a little late.
-    let seconds = (plan.deadline - now).num_seconds().max(1);
+    // Rounded up: the Job controller counts from the Job's start, a moment after
+    // now, so the operator's own deadline comes first and names the outcome.
+    let millis = (plan.deadline - now).num_milliseconds().max(1);
+    let seconds = (millis + 999) / 1000;
     let container = Container {
         name: CONTAINER.into(),
         image: Some(plan.spec.image.clone()),
@@ -293,6 +296,7 @@ pub fn observe(job: &Job, now: DateTime<Utc>) -> Option<JobObservation> {
         JobProgress::Failed {
             at: finished_at(Some(&c)),
             message,
+            deadline_exceeded: c.reason.as_deref() == Some("DeadlineExceeded"),
         }
     } else if status.succeeded.unwrap_or(0) > 0 {
         JobProgress::Succeeded {
@@ -302,6 +306,7 @@ pub fn observe(job: &Job, now: DateTime<Utc>) -> Option<JobObservation> {
         JobProgress::Failed {
             at: finished_at(None),
             message: format!("{} pod(s) failed", status.failed.unwrap_or(0)),
+            deadline_exceeded: false,
         }
     } else {
         JobProgress::Running

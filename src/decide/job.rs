@@ -61,6 +61,9 @@ pub enum JobProgress {
         at: DateTime<Utc>,
         /// Why, as the Job's status says.
         message: String,
+        /// The Job controller stopped it at its `activeDeadlineSeconds` (condition
+        /// reason `DeadlineExceeded`): the same outcome as the operator stopping it.
+        deadline_exceeded: bool,
     },
 }
 

@@ -370,6 +370,18 @@ impl<'a> Replay<'a> {
             .unwrap_or_else(|| self.job_deadline(approved_at, started));
         match finished {
             Some((at, progress)) if at <= t && at <= deadline => match progress {
+                JobProgress::Failed {
+                    deadline_exceeded: true,
+                    ..
+                } => self.end(
+                    Phase::Failed,
+                    at,
+                    "DeadlineExceeded",
+                    format!(
+                        "job {name} was still running at its deadline {} and was stopped (activeDeadlineSeconds); logs (while the Job exists): {logs}",
+                        deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                ),
                 JobProgress::Failed { message, .. } => self.end(
                     Phase::Failed,
                     at,

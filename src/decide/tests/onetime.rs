@@ -189,6 +189,7 @@ fn a_job_that_fails_fails_the_request_with_its_message() {
         JobProgress::Failed {
             at: at("10:12"),
             message: "BackoffLimitExceeded: Job has reached the specified backoff limit".into(),
+            deadline_exceeded: false,
         },
     );
     let ev = eval_job(&req, &approved(), "10:13", Some(&failed));
@@ -203,6 +204,26 @@ fn a_job_that_fails_fails_the_request_with_its_message() {
     assert_eq!(ev.status.job.as_ref().unwrap().state, JobState::Failed);
     assert!(removes_access(&ev));
     assert!(!deletes_job(&ev));
+}
+
+#[test]
+fn a_job_the_job_controller_stopped_at_its_active_deadline_is_deadline_exceeded() {
+    // With clock skew between the operator and the cluster, the Job's own
+    // activeDeadlineSeconds can fire a moment before the operator's deadline.
+    let req = running(&dana_job());
+    let stopped = job_named(
+        &req,
+        JobProgress::Failed {
+            at: at("11:04"),
+            message: "DeadlineExceeded: Job was active longer than specified deadline".into(),
+            deadline_exceeded: true,
+        },
+    );
+    let ev = eval_job(&req, &approved(), "11:04", Some(&stopped));
+    assert_eq!(ev.status.phase, Phase::Failed);
+    assert_eq!(cond(&ev, COMPLETE).reason, "DeadlineExceeded");
+    assert_eq!(ev.status.job.as_ref().unwrap().state, JobState::Stopped);
+    assert!(removes_access(&ev));
 }
 
 #[test]

@@ -281,6 +281,7 @@ fn observe(
         Fate::Fails(m) if created + Duration::minutes(*m) <= now => JobProgress::Failed {
             at: created + Duration::minutes(*m),
             message: "BackoffLimitExceeded".into(),
+            deadline_exceeded: false,
         },
         Fate::Deleted => return None,
         _ => JobProgress::Running,
