@@ -291,8 +291,10 @@ if [[ "${GATEHOUSE_NO_CONTROLLER_MANAGER:-0}" != 1 ]]; then
     --leader-elect=false
     # Only controllers that make sense without nodes: cascading deletes,
     # namespace deletion, aggregated ClusterRoles (admin/edit/view), default
-    # ServiceAccounts in new namespaces and legacy SA token secrets.
-    --controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller,serviceaccount-controller,serviceaccount-token-controller
+    # ServiceAccounts in new namespaces, legacy SA token secrets, and Jobs (their
+    # pods stay Pending: no scheduler, no kubelet; the e2e suite stands in for
+    # the kubelet by binding a pod and writing its final status).
+    --controllers=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller,serviceaccount-controller,serviceaccount-token-controller,job-controller
     # Like kubeadm: each controller acts with its own RBAC-scoped service
     # account instead of KCM's identity.
     --use-service-account-credentials=true
