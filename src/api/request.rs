@@ -32,7 +32,8 @@ use super::{
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.role.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Approvals", type_ = "string", json_path = ".status.approvals.summary"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    // A string, not a date: kubectl prints a future date as "<invalid>".
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
