@@ -620,6 +620,42 @@ async fn grant_lifecycle_on_a_real_api_server() {
         ("Group", "oncall")
     );
 
+    // A OneTime request from the plugin: the server accepts the job as typed,
+    // reviewers see it in `status`, and the requester can withdraw it.
+    let (code, out) = plugin(
+        &alice_kc,
+        &[
+            "request",
+            "view",
+            "-n",
+            &ns,
+            "--reason",
+            "export",
+            "--name",
+            "alice-plugin-job",
+            "--run",
+            "registry.k8s.io/e2e-test-images/busybox:1.36.1-1",
+            "--env",
+            "FORMAT=csv",
+            "--",
+            "sh",
+            "-c",
+            "echo exported",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("OneTime job running registry.k8s.io/e2e-test-images/busybox"),
+        "{out}"
+    );
+    scene.phase_becomes("alice-plugin-job", Phase::Pending).await;
+    let (code, out) = plugin(&bob_kc, &["status", "alice-plugin-job", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("echo exported") && out.contains("FORMAT"), "{out}");
+    let (code, out) = plugin(&alice_kc, &["cancel", "alice-plugin-job", "-n", &ns]);
+    assert_eq!(code, Some(0), "{out}");
+    scene.phase_becomes("alice-plugin-job", Phase::Canceled).await;
+
     // A health check while we are here.
     let health = reqwest_free_get(port, "/healthz").await;
     assert_eq!(health, "ok");

@@ -223,7 +223,78 @@ fn request_args(role: &str) -> RequestArgs {
         name: None,
         wait: false,
         timeout: None,
+        run: None,
+        env: vec![],
+        command: vec![],
     }
+}
+
+#[test]
+fn run_makes_a_one_time_request_with_the_exact_job() {
+    let cli = Cli::try_parse_from([
+        "kubectl-gatehouse",
+        "request",
+        "edit",
+        "--reason",
+        "migration 42",
+        "--run",
+        "ghcr.io/acme/migrate:1.4",
+        "--env",
+        "DRY_RUN=false",
+        "--env",
+        "NOTE=a=b",
+        "--",
+        "migrate",
+        "up",
+        "--to",
+        "42",
+    ])
+    .unwrap();
+    let Command::Request(args) = cli.command else {
+        panic!("not a request")
+    };
+    let r = cli::build_request(&args, &dana(), "team", "abcde").unwrap();
+    assert_eq!(r.spec.type_, gatehouse::api::RequestType::OneTime);
+    let job = r.spec.job.unwrap();
+    assert_eq!(job.image, "ghcr.io/acme/migrate:1.4");
+    assert_eq!(job.command, ["migrate", "up", "--to", "42"]);
+    let env: Vec<(&str, &str)> = job
+        .env
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(env, [("DRY_RUN", "false"), ("NOTE", "a=b")]);
+    assert!(r.spec.subject.is_none());
+
+    // Without --run it stays a JIT request.
+    let r = cli::build_request(&request_args("view"), &dana(), "team", "abcde").unwrap();
+    assert_eq!(r.spec.type_, gatehouse::api::RequestType::Jit);
+    assert!(r.spec.job.is_none());
+
+    let mut a = request_args("edit");
+    a.command = vec!["migrate".into()];
+    let err = cli::build_request(&a, &dana(), "team", "abcde")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs --run IMAGE"), "{err}");
+    let mut a = request_args("edit");
+    a.run = Some("img".into());
+    a.subject = Some("group:oncall".into());
+    let err = cli::build_request(&a, &dana(), "team", "abcde")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--run and --subject"), "{err}");
+    let mut a = request_args("edit");
+    a.run = Some("img".into());
+    a.env = vec!["NOVALUE".into()];
+    let err = cli::build_request(&a, &dana(), "team", "abcde")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("use NAME=VALUE"), "{err}");
+    assert!(
+        Cli::try_parse_from(["kubectl-gatehouse", "request", "edit", "--env", "A=1"]).is_err(),
+        "--env needs --run"
+    );
 }
 
 #[test]

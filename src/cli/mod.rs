@@ -28,7 +28,8 @@ use thiserror::Error;
 
 use crate::api::{
     AccessPolicy, AccessReview, AccessReviewSpec, AccessReviewStatus, ApprovalRequest, ApprovalRequestSpec,
-    Decision, Identity, Phase, RequestRef, RoleKind, RoleRef, Scope, Subject, SubjectKind,
+    Decision, EnvVar, Identity, JobSpec, Phase, RequestRef, RequestType, RoleKind, RoleRef, Scope, Subject,
+    SubjectKind,
 };
 
 /// Exit codes scripts can rely on.
@@ -184,6 +185,16 @@ pub struct RequestArgs {
     /// With --wait: give up after this long (Go duration; default: wait forever).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// A OneTime request: run this image once with the role, instead of access for
+    /// you. The command follows `--`: `--run IMAGE -- COMMAND ARG...`.
+    #[arg(long, value_name = "IMAGE")]
+    pub run: Option<String>,
+    /// With --run: an environment variable of the job, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", requires = "run")]
+    pub env: Vec<String>,
+    /// With --run: the job's command and arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Kind of role, as typed on the command line.
@@ -336,6 +347,12 @@ pub fn build_request(
         crate::decide::duration::parse(d).map_err(|e| CliError::Invalid(format!("--for: {e}")))?;
     }
     let subject = args.subject.as_deref().map(parse_subject).transpose()?;
+    let job = one_time_job(args)?;
+    if job.is_some() && subject.is_some() {
+        return Err(CliError::Invalid(
+            "--run and --subject do not go together: a OneTime job runs as its own ServiceAccount".into(),
+        ));
+    }
     let name = match &args.name {
         Some(n) => n.clone(),
         None => request_name(&me.username, &args.role, suffix),
@@ -360,11 +377,52 @@ pub fn build_request(
             reason: args.reason.clone(),
             policy: args.policy.clone(),
             subject,
+            type_: if job.is_some() {
+                RequestType::OneTime
+            } else {
+                RequestType::Jit
+            },
+            job,
             ..Default::default()
         },
     );
     req.metadata.namespace = Some(namespace.to_string());
     Ok(req)
+}
+
+/// The job of `--run IMAGE [--env N=V] -- COMMAND...`, if any.
+fn one_time_job(args: &RequestArgs) -> Result<Option<JobSpec>, CliError> {
+    let Some(image) = &args.run else {
+        if !args.command.is_empty() {
+            return Err(CliError::Invalid(format!(
+                "a command ({}) needs --run IMAGE: it is the job of a OneTime request",
+                args.command.join(" ")
+            )));
+        }
+        return Ok(None);
+    };
+    if image.trim().is_empty() {
+        return Err(CliError::Invalid("--run needs an image".into()));
+    }
+    let env = args
+        .env
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok(EnvVar {
+                name: name.to_string(),
+                value: value.to_string(),
+            }),
+            _ => Err(CliError::Invalid(format!("--env {e:?}: use NAME=VALUE"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // All of it as the command (the image's entrypoint is replaced): reviewers
+    // see exactly what runs.
+    Ok(Some(JobSpec {
+        image: image.clone(),
+        command: args.command.clone(),
+        args: Vec::new(),
+        env,
+    }))
 }
 
 /// Parses `--subject`: `user:NAME`, `group:NAME` or `serviceaccount:[NAMESPACE/]NAME`
@@ -654,9 +712,10 @@ pub async fn request(
             created.name_any(),
             env.namespace,
             created.spec.role,
-            match created.spec.subject {
-                Some(_) => render::subject(&created),
-                None => created.spec.requester.username.clone(),
+            match (&created.spec.job, &created.spec.subject) {
+                (Some(job), _) => format!("a OneTime job running {} once", job.image),
+                (None, Some(_)) => render::subject(&created),
+                (None, None) => created.spec.requester.username.clone(),
             }
         )?;
     }
