@@ -11,7 +11,7 @@ use std::sync::{
 use chrono::{DateTime, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, JobState, Phase},
-    controller::{self, grant, metrics::Metrics, Context},
+    controller::{self, grant, Context},
 };
 use k8s_openapi::{
     api::{
@@ -24,7 +24,6 @@ use k8s_openapi::{
 };
 use kube::{
     api::{Api, DeleteParams, ListParams, PostParams},
-    runtime::events::{Recorder, Reporter},
     Client, ResourceExt,
 };
 
@@ -71,20 +70,7 @@ spec:
 
     /// A fresh context, as after an operator restart.
     fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
-        let clock = clock.clone();
-        Arc::new(Context {
-            client: client.clone(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "gatehouse".into(),
-                    instance: None,
-                },
-            ),
-            metrics: Arc::new(Metrics::default()),
-            failures: Default::default(),
-            clock: Arc::new(move || *clock.lock().unwrap()),
-        })
+        common::test_context(client, clock)
     }
 
     fn set_time(&self, hhmm: &str) {

@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
-    controller::{self, grant, metrics::Metrics, Context},
+    controller::{self, grant, Context},
 };
 use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     api::{Api, DeleteParams, Patch, PatchParams, PostParams},
-    runtime::events::{Recorder, Reporter},
     Client, ResourceExt,
 };
 use serde_json::json;
@@ -68,20 +67,7 @@ spec:
 
     /// A fresh context, as after an operator restart.
     fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
-        let clock = clock.clone();
-        Arc::new(Context {
-            client: client.clone(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "gatehouse".into(),
-                    instance: None,
-                },
-            ),
-            metrics: Arc::new(Metrics::default()),
-            failures: Default::default(),
-            clock: Arc::new(move || *clock.lock().unwrap()),
-        })
+        common::test_context(client, clock)
     }
 
     fn set_time(&self, hhmm: &str) {

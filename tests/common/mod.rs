@@ -1,7 +1,17 @@
 //! The in-process fake API server the controller and plugin tests share.
 
-use gatehouse::api::{AccessPolicy, AccessReview, ApprovalRequest};
-use kube::{api::PostParams, Api, Client};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use gatehouse::{
+    api::{AccessPolicy, AccessReview, ApprovalRequest},
+    controller::{metrics::Metrics, Context},
+};
+use kube::{
+    api::PostParams,
+    runtime::events::{Recorder, Reporter},
+    Api, Client,
+};
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
 
 /// A fake API server serving the three Gatehouse kinds (with status
@@ -31,4 +41,24 @@ pub async fn create_policy(client: &Client, policy: &AccessPolicy) {
     let obj: kube::core::DynamicObject =
         serde_json::from_value(serde_json::to_value(policy).unwrap()).unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+/// A controller context on the fake, reading the test's clock. A new one is what
+/// an operator restart starts with: no backoff state, fresh metrics.
+#[allow(dead_code)] // the plugin suite runs no controller
+pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+    let clock = clock.clone();
+    Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "gatehouse".into(),
+                instance: None,
+            },
+        ),
+        metrics: Arc::new(Metrics::default()),
+        failures: Default::default(),
+        clock: Arc::new(move || *clock.lock().unwrap()),
+    })
 }
