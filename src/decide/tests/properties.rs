@@ -110,17 +110,7 @@ prop_compose! {
 }
 
 fn run(p: &AccessPolicy, req: &ApprovalRequest, reviews: &[AccessReview], now: DateTime<Utc>) -> Evaluation {
-    evaluate(&Input {
-        request: req,
-        policies: std::slice::from_ref(p),
-        reviews,
-        namespace_labels: None,
-        other_live_grants: &[],
-        extended: None,
-        superseded_by: None,
-        job: None,
-        now,
-    })
+    run_job(p, req, reviews, now, None)
 }
 
 fn window_of(p: &AccessPolicy) -> Option<window::Window> {
