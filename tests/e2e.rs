@@ -346,7 +346,8 @@ async fn grant_lifecycle_on_a_real_api_server() {
         "metadata": {"name": format!("gh-e2e-{run}")},
         "spec": {"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "view"}],
                  "namespaces": {"names": [ns]}, "duration": {"default": "1h", "max": "2h"},
-                 "approval": {"reviewers": {"groups": ["sre"]}}, "grantees": {"groups": ["oncall"]}}
+                 "approval": {"reviewers": {"groups": ["sre"]}}, "grantees": {"groups": ["oncall"]},
+                 "oneTime": {"images": ["registry.k8s.io/e2e-test-images/"]}}
     }))
     .unwrap();
     Api::<AccessPolicy>::all(admin.clone())

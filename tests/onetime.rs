@@ -60,6 +60,7 @@ spec:
   namespaces: {names: [team]}
   duration: {default: 1h, max: 4h}
   approval: {reviewers: {groups: [sre]}}
+  oneTime: {images: [ghcr.io/acme/]}
   retention: 24h
 "#,
         )

@@ -60,6 +60,10 @@ pub struct AccessPolicySpec {
     /// Requests matching this rule are approved without a reviewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_approve: Option<AutoApprove>,
+    /// Lets requests under this policy be `type: OneTime` (run one reviewed job
+    /// with the role). Absent: OneTime requests are Denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_time: Option<OneTimeRules>,
     /// Who else than the requester may receive access (`spec.subject` of a request):
     /// users, groups, ServiceAccounts. Empty: access goes to the requester only.
     /// Such requests are never auto-approved, and whoever would receive the access
@@ -275,6 +279,31 @@ pub struct AutoApprove {
     /// Roles that are approved automatically.
     #[schemars(length(min = 1, max = 64))]
     pub roles: Vec<RoleRef>,
+}
+
+/// What a policy allows of OneTime requests.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeRules {
+    /// Images a job may run, by prefix up to a `/`, `:` or `@` boundary:
+    /// `ghcr.io/acme/` allows `ghcr.io/acme/migrate:1.4`, `ghcr.io/acme/migrate`
+    /// allows its tags and digests but not `ghcr.io/acme/migrate-evil`. Empty: any image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 512)))]
+    pub images: Vec<String>,
+}
+
+impl OneTimeRules {
+    /// Whether the image is one the policy allows.
+    pub fn allows_image(&self, image: &str) -> bool {
+        self.images.is_empty()
+            || self.images.iter().any(|prefix| {
+                image == prefix
+                    || image.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                        prefix.ends_with(['/', ':', '@']) || rest.starts_with(['/', ':', '@'])
+                    })
+            })
+    }
 }
 
 /// Subjects other than the requester that a policy lets requests hand access to.

@@ -8,8 +8,8 @@ use kube::ResourceExt;
 
 use super::{duration, window::Window, Denial};
 use crate::api::{
-    AccessPolicy, AccessPolicySpec, ApprovalRequest, ApprovalRules, Justification, Requirements, Scope,
-    StageOperator, SubjectKind,
+    AccessPolicy, AccessPolicySpec, ApprovalRequest, ApprovalRules, Justification, RequestType, Requirements,
+    Scope, StageOperator, SubjectKind,
 };
 
 /// Duration when neither the request nor the policy names one.
@@ -374,9 +374,12 @@ pub fn admit(req: &ApprovalRequest, policy: &AccessPolicy) -> Result<Requirement
             format!("AccessPolicy {name} requires a justification: set spec.reason"),
         ));
     }
+    check_one_time(req, spec, &name)?;
     let for_someone_else = check_subject(req, spec, &name)?;
-    // autoApprove names requesters; access for someone else always goes to reviewers.
+    // autoApprove names requesters; access for someone else always goes to
+    // reviewers, and so does a job: its point is that someone read it.
     let auto_approved = !for_someone_else
+        && req.spec.type_ != RequestType::OneTime
         && spec
             .auto_approve
             .as_ref()
@@ -458,4 +461,34 @@ fn check_subject(req: &ApprovalRequest, spec: &AccessPolicySpec, policy: &str) -
         "SubjectNotAllowed",
         format!("AccessPolicy {policy} does not let requests grant access to {kind} {who}; {allows}"),
     ))
+}
+
+/// A OneTime request runs a job as a new ServiceAccount in the namespace, which
+/// is more than access to a role: the policy must allow it, and may limit images.
+fn check_one_time(req: &ApprovalRequest, spec: &AccessPolicySpec, policy: &str) -> Result<(), Denial> {
+    if req.spec.type_ != RequestType::OneTime {
+        return Ok(());
+    }
+    let Some(rules) = &spec.one_time else {
+        return Err(Denial::new(
+            "OneTimeNotAllowed",
+            format!("AccessPolicy {policy} does not allow OneTime requests (spec.oneTime); request JIT access or use a policy that allows jobs"),
+        ));
+    };
+    let image = req
+        .spec
+        .job
+        .as_ref()
+        .map(|j| j.image.as_str())
+        .unwrap_or_default();
+    if !rules.allows_image(image) {
+        return Err(Denial::new(
+            "ImageNotAllowed",
+            format!(
+                "AccessPolicy {policy} does not allow image {image}; allowed: {}",
+                rules.images.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -37,6 +37,7 @@ roles: [{kind: ClusterRole, name: view}]
 namespaces: {names: [team]}
 duration: {default: 1h, max: 4h}
 approval: {reviewers: {groups: [sre]}}
+oneTime: {}
 "#,
     )
 }

@@ -319,3 +319,57 @@ fn one_time_requests_name_no_subject_and_extend_nothing() {
         "MissingJob"
     );
 }
+
+#[test]
+fn a_policy_must_allow_one_time_requests_and_may_limit_their_images() {
+    let mut p = simple_policy();
+    p.spec.one_time = None;
+    let (reason, message) = denial(&eval(std::slice::from_ref(&p), &dana_job(), &[], "10:01"));
+    assert_eq!(reason, "OneTimeNotAllowed");
+    assert!(
+        message.contains("AccessPolicy simple") && message.contains("spec.oneTime"),
+        "{message}"
+    );
+
+    p.spec.one_time =
+        Some(serde_saphyr::from_str("images: [ghcr.io/acme/migrate, 'quay.io/tools/']").unwrap());
+    let ev = eval(std::slice::from_ref(&p), &dana_job(), &approved(), "10:06");
+    assert_eq!(ev.status.phase, Phase::Processing);
+    for (image, allowed) in [
+        ("ghcr.io/acme/migrate", true),
+        ("ghcr.io/acme/migrate:1.4", true),
+        ("ghcr.io/acme/migrate@sha256:0123", true),
+        ("quay.io/tools/jq:1", true),
+        ("ghcr.io/acme/migrate-evil:1", false),
+        ("ghcr.io/acme/other:1", false),
+        ("docker.io/library/busybox", false),
+    ] {
+        let mut req = dana_job();
+        req.spec.job.as_mut().unwrap().image = image.into();
+        let ev = eval(std::slice::from_ref(&p), &req, &[], "10:01");
+        if allowed {
+            assert_eq!(ev.status.phase, Phase::Pending, "{image}");
+        } else {
+            let (reason, message) = denial(&ev);
+            assert_eq!(reason, "ImageNotAllowed", "{image}");
+            assert!(
+                message.contains("ghcr.io/acme/migrate, quay.io/tools/"),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_job_is_never_auto_approved() {
+    let mut p = simple_policy();
+    p.spec.auto_approve = Some(
+        serde_saphyr::from_str("subjects: {groups: [dev]}\nroles: [{kind: ClusterRole, name: view}]")
+            .unwrap(),
+    );
+    let ev = eval(std::slice::from_ref(&p), &dana_job(), &[], "10:01");
+    assert_eq!(ev.status.phase, Phase::Pending);
+    assert!(!creates_job(&ev));
+    // The same person's JIT request is.
+    assert_eq!(eval(&[p], &dana_view(), &[], "10:01").status.phase, Phase::Active);
+}
