@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::ReviewOutcome;
 use crate::api::{
     ApprovalRequest, DecisionRecord, GrantStatus, Identity, Phase, ReviewGroupStatus, StageStatus,
-    SubjectKind,
 };
 
 /// Lays out rows under headers, columns separated by three spaces, like kubectl.
@@ -222,16 +221,7 @@ pub fn summary(req: &ApprovalRequest, now: DateTime<Utc>) -> StatusSummary {
 
 /// Who receives the access, as `Kind name` (`Kind namespace/name` for a ServiceAccount).
 pub fn subject(req: &ApprovalRequest) -> String {
-    let s = crate::decide::subject_of(req);
-    let kind = match s.kind {
-        SubjectKind::User => "User",
-        SubjectKind::Group => "Group",
-        SubjectKind::ServiceAccount => "ServiceAccount",
-    };
-    match &s.namespace {
-        Some(ns) => format!("{kind} {ns}/{}", s.name),
-        None => format!("{kind} {}", s.name),
-    }
+    crate::decide::subject_of(req).to_string()
 }
 
 fn latest_message(req: &ApprovalRequest) -> Option<String> {

@@ -90,13 +90,11 @@ fn role_ref(b: &Binding) -> K8sRoleRef {
 }
 
 fn subject(b: &Binding) -> K8sSubject {
-    let (kind, api_group) = match b.subject.kind {
-        SubjectKind::User => ("User", Some("rbac.authorization.k8s.io".to_string())),
-        SubjectKind::Group => ("Group", Some("rbac.authorization.k8s.io".to_string())),
-        SubjectKind::ServiceAccount => ("ServiceAccount", None),
-    };
+    // ServiceAccounts are in the core group; users and groups in RBAC's.
+    let api_group =
+        (b.subject.kind != SubjectKind::ServiceAccount).then(|| "rbac.authorization.k8s.io".to_string());
     K8sSubject {
-        kind: kind.into(),
+        kind: b.subject.kind.as_str().into(),
         api_group,
         name: b.subject.name.clone(),
         namespace: b.subject.namespace.clone(),

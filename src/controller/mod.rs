@@ -440,19 +440,7 @@ async fn finalize(
     if !req.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
     }
-    let ns = req.namespace().unwrap_or_default();
-    let kind = req.spec.role.kind.binding_kind(req.spec.scope);
-    let name = decide::binding_name(
-        &ns,
-        &req.name_any(),
-        req.uid().as_deref().unwrap_or_default(),
-        kind,
-    );
-    let target = decide::BindingRef {
-        kind,
-        name,
-        namespace: (kind == crate::api::BindingKind::RoleBinding).then_some(ns),
-    };
+    let target = decide::binding_ref(req);
     if req.spec.type_ == crate::api::RequestType::OneTime {
         let target = decide::job::job_ref(req);
         job::delete_job(&ctx.client, req, &target).await?;

@@ -200,7 +200,8 @@ fn derived_name(body: &str, namespace: &str, name: &str, uid: &str, max: usize) 
     )
 }
 
-fn binding_ref(req: &ApprovalRequest) -> BindingRef {
+/// Where the request's binding lives (kind, deterministic name, namespace).
+pub fn binding_ref(req: &ApprovalRequest) -> BindingRef {
     let namespace = req.namespace().unwrap_or_default();
     let kind = req.spec.role.kind.binding_kind(req.spec.scope);
     let name = binding_name(

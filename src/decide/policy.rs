@@ -427,15 +427,6 @@ fn check_subject(req: &ApprovalRequest, spec: &AccessPolicySpec, policy: &str) -
     if allowed {
         return Ok(true);
     }
-    let kind = match subject.kind {
-        SubjectKind::User => "User",
-        SubjectKind::Group => "Group",
-        SubjectKind::ServiceAccount => "ServiceAccount",
-    };
-    let who = match &subject.namespace {
-        Some(ns) if subject.kind == SubjectKind::ServiceAccount => format!("{ns}/{}", subject.name),
-        _ => subject.name.clone(),
-    };
     let mut listed: Vec<String> = Vec::new();
     listed.extend(grantees.users.iter().map(|u| format!("User {u}")));
     listed.extend(grantees.groups.iter().map(|g| format!("Group {g}")));
@@ -459,7 +450,7 @@ fn check_subject(req: &ApprovalRequest, spec: &AccessPolicySpec, policy: &str) -
     };
     Err(Denial::new(
         "SubjectNotAllowed",
-        format!("AccessPolicy {policy} does not let requests grant access to {kind} {who}; {allows}"),
+        format!("AccessPolicy {policy} does not let requests grant access to {subject}; {allows}"),
     ))
 }
 
