@@ -29,7 +29,8 @@ use kube::{
 };
 use serde_json::json;
 
-mod tools;
+mod support;
+use support::tools;
 
 const KUBECONFIG_ENV: &str = "GATEHOUSE_E2E_KUBECONFIG";
 

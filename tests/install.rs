@@ -5,7 +5,7 @@
 //! `gatehouse rbac` prints, and (with `GATEHOUSE_E2E_KUBECONFIG`) a real API
 //! server accepts every rendered object and the pods pass Pod Security "restricted".
 
-mod tools;
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use gatehouse::{
     rbac::{operator_rbac, GrantableRole, RbacOptions},
 };
 use serde_json::{json, Value};
-use tools::{chart_objects, documents, repo, run};
+use support::tools::{self, chart_objects, documents, repo, run};
 
 const NS: &str = "gatehouse-system";
 

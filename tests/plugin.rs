@@ -11,22 +11,17 @@ use gatehouse::{
     api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind},
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, RequestArgs},
 };
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     api::{Api, ListParams, Patch, PatchParams, PostParams},
     Client, ResourceExt,
 };
 use serde_json::json;
 
-mod common;
-use common::{create_policy, fake_api};
+mod support;
+use support::fake::{at, create_policy, fake_api, stamp};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:30:00Z".parse().unwrap()
-}
-
-fn at(hhmm: &str) -> DateTime<Utc> {
-    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
 }
 
 fn dana() -> Identity {
@@ -92,7 +87,7 @@ async fn seed_request(
         }
     }))
     .unwrap();
-    r.metadata.creation_timestamp = Some(Time(Timestamp::from_second(at("10:00").timestamp()).unwrap()));
+    r.metadata.creation_timestamp = Some(stamp(at("10:00")));
     api.create(&PostParams::default(), &r).await.unwrap();
     api.patch_status(
         name,

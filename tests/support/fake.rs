@@ -1,0 +1,135 @@
+//! The in-process fake API server (kube-fake-client) the controller and plugin
+//! tests share, and a rig around it: the fake, a clock the test sets, and the
+//! controller context that reads it.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use gatehouse::{
+    api::{AccessPolicy, AccessReview, ApprovalRequest},
+    controller::{metrics::Metrics, Context},
+};
+use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use kube::{
+    api::PostParams,
+    runtime::events::{Recorder, Reporter},
+    Api, Client, Resource,
+};
+use kube_fake_client::{interceptor::Funcs, ClientBuilder};
+
+/// The namespace the rig's requests, reviews and grants live in.
+pub const NAMESPACE: &str = "team";
+
+/// `hh:mm` on the day every fake-API scenario happens.
+pub fn at(hhmm: &str) -> DateTime<Utc> {
+    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
+}
+
+/// A Kubernetes timestamp (creation, transition) for `t`.
+pub fn stamp(t: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).unwrap())
+}
+
+/// A fake API server serving the three Gatehouse kinds (with status
+/// subresources), holding `extra` objects, with `funcs` intercepting calls.
+pub async fn fake_api(extra: Vec<serde_json::Value>, funcs: Funcs) -> Client {
+    ClientBuilder::new()
+        .with_resource::<AccessPolicy>()
+        .with_resource::<ApprovalRequest>()
+        .with_resource::<AccessReview>()
+        .with_status_subresource::<AccessPolicy>()
+        .with_status_subresource::<ApprovalRequest>()
+        .with_status_subresource::<AccessReview>()
+        .with_runtime_objects(extra)
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// kube-fake-client registers every custom resource as namespaced, so the
+/// (cluster-scoped) policy is stored under a placeholder namespace; listing
+/// policies across all namespaces finds it either way.
+pub async fn create_policy(client: &Client, policy: &AccessPolicy) {
+    let resource = kube::core::ApiResource::erase::<AccessPolicy>(&());
+    let api: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(client.clone(), "fake-cluster-scope", &resource);
+    let obj: kube::core::DynamicObject =
+        serde_json::from_value(serde_json::to_value(policy).unwrap()).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+/// A controller context on the fake, reading the test's clock. A new one is what
+/// an operator restart starts with: no backoff state, fresh metrics.
+pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+    let clock = clock.clone();
+    Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "gatehouse".into(),
+                instance: None,
+            },
+        ),
+        metrics: Arc::new(Metrics::default()),
+        failures: Default::default(),
+        clock: Arc::new(move || *clock.lock().unwrap()),
+    })
+}
+
+/// The fake API server with one policy, a clock starting at 10:00 and a
+/// controller context reading it. Each suite adds its own scenario steps in an
+/// `impl Rig` block of its own.
+pub struct Rig {
+    pub client: Client,
+    pub clock: Arc<Mutex<DateTime<Utc>>>,
+    pub ctx: Arc<Context>,
+}
+
+impl Rig {
+    /// A fake holding `extra` objects and the policy `policy_yaml`, with `funcs`
+    /// intercepting calls (fault injection).
+    pub async fn with_policy(policy_yaml: &str, extra: Vec<serde_json::Value>, funcs: Funcs) -> Rig {
+        let client = fake_api(extra, funcs).await;
+        let clock = Arc::new(Mutex::new(at("10:00")));
+        let ctx = test_context(&client, &clock);
+        let policy: AccessPolicy = serde_saphyr::from_str(policy_yaml).unwrap();
+        create_policy(&client, &policy).await;
+        Rig { client, clock, ctx }
+    }
+
+    /// The same API server and clock with a fresh context, as after an operator restart.
+    pub fn restarted(&self) -> Rig {
+        Rig {
+            client: self.client.clone(),
+            clock: self.clock.clone(),
+            ctx: test_context(&self.client, &self.clock),
+        }
+    }
+
+    pub fn set_time(&self, hhmm: &str) {
+        *self.clock.lock().unwrap() = at(hhmm);
+    }
+
+    /// Objects of kind `K` in the rig's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    pub fn requests(&self) -> Api<ApprovalRequest> {
+        self.api()
+    }
+
+    pub fn reviews(&self) -> Api<AccessReview> {
+        self.api()
+    }
+
+    pub fn bindings(&self) -> Api<RoleBinding> {
+        self.api()
+    }
+}
