@@ -22,25 +22,16 @@ use kube::{
 };
 
 mod support;
-use support::fake::{at, stamp, Rig};
-
-const TEAM_JOBS: &str = r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-jobs}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: edit}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  approval: {reviewers: {groups: [sre]}}
-  oneTime: {images: [ghcr.io/acme/]}
-  retention: 24h
-"#;
+use support::fake::{at, stamp, team_policy, Rig};
 
 impl Rig {
     async fn new(funcs: kube_fake_client::interceptor::Funcs) -> Rig {
-        Rig::with_policy(TEAM_JOBS, vec![], funcs).await
+        let policy = team_policy(
+            "team-jobs",
+            "edit",
+            serde_json::json!({"oneTime": {"images": ["ghcr.io/acme/"]}, "retention": "24h"}),
+        );
+        Rig::with_policy(policy, vec![], funcs).await
     }
 
     fn jobs(&self) -> Api<Job> {

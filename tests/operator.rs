@@ -18,21 +18,7 @@ use kube::{
 use serde_json::json;
 
 mod support;
-use support::fake::{at, stamp, Rig};
-
-const TEAM_VIEW: &str = r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-view}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: view}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  justification: RequireForRevoke
-  approval: {reviewers: {groups: [sre]}}
-  retention: 24h
-"#;
+use support::fake::{at, stamp, team_policy, Rig};
 
 impl Rig {
     async fn new(extra: Vec<serde_json::Value>) -> Rig {
@@ -42,7 +28,12 @@ impl Rig {
     /// A fake API server holding `extra` objects and the team-view policy, with
     /// `funcs` intercepting calls (fault injection).
     async fn with(extra: Vec<serde_json::Value>, funcs: kube_fake_client::interceptor::Funcs) -> Rig {
-        Rig::with_policy(TEAM_VIEW, extra, funcs).await
+        let policy = team_policy(
+            "team-view",
+            "view",
+            json!({"justification": "RequireForRevoke", "retention": "24h"}),
+        );
+        Rig::with_policy(policy, extra, funcs).await
     }
 
     async fn request(&self, name: &str, created: &str) -> ApprovalRequest {

@@ -8,7 +8,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use gatehouse::{
-    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind},
+    api::{
+        AccessPolicy, AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind,
+    },
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, RequestArgs},
 };
 use kube::{
@@ -18,7 +20,7 @@ use kube::{
 use serde_json::json;
 
 mod support;
-use support::fake::{at, create_policy, fake_api, stamp};
+use support::fake::{at, create_policy, fake_api, stamp, team_policy};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:30:00Z".parse().unwrap()
@@ -38,21 +40,13 @@ fn sam() -> Identity {
     }
 }
 
-const TEAM_VIEW: &str = r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-view}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: view}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  approval: {reviewers: {groups: [sre]}}
-"#;
+fn team_view() -> AccessPolicy {
+    team_policy("team-view", "view", json!({}))
+}
 
 async fn fake() -> Client {
     let client = fake_api(vec![], Default::default()).await;
-    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
+    create_policy(&client, &team_view()).await;
     client
 }
 
@@ -602,7 +596,7 @@ async fn request_for_someone_else_needs_a_policy_that_lists_them() {
         .items
         .is_empty());
 
-    let mut policy: gatehouse::api::AccessPolicy = serde_saphyr::from_str(TEAM_VIEW).unwrap();
+    let mut policy = team_view();
     policy.metadata.name = Some("oncall-view".into());
     policy.spec.requesters.groups = vec!["dev".into()];
     policy.spec.grantees.groups = vec!["oncall".into()];

@@ -16,6 +16,7 @@ use kube::{
     Api, Client, Resource,
 };
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
+use serde_json::{json, Value};
 
 /// The namespace the rig's requests, reviews and grants live in.
 pub const NAMESPACE: &str = "team";
@@ -30,9 +31,28 @@ pub fn stamp(t: DateTime<Utc>) -> Time {
     Time(Timestamp::from_second(t.timestamp()).unwrap())
 }
 
+/// A policy `name` for the rig's namespace: group `dev` may request the
+/// ClusterRole `role` for up to 4 h (1 h by default), reviewed by `sre`; the
+/// fields of `extra` are added to its spec.
+pub fn team_policy(name: &str, role: &str, extra: Value) -> AccessPolicy {
+    let mut spec = json!({
+        "requesters": {"groups": ["dev"]}, "roles": [{"kind": "ClusterRole", "name": role}],
+        "namespaces": {"names": [NAMESPACE]}, "duration": {"default": "1h", "max": "4h"},
+        "approval": {"reviewers": {"groups": ["sre"]}}
+    });
+    for (field, value) in extra.as_object().into_iter().flatten() {
+        spec[field] = value.clone();
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap()
+}
+
 /// A fake API server serving the three Gatehouse kinds (with status
 /// subresources), holding `extra` objects, with `funcs` intercepting calls.
-pub async fn fake_api(extra: Vec<serde_json::Value>, funcs: Funcs) -> Client {
+pub async fn fake_api(extra: Vec<Value>, funcs: Funcs) -> Client {
     ClientBuilder::new()
         .with_resource::<AccessPolicy>()
         .with_resource::<ApprovalRequest>()
@@ -88,13 +108,12 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// A fake holding `extra` objects and the policy `policy_yaml`, with `funcs`
-    /// intercepting calls (fault injection).
-    pub async fn with_policy(policy_yaml: &str, extra: Vec<serde_json::Value>, funcs: Funcs) -> Rig {
+    /// A fake holding `extra` objects and `policy`, with `funcs` intercepting
+    /// calls (fault injection).
+    pub async fn with_policy(policy: AccessPolicy, extra: Vec<Value>, funcs: Funcs) -> Rig {
         let client = fake_api(extra, funcs).await;
         let clock = Arc::new(Mutex::new(at("10:00")));
         let ctx = test_context(&client, &clock);
-        let policy: AccessPolicy = serde_saphyr::from_str(policy_yaml).unwrap();
         create_policy(&client, &policy).await;
         Rig { client, clock, ctx }
     }
