@@ -14,7 +14,8 @@
 //! use, the namespace's name for a scenario with its own operators. An operator
 //! runs as `gatehouse-e2e-operator:SCOPE` (in `system:masters`, so only the fence
 //! limits it) or, with the chart's RBAC, as the ServiceAccount
-//! `system:serviceaccount:SCOPE:gatehouse`.
+//! `system:serviceaccount:SCOPE:gatehouse` (so the chart's ServiceAccount in
+//! any `gh-e2e-*` namespace is fenced too).
 
 use std::time::Duration;
 

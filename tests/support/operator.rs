@@ -70,6 +70,7 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", identity)
             .env("RUST_LOG", "info,gatehouse=debug")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         // It logs to stdout; panics and clap errors go to stderr.
         let file = File::create(&log).unwrap();
