@@ -58,7 +58,7 @@ impl Operator {
     fn spawn(kubeconfig: &Path, identity: &str, args: &[&str], logs: &Path) -> Operator {
         let port = free_port();
         std::fs::create_dir_all(logs).unwrap();
-        // Numbered: a restarted operator does not overwrite the log of the one before.
+        // Numbered in start order: the logs of a run list in the order they began.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let log = logs.join(format!("operator-{n:02}-{identity}.log"));
