@@ -150,12 +150,7 @@ async fn try_acquire(
         return Ok(false);
     }
     lease.spec = Some(spec_for(s, Some(&spec)));
-    // The resourceVersion makes a concurrent takeover by another candidate fail here.
-    match api.replace(&s.name, &PostParams::default(), &lease).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_status(&e, 409) => Ok(false),
-        Err(e) => Err(e),
-    }
+    write(api, s, &lease).await
 }
 
 /// The Lease spec when this replica takes it.
@@ -218,7 +213,13 @@ async fn renew(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error>
         return Ok(false);
     }
     lease.spec = Some(spec_for(s, Some(&spec)));
-    match api.replace(&s.name, &PostParams::default(), &lease).await {
+    write(api, s, &lease).await
+}
+
+/// Writes the Lease back; `false` when someone else changed it since it was read
+/// (its resourceVersion makes a concurrent takeover or renewal fail here).
+async fn write(api: &Api<Lease>, s: &LeaseSettings, lease: &Lease) -> Result<bool, kube::Error> {
+    match api.replace(&s.name, &PostParams::default(), lease).await {
         Ok(_) => Ok(true),
         Err(e) if is_status(&e, 409) => Ok(false),
         Err(e) => Err(e),
