@@ -310,7 +310,10 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
         let ns = r.namespace().unwrap_or_default();
         let mine: Vec<AccessReview> = reviews
             .iter()
-            .filter(|v| v.namespace().as_deref() == Some(ns.as_str()) && v.spec.request.name == r.name_any())
+            .filter(|v| {
+                v.namespace().as_deref() == Some(ns.as_str())
+                    && v.spec.request.as_ref().is_some_and(|q| q.name == r.name_any())
+            })
             .cloned()
             .collect();
         // The extended request as the operator would see it: with its status.

@@ -298,7 +298,7 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
         .map_err(Error::Kube)?
         .items
         .into_iter()
-        .filter(|r| r.spec.request.name == name)
+        .filter(|r| r.spec.request.as_ref().is_some_and(|q| q.name == name))
         .collect();
     if terminal {
         // The core only records late reviews and watches the retention clock.
@@ -472,7 +472,7 @@ async fn delete_record(
     let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), &ns);
     for r in reviews
         .iter()
-        .filter(|r| Some(r.spec.request.uid.as_str()) == req.uid().as_deref())
+        .filter(|r| r.spec.request.as_ref().map(|q| q.uid.as_str()) == req.uid().as_deref())
     {
         match reviews_api.delete(&r.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}

@@ -309,7 +309,8 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<ApprovalReques
         .watches(
             Api::<AccessReview>::all(client.clone()),
             watcher::Config::default(),
-            |review| Some(ObjectRef::new(&review.spec.request.name).within(&review.namespace()?)),
+            // A certification review (no spec.request) never wakes a request.
+            |review| Some(ObjectRef::new(&review.spec.request.as_ref()?.name).within(&review.namespace()?)),
         )
         // A request that extends another wakes the old one, which then ends as Superseded.
         .watches(

@@ -581,10 +581,11 @@ impl<'a> Replay<'a> {
 
     fn handle(&mut self, review: &AccessReview, t: DateTime<Utc>) {
         let decision = review.spec.decision;
-        if Some(review.spec.request.uid.as_str()) != self.input.request.uid().as_deref() {
+        let named_uid = review.spec.request.as_ref().map_or("", |r| r.uid.as_str());
+        if Some(named_uid) != self.input.request.uid().as_deref() {
             let message = format!(
                 "the review names request uid {}, but {} has uid {}: it was made for an earlier request of the same name",
-                review.spec.request.uid,
+                named_uid,
                 self.input.request.name_any(),
                 self.input.request.uid().unwrap_or_default()
             );
@@ -592,6 +593,10 @@ impl<'a> Replay<'a> {
         }
         if decision == Decision::Comment {
             return self.verdict(review, t, true, "Commented", "comment recorded".into());
+        }
+        if decision == Decision::Reassign {
+            let message = "Reassign applies to certification items, not to requests".to_string();
+            return self.verdict(review, t, false, "NotApplicable", message);
         }
         match self.state.clone() {
             State::Ended { phase, .. } => {
@@ -739,7 +744,8 @@ impl<'a> Replay<'a> {
                 );
             }
             Decision::Cancel => self.cancel(review, t, false),
-            Decision::Comment => {}
+            // Refused in `handle`.
+            Decision::Comment | Decision::Reassign => {}
         }
     }
 
@@ -813,7 +819,8 @@ impl<'a> Replay<'a> {
                 }
                 self.conclude(review, t, Phase::Revoked, "access is revoked", "revoked");
             }
-            Decision::Comment => {}
+            // Refused in `handle`.
+            Decision::Comment | Decision::Reassign => {}
         }
     }
 }
@@ -874,7 +881,7 @@ pub fn evaluate(input: &Input) -> Evaluation {
     let mut reviews: Vec<(&AccessReview, DateTime<Utc>)> = input
         .reviews
         .iter()
-        .filter(|r| r.spec.request.name == req.name_any())
+        .filter(|r| r.spec.request.as_ref().is_some_and(|q| q.name == req.name_any()))
         .map(|r| (r, created_at(r).unwrap_or(now).max(created)))
         .filter(|(_, t)| *t <= now)
         .collect();
@@ -882,7 +889,7 @@ pub fn evaluate(input: &Input) -> Evaluation {
     // is the one that grants the least: a reject or cancel before an approval,
     // a revoke after it.
     let rank = |r: &AccessReview| match r.spec.decision {
-        Decision::Comment => 0,
+        Decision::Comment | Decision::Reassign => 0,
         Decision::Reject | Decision::Cancel => 1,
         Decision::Approve => 2,
         Decision::Revoke => 3,

@@ -76,16 +76,16 @@ pub(super) fn review(name: &str, who: &str, groups: &[&str], decision: Decision,
             ..Default::default()
         },
         spec: AccessReviewSpec {
-            request: RequestRef {
+            request: Some(RequestRef {
                 name: "dana-view".into(),
                 uid: UID.into(),
-            },
+            }),
             decision,
             reviewer: Identity {
                 username: who.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
             },
-            comment: None,
+            ..Default::default()
         },
         status: None,
     }
@@ -107,7 +107,9 @@ fn with_comment(mut r: AccessReview, c: &str) -> AccessReview {
 }
 
 fn for_request(mut r: AccessReview, name: &str) -> AccessReview {
-    r.spec.request.name = name.into();
+    if let Some(q) = r.spec.request.as_mut() {
+        q.name = name.into();
+    }
     r
 }
 
@@ -516,7 +518,9 @@ fn reviewers_are_eligible_by_group_or_by_user() {
 #[test]
 fn a_review_for_another_uid_is_ignored() {
     let mut old = approve("erin", &["sre"], "10:05");
-    old.spec.request.uid = "deleted-and-recreated".into();
+    if let Some(q) = old.spec.request.as_mut() {
+        q.uid = "deleted-and-recreated".into();
+    }
     let ev = eval(&[simple_policy()], &dana_view(), &[old], "10:10");
     assert_eq!(ev.status.phase, Phase::Pending);
     assert_eq!(verdict(&ev, "erin-1005").reason, "UidMismatch");
@@ -917,7 +921,9 @@ fn extends_continues_access_and_supersedes_the_old_request() {
     let mut new = request("dana-more", "10:50", "requester: {username: dana, groups: [dev]}\nrole: {kind: ClusterRole, name: view}\nextends: dana-view");
     new.metadata.uid = Some("new-uid".into());
     let mut r = for_request(approve("erin", &["sre"], "10:55"), "dana-more");
-    r.spec.request.uid = "new-uid".into();
+    if let Some(q) = r.spec.request.as_mut() {
+        q.uid = "new-uid".into();
+    }
     let live = ["team/dana-view".to_string()];
     let ev = eval_with(std::slice::from_ref(&p), &new, &[r], "10:56", |i| {
         i.extended = Some(&old_stored);
