@@ -9,6 +9,8 @@
 //! - [`rbac`]: least-privilege RBAC for the operator and users (`gatehouse rbac`).
 //! - [`install`]: the kustomize bases and the chart's generated templates (`gatehouse manifests`).
 //! - [`cli`]: the `kubectl gatehouse` plugin for requesters and reviewers.
+//! - [`labels`]: the labels and annotations on what the operator writes.
+//! - [`table`]: plain-text tables for the plugin and `simulate`.
 
 pub mod admission;
 pub mod api;
@@ -17,5 +19,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod decide;
 pub mod install;
+pub mod labels;
 pub mod rbac;
 pub mod simulate;
+pub mod table;

@@ -18,8 +18,15 @@ use thiserror::Error;
 
 use crate::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, ApprovalRequestStatus, Phase, RequestType},
-    controller::{grant::REQUEST_UID, job::observe},
-    decide::{self, Evaluation, Input, JobObservation, JobProgress, Supersession},
+    decide::{
+        self,
+        job::observe,
+        naming::request_key,
+        timestamp::{created_at, rfc3339_or_dash},
+        Evaluation, Input, JobObservation, JobProgress,
+    },
+    labels::REQUEST_UID,
+    table::Table,
 };
 
 /// Why manifests could not be simulated.
@@ -255,10 +262,6 @@ pub struct Report {
     pub requests: Vec<RequestResult>,
 }
 
-fn created(obj: &impl kube::Resource) -> Option<DateTime<Utc>> {
-    obj.meta().creation_timestamp.as_ref().and_then(decide::to_chrono)
-}
-
 /// The Job of a OneTime request as the operator would see it at `now`: found by
 /// its deterministic name, its request-uid label or its owner reference; a
 /// finish recorded after `now` has not happened yet.
@@ -270,7 +273,7 @@ fn job_at(jobs: &[Job], r: &ApprovalRequest, now: DateTime<Utc>) -> Option<JobOb
     let uid = r.uid();
     let job = jobs.iter().find(|j| {
         j.namespace().as_deref() == Some(target.namespace.as_str())
-            && created(*j).is_some_and(|c| c <= now)
+            && created_at(*j).is_some_and(|c| c <= now)
             && (j.name_any() == target.name
                 || (uid.is_some() && j.labels().get(REQUEST_UID) == uid.as_ref())
                 || j.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
@@ -285,28 +288,32 @@ fn job_at(jobs: &[Job], r: &ApprovalRequest, now: DateTime<Utc>) -> Option<JobOb
 }
 
 /// Evaluates every request that exists at `now`.
+///
+/// Two passes: first each request on its own, to learn when each was approved,
+/// granted and ended; then each again with the others as the operator would see
+/// them (their statuses from the first pass), for the rules that look at the
+/// requester's other requests (`maxActivePerRequester`, supersession).
 pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
-    let exists = |o: &dyn Fn() -> Option<DateTime<Utc>>| o().is_none_or(|t| t <= now);
+    let existing = |t: Option<DateTime<Utc>>| t.is_none_or(|t| t <= now);
     let policies: Vec<AccessPolicy> = m
         .policies
         .iter()
-        .filter(|p| exists(&|| created(*p)))
+        .filter(|p| existing(created_at(*p)))
         .cloned()
         .collect();
     let reviews: Vec<AccessReview> = m
         .reviews
         .iter()
-        .filter(|r| exists(&|| created(*r)))
+        .filter(|r| existing(created_at(*r)))
         .cloned()
         .collect();
-    let mut requests: Vec<&ApprovalRequest> = m.requests.iter().filter(|r| exists(&|| created(*r))).collect();
+    let mut requests: Vec<&ApprovalRequest> =
+        m.requests.iter().filter(|r| existing(created_at(*r))).collect();
     requests.sort_by_key(|r| (r.namespace(), r.name_any()));
 
-    let key = |r: &ApprovalRequest| format!("{}/{}", r.namespace().unwrap_or_default(), r.name_any());
-    let eval = |r: &ApprovalRequest,
-                live: &[String],
-                sup: Option<&Supersession>,
-                first: &BTreeMap<String, Evaluation>| {
+    // `seen`: the requests evaluated so far, with their status; `related`: whether
+    // this pass shows the requester's other requests to the core.
+    let eval = |r: &ApprovalRequest, seen: &BTreeMap<String, ApprovalRequest>, related: bool| {
         let ns = r.namespace().unwrap_or_default();
         let mine: Vec<AccessReview> = reviews
             .iter()
@@ -316,95 +323,74 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Report {
             })
             .cloned()
             .collect();
+        let others: Vec<&ApprovalRequest> = seen
+            .values()
+            .filter(|o| {
+                related && o.uid() != r.uid() && o.spec.requester.username == r.spec.requester.username
+            })
+            .collect();
         // The extended request as the operator would see it: with its status.
-        let extended = r.spec.extends.as_ref().and_then(|e| {
-            let old = requests
-                .iter()
-                .find(|o| o.namespace().as_deref() == Some(ns.as_str()) && o.name_any() == *e)?;
-            let mut old = (*old).clone();
-            old.status = first.get(&key(&old)).map(|ev| ev.status.clone());
-            Some(old)
-        });
+        let extended = r
+            .spec
+            .extends
+            .as_ref()
+            .and_then(|e| seen.get(&format!("{ns}/{e}")));
         let job = job_at(&m.jobs, r, now);
         decide::evaluate(&Input {
             request: r,
             policies: &policies,
             reviews: &mine,
             namespace_labels: m.namespaces.get(&ns),
-            other_live_grants: live,
-            extended: extended.as_ref(),
-            superseded_by: sup,
+            requester_requests: &others,
+            extended,
             job: job.as_ref(),
             now,
         })
     };
 
-    // Pass 1: each request on its own, to learn when each was approved and ended.
-    let mut first: BTreeMap<String, Evaluation> = BTreeMap::new();
+    let as_stored = |r: &ApprovalRequest, ev: &Evaluation| {
+        let mut stored = r.clone();
+        stored.status = Some(ev.status.clone());
+        (request_key(r), stored)
+    };
+    let mut seen: BTreeMap<String, ApprovalRequest> = BTreeMap::new();
     for r in &requests {
-        let ev = eval(r, &[], None, &first);
-        first.insert(key(r), ev);
+        let ev = eval(r, &seen, false);
+        let (key, stored) = as_stored(r, &ev);
+        seen.insert(key, stored);
     }
-    // Pass 2: with what the others tell: live grants at approval time, supersession.
-    let mut out = Vec::new();
-    for r in &requests {
-        let mine = &first[&key(r)].status;
-        let policy = mine.requirements.as_ref().map(|q| q.policy.clone());
-        let live: Vec<String> = match mine.approved_at {
-            Some(at) => requests
-                .iter()
-                .filter(|o| key(o) != key(r) && o.spec.requester.username == r.spec.requester.username)
-                .filter(|o| {
-                    let s = &first[&key(o)].status;
-                    s.requirements.as_ref().map(|q| &q.policy) == policy.as_ref()
-                        && s.approved_at.is_some_and(|a| a < at)
-                        && s.completed_at.is_none_or(|c| c > at)
-                })
-                .map(|o| key(o))
-                .collect(),
-            None => Vec::new(),
-        };
-        let sup = requests.iter().find_map(|o| {
-            let ns_match = o.namespace() == r.namespace();
-            if !ns_match || o.spec.extends.as_deref() != Some(r.name_any().as_str()) {
-                return None;
+    let out = requests
+        .iter()
+        .map(|r| {
+            let ev = eval(r, &seen, true);
+            RequestResult {
+                namespace: r.namespace().unwrap_or_default(),
+                name: r.name_any(),
+                status: ev.status,
+                next_change: ev.next_deadline,
             }
-            let s = &first[&key(o)].status;
-            let at = s.grant.as_ref().and_then(|g| g.granted_at)?;
-            Some(Supersession { by: o.name_any(), at })
-        });
-        let ev = eval(r, &live, sup.as_ref(), &first);
-        out.push(RequestResult {
-            namespace: r.namespace().unwrap_or_default(),
-            name: r.name_any(),
-            status: ev.status,
-            next_change: ev.next_deadline,
-        });
-    }
+        })
+        .collect();
     Report { requests: out }
-}
-
-fn ts(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".into())
 }
 
 /// Renders the report as a table with one line per request and indented notes.
 pub fn render_table(report: &Report) -> String {
-    let mut rows = vec![[
-        "REQUEST".to_string(),
-        "PHASE".into(),
-        "APPROVALS".into(),
-        "GRANT".into(),
-        "GRANTED".into(),
-        "EXPIRES".into(),
-        "NEXT CHANGE".into(),
-    ]];
-    let mut notes: Vec<Vec<String>> = vec![Vec::new()];
+    let ts = rfc3339_or_dash;
+    let mut table = Table::new(&[
+        "REQUEST",
+        "PHASE",
+        "APPROVALS",
+        "GRANT",
+        "GRANTED",
+        "EXPIRES",
+        "NEXT CHANGE",
+    ])
+    .gap(2);
     for r in &report.requests {
         let s = &r.status;
         let grant = s.grant.as_ref();
-        rows.push([
+        table.row(vec![
             format!("{}/{}", r.namespace, r.name),
             s.phase.to_string(),
             s.approvals
@@ -412,7 +398,7 @@ pub fn render_table(report: &Report) -> String {
                 .map(|a| a.summary.clone())
                 .unwrap_or_else(|| "-".into()),
             grant
-                .map(|g| format!("{:?}/{}", g.kind, g.name))
+                .map(|g| format!("{}/{}", g.kind, g.name))
                 .unwrap_or_else(|| "-".into()),
             ts(grant.and_then(|g| g.granted_at)),
             ts(s.expires_at),
@@ -422,84 +408,80 @@ pub fn render_table(report: &Report) -> String {
                 ts(r.next_change)
             },
         ]);
-        let mut n = Vec::new();
-        let why = |t: &str| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == t)
-                .map(|c| (c.reason.clone(), c.message.clone()))
-        };
-        match s.phase {
-            Phase::Pending => {
-                if let Some((_, msg)) = why(decide::APPROVED) {
-                    n.push(format!("waiting: {msg}"));
-                }
-            }
-            Phase::Approved => {
-                if let Some((_, msg)) = why(decide::GRANTED) {
-                    n.push(format!("not active: {msg}"));
-                }
-            }
-            Phase::Processing => {
-                if let Some(job) = &s.job {
-                    let verb = match job.state {
-                        crate::api::JobState::Starting => "creates",
-                        _ => "runs",
-                    };
-                    n.push(format!(
-                        "job: the operator {verb} Job {} as ServiceAccount {}, stopped at {} at the latest; logs: {}",
-                        job.name,
-                        job.service_account,
-                        ts(job.deadline),
-                        job.logs
-                    ));
-                }
-            }
-            Phase::Denied => {
-                if let Some((reason, msg)) = why(decide::APPROVED) {
-                    n.push(format!("denied: {reason}: {msg}"));
-                }
-            }
-            Phase::Failed => {
-                if let Some((reason, msg)) = why(decide::COMPLETE) {
-                    n.push(format!("failed: {reason}: {msg}"));
-                }
-            }
-            p if p.is_terminal() => {
-                if let Some((_, msg)) = why(decide::COMPLETE) {
-                    n.push(format!("{}: {msg}", p.as_str().to_lowercase()));
-                }
-            }
-            _ => {}
+        for note in notes(r) {
+            table.note(note);
         }
-        if s.phase.is_terminal() {
-            if let Some(until) = r.next_change {
-                n.push(format!("kept as the audit record until {}", ts(Some(until))));
+    }
+    table.render()
+}
+
+/// The lines under a request: why it waits, what its job does, how it ended,
+/// how long it is kept, and the reviews that did not count.
+fn notes(r: &RequestResult) -> Vec<String> {
+    let s = &r.status;
+    let mut n = Vec::new();
+    let why = |t: &str| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    match s.phase {
+        Phase::Pending => {
+            if let Some((_, msg)) = why(decide::APPROVED) {
+                n.push(format!("waiting: {msg}"));
             }
         }
-        for d in s.decisions.iter().filter(|d| !d.accepted) {
+        Phase::Approved => {
+            if let Some((_, msg)) = why(decide::GRANTED) {
+                n.push(format!("not active: {msg}"));
+            }
+        }
+        Phase::Processing => {
+            if let Some(job) = &s.job {
+                let verb = match job.state {
+                    crate::api::JobState::Starting => "creates",
+                    _ => "runs",
+                };
+                n.push(format!(
+                    "job: the operator {verb} Job {} as ServiceAccount {}, stopped at {} at the latest; logs: {}",
+                    job.name,
+                    job.service_account,
+                    rfc3339_or_dash(job.deadline),
+                    job.logs
+                ));
+            }
+        }
+        Phase::Denied => {
+            if let Some((reason, msg)) = why(decide::APPROVED) {
+                n.push(format!("denied: {reason}: {msg}"));
+            }
+        }
+        Phase::Failed => {
+            if let Some((reason, msg)) = why(decide::COMPLETE) {
+                n.push(format!("failed: {reason}: {msg}"));
+            }
+        }
+        p if p.is_terminal() => {
+            if let Some((_, msg)) = why(decide::COMPLETE) {
+                n.push(format!("{}: {msg}", p.as_str().to_lowercase()));
+            }
+        }
+        _ => {}
+    }
+    if s.phase.is_terminal() {
+        if let Some(until) = r.next_change {
             n.push(format!(
-                "ignored {} ({} by {}): {}: {}",
-                d.review, d.decision, d.reviewer, d.reason, d.message
+                "kept as the audit record until {}",
+                rfc3339_or_dash(Some(until))
             ));
         }
-        notes.push(n);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (row, n) in rows.iter().zip(&notes) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out += line.join("  ").trim_end();
-        out += "\n";
-        for note in n {
-            out += &format!("    {note}\n");
-        }
+    for d in s.decisions.iter().filter(|d| !d.accepted) {
+        n.push(format!(
+            "ignored {} ({} by {}): {}: {}",
+            d.review, d.decision, d.reviewer, d.reason, d.message
+        ));
     }
-    out
+    n
 }

@@ -459,7 +459,7 @@ fn no_installed_binding_looks_like_a_grant() {
     // The operator's sweep deletes every binding labelled as one of its grants
     // once it has no valid expiry: the install's own bindings must never carry
     // that label, or the operator would delete its own permissions.
-    let (label, value) = gatehouse::controller::grant::MANAGED_BY;
+    let (label, value) = gatehouse::labels::MANAGED_BY;
     let ci = [
         "--values",
         "charts/gatehouse/ci/non-default-values.yaml",

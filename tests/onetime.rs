@@ -11,7 +11,8 @@ use std::sync::{
 use chrono::{DateTime, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, JobState, Phase},
-    controller::{self, grant, Context},
+    controller::{self, Context},
+    labels,
 };
 use k8s_openapi::{
     api::{
@@ -201,7 +202,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
     let sa = rig.accounts().get(&record.service_account).await.unwrap();
     assert_eq!(sa.owner_references()[0].uid, req.uid().unwrap());
     assert_eq!(
-        sa.labels().get(grant::REQUEST_UID).map(String::as_str),
+        sa.labels().get(labels::REQUEST_UID).map(String::as_str),
         req.uid().as_deref()
     );
     // The role is bound to that account, nobody else.
@@ -218,7 +219,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
         ("ServiceAccount", record.service_account.as_str(), Some("team"))
     );
     assert_eq!(
-        rb.annotations().get(grant::EXPIRES_AT).map(String::as_str),
+        rb.annotations().get(labels::EXPIRES_AT).map(String::as_str),
         Some("2026-11-23T11:05:00Z")
     );
 

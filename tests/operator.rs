@@ -160,11 +160,15 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
         ("User", "dana")
     );
     assert_eq!(
-        rb.labels().get(grant::REQUEST_NAME).map(String::as_str),
+        rb.labels()
+            .get(gatehouse::labels::REQUEST_NAME)
+            .map(String::as_str),
         Some("dana-view")
     );
     assert_eq!(
-        rb.annotations().get(grant::EXPIRES_AT).map(String::as_str),
+        rb.annotations()
+            .get(gatehouse::labels::EXPIRES_AT)
+            .map(String::as_str),
         Some("2026-11-23T11:05:00Z")
     );
     let owner = &rb.owner_references()[0];

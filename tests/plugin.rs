@@ -470,7 +470,7 @@ fn status_shows_a_one_time_requests_exact_job_and_where_its_logs_are() {
     );
     assert!(out.contains(r#"Job env:    DRY_RUN="false""#), "{out}");
     assert!(
-        out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23 11:05:00Z"),
+        out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23T11:05:00Z"),
         "{out}"
     );
     assert!(
@@ -484,7 +484,7 @@ fn status_renders_stages_approvers_time_left_and_history() {
     let out = render::status(&rich_request(), now());
     assert!(out.contains("Phase:      Active"), "{out}");
     assert!(out.contains("Approvals:  2/2"), "{out}");
-    assert!(out.contains("2026-11-23 12:10:00Z (1h40m left)"), "{out}");
+    assert!(out.contains("2026-11-23T12:10:00Z (1h40m left)"), "{out}");
     assert!(out.contains("team-lead") && out.contains("security"), "{out}");
     assert!(out.contains("lee") && out.contains("sam"), "{out}");
     assert!(out.contains("SelfApproval"), "{out}");

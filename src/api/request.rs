@@ -507,6 +507,22 @@ pub enum BindingKind {
     ClusterRoleBinding,
 }
 
+impl BindingKind {
+    /// The kind as RBAC writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingKind::RoleBinding => "RoleBinding",
+            BindingKind::ClusterRoleBinding => "ClusterRoleBinding",
+        }
+    }
+}
+
+impl std::fmt::Display for BindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl RoleKind {
     /// The binding kind able to reference a role of this kind at the given scope.
     pub fn binding_kind(self, scope: Scope) -> BindingKind {

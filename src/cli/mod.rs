@@ -31,6 +31,7 @@ use crate::api::{
     Decision, EnvVar, Identity, JobSpec, Phase, RequestRef, RequestType, RoleKind, RoleRef, Scope, Subject,
     SubjectKind,
 };
+use crate::decide::reason::DenialReason;
 
 /// Exit codes scripts can rely on.
 pub mod exit {
@@ -506,13 +507,13 @@ pub fn precheck_policy(
     policies: &[AccessPolicy],
     ns_labels: Option<&BTreeMap<String, String>>,
 ) -> Result<(), CliError> {
-    let admitted = crate::decide::policy::select(req, policies, ns_labels)
-        .and_then(|p| crate::decide::policy::admit(req, p));
+    let admitted = crate::decide::admit::select(req, policies, ns_labels)
+        .and_then(|p| crate::decide::admit::admit(req, p));
     match admitted {
         Ok(_) => Ok(()),
         // A selector-based policy may match labels we could not read: let the operator decide.
         Err(d)
-            if d.reason == "NoMatchingPolicy"
+            if d.reason == DenialReason::NoMatchingPolicy
                 && ns_labels.is_none()
                 && policies.iter().any(|p| p.spec.namespaces.selector.is_some()) =>
         {
@@ -520,7 +521,8 @@ pub fn precheck_policy(
         }
         Err(d) => Err(CliError::NoPolicy(format!(
             "{} ({}); ask an admin for access, or pick a policy with --policy",
-            d.message, d.reason
+            d.message,
+            d.reason.as_str()
         ))),
     }
 }

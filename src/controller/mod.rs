@@ -8,6 +8,7 @@
 pub mod grant;
 pub mod job;
 pub mod metrics;
+pub mod owned;
 pub mod run;
 
 use std::{
@@ -31,8 +32,12 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use crate::{
-    api::{AccessPolicy, AccessReview, AccessReviewStatus, ApprovalRequest, Phase},
-    decide::{self, Action, Evaluation, Input, Supersession},
+    api::{AccessPolicy, AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase},
+    decide::{
+        self,
+        reason::{ApprovalKind, Failure},
+        Action, Evaluation, Input,
+    },
 };
 
 /// Finalizer that makes deleting a request revoke its grant first.
@@ -119,10 +124,6 @@ impl Context {
     }
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
 /// Reconciles one ApprovalRequest.
 pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = std::time::Instant::now();
@@ -155,22 +156,22 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
     };
 
     let now = (ctx.clock)();
-    let loaded = match load(req, ctx, &ns).await {
+    let loaded = match load(req, ctx, &ns, now).await {
         Ok(l) => l,
         Err(e @ Error::JobConflict { .. }) => {
-            record_failure(req, ctx, &requests, &e, "JobFailed", "run the job").await;
+            record_failure(req, ctx, &requests, &e, Failure::JobFailed, "run the job").await;
             return Err(e);
         }
         Err(e) => return Err(e),
     };
+    let requester_requests: Vec<&ApprovalRequest> = loaded.requester_requests.iter().collect();
     let input = Input {
         request: req,
         policies: &loaded.policies,
         reviews: &loaded.reviews,
         namespace_labels: loaded.namespace_labels.as_ref(),
-        other_live_grants: &loaded.other_live_grants,
+        requester_requests: &requester_requests,
         extended: loaded.extended.as_ref(),
-        superseded_by: loaded.superseded_by.as_ref(),
         job: loaded.job.as_ref(),
         now,
     };
@@ -181,7 +182,15 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         match action {
             Action::EnsureBinding(b) => {
                 if let Err(e) = grant::ensure_binding(&ctx.client, req, b).await {
-                    record_failure(req, ctx, &requests, &e, "BindingFailed", "create the binding").await;
+                    record_failure(
+                        req,
+                        ctx,
+                        &requests,
+                        &e,
+                        Failure::BindingFailed,
+                        "create the binding",
+                    )
+                    .await;
                     return Err(e);
                 }
             }
@@ -192,7 +201,7 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
                         ctx,
                         &requests,
                         &e,
-                        "JobFailed",
+                        Failure::JobFailed,
                         "create the job's ServiceAccount",
                     )
                     .await;
@@ -202,10 +211,10 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
             Action::CreateJob(plan) => match job::create_job(&ctx.client, req, plan, now).await {
                 Ok(created) => {
                     info!(request = %name, namespace = %ns, job = %plan.target.name, "job created");
-                    created_job = job::observe(&created, now);
+                    created_job = decide::job::observe(&created, now);
                 }
                 Err(e) => {
-                    record_failure(req, ctx, &requests, &e, "JobFailed", "create the job").await;
+                    record_failure(req, ctx, &requests, &e, Failure::JobFailed, "create the job").await;
                     return Err(e);
                 }
             },
@@ -281,13 +290,12 @@ struct Loaded {
     policies: Vec<AccessPolicy>,
     reviews: Vec<AccessReview>,
     namespace_labels: Option<BTreeMap<String, String>>,
-    other_live_grants: Vec<String>,
+    requester_requests: Vec<ApprovalRequest>,
     extended: Option<ApprovalRequest>,
-    superseded_by: Option<Supersession>,
     job: Option<decide::JobObservation>,
 }
 
-async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, Error> {
+async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str, now: DateTime<Utc>) -> Result<Loaded, Error> {
     let name = req.name_any();
     let status = req.status.clone().unwrap_or_default();
     let terminal = req.status.is_some() && status.phase.is_terminal();
@@ -306,9 +314,8 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
             policies: Vec::new(),
             reviews,
             namespace_labels: None,
-            other_live_grants: Vec::new(),
+            requester_requests: Vec::new(),
             extended: None,
-            superseded_by: None,
             job: None,
         });
     }
@@ -339,41 +346,22 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
         (Some(e), true) => requests.get_opt(e).await.map_err(Error::Kube)?,
         _ => None,
     };
-    let mut superseded_by = None;
-    if status.approved_at.is_some() {
-        let newer = requests.list(&ListParams::default()).await.map_err(Error::Kube)?;
-        superseded_by = newer.items.iter().find_map(|o| {
-            if o.spec.extends.as_deref() != Some(name.as_str())
-                || o.spec.requester.username != req.spec.requester.username
-            {
-                return None;
-            }
-            let at = o.status.as_ref()?.grant.as_ref()?.granted_at?;
-            Some(Supersession { by: o.name_any(), at })
-        });
-    }
+    // The requester's other requests: for maxActivePerRequester before approval,
+    // and for a newer request that supersedes this one after.
     let max_active = status
         .requirements
         .as_ref()
         .and_then(|r| r.max_active_per_requester)
         .is_some()
         || (first_evaluation && policies.iter().any(|p| p.spec.max_active_per_requester.is_some()));
-    let other_live_grants = if max_active && status.approved_at.is_none() {
-        let all: Api<ApprovalRequest> = Api::all(ctx.client.clone());
-        let policy = status.requirements.as_ref().map(|r| r.policy.clone());
-        all.list(&ListParams::default())
+    let requester_requests = if status.approved_at.is_some() || max_active {
+        Api::<ApprovalRequest>::all(ctx.client.clone())
+            .list(&ListParams::default())
             .await
             .map_err(Error::Kube)?
             .items
             .into_iter()
             .filter(|o| o.uid() != req.uid() && o.spec.requester.username == req.spec.requester.username)
-            .filter(|o| {
-                o.status.as_ref().is_some_and(|s| {
-                    matches!(s.phase, Phase::Approved | Phase::Active | Phase::Processing)
-                        && (policy.is_none() || s.requirements.as_ref().map(|r| r.policy.clone()) == policy)
-                })
-            })
-            .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
             .collect()
     } else {
         Vec::new()
@@ -382,7 +370,7 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
         let target = decide::job::job_ref(req);
         let recorded = status.job.as_ref().is_some_and(|j| j.uid.is_some());
         match job::read_job(&ctx.client, req, &target).await {
-            Ok(found) => found.and_then(|j| job::observe(&j, (ctx.clock)())),
+            Ok(found) => found.and_then(|j| decide::job::observe(&j, now)),
             // Our Job was created and is gone; another one took its name: the core
             // ends the request (JobDeleted) instead of waiting on a Job it cannot use.
             Err(Error::JobConflict { .. }) if recorded => None,
@@ -395,9 +383,8 @@ async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, 
         policies,
         reviews,
         namespace_labels,
-        other_live_grants,
+        requester_requests,
         extended,
-        superseded_by,
         job,
     })
 }
@@ -425,9 +412,8 @@ async fn remove_finalizer(req: &ApprovalRequest, api: &Api<ApprovalRequest>) -> 
         .patch(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) if !owned::is_status(&e, 404) => Err(Error::Kube(e)),
+        _ => Ok(()),
     }
 }
 
@@ -474,18 +460,15 @@ async fn delete_record(
         .iter()
         .filter(|r| r.spec.request.as_ref().map(|q| q.uid.as_str()) == req.uid().as_deref())
     {
-        match reviews_api.delete(&r.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(Error::Kube(e)),
-        }
+        owned::delete_if_present(&reviews_api, &r.name_any(), &DeleteParams::default())
+            .await
+            .map_err(Error::Kube)?;
     }
     info!(request = %req.name_any(), namespace = %ns, "retention passed: deleting the request and its reviews");
-    match api.delete(&req.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
-    }
+    owned::delete_if_present(api, &req.name_any(), &DeleteParams::default())
+        .await
+        .map(drop)
+        .map_err(Error::Kube)
 }
 
 /// Writes each review's verdict to its status, only when it changed.
@@ -510,7 +493,7 @@ async fn record_reviews(
         }
         let status = AccessReviewStatus {
             accepted: Some(v.accepted),
-            reason: Some(v.reason.clone()),
+            reason: Some(v.reason.as_str().to_string()),
             message: Some(v.message.clone()),
             observed_at: Some(now),
         };
@@ -519,9 +502,8 @@ async fn record_reviews(
             .patch_status(&v.review, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(Error::Kube(e)),
+            Err(e) if !owned::is_status(&e, 404) => return Err(Error::Kube(e)),
+            _ => {}
         }
     }
     Ok(())
@@ -561,8 +543,14 @@ async fn announce(req: &ApprovalRequest, ctx: &Context, before: Option<Phase>, e
             phase: phase.as_str().to_string(),
         })
         .inc();
-    let condition = |t: &str| s.conditions.iter().find(|c| c.type_ == t).cloned();
-    let forced = condition(decide::APPROVED).is_some_and(|c| c.reason == "ForceApproved");
+    let message = |t: &str| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    let forced = ev.approval == Some(ApprovalKind::ForceApproved);
     if phase == Phase::Active && before.is_none_or(|b| b == Phase::Pending) {
         if let (Some(approved), Some(granted)) = (s.approved_at, s.grant.as_ref().and_then(|g| g.granted_at))
         {
@@ -575,31 +563,30 @@ async fn announce(req: &ApprovalRequest, ctx: &Context, before: Option<Phase>, e
     let (type_, reason, note) = match phase {
         Phase::Active if forced && before.is_none_or(|b| b == Phase::Pending) => (
             EventType::Warning,
-            "ForceApproved",
-            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
+            ApprovalKind::ForceApproved.as_str(),
+            message(decide::APPROVED),
         ),
-        Phase::Denied | Phase::Rejected | Phase::Failed | Phase::TimedOut => (
-            EventType::Warning,
-            phase.as_str(),
-            condition(decide::APPROVED)
-                .or_else(|| condition(decide::COMPLETE))
-                .map(|c| c.message)
-                .unwrap_or_default(),
-        ),
+        Phase::Denied | Phase::Rejected | Phase::Failed | Phase::TimedOut => {
+            let approved_false = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == decide::APPROVED && c.status == ConditionStatus::False);
+            let note = if approved_false {
+                message(decide::APPROVED)
+            } else {
+                message(decide::COMPLETE)
+            };
+            (EventType::Warning, phase.as_str(), note)
+        }
         Phase::Approved if forced => (
             EventType::Warning,
-            "ForceApproved",
-            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
+            ApprovalKind::ForceApproved.as_str(),
+            message(decide::APPROVED),
         ),
-        _ => (
-            EventType::Normal,
-            phase.as_str(),
-            condition(decide::GRANTED)
-                .filter(|_| matches!(phase, Phase::Active | Phase::Approved | Phase::Processing))
-                .or_else(|| condition(decide::COMPLETE))
-                .map(|c| c.message)
-                .unwrap_or_default(),
-        ),
+        Phase::Active | Phase::Approved | Phase::Processing => {
+            (EventType::Normal, phase.as_str(), message(decide::GRANTED))
+        }
+        _ => (EventType::Normal, phase.as_str(), message(decide::COMPLETE)),
     };
     info!(request = %req.name_any(), namespace = ?req.namespace(), from = ?before, to = %phase, "phase changed");
     publish(ctx, req, type_, reason, "Evaluate", note).await;
@@ -633,9 +620,10 @@ async fn record_failure(
     ctx: &Context,
     api: &Api<ApprovalRequest>,
     err: &Error,
-    reason: &str,
+    failure: Failure,
     what: &str,
 ) {
+    let reason = failure.as_str();
     let now = (ctx.clock)();
     let mut status = req.status.clone().unwrap_or_default();
     let message = format!("could not {what}: {err}; retrying");
@@ -643,16 +631,16 @@ async fn record_failure(
     match existing {
         Some(c) if c.reason == reason && c.message == message => return,
         Some(c) => {
-            if c.status != crate::api::ConditionStatus::False {
+            if c.status != ConditionStatus::False {
                 c.last_transition_time = now;
             }
-            c.status = crate::api::ConditionStatus::False;
+            c.status = ConditionStatus::False;
             c.reason = reason.into();
             c.message = message.clone();
         }
         None => status.conditions.push(crate::api::Condition {
             type_: decide::GRANTED.into(),
-            status: crate::api::ConditionStatus::False,
+            status: ConditionStatus::False,
             reason: reason.into(),
             message: message.clone(),
             observed_generation: req.metadata.generation,

@@ -197,7 +197,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .with_identity(&identity)
             .with_duration(15)
             .with_grace(5)
-            .with_field_manager(grant::FIELD_MANAGER)
+            .with_field_manager(crate::labels::FIELD_MANAGER)
             .build()
             .await
             .map_err(|e| RunError::Lease(e.to_string()))?;
@@ -288,7 +288,7 @@ pub async fn act(
 
 /// The kube-runtime controller with everything it watches.
 pub fn controller(client: Client, concurrency: u16) -> Controller<ApprovalRequest> {
-    let managed = watcher::Config::default().labels(&grant::managed_selector());
+    let managed = watcher::Config::default().labels(&crate::labels::managed_selector());
     let ctrl = Controller::new(
         Api::<ApprovalRequest>::all(client.clone()),
         watcher::Config::default(),
@@ -302,8 +302,8 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<ApprovalReques
         .watches(Api::<ClusterRoleBinding>::all(client.clone()), managed, |crb| {
             let labels = crb.labels();
             Some(
-                ObjectRef::new(labels.get(grant::REQUEST_NAME)?)
-                    .within(labels.get(grant::REQUEST_NAMESPACE)?),
+                ObjectRef::new(labels.get(crate::labels::REQUEST_NAME)?)
+                    .within(labels.get(crate::labels::REQUEST_NAMESPACE)?),
             )
         })
         .watches(
@@ -361,7 +361,7 @@ async fn sweep_once(client: &Client, metrics: &Metrics) {
                 .inc();
         }
     }
-    let managed = lp.labels(&grant::managed_selector());
+    let managed = lp.labels(&crate::labels::managed_selector());
     let rb = Api::<RoleBinding>::all(client.clone())
         .list_metadata(&managed)
         .await

@@ -1,9 +1,13 @@
 //! Scenarios: given these objects at these times, the request is in this phase
 //! with this grant. Times are on Monday 2026-11-23 (UTC) unless written out.
 
-use super::*;
-use crate::api::{AccessPolicySpec, AccessReviewSpec, ApprovalRequestSpec, RequestRef};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use super::*;
+use crate::api::*;
 
 const UID: &str = "11111111-2222-3333-4444-555555555555";
 
@@ -125,9 +129,8 @@ pub(super) fn eval_with<'a>(
         policies,
         reviews,
         namespace_labels: None,
-        other_live_grants: &[],
+        requester_requests: &[],
         extended: None,
-        superseded_by: None,
         job: None,
         now: at(now),
     };
@@ -394,7 +397,7 @@ fn reject_and_revoke_need_a_comment_when_the_policy_says_so() {
         std::slice::from_ref(&bare_reject),
         "10:06",
     );
-    assert_eq!(verdict(&ev, "r1").reason, "CommentRequired");
+    assert_eq!(verdict(&ev, "r1").reason, reason::VerdictReason::CommentRequired);
     assert_eq!(ev.status.phase, Phase::Pending);
     let ev = eval(
         std::slice::from_ref(&p),
@@ -415,7 +418,7 @@ fn reject_and_revoke_need_a_comment_when_the_policy_says_so() {
         &approve_then_revoke,
         "10:11",
     );
-    assert_eq!(verdict(&ev, "r2").reason, "CommentRequired");
+    assert_eq!(verdict(&ev, "r2").reason, reason::VerdictReason::CommentRequired);
     assert_eq!(ev.status.phase, Phase::Active);
 }
 
@@ -470,7 +473,7 @@ fn min_approvals_counts_distinct_people_once() {
     let ev = eval(std::slice::from_ref(&p), &dana_view(), &reviews, "10:10");
     assert_eq!(ev.status.phase, Phase::Pending);
     assert_eq!(ev.status.approvals.as_ref().unwrap().summary, "1/2");
-    assert_eq!(verdict(&ev, "erin-1006").reason, "Duplicate");
+    assert_eq!(verdict(&ev, "erin-1006").reason, reason::VerdictReason::Duplicate);
     let reviews = [
         approve("erin", &["sre"], "10:05"),
         approve("fred", &["sre"], "10:07"),
@@ -491,7 +494,10 @@ fn self_approval_never_counts_unless_the_policy_allows_it() {
         "10:10",
     );
     assert_eq!(ev.status.phase, Phase::Pending);
-    assert_eq!(verdict(&ev, "dana-1005").reason, "SelfApproval");
+    assert_eq!(
+        verdict(&ev, "dana-1005").reason,
+        reason::VerdictReason::SelfApproval
+    );
     let mut p = simple_policy();
     p.spec.approval.allow_self_approval = true;
     let ev = eval(&[p], &req, &[approve("dana", &["dev", "sre"], "10:05")], "10:10");
@@ -507,7 +513,7 @@ fn reviewers_are_eligible_by_group_or_by_user() {
         "10:10",
     );
     let v = verdict(&ev, "mallory-1005");
-    assert_eq!(v.reason, "NotEligible");
+    assert_eq!(v.reason, reason::VerdictReason::NotEligible);
     assert!(v.message.contains("group sre"), "{}", v.message);
     let mut p = simple_policy();
     p.spec.approval.reviewers.users = vec!["boss".into()];
@@ -523,7 +529,10 @@ fn a_review_for_another_uid_is_ignored() {
     }
     let ev = eval(&[simple_policy()], &dana_view(), &[old], "10:10");
     assert_eq!(ev.status.phase, Phase::Pending);
-    assert_eq!(verdict(&ev, "erin-1005").reason, "UidMismatch");
+    assert_eq!(
+        verdict(&ev, "erin-1005").reason,
+        reason::VerdictReason::UidMismatch
+    );
 }
 
 #[test]
@@ -667,7 +676,10 @@ fn a_force_approval_approves_at_once_and_is_marked() {
 fn escalation_groups_become_eligible_after_the_delay() {
     let reviews = [approve("otto", &["oncall"], "10:30")];
     let ev = eval(&[staged_policy()], &dana_view(), &reviews, "10:31");
-    assert_eq!(verdict(&ev, "otto-1030").reason, "NotEligible");
+    assert_eq!(
+        verdict(&ev, "otto-1030").reason,
+        reason::VerdictReason::NotEligible
+    );
     assert_eq!(
         ev.next_deadline,
         Some(at("11:00")),
@@ -728,7 +740,10 @@ fn a_reject_is_final() {
     let ev = eval(&[simple_policy()], &dana_view(), &reviews, "10:10");
     assert_eq!(ev.status.phase, Phase::Rejected);
     assert_eq!(ev.status.completed_at, Some(at("10:05")));
-    assert_eq!(verdict(&ev, "fred-1006").reason, "NotPending");
+    assert_eq!(
+        verdict(&ev, "fred-1006").reason,
+        reason::VerdictReason::NotPending
+    );
     assert!(cond(&ev, COMPLETE).message.contains("use the dashboard"));
     assert!(!has_binding(&ev));
     // Stored and evaluated again later: still rejected, whatever arrives.
@@ -749,7 +764,7 @@ fn the_requester_can_cancel_until_access_starts() {
 
     let not_mine = review("c", "erin", &["sre"], Decision::Cancel, "10:05");
     let ev = eval(&[simple_policy()], &dana_view(), &[not_mine], "10:06");
-    assert_eq!(verdict(&ev, "c").reason, "NotRequester");
+    assert_eq!(verdict(&ev, "c").reason, reason::VerdictReason::NotRequester);
     assert_eq!(ev.status.phase, Phase::Pending);
 
     let late = review("c", "dana", &["dev"], Decision::Cancel, "10:30");
@@ -759,7 +774,7 @@ fn the_requester_can_cancel_until_access_starts() {
         &[approve("erin", &["sre"], "10:05"), late],
         "10:31",
     );
-    assert_eq!(verdict(&ev, "c").reason, "AlreadyActive");
+    assert_eq!(verdict(&ev, "c").reason, reason::VerdictReason::AlreadyActive);
     assert_eq!(ev.status.phase, Phase::Active);
 }
 
@@ -790,13 +805,13 @@ fn revoke_ends_an_active_grant_and_removes_the_binding() {
         review("r", "eve", &["dev"], Decision::Revoke, "10:20"),
     ];
     let ev = eval(&[simple_policy()], &dana_view(), &by_stranger, "10:21");
-    assert_eq!(verdict(&ev, "r").reason, "NotEligible");
+    assert_eq!(verdict(&ev, "r").reason, reason::VerdictReason::NotEligible);
     assert_eq!(ev.status.phase, Phase::Active);
 
     let too_early = [review("r", "erin", &["sre"], Decision::Revoke, "10:02")];
     assert_eq!(
         verdict(&eval(&[simple_policy()], &dana_view(), &too_early, "10:03"), "r").reason,
-        "NotActive"
+        reason::VerdictReason::NotActive
     );
 }
 
@@ -834,7 +849,7 @@ fn a_pending_request_times_out() {
     );
     assert_eq!(ev.status.phase, Phase::TimedOut);
     assert_eq!(ev.status.completed_at, Some(at("14:00")));
-    assert_eq!(verdict(&ev, "mia-1430").reason, "NotPending");
+    assert_eq!(verdict(&ev, "mia-1430").reason, reason::VerdictReason::NotPending);
 }
 
 #[test]
@@ -893,18 +908,36 @@ fn auto_approve_needs_no_reviewer() {
 fn max_active_per_requester_denies_an_extra_grant() {
     let mut p = simple_policy();
     p.spec.max_active_per_requester = Some(1);
-    let others = ["team/dana-older".to_string()];
-    let ev = eval_with(
-        &[p.clone()],
-        &dana_view(),
-        &[approve("erin", &["sre"], "10:05")],
-        "10:06",
-        |i| i.other_live_grants = &others,
+    // Dana's older request, approved at 09:30 and still live.
+    let mut older = request(
+        "dana-older",
+        "09:00",
+        "requester: {username: dana, groups: [dev]}\nrole: {kind: ClusterRole, name: view}",
     );
+    older.metadata.uid = Some("older-uid".into());
+    let mut r = for_request(approve("erin", &["sre"], "09:30"), "dana-older");
+    if let Some(q) = r.spec.request.as_mut() {
+        q.uid = "older-uid".into();
+    }
+    let older = stored(&older, &eval(&[p.clone()], &older, &[r], "09:31"));
+    assert_eq!(older.status.as_ref().unwrap().phase, Phase::Active);
+
+    let others = [&older];
+    let reviews = [approve("erin", &["sre"], "10:05")];
+    let ev = eval_with(&[p.clone()], &dana_view(), &reviews, "10:06", |i| {
+        i.requester_requests = &others
+    });
     let (reason, message) = denial(&ev);
     assert_eq!(reason, "TooManyActiveGrants");
     assert!(message.contains("team/dana-older"), "{message}");
-    let ev = eval(&[p], &dana_view(), &[approve("erin", &["sre"], "10:05")], "10:06");
+    let ev = eval(&[p.clone()], &dana_view(), &reviews, "10:06");
+    assert_eq!(ev.status.phase, Phase::Active);
+
+    // Once the older grant has expired (10:30), a new approval is within the limit.
+    let late = [approve("erin", &["sre"], "10:40")];
+    let ev = eval_with(&[p], &dana_view(), &late, "10:41", |i| {
+        i.requester_requests = &others
+    });
     assert_eq!(ev.status.phase, Phase::Active);
 }
 
@@ -924,11 +957,17 @@ fn extends_continues_access_and_supersedes_the_old_request() {
     if let Some(q) = r.spec.request.as_mut() {
         q.uid = "new-uid".into();
     }
-    let live = ["team/dana-view".to_string()];
-    let ev = eval_with(std::slice::from_ref(&p), &new, &[r], "10:56", |i| {
-        i.extended = Some(&old_stored);
-        i.other_live_grants = &live;
-    });
+    let live = [&old_stored];
+    let ev = eval_with(
+        std::slice::from_ref(&p),
+        &new,
+        std::slice::from_ref(&r),
+        "10:56",
+        |i| {
+            i.extended = Some(&old_stored);
+            i.requester_requests = &live;
+        },
+    );
     assert_eq!(
         ev.status.phase,
         Phase::Active,
@@ -936,12 +975,11 @@ fn extends_continues_access_and_supersedes_the_old_request() {
     );
     assert_eq!(ev.status.expires_at, Some(at("11:55")));
 
-    let sup = Supersession {
-        by: "dana-more".into(),
-        at: at("10:55"),
-    };
+    // The old request sees the new one granted and ends as Superseded.
+    let new_stored = stored(&new, &ev);
+    let newer = [&new_stored];
     let old_ev = eval_with(std::slice::from_ref(&p), &old, &old_reviews, "10:56", |i| {
-        i.superseded_by = Some(&sup)
+        i.requester_requests = &newer
     });
     assert_eq!(old_ev.status.phase, Phase::Superseded);
     assert_eq!(
@@ -1120,7 +1158,7 @@ fn a_terminal_request_keeps_its_phase_and_is_deleted_after_retention() {
         Phase::Expired,
         "policies gone and new reviews: still Expired"
     );
-    assert_eq!(verdict(&ev, "x").reason, "NotPending");
+    assert_eq!(verdict(&ev, "x").reason, reason::VerdictReason::NotPending);
     assert!(!ev.actions.contains(&Action::DeleteRecord));
     let ev = eval(
         &[],
@@ -1286,7 +1324,7 @@ fn whoever_would_receive_the_access_cannot_approve_it() {
         );
         assert_eq!(ev.status.phase, Phase::Pending, "{subject}");
         let v = verdict(&ev, &name);
-        assert_eq!(v.reason, "SelfApproval", "{subject}");
+        assert_eq!(v.reason, reason::VerdictReason::SelfApproval, "{subject}");
         assert!(v.message.contains("would receive this access"), "{}", v.message);
         // The same person approving someone else's access counts.
         let ev = eval(

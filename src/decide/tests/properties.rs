@@ -248,9 +248,8 @@ fn run_job(
         policies: std::slice::from_ref(p),
         reviews,
         namespace_labels: None,
-        other_live_grants: &[],
+        requester_requests: &[],
         extended: None,
-        superseded_by: None,
         job,
         now,
     })
