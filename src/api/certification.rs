@@ -497,8 +497,21 @@ impl ReviewVerdict {
     }
 }
 
-impl std::fmt::Display for ReviewVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
-    }
+/// The value as written in the status.
+macro_rules! display_as_debug {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self, f)
+            }
+        }
+    )+};
 }
+
+display_as_debug!(
+    ItemDecision,
+    Outcome,
+    Recommendation,
+    RemediationState,
+    ReviewVerdict
+);
