@@ -404,8 +404,10 @@ impl<'a> Replayer<'a> {
             Some(Closure::Reviewed { at, .. } | Closure::Due { at }) => at,
             None => now,
         };
+        // Escalation happened only if it came before the level decided (or the item closed).
         for i in 0..self.levels.len() {
-            self.levels[i].escalated_at = self.escalation_at(i).filter(|at| *at <= until);
+            let level_until = self.levels[i].decided.as_ref().map_or(until, |d| d.at);
+            self.levels[i].escalated_at = self.escalation_at(i).filter(|at| *at <= level_until);
         }
         let eligible_now = self.open.map(|i| self.reviewers_at(i, now));
         let next_deadline = match self.open {

@@ -12,7 +12,8 @@ use super::Manifests;
 use crate::{
     api::{
         AccessCampaign, AccessCampaignSpec, AccessCertificationSpec, AccessCertificationStatus, AccessPolicy,
-        AccessReview, CampaignReviewers, ClosedBy, LevelState, LevelStatus, Outcome, ReviewLevel,
+        AccessReview, CampaignReviewers, ClosedBy, FindingCode, LevelState, LevelStatus, Outcome,
+        ReviewLevel,
     },
     certify::{
         evaluate::{evaluate, ItemInput},
@@ -290,7 +291,18 @@ fn notes(item: &ItemResult) -> Vec<String> {
     let mut n: Vec<String> = s
         .reasons
         .iter()
-        .map(|f| format!("{}: {}", s.recommendation.to_string().to_lowercase(), f.message))
+        .map(|f| {
+            let kind = match f.code {
+                FindingCode::Risk => "risk",
+                FindingCode::RoleMissing
+                | FindingCode::ServiceAccountMissing
+                | FindingCode::NamespaceGone => "stale",
+                FindingCode::RulesChanged => "changed",
+                FindingCode::RoleNotSeen => "unknown",
+                FindingCode::NothingRisky => "no risk",
+            };
+            format!("{kind}: {}", f.message)
+        })
         .collect();
     n.extend(s.levels.iter().map(level_note));
     if let Some(who) = &s.reviewers {
