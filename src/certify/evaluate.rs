@@ -13,7 +13,7 @@ use super::{
 use crate::api::{
     AccessCertification, AccessCertificationStatus, AccessPolicy, AccessReview, ClosedBy, Condition,
     ConditionStatus, Decision, ItemDecision, ItemDecisionRecord, LevelState, LevelStatus, NoDecision,
-    Outcome, Recommendation, RemediationState, ReviewVerdict,
+    Outcome, Principals, Recommendation, RemediationState, RemediationStatus, ReviewVerdict,
 };
 
 /// Condition type: the item is closed (decided, or due).
@@ -155,6 +155,62 @@ fn condition(
     }
 }
 
+/// The `Decided` condition, and `Remediated` once access is to be removed.
+fn conditions(
+    input: &ItemInput,
+    prev: &[Condition],
+    (decision, outcome, closed_by, closed_at): (
+        ItemDecision,
+        Outcome,
+        Option<ClosedBy>,
+        Option<DateTime<Utc>>,
+    ),
+    eligible_now: Option<&Principals>,
+    remediation: Option<&RemediationStatus>,
+) -> Vec<Condition> {
+    let generation = input.item.metadata.generation;
+    let mut conditions = vec![match (closed_by, closed_at) {
+        (Some(by), Some(at)) => condition(
+            prev,
+            DECIDED,
+            ConditionStatus::True,
+            &format!("{by:?}"),
+            format!("closed with decision {decision}; the access: {outcome}"),
+            at,
+            generation,
+        ),
+        _ => condition(
+            prev,
+            DECIDED,
+            ConditionStatus::False,
+            "AwaitingReview",
+            format!(
+                "who can decide now: {}",
+                describe(eligible_now.unwrap_or(&Principals::default()))
+            ),
+            input.item.spec.started_at,
+            generation,
+        ),
+    }];
+    if let Some(rem) = remediation {
+        let done = matches!(rem.state, RemediationState::Done | RemediationState::Gone);
+        conditions.push(condition(
+            prev,
+            REMEDIATED,
+            if done {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            &rem.state.to_string(),
+            rem.message.clone(),
+            input.now,
+            generation,
+        ));
+    }
+    conditions
+}
+
 /// Evaluates one item. See the module documentation.
 pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
     let item = input.item;
@@ -204,45 +260,13 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
         _ => None,
     };
 
-    let mut conditions = vec![match (closed_by, closed_at) {
-        (Some(by), Some(at)) => condition(
-            &prev.conditions,
-            DECIDED,
-            ConditionStatus::True,
-            &format!("{by:?}"),
-            format!("closed with decision {decision:?}; the access: {outcome:?}"),
-            at,
-            generation,
-        ),
-        _ => condition(
-            &prev.conditions,
-            DECIDED,
-            ConditionStatus::False,
-            "AwaitingReview",
-            format!(
-                "who can decide now: {}",
-                describe(r.eligible_now.as_ref().unwrap_or(&Default::default()))
-            ),
-            spec.started_at,
-            generation,
-        ),
-    }];
-    if let Some(rem) = &remediation {
-        let done = matches!(rem.state, RemediationState::Done | RemediationState::Gone);
-        conditions.push(condition(
-            &prev.conditions,
-            REMEDIATED,
-            if done {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::False
-            },
-            &format!("{:?}", rem.state),
-            rem.message.clone(),
-            now,
-            generation,
-        ));
-    }
+    let conditions = conditions(
+        input,
+        &prev.conditions,
+        (decision, outcome, closed_by, closed_at),
+        r.eligible_now.as_ref(),
+        remediation.as_ref(),
+    );
     let risk_summary = (!assessment.risk.is_empty()).then(|| {
         assessment
             .risk
