@@ -8,13 +8,14 @@ use super::{
     assess::{assess, Assessment},
     inventory::{BindingFacts, Inventory},
     remediation::{plan, RemediationStep},
-    replay::{describe, replay, Closure, Replay, ReplayInput},
+    replay::{replay, Closure, Replay, ReplayInput},
 };
 use crate::api::{
     AccessCertification, AccessCertificationStatus, AccessPolicy, AccessReview, ClosedBy, Condition,
     ConditionStatus, Decision, ItemDecision, ItemDecisionRecord, LevelState, LevelStatus, NoDecision,
     Outcome, Principals, Recommendation, RemediationState, RemediationStatus, ReviewVerdict,
 };
+use crate::decide::eligibility::describe;
 
 /// Condition type: the item is closed (decided, or due).
 pub const DECIDED: &str = "Decided";

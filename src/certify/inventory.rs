@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::{
     api::{
         core::v1::{Namespace, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject as K8sSubject},
+        rbac::v1::{
+            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef as K8sRoleRef,
+            Subject as K8sSubject,
+        },
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
@@ -157,21 +160,28 @@ impl Inventory {
         self.observed.contains(&kind)
     }
 
-    /// Adds a RoleBinding.
-    pub fn add_role_binding(&mut self, b: &RoleBinding) {
-        let ns = b.metadata.namespace.clone();
+    fn add_binding(
+        &mut self,
+        kind: BindingKind,
+        meta: &ObjectMeta,
+        role: &K8sRoleRef,
+        subjects: &Option<Vec<K8sSubject>>,
+    ) {
+        let ns = meta
+            .namespace
+            .clone()
+            .filter(|_| kind == BindingKind::RoleBinding);
         self.bindings.push(BindingFacts {
-            kind: BindingKind::RoleBinding,
+            kind,
             namespace: ns.clone(),
-            name: b.metadata.name.clone().unwrap_or_default(),
-            uid: b.metadata.uid.clone().unwrap_or_default(),
-            resource_version: b.metadata.resource_version.clone(),
-            created: created(&b.metadata),
-            labels: map(&b.metadata.labels),
-            annotations: map(&b.metadata.annotations),
-            role: role_ref(&b.role_ref.kind, &b.role_ref.name),
-            subjects: b
-                .subjects
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone(),
+            created: created(meta),
+            labels: map(&meta.labels),
+            annotations: map(&meta.annotations),
+            role: role_ref(&role.kind, &role.name),
+            subjects: subjects
                 .iter()
                 .flatten()
                 .filter_map(|s| subject(s, ns.as_deref()))
@@ -179,25 +189,19 @@ impl Inventory {
         });
     }
 
+    /// Adds a RoleBinding.
+    pub fn add_role_binding(&mut self, b: &RoleBinding) {
+        self.add_binding(BindingKind::RoleBinding, &b.metadata, &b.role_ref, &b.subjects);
+    }
+
     /// Adds a ClusterRoleBinding.
     pub fn add_cluster_role_binding(&mut self, b: &ClusterRoleBinding) {
-        self.bindings.push(BindingFacts {
-            kind: BindingKind::ClusterRoleBinding,
-            namespace: None,
-            name: b.metadata.name.clone().unwrap_or_default(),
-            uid: b.metadata.uid.clone().unwrap_or_default(),
-            resource_version: b.metadata.resource_version.clone(),
-            created: created(&b.metadata),
-            labels: map(&b.metadata.labels),
-            annotations: map(&b.metadata.annotations),
-            role: role_ref(&b.role_ref.kind, &b.role_ref.name),
-            subjects: b
-                .subjects
-                .iter()
-                .flatten()
-                .filter_map(|s| subject(s, None))
-                .collect(),
-        });
+        self.add_binding(
+            BindingKind::ClusterRoleBinding,
+            &b.metadata,
+            &b.role_ref,
+            &b.subjects,
+        );
     }
 
     /// Adds a Role.

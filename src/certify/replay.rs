@@ -22,7 +22,7 @@ use crate::{
         AccessCertification, AccessPolicy, AccessReview, Decision, Identity, Justification, LevelReviewers,
         Principals, ReviewVerdict, Subject, SubjectKind,
     },
-    decide::{duration, to_chrono},
+    decide::{duration, eligibility::describe, to_chrono},
 };
 
 /// Everything a replay looks at.
@@ -426,17 +426,6 @@ impl<'a> Replayer<'a> {
             eligible_now,
             next_deadline,
         }
-    }
-}
-
-/// Names in a reviewer set, for messages.
-pub fn describe(p: &Principals) -> String {
-    let mut parts: Vec<String> = p.groups.iter().map(|g| format!("group {g}")).collect();
-    parts.extend(p.users.iter().map(|u| format!("user {u}")));
-    if parts.is_empty() {
-        "nobody".to_string()
-    } else {
-        parts.join(", ")
     }
 }
 

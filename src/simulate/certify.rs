@@ -19,11 +19,13 @@ use crate::{
         evaluate::{evaluate, ItemInput},
         inventory::{Inventory, Observed},
         naming::fnv1a,
-        replay::describe,
         schedule::{latest_run, RunPlan},
         scope::{launch, Exclusion, ExclusionReason},
     },
-    decide::timestamp::{created_at, rfc3339, rfc3339_or_dash},
+    decide::{
+        eligibility::describe,
+        timestamp::{created_at, rfc3339, rfc3339_or_dash},
+    },
     table::Table,
 };
 
