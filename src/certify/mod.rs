@@ -6,13 +6,15 @@
 //! recommendation computed from the role's effective rules and the binding's
 //! staleness ([`rules`], [`risk`], [`assess`]). Reviewers decide with AccessReviews;
 //! [`replay`] replays them level by level, and [`remediation`] says what removing a
-//! revoked subject takes. [`schedule`] says when runs start. [`evaluate`] puts it
-//! together into the status the operator writes.
+//! revoked subject takes. [`schedule`] says when runs start, [`campaign`] what the
+//! campaign's own status says. [`evaluate()`] puts it together into the status the
+//! operator writes. [`convert`] checks `convertTo` against the request admission code.
 //!
 //! Like [`crate::decide`], nothing here reads the clock or the cluster: `now` and
 //! every object are parameters, and the same inputs always give the same answer.
 
 pub mod assess;
+pub mod campaign;
 pub mod convert;
 pub mod evaluate;
 pub mod inventory;

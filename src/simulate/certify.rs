@@ -16,6 +16,7 @@ use crate::{
         ReviewLevel,
     },
     certify::{
+        campaign,
         evaluate::{evaluate, ItemInput},
         inventory::{Inventory, Observed},
         naming::fnv1a,
@@ -234,26 +235,35 @@ pub fn run(m: &Manifests, now: DateTime<Utc>, implicit: bool) -> Vec<RunResult> 
         .collect();
     campaigns
         .iter()
-        .map(|c| match latest_run(c, now) {
-            Ok(Some(plan)) => run_campaign(c, &plan, &inv, &policies, &m.reviews, now),
-            Ok(None) => RunResult {
-                campaign: c.name_any(),
-                run: None,
-                started_at: None,
-                due_at: None,
-                problem: None,
-                excluded: Vec::new(),
-                items: Vec::new(),
-            },
-            Err(e) => RunResult {
-                campaign: c.name_any(),
-                run: None,
-                started_at: None,
-                due_at: None,
-                problem: Some(e.to_string()),
-                excluded: Vec::new(),
-                items: Vec::new(),
-            },
+        .map(|c| {
+            match latest_run(c, now).map_err(|e| e.to_string()).and_then(|run| {
+                let problems = campaign::problems(c);
+                if problems.is_empty() {
+                    Ok(run)
+                } else {
+                    Err(problems.join("; "))
+                }
+            }) {
+                Ok(Some(plan)) => run_campaign(c, &plan, &inv, &policies, &m.reviews, now),
+                Ok(None) => RunResult {
+                    campaign: c.name_any(),
+                    run: None,
+                    started_at: None,
+                    due_at: None,
+                    problem: None,
+                    excluded: Vec::new(),
+                    items: Vec::new(),
+                },
+                Err(e) => RunResult {
+                    campaign: c.name_any(),
+                    run: None,
+                    started_at: None,
+                    due_at: None,
+                    problem: Some(e),
+                    excluded: Vec::new(),
+                    items: Vec::new(),
+                },
+            }
         })
         .collect()
 }

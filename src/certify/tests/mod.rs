@@ -3,6 +3,7 @@
 //! The quarterly run starts on Thursday 2026-10-01 at 07:00 UTC and is due two
 //! weeks later, on 2026-10-15 at 07:00 UTC.
 
+mod campaign;
 mod properties;
 mod remediation;
 mod replay;
