@@ -41,11 +41,12 @@ prop_compose! {
     fn arb_review()(who in 0..PEOPLE.len(),
                     decision in prop_oneof![4 => Just(Decision::Approve), 4 => Just(Decision::Revoke),
                                             1 => Just(Decision::Reassign), 1 => Just(Decision::Comment), 1 => Just(Decision::Reject)],
-                    // Minutes into the run, on a coarse grid so that same-second reviews are common.
-                    slot in 0..(20 * 24 * 4i64), comment in any::<bool>(),
+                    // Half-days into the run: 40 instants for up to 14 reviews, so that
+                    // several reviews in the same second are common.
+                    slot in 0..40i64, comment in any::<bool>(),
                     reassign_to in 0..PEOPLE.len(), convert in proptest::bool::weighted(0.1),
                     wrong_uid in proptest::bool::weighted(0.05)) -> (usize, Decision, i64, bool, usize, bool, bool) {
-        (who, decision, slot * 15, comment, reassign_to, convert, wrong_uid)
+        (who, decision, slot * 12 * 60, comment, reassign_to, convert, wrong_uid)
     }
 }
 
