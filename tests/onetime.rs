@@ -43,13 +43,14 @@ struct Rig {
     client: Client,
     clock: Arc<Mutex<DateTime<Utc>>>,
     ctx: Arc<Context>,
+    memory: Arc<common::Memory>,
 }
 
 impl Rig {
     async fn new(funcs: kube_fake_client::interceptor::Funcs) -> Rig {
         let client = fake_api(vec![], funcs).await;
         let clock = Arc::new(Mutex::new(at("10:00")));
-        let ctx = Rig::context(&client, &clock);
+        let (ctx, memory) = Rig::context(&client, &clock);
         let policy: AccessPolicy = serde_saphyr::from_str(
             r#"
 apiVersion: gatehouse.dev/v1alpha1
@@ -67,12 +68,28 @@ spec:
         )
         .unwrap();
         create_policy(&client, &policy).await;
-        Rig { client, clock, ctx }
+        Rig {
+            client,
+            clock,
+            ctx,
+            memory,
+        }
     }
 
     /// A fresh context, as after an operator restart.
-    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<common::Memory>) {
         common::test_context(client, clock)
+    }
+
+    /// The same cluster seen by a restarted operator: nothing in memory yet.
+    fn restart(rig: &Rig) -> Rig {
+        let (ctx, memory) = Rig::context(&rig.client, &rig.clock);
+        Rig {
+            client: rig.client.clone(),
+            clock: rig.clock.clone(),
+            ctx,
+            memory,
+        }
     }
 
     fn set_time(&self, hhmm: &str) {
@@ -136,6 +153,8 @@ spec:
 
     async fn reconcile(&self) -> Result<kube::runtime::controller::Action, controller::Error> {
         let req = self.requests().get("migrate").await.unwrap();
+        // What synced watches would hold now; the reconcile reads only that.
+        self.memory.fill().await;
         controller::reconcile(Arc::new(req), self.ctx.clone()).await
     }
 
@@ -257,11 +276,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
     // Reconciling again, and after a restart, changes nothing and creates nothing.
     rig.set_time("10:10");
     rig.reconcile().await.unwrap();
-    let restarted = Rig {
-        client: rig.client.clone(),
-        clock: rig.clock.clone(),
-        ctx: Rig::context(&rig.client, &rig.clock),
-    };
+    let restarted = Rig::restart(&rig);
     restarted.reconcile().await.unwrap();
     assert_eq!(restarted.the_job().await.uid(), record.uid);
     assert_eq!(restarted.status().await.phase, Phase::Processing);
@@ -408,11 +423,7 @@ async fn a_crash_between_creating_the_job_and_recording_it_adopts_the_job() {
 
     // After the restart the operator finds the Job by its name and adopts it.
     crash.store(false, Ordering::SeqCst);
-    let restarted = Rig {
-        client: rig.client.clone(),
-        clock: rig.clock.clone(),
-        ctx: Rig::context(&rig.client, &rig.clock),
-    };
+    let restarted = Rig::restart(&rig);
     restarted.set_time("10:06");
     restarted.reconcile().await.unwrap();
     let status = restarted.status().await;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
-    controller::{self, grant, Context},
+    controller::{self, Context},
 };
 use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -32,6 +32,7 @@ struct Rig {
     client: Client,
     clock: Arc<Mutex<DateTime<Utc>>>,
     ctx: Arc<Context>,
+    memory: Arc<common::Memory>,
 }
 
 impl Rig {
@@ -44,7 +45,7 @@ impl Rig {
     async fn with(extra: Vec<serde_json::Value>, funcs: kube_fake_client::interceptor::Funcs) -> Rig {
         let client = fake_api(extra, funcs).await;
         let clock = Arc::new(Mutex::new(at("10:00")));
-        let ctx = Rig::context(&client, &clock);
+        let (ctx, memory) = Rig::context(&client, &clock);
         let policy: AccessPolicy = serde_saphyr::from_str(
             r#"
 apiVersion: gatehouse.dev/v1alpha1
@@ -62,12 +63,28 @@ spec:
         )
         .unwrap();
         create_policy(&client, &policy).await;
-        Rig { client, clock, ctx }
+        Rig {
+            client,
+            clock,
+            ctx,
+            memory,
+        }
     }
 
     /// A fresh context, as after an operator restart.
-    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<common::Memory>) {
         common::test_context(client, clock)
+    }
+
+    /// The same cluster seen by a restarted operator: nothing in memory yet.
+    fn restart(rig: &Rig) -> Rig {
+        let (ctx, memory) = Rig::context(&rig.client, &rig.clock);
+        Rig {
+            client: rig.client.clone(),
+            clock: rig.clock.clone(),
+            ctx,
+            memory,
+        }
     }
 
     fn set_time(&self, hhmm: &str) {
@@ -117,6 +134,8 @@ spec:
     /// Runs the real reconcile on the stored request, as the controller would.
     async fn reconcile(&self, name: &str) -> Result<kube::runtime::controller::Action, controller::Error> {
         let req = self.requests().get(name).await.unwrap();
+        // What synced watches would hold now; the reconcile reads only that.
+        self.memory.fill().await;
         controller::reconcile(Arc::new(req), self.ctx.clone()).await
     }
 
@@ -312,6 +331,7 @@ async fn deleting_a_request_revokes_its_grant_before_it_goes() {
     // API server shows while a finalizer holds the object: a deletionTimestamp.
     let mut deleting = rig.requests().get("dana-view").await.unwrap();
     deleting.metadata.deletion_timestamp = Some(stamp(at("10:10")));
+    rig.memory.fill().await;
     controller::reconcile(Arc::new(deleting), rig.ctx.clone())
         .await
         .unwrap();
@@ -349,7 +369,10 @@ async fn the_sweep_removes_expired_and_orphaned_bindings_only() {
     ])
     .await;
     rig.request("dana-view", "09:00").await;
-    let removed = grant::sweep(&rig.client, at("10:00")).await.unwrap();
+    rig.memory.fill().await;
+    let removed = controller::sweep::sweep(&rig.client, &rig.ctx.cache, at("10:00"))
+        .await
+        .unwrap();
     assert_eq!(removed, 2);
     let left: Vec<String> = rig
         .bindings()
@@ -375,11 +398,7 @@ async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
     rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
         .await;
     // The operator was down from 10:01 to 10:30: a new context, nothing in memory.
-    let restarted = Rig {
-        client: rig.client.clone(),
-        clock: rig.clock.clone(),
-        ctx: Rig::context(&rig.client, &rig.clock),
-    };
+    let restarted = Rig::restart(&rig);
     restarted.set_time("10:30");
     restarted.reconcile("dana-view").await.unwrap();
     assert_eq!(restarted.phase("dana-view").await, Phase::Active);
@@ -396,11 +415,7 @@ async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
         "the approval time comes from the review, not the restart"
     );
     // Down again past the expiry: the next reconcile ends it at once.
-    let again = Rig {
-        client: rig.client.clone(),
-        clock: rig.clock.clone(),
-        ctx: Rig::context(&rig.client, &rig.clock),
-    };
+    let again = Rig::restart(&rig);
     again.set_time("12:00");
     again.reconcile("dana-view").await.unwrap();
     assert_eq!(again.phase("dana-view").await, Phase::Expired);
@@ -474,5 +489,108 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         granted.message.contains("attempt to grant extra privileges"),
         "{}",
         granted.message
+    );
+}
+
+/// Interceptors that log every API call as `verb name` (Events aside: they are
+/// published off the reconcile path).
+fn api_log() -> (kube_fake_client::interceptor::Funcs, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = |log: &Arc<Mutex<Vec<String>>>| log.clone();
+    let (a, b, c, d, e, f, g, h, i) = (
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+    );
+    let push = |log: &Arc<Mutex<Vec<String>>>, s: String| {
+        log.lock().unwrap().push(s);
+        Ok(None)
+    };
+    let funcs = kube_fake_client::interceptor::Funcs::new()
+        .create(move |ctx| {
+            if ctx.object["kind"] == "Event" {
+                return Ok(None);
+            }
+            push(
+                &a,
+                format!("create {}", ctx.object["metadata"]["name"].as_str().unwrap_or("")),
+            )
+        })
+        .get(move |ctx| push(&b, format!("get {}", ctx.name)))
+        .replace(move |ctx| push(&c, format!("update {}", ctx.name)))
+        .delete(move |ctx| push(&d, format!("delete {}", ctx.name)))
+        .list(move |_| {
+            e.lock().unwrap().push("list".into());
+            Ok(None)
+        })
+        .patch(move |ctx| push(&f, format!("patch {}", ctx.name)))
+        .get_status(move |ctx| push(&g, format!("get {}/status", ctx.name)))
+        .patch_status(move |ctx| push(&h, format!("patch {}/status", ctx.name)))
+        .replace_status(move |ctx| push(&i, format!("update {}/status", ctx.name)));
+    (funcs, log)
+}
+
+impl Rig {
+    /// Reconciles with memory filled beforehand, returning only the calls the
+    /// reconcile itself made.
+    async fn reconcile_logged(&self, name: &str, log: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+        self.memory.fill().await;
+        let req = self.ctx.cache.request("team", name).unwrap();
+        log.lock().unwrap().clear();
+        controller::reconcile(req, self.ctx.clone()).await.unwrap();
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_settled_request_costs_no_api_call_and_a_transition_three_writes() {
+    let (funcs, log) = api_log();
+    let rig = Rig::with(vec![], funcs).await;
+    let req = rig.request("dana-view", "10:00").await;
+    // First sight: the finalizer, then the Pending status.
+    let first = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(first, ["patch dana-view", "update dana-view/status"]);
+    // Settled: reconciling again reads memory only and writes nothing.
+    rig.set_time("10:01");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
+    );
+
+    // Approved: the binding, the review's verdict, the request's status. Nothing read.
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:05");
+    let binding = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(binding.len(), 3, "{binding:?}");
+    assert!(
+        binding[0].starts_with("patch gatehouse-dana-view-"),
+        "{binding:?}"
+    );
+    assert_eq!(binding[1..], ["patch erin-ok/status", "update dana-view/status"]);
+    // Active and settled: the binding in memory is the one it would write.
+    rig.set_time("10:30");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
+    );
+
+    // Expired: the binding goes, the status says so; two writes.
+    rig.set_time("11:05");
+    let expiry = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(expiry.len(), 2, "{expiry:?}");
+    assert!(expiry[0].starts_with("delete gatehouse-dana-view-"), "{expiry:?}");
+    assert_eq!(expiry[1], "update dana-view/status");
+    // A removed binding is not deleted again.
+    rig.set_time("11:06");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
     );
 }

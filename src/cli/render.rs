@@ -217,6 +217,11 @@ fn latest_message(req: &ApprovalRequest) -> Option<String> {
 /// The human-readable `status` view.
 pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
     let s = summary(req, now);
+    status_fields(req, &s) + &status_tables(&s)
+}
+
+/// The header of `status`: one `Field: value` line each.
+fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
     field("Name", s.name.clone());
@@ -282,6 +287,12 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
             field("Reviewers", names.join(", "));
         }
     }
+    out
+}
+
+/// The tables of `status`: stages, review groups, decisions.
+fn status_tables(s: &StatusSummary) -> String {
+    let mut out = String::new();
     if !s.stages.is_empty() {
         out.push_str("\nStages:\n");
         let rows: Vec<Vec<String>> = s

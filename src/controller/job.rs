@@ -5,7 +5,7 @@
 //! the operator's restarts or lost watches. Once the Job's uid is in the request's
 //! status the core never asks for it again.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
@@ -20,11 +20,15 @@ use k8s_openapi::{
 };
 use kube::{
     api::{Api, DeleteParams, PostParams, Preconditions},
+    runtime::reflector::ObjectRef,
     Client, ResourceExt,
 };
 use tracing::warn;
 
-use super::{owned, Error};
+use super::{
+    cache::{Cache, Cached},
+    owned, Error,
+};
 use crate::{
     api::ApprovalRequest,
     decide::{JobPlan, ObjectName},
@@ -46,12 +50,24 @@ fn job_error(target: &ObjectName) -> impl FnOnce(kube::Error) -> Error + '_ {
     }
 }
 
-/// Creates or restores the job's ServiceAccount with server-side apply.
+fn key<K: Cached>(target: &ObjectName) -> ObjectRef<K> {
+    ObjectRef::new(&target.name).within(&target.namespace)
+}
+
+/// Creates or restores the job's ServiceAccount with server-side apply, unless
+/// memory shows it in place already.
 pub async fn ensure_service_account(
     client: &Client,
+    cache: &Cache,
     req: &ApprovalRequest,
     target: &ObjectName,
 ) -> Result<(), Error> {
+    let found = cache.service_accounts.get(&key(target));
+    if cache.health.trusted(ServiceAccount::RESOURCE)
+        && found.is_some_and(|sa| is_ours(sa.as_ref(), req) && sa.metadata.deletion_timestamp.is_none())
+    {
+        return Ok(());
+    }
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
     let sa = ServiceAccount {
         metadata: metadata(req, target),
@@ -63,8 +79,16 @@ pub async fn ensure_service_account(
         .map_err(job_error(target))
 }
 
-/// Deletes the job's ServiceAccount; returns whether it existed.
-pub async fn delete_service_account(client: &Client, target: &ObjectName) -> Result<bool, Error> {
+/// Deletes the job's ServiceAccount unless memory shows it gone; returns
+/// whether it existed.
+pub async fn delete_service_account(
+    client: &Client,
+    cache: &Cache,
+    target: &ObjectName,
+) -> Result<bool, Error> {
+    if cache.health.trusted(ServiceAccount::RESOURCE) && cache.service_accounts.get(&key(target)).is_none() {
+        return Ok(false);
+    }
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
     owned::delete_if_present(&api, &target.name, &DeleteParams::default())
         .await
@@ -137,10 +161,29 @@ pub fn build_job(req: &ApprovalRequest, plan: &JobPlan, now: DateTime<Utc>) -> J
     }
 }
 
-/// Whether a Job was made by the operator for this very request.
-fn is_ours(job: &Job, req: &ApprovalRequest) -> bool {
+/// Whether an object was made by the operator for this very request.
+fn is_ours<K: kube::Resource>(obj: &K, req: &ApprovalRequest) -> bool {
     let uid = req.uid();
-    uid.is_some() && job.labels().get(REQUEST_UID) == uid.as_ref()
+    uid.is_some() && obj.labels().get(REQUEST_UID) == uid.as_ref()
+}
+
+/// The request's Job as memory holds it (by its deterministic name). A Job of
+/// that name that was not made for this request is an error, never adopted.
+// The controller's one Error type carries kube errors whole; boxing them for the
+// two synchronous functions that return it would only move the cost.
+#[allow(clippy::result_large_err)]
+pub fn cached_job(
+    cache: &Cache,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<Option<Arc<Job>>, Error> {
+    match cache.jobs.get(&key(target)) {
+        Some(job) if is_ours(job.as_ref(), req) => Ok(Some(job)),
+        Some(_) => Err(Error::JobConflict {
+            name: target.name.clone(),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Reads the request's Job by its deterministic name. A Job of that name that
@@ -180,10 +223,21 @@ pub async fn create_job(
 }
 
 /// Stops the Job: deletes it, its pods in the background. Absent is fine; a Job
-/// of that name not made for this request is left alone.
-pub async fn delete_job(client: &Client, req: &ApprovalRequest, target: &ObjectName) -> Result<bool, Error> {
+/// of that name not made for this request is left alone. Memory says which Job
+/// it is while its watch is healthy; otherwise the API is asked.
+pub async fn delete_job(
+    client: &Client,
+    cache: &Cache,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<bool, Error> {
     let api: Api<Job> = Api::namespaced(client.clone(), &target.namespace);
-    let Some(job) = api.get_opt(&target.name).await.map_err(Error::Kube)? else {
+    let found = if cache.health.trusted(Job::RESOURCE) {
+        cache.jobs.get(&key(target)).map(|j| (*j).clone())
+    } else {
+        api.get_opt(&target.name).await.map_err(Error::Kube)?
+    };
+    let Some(job) = found else {
         return Ok(false);
     };
     if !is_ours(&job, req) {

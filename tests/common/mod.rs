@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest},
-    controller::{metrics::Metrics, Context},
+    controller::{
+        cache::{Cache, Writers},
+        metrics::Metrics,
+        watch::load_once,
+        Context,
+    },
 };
-use kube::{
-    api::PostParams,
-    runtime::events::{Recorder, Reporter},
-    Api, Client,
-};
+use kube::{api::PostParams, Api, Client};
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
 
 /// A fake API server serving the three Gatehouse kinds (with status
@@ -43,22 +44,53 @@ pub async fn create_policy(client: &Client, policy: &AccessPolicy) {
     api.create(&PostParams::default(), &obj).await.unwrap();
 }
 
-/// A controller context on the fake, reading the test's clock. A new one is what
-/// an operator restart starts with: no backoff state, fresh metrics.
+/// What the operator holds in memory, filled from the fake on demand: the fake
+/// has no watch, so a test fills memory before each reconcile, as synced watches
+/// would have.
 #[allow(dead_code)] // the plugin suite runs no controller
-pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+pub struct Memory {
+    client: Client,
+    cache: Arc<Cache>,
+    writers: tokio::sync::Mutex<Writers>,
+}
+
+#[allow(dead_code)]
+impl Memory {
+    /// Lists everything from the fake into memory. Not Namespaces: the fake
+    /// cannot serve a list of a cluster-scoped kind named `namespaces` (it reads
+    /// the path as a namespaced one); no test here selects namespaces by label.
+    pub async fn fill(&self) {
+        let (client, cache) = (&self.client, &self.cache);
+        let w = &mut *self.writers.lock().await;
+        load_once(client, cache, &mut w.requests).await.unwrap();
+        load_once(client, cache, &mut w.reviews).await.unwrap();
+        load_once(client, cache, &mut w.policies).await.unwrap();
+        load_once(client, cache, &mut w.role_bindings).await.unwrap();
+        load_once(client, cache, &mut w.cluster_role_bindings)
+            .await
+            .unwrap();
+        load_once(client, cache, &mut w.jobs).await.unwrap();
+        load_once(client, cache, &mut w.service_accounts).await.unwrap();
+    }
+}
+
+/// A controller context on the fake, reading the test's clock, and the memory it
+/// reads from. A new one is what an operator restart starts with: nothing in
+/// memory, no backoff state, fresh metrics.
+#[allow(dead_code)] // the plugin suite runs no controller
+pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<Memory>) {
     let clock = clock.clone();
-    Arc::new(Context {
+    let (cache, writers) = Cache::new();
+    let ctx = Context::new(
+        client.clone(),
+        cache.clone(),
+        Arc::new(Metrics::default()),
+        Arc::new(move || *clock.lock().unwrap()),
+    );
+    let memory = Memory {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "gatehouse".into(),
-                instance: None,
-            },
-        ),
-        metrics: Arc::new(Metrics::default()),
-        failures: Default::default(),
-        clock: Arc::new(move || *clock.lock().unwrap()),
-    })
+        cache,
+        writers: tokio::sync::Mutex::new(writers),
+    };
+    (Arc::new(ctx), Arc::new(memory))
 }
