@@ -721,8 +721,9 @@ async fn approve_pins_the_uid_and_reviewer_and_reports_the_verdict() {
     assert_eq!(reviews.len(), 1);
     let r = &reviews[0];
     assert!(r.name_any().starts_with("dana-view-approve-"), "{}", r.name_any());
-    assert_eq!(r.spec.request.name, "dana-view");
-    assert_eq!(r.spec.request.uid, "uid-dana-view");
+    let request = r.spec.request.as_ref().unwrap();
+    assert_eq!(request.name, "dana-view");
+    assert_eq!(request.uid, "uid-dana-view");
     assert_eq!(r.spec.reviewer, sam());
     assert_eq!(r.spec.decision, Decision::Approve);
     assert_eq!(r.spec.comment.as_deref(), Some("lgtm"));
