@@ -77,9 +77,8 @@ fn bench(c: &mut Criterion) {
         policies: &policies,
         reviews: &reviews,
         namespace_labels: None,
-        other_live_grants: &[],
+        requester_requests: &[],
         extended: None,
-        superseded_by: None,
         job: None,
         now,
     };

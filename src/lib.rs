@@ -1,7 +1,8 @@
 //! Gatehouse: just-in-time Kubernetes RBAC access.
 //!
-//! - [`api`]: the wire format of the three resources (CRDs).
+//! - [`api`]: the wire format of the resources (CRDs).
 //! - [`decide`]: the pure decision core; every access rule lives there.
+//! - [`certify`]: the pure core of access certification (campaigns, items, risk, reviews).
 //! - [`controller`]: the operator shell (`gatehouse run`).
 //! - [`simulate`]: offline evaluation of manifests (`gatehouse simulate`).
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
@@ -9,13 +10,18 @@
 //! - [`rbac`]: least-privilege RBAC for the operator and users (`gatehouse rbac`).
 //! - [`install`]: the kustomize bases and the chart's generated templates (`gatehouse manifests`).
 //! - [`cli`]: the `kubectl gatehouse` plugin for requesters and reviewers.
+//! - [`labels`]: the labels and annotations on what the operator writes.
+//! - [`table`]: plain-text tables for the plugin and `simulate`.
 
 pub mod admission;
 pub mod api;
+pub mod certify;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
 pub mod install;
+pub mod labels;
 pub mod rbac;
 pub mod simulate;
+pub mod table;

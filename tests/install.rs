@@ -374,7 +374,7 @@ fn optional_objects_follow_their_values() {
     let defaults = chart_objects(NS, &[]);
     // CRDs: installed and kept on uninstall.
     let crds = of_kind(&defaults, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 5);
     for crd in crds {
         assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     }
@@ -462,7 +462,7 @@ fn no_installed_binding_looks_like_a_grant() {
     // The operator's sweep deletes every binding labelled as one of its grants
     // once it has no valid expiry: the install's own bindings must never carry
     // that label, or the operator would delete its own permissions.
-    let (label, value) = gatehouse::controller::grant::MANAGED_BY;
+    let (label, value) = gatehouse::labels::MANAGED_BY;
     let ci = [
         "--values",
         "charts/gatehouse/ci/non-default-values.yaml",

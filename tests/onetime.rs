@@ -10,7 +10,7 @@ use std::sync::{
 
 use gatehouse::{
     api::{AccessReview, ApprovalRequest, JobState, Phase},
-    controller::{self, grant},
+    controller, labels,
 };
 use k8s_openapi::api::{
     batch::v1::{Job, JobCondition, JobStatus},
@@ -83,6 +83,8 @@ spec:
 
     async fn reconcile(&self) -> Result<kube::runtime::controller::Action, controller::Error> {
         let req = self.requests().get("migrate").await.unwrap();
+        // What synced watches would hold now; the reconcile reads only that.
+        self.memory.fill().await;
         controller::reconcile(Arc::new(req), self.ctx.clone()).await
     }
 
@@ -149,7 +151,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
     let sa = rig.accounts().get(&record.service_account).await.unwrap();
     assert_eq!(sa.owner_references()[0].uid, req.uid().unwrap());
     assert_eq!(
-        sa.labels().get(grant::REQUEST_UID).map(String::as_str),
+        sa.labels().get(labels::REQUEST_UID).map(String::as_str),
         req.uid().as_deref()
     );
     // The role is bound to that account, nobody else.
@@ -166,7 +168,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
         ("ServiceAccount", record.service_account.as_str(), Some("team"))
     );
     assert_eq!(
-        rb.annotations().get(grant::EXPIRES_AT).map(String::as_str),
+        rb.annotations().get(labels::EXPIRES_AT).map(String::as_str),
         Some("2026-11-23T11:05:00Z")
     );
 

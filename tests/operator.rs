@@ -3,12 +3,12 @@
 //! can end or be tampered with. The clock is the context's, so expiry is tested
 //! without sleeping.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 use gatehouse::{
     api::{AccessReview, ApprovalRequest, Phase},
-    controller::{self, grant},
+    controller,
 };
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
@@ -67,6 +67,8 @@ impl Rig {
     /// Runs the real reconcile on the stored request, as the controller would.
     async fn reconcile(&self, name: &str) -> Result<kube::runtime::controller::Action, controller::Error> {
         let req = self.requests().get(name).await.unwrap();
+        // What synced watches would hold now; the reconcile reads only that.
+        self.memory.fill().await;
         controller::reconcile(Arc::new(req), self.ctx.clone()).await
     }
 
@@ -110,11 +112,15 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
         ("User", "dana")
     );
     assert_eq!(
-        rb.labels().get(grant::REQUEST_NAME).map(String::as_str),
+        rb.labels()
+            .get(gatehouse::labels::REQUEST_NAME)
+            .map(String::as_str),
         Some("dana-view")
     );
     assert_eq!(
-        rb.annotations().get(grant::EXPIRES_AT).map(String::as_str),
+        rb.annotations()
+            .get(gatehouse::labels::EXPIRES_AT)
+            .map(String::as_str),
         Some("2026-11-23T11:05:00Z")
     );
     let owner = &rb.owner_references()[0];
@@ -258,6 +264,7 @@ async fn deleting_a_request_revokes_its_grant_before_it_goes() {
     // API server shows while a finalizer holds the object: a deletionTimestamp.
     let mut deleting = rig.requests().get("dana-view").await.unwrap();
     deleting.metadata.deletion_timestamp = Some(stamp(at("10:10")));
+    rig.memory.fill().await;
     controller::reconcile(Arc::new(deleting), rig.ctx.clone())
         .await
         .unwrap();
@@ -295,7 +302,10 @@ async fn the_sweep_removes_expired_and_orphaned_bindings_only() {
     ])
     .await;
     rig.request("dana-view", "09:00").await;
-    let removed = grant::sweep(&rig.client, at("10:00")).await.unwrap();
+    rig.memory.fill().await;
+    let removed = controller::sweep::sweep(&rig.client, &rig.ctx.cache, at("10:00"))
+        .await
+        .unwrap();
     assert_eq!(removed, 2);
     let left: Vec<String> = rig
         .bindings()
@@ -412,5 +422,108 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         granted.message.contains("attempt to grant extra privileges"),
         "{}",
         granted.message
+    );
+}
+
+/// Interceptors that log every API call as `verb name` (Events aside: they are
+/// published off the reconcile path).
+fn api_log() -> (kube_fake_client::interceptor::Funcs, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = |log: &Arc<Mutex<Vec<String>>>| log.clone();
+    let (a, b, c, d, e, f, g, h, i) = (
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+        l(&log),
+    );
+    let push = |log: &Arc<Mutex<Vec<String>>>, s: String| {
+        log.lock().unwrap().push(s);
+        Ok(None)
+    };
+    let funcs = kube_fake_client::interceptor::Funcs::new()
+        .create(move |ctx| {
+            if ctx.object["kind"] == "Event" {
+                return Ok(None);
+            }
+            push(
+                &a,
+                format!("create {}", ctx.object["metadata"]["name"].as_str().unwrap_or("")),
+            )
+        })
+        .get(move |ctx| push(&b, format!("get {}", ctx.name)))
+        .replace(move |ctx| push(&c, format!("update {}", ctx.name)))
+        .delete(move |ctx| push(&d, format!("delete {}", ctx.name)))
+        .list(move |_| {
+            e.lock().unwrap().push("list".into());
+            Ok(None)
+        })
+        .patch(move |ctx| push(&f, format!("patch {}", ctx.name)))
+        .get_status(move |ctx| push(&g, format!("get {}/status", ctx.name)))
+        .patch_status(move |ctx| push(&h, format!("patch {}/status", ctx.name)))
+        .replace_status(move |ctx| push(&i, format!("update {}/status", ctx.name)));
+    (funcs, log)
+}
+
+impl Rig {
+    /// Reconciles with memory filled beforehand, returning only the calls the
+    /// reconcile itself made.
+    async fn reconcile_logged(&self, name: &str, log: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+        self.memory.fill().await;
+        let req = self.ctx.cache.request("team", name).unwrap();
+        log.lock().unwrap().clear();
+        controller::reconcile(req, self.ctx.clone()).await.unwrap();
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_settled_request_costs_no_api_call_and_a_transition_three_writes() {
+    let (funcs, log) = api_log();
+    let rig = Rig::with(vec![], funcs).await;
+    let req = rig.request("dana-view", "10:00").await;
+    // First sight: the finalizer, then the Pending status.
+    let first = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(first, ["patch dana-view", "update dana-view/status"]);
+    // Settled: reconciling again reads memory only and writes nothing.
+    rig.set_time("10:01");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
+    );
+
+    // Approved: the binding, the review's verdict, the request's status. Nothing read.
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:05");
+    let binding = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(binding.len(), 3, "{binding:?}");
+    assert!(
+        binding[0].starts_with("patch gatehouse-dana-view-"),
+        "{binding:?}"
+    );
+    assert_eq!(binding[1..], ["patch erin-ok/status", "update dana-view/status"]);
+    // Active and settled: the binding in memory is the one it would write.
+    rig.set_time("10:30");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
+    );
+
+    // Expired: the binding goes, the status says so; two writes.
+    rig.set_time("11:05");
+    let expiry = rig.reconcile_logged("dana-view", &log).await;
+    assert_eq!(expiry.len(), 2, "{expiry:?}");
+    assert!(expiry[0].starts_with("delete gatehouse-dana-view-"), "{expiry:?}");
+    assert_eq!(expiry[1], "update dana-view/status");
+    // A removed binding is not deleted again.
+    rig.set_time("11:06");
+    assert_eq!(
+        rig.reconcile_logged("dana-view", &log).await,
+        Vec::<String>::new()
     );
 }

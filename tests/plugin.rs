@@ -459,7 +459,7 @@ fn status_shows_a_one_time_requests_exact_job_and_where_its_logs_are() {
     );
     assert!(out.contains(r#"Job env:    DRY_RUN="false""#), "{out}");
     assert!(
-        out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23 11:05:00Z"),
+        out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23T11:05:00Z"),
         "{out}"
     );
     assert!(
@@ -473,7 +473,7 @@ fn status_renders_stages_approvers_time_left_and_history() {
     let out = render::status(&rich_request(), now());
     assert!(out.contains("Phase:      Active"), "{out}");
     assert!(out.contains("Approvals:  2/2"), "{out}");
-    assert!(out.contains("2026-11-23 12:10:00Z (1h40m left)"), "{out}");
+    assert!(out.contains("2026-11-23T12:10:00Z (1h40m left)"), "{out}");
     assert!(out.contains("team-lead") && out.contains("security"), "{out}");
     assert!(out.contains("lee") && out.contains("sam"), "{out}");
     assert!(out.contains("SelfApproval"), "{out}");
@@ -710,8 +710,9 @@ async fn approve_pins_the_uid_and_reviewer_and_reports_the_verdict() {
     assert_eq!(reviews.len(), 1);
     let r = &reviews[0];
     assert!(r.name_any().starts_with("dana-view-approve-"), "{}", r.name_any());
-    assert_eq!(r.spec.request.name, "dana-view");
-    assert_eq!(r.spec.request.uid, "uid-dana-view");
+    let request = r.spec.request.as_ref().unwrap();
+    assert_eq!(request.name, "dana-view");
+    assert_eq!(request.uid, "uid-dana-view");
     assert_eq!(r.spec.reviewer, sam());
     assert_eq!(r.spec.decision, Decision::Approve);
     assert_eq!(r.spec.comment.as_deref(), Some("lgtm"));

@@ -12,31 +12,11 @@ use crate::api::{
 
 /// Lays out rows under headers, columns separated by three spaces, like kubectl.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut t = crate::table::Table::new(headers);
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        t.row(row.clone());
     }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            s.push_str(c);
-            if i < last {
-                let pad = widths[i] - c.chars().count() + 3;
-                s.push_str(&" ".repeat(pad));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    t.render()
 }
 
 /// A short, kubectl-style age or remaining time ("45s", "12m", "3h20m", "2d4h").
@@ -100,7 +80,7 @@ fn age(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
-    t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+    crate::decide::timestamp::rfc3339_or_dash(t)
 }
 
 fn who(id: &Identity) -> String {
@@ -237,6 +217,11 @@ fn latest_message(req: &ApprovalRequest) -> Option<String> {
 /// The human-readable `status` view.
 pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
     let s = summary(req, now);
+    status_fields(req, &s) + &status_tables(&s)
+}
+
+/// The header of `status`: one `Field: value` line each.
+fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
     field("Name", s.name.clone());
@@ -272,7 +257,7 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
             .namespace
             .as_deref()
             .map_or(String::new(), |n| format!(" in {n}"));
-        field("Grant", format!("{:?}/{}{place}", g.kind, g.name));
+        field("Grant", format!("{}/{}{place}", g.kind, g.name));
     }
     // A OneTime request: what reviewers approve is exactly this, so show all of it.
     if let Some(j) = &req.spec.job {
@@ -302,6 +287,12 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
             field("Reviewers", names.join(", "));
         }
     }
+    out
+}
+
+/// The tables of `status`: stages, review groups, decisions.
+fn status_tables(s: &StatusSummary) -> String {
+    let mut out = String::new();
     if !s.stages.is_empty() {
         out.push_str("\nStages:\n");
         let rows: Vec<Vec<String>> = s

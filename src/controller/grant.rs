@@ -1,248 +1,282 @@
-//! The bindings that carry grants: build, apply, remove, and sweep the expired.
+//! The bindings that carry grants: build, compare with memory, apply, remove.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::{
     api::rbac::v1::{ClusterRoleBinding, RoleBinding, RoleRef as K8sRoleRef, Subject as K8sSubject},
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
-    api::{Api, DeleteParams, ListParams, Patch, PatchParams},
-    Client, Resource, ResourceExt,
+    api::{Api, DeleteParams},
+    runtime::reflector::ObjectRef,
+    Client,
 };
-use tracing::{info, warn};
 
-use super::Error;
+use super::{cache::Cache, owned, Error};
 use crate::{
-    api::{ApprovalRequest, BindingKind, RoleKind, SubjectKind},
-    decide::{Binding, BindingRef},
+    api::{ApprovalRequest, BindingKind, SubjectKind},
+    decide::{timestamp::rfc3339, Binding, BindingRef},
+    labels::EXPIRES_AT,
 };
 
-/// Field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "gatehouse";
-/// Label on every binding the operator manages.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse");
-/// Label: namespace of the request a binding belongs to.
-pub const REQUEST_NAMESPACE: &str = "gatehouse.dev/request-namespace";
-/// Label: name of the request a binding belongs to.
-pub const REQUEST_NAME: &str = "gatehouse.dev/request-name";
-/// Label: uid of the request a binding belongs to.
-pub const REQUEST_UID: &str = "gatehouse.dev/request-uid";
-/// Annotation: the instant the binding must be gone at the latest (RFC 3339).
-pub const EXPIRES_AT: &str = "gatehouse.dev/expires-at";
-
-/// Label selector of every managed binding.
-pub fn managed_selector() -> String {
-    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+/// The binding exactly as the operator writes it.
+#[derive(Debug, Clone, PartialEq)]
+enum Desired {
+    Namespaced(RoleBinding),
+    Cluster(ClusterRoleBinding),
 }
 
-fn metadata(req: &ApprovalRequest, b: &Binding) -> ObjectMeta {
-    let labels = BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (REQUEST_NAMESPACE.to_string(), req.namespace().unwrap_or_default()),
-        (REQUEST_NAME.to_string(), truncate_label(&req.name_any())),
-        (REQUEST_UID.to_string(), req.uid().unwrap_or_default()),
-    ]);
-    let annotations = BTreeMap::from([(
-        EXPIRES_AT.to_string(),
-        b.valid_until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )]);
-    // Owner references cannot point from a cluster-scoped object to a namespaced
-    // one; ClusterRoleBindings rely on the labels, the finalizer and the sweep.
-    let owner_references = match b.target.kind {
-        BindingKind::RoleBinding => req.controller_owner_ref(&()).map(|o| {
-            vec![OwnerReference {
-                block_owner_deletion: Some(false),
-                ..o
-            }]
-        }),
-        BindingKind::ClusterRoleBinding => None,
-    };
-    ObjectMeta {
-        name: Some(b.target.name.clone()),
-        namespace: b.target.namespace.clone(),
-        labels: Some(labels),
-        annotations: Some(annotations),
-        owner_references,
-        ..Default::default()
-    }
-}
-
-/// Label values are limited to 63 characters; names can be longer.
-fn truncate_label(v: &str) -> String {
-    v.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches(['-', '.', '_'])
-        .to_string()
-}
-
-fn role_ref(b: &Binding) -> K8sRoleRef {
-    K8sRoleRef {
+fn desired(req: &ApprovalRequest, b: &Binding) -> Desired {
+    let annotations = BTreeMap::from([(EXPIRES_AT.to_string(), rfc3339(b.valid_until))]);
+    let metadata = owned::metadata(req, &b.target.name, b.target.namespace.as_deref(), annotations);
+    let role_ref = K8sRoleRef {
         api_group: "rbac.authorization.k8s.io".into(),
-        kind: match b.role.kind {
-            RoleKind::ClusterRole => "ClusterRole".into(),
-            RoleKind::Role => "Role".into(),
-        },
+        kind: b.role.kind.to_string(),
         name: b.role.name.clone(),
-    }
-}
-
-fn subject(b: &Binding) -> K8sSubject {
+    };
     // ServiceAccounts are in the core group; users and groups in RBAC's.
-    let api_group =
-        (b.subject.kind != SubjectKind::ServiceAccount).then(|| "rbac.authorization.k8s.io".to_string());
-    K8sSubject {
+    let subject = K8sSubject {
         kind: b.subject.kind.as_str().into(),
-        api_group,
+        api_group: (b.subject.kind != SubjectKind::ServiceAccount)
+            .then(|| "rbac.authorization.k8s.io".to_string()),
         name: b.subject.name.clone(),
         namespace: b.subject.namespace.clone(),
+    };
+    match b.target.kind {
+        BindingKind::RoleBinding => Desired::Namespaced(RoleBinding {
+            metadata,
+            role_ref,
+            subjects: Some(vec![subject]),
+        }),
+        BindingKind::ClusterRoleBinding => Desired::Cluster(ClusterRoleBinding {
+            metadata,
+            role_ref,
+            subjects: Some(vec![subject]),
+        }),
     }
 }
 
-/// Creates or restores the binding with server-side apply. A binding edited by
-/// hand is put back (forced apply takes the fields back); one whose roleRef was
-/// changed (immutable) is deleted and created again.
-pub async fn ensure_binding(client: &Client, req: &ApprovalRequest, b: &Binding) -> Result<(), Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let result = match b.target.kind {
-        BindingKind::RoleBinding => {
-            let ns = b.target.namespace.clone().unwrap_or_default();
-            let api: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
-            let obj = RoleBinding {
-                metadata: metadata(req, b),
-                role_ref: role_ref(b),
-                subjects: Some(vec![subject(b)]),
-            };
-            apply_or_recreate(&api, &b.target.name, &obj, &params).await
+/// Whether the object in memory already is what the operator would write: same
+/// role, same single subject, our labels, annotations and owner reference.
+fn in_place(
+    found: &ObjectMeta,
+    role_ref: &K8sRoleRef,
+    subjects: &Option<Vec<K8sSubject>>,
+    want: &Desired,
+) -> bool {
+    let (meta, want_role, want_subjects) = match want {
+        Desired::Namespaced(rb) => (&rb.metadata, &rb.role_ref, &rb.subjects),
+        Desired::Cluster(crb) => (&crb.metadata, &crb.role_ref, &crb.subjects),
+    };
+    let contains = |have: &Option<BTreeMap<String, String>>, want: &Option<BTreeMap<String, String>>| {
+        let have = have.as_ref();
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
+    };
+    let owners = meta.owner_references.iter().flatten().all(|o| {
+        found
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|f| f.uid == o.uid && f.controller == o.controller)
+    });
+    role_ref == want_role
+        && subjects == want_subjects
+        && contains(&found.labels, &meta.labels)
+        && contains(&found.annotations, &meta.annotations)
+        && owners
+        && found.deletion_timestamp.is_none()
+}
+
+/// Creates or restores the binding (see [`owned::apply`]) unless memory shows it
+/// in place already; returns whether it wrote. A binding edited by hand is put
+/// back; one whose roleRef was changed is created again.
+pub async fn ensure_binding(
+    client: &Client,
+    cache: &Cache,
+    req: &ApprovalRequest,
+    b: &Binding,
+) -> Result<bool, Error> {
+    let name = &b.target.name;
+    let want = desired(req, b);
+    let trusted = cache
+        .health
+        .trusted(<RoleBinding as super::cache::Cached>::RESOURCE)
+        && cache
+            .health
+            .trusted(<ClusterRoleBinding as super::cache::Cached>::RESOURCE);
+    let result = match &want {
+        Desired::Namespaced(rb) => {
+            let ns = b.target.namespace.as_deref().unwrap_or_default();
+            let found = cache.role_bindings.get(&ObjectRef::new(name).within(ns));
+            if trusted && found.is_some_and(|f| in_place(&f.metadata, &f.role_ref, &f.subjects, &want)) {
+                return Ok(false);
+            }
+            owned::apply(&Api::namespaced(client.clone(), ns), name, rb)
+                .await
+                .map(drop)
         }
-        BindingKind::ClusterRoleBinding => {
-            let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-            let obj = ClusterRoleBinding {
-                metadata: metadata(req, b),
-                role_ref: role_ref(b),
-                subjects: Some(vec![subject(b)]),
-            };
-            apply_or_recreate(&api, &b.target.name, &obj, &params).await
+        Desired::Cluster(crb) => {
+            let found = cache.cluster_role_bindings.get(&ObjectRef::new(name));
+            if trusted && found.is_some_and(|f| in_place(&f.metadata, &f.role_ref, &f.subjects, &want)) {
+                return Ok(false);
+            }
+            owned::apply(&Api::all(client.clone()), name, crb).await.map(drop)
         }
     };
-    result.map_err(|source| Error::Binding {
-        name: b.target.name.clone(),
+    result.map(|()| true).map_err(|source| Error::Binding {
+        name: name.clone(),
         source,
     })
 }
 
-async fn apply_or_recreate<K>(
-    api: &Api<K>,
-    name: &str,
-    obj: &K,
-    params: &PatchParams,
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut body = serde_json::to_value(obj).map_err(kube::Error::SerdeError)?;
-    // Server-side apply needs apiVersion and kind in the body.
-    body["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-    body["kind"] = K::kind(&()).to_string().into();
-    match api.patch(name, params, &Patch::Apply(&body)).await {
-        Ok(_) => Ok(()),
-        // roleRef is immutable: a binding repointed by hand cannot be patched back.
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            warn!(
-                binding = name,
-                "binding was changed in a way apply cannot undo; recreating it"
-            );
-            api.delete(name, &DeleteParams::default()).await?;
-            api.patch(name, params, &Patch::Apply(&body)).await.map(|_| ())
-        }
-        Err(e) => Err(e),
+/// Deletes the binding unless memory (while its watch is healthy) shows it is
+/// gone already; returns whether it deleted one.
+pub async fn remove_binding(client: &Client, cache: &Cache, target: &BindingRef) -> Result<bool, Error> {
+    let known_absent = |resource| {
+        cache.health.trusted(resource)
+            && match target.kind {
+                BindingKind::RoleBinding => cache
+                    .role_bindings
+                    .get(
+                        &ObjectRef::new(&target.name).within(target.namespace.as_deref().unwrap_or_default()),
+                    )
+                    .is_none(),
+                BindingKind::ClusterRoleBinding => cache
+                    .cluster_role_bindings
+                    .get(&ObjectRef::new(&target.name))
+                    .is_none(),
+            }
+    };
+    let resource = match target.kind {
+        BindingKind::RoleBinding => <RoleBinding as super::cache::Cached>::RESOURCE,
+        BindingKind::ClusterRoleBinding => <ClusterRoleBinding as super::cache::Cached>::RESOURCE,
+    };
+    if known_absent(resource) {
+        return Ok(false);
     }
+    delete_binding(client, target).await
 }
 
-/// Deletes the binding; absent is fine.
-pub async fn remove_binding(client: &Client, target: &BindingRef) -> Result<bool, Error> {
+/// Deletes the binding through the API; absent is fine.
+pub async fn delete_binding(client: &Client, target: &BindingRef) -> Result<bool, Error> {
     let dp = DeleteParams::default();
     let result = match target.kind {
         BindingKind::RoleBinding => {
-            let api: Api<RoleBinding> =
-                Api::namespaced(client.clone(), target.namespace.as_deref().unwrap_or_default());
-            api.delete(&target.name, &dp).await.map(|_| ())
+            let ns = target.namespace.as_deref().unwrap_or_default();
+            let api: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+            owned::delete_if_present(&api, &target.name, &dp).await
         }
         BindingKind::ClusterRoleBinding => {
             let api: Api<ClusterRoleBinding> = Api::all(client.clone());
-            api.delete(&target.name, &dp).await.map(|_| ())
+            owned::delete_if_present(&api, &target.name, &dp).await
         }
     };
-    match result {
-        Ok(()) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(source) => Err(Error::Binding {
-            name: target.name.clone(),
-            source,
-        }),
+    result.map_err(|source| Error::Binding {
+        name: target.name.clone(),
+        source,
+    })
+}
+
+/// The binding a managed object in memory stands for.
+pub fn binding_ref_of<K: kube::Resource>(obj: &K, kind: BindingKind) -> BindingRef {
+    BindingRef {
+        kind,
+        name: obj.meta().name.clone().unwrap_or_default(),
+        namespace: obj.meta().namespace.clone(),
     }
 }
 
-/// Whether a managed binding must go: past its expiry annotation (a missing or
-/// unreadable one counts as expired: fail closed), or its request is gone.
-fn expired(meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(EXPIRES_AT))
-        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-        .is_none_or(|t| t.with_timezone(&Utc) <= now)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{RoleKind, RoleRef, Subject};
 
-/// Deletes every managed binding whose expiry has passed or whose request no
-/// longer exists. Runs at start-up and on a timer, so grants end even when the
-/// operator was down at the deadline or garbage collection is not running.
-pub async fn sweep(client: &Client, now: DateTime<Utc>) -> Result<usize, Error> {
-    let lp = ListParams::default().labels(&managed_selector());
-    let mut removed = 0;
-    let rbs: Api<RoleBinding> = Api::all(client.clone());
-    for rb in rbs.list(&lp).await.map_err(Error::Kube)? {
-        if expired(&rb.metadata, now) || !request_exists(client, &rb.metadata).await? {
-            let target = BindingRef {
+    fn binding() -> Binding {
+        Binding {
+            target: BindingRef {
                 kind: BindingKind::RoleBinding,
-                name: rb.name_any(),
-                namespace: rb.namespace(),
-            };
-            if remove_binding(client, &target).await? {
-                info!(binding = %target.name, namespace = ?target.namespace, "sweep removed an expired or orphaned binding");
-                removed += 1;
-            }
-        }
-    }
-    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
-    for crb in crbs.list(&lp).await.map_err(Error::Kube)? {
-        if expired(&crb.metadata, now) || !request_exists(client, &crb.metadata).await? {
-            let target = BindingRef {
-                kind: BindingKind::ClusterRoleBinding,
-                name: crb.name_any(),
+                name: "gatehouse-dana-view-1234abcd".into(),
+                namespace: Some("team".into()),
+            },
+            role: RoleRef {
+                kind: RoleKind::ClusterRole,
+                name: "view".into(),
+            },
+            subject: Subject {
+                kind: SubjectKind::User,
+                name: "dana".into(),
                 namespace: None,
-            };
-            if remove_binding(client, &target).await? {
-                info!(binding = %target.name, "sweep removed an expired or orphaned binding");
-                removed += 1;
-            }
+            },
+            valid_until: "2026-11-23T11:00:00Z".parse().unwrap(),
         }
     }
-    Ok(removed)
-}
 
-async fn request_exists(client: &Client, meta: &ObjectMeta) -> Result<bool, Error> {
-    let labels = meta.labels.clone().unwrap_or_default();
-    let (Some(ns), Some(name)) = (labels.get(REQUEST_NAMESPACE), labels.get(REQUEST_NAME)) else {
-        return Ok(false);
-    };
-    let api: Api<ApprovalRequest> = Api::namespaced(client.clone(), ns);
-    match api.get_opt(name).await.map_err(Error::Kube)? {
-        Some(r) => Ok(labels
-            .get(REQUEST_UID)
-            .is_none_or(|uid| r.uid().as_deref() == Some(uid.as_str()))),
-        // A name longer than a label holds cannot be looked up: leave it to expiry.
-        None => Ok(name.len() >= 63),
+    fn request() -> ApprovalRequest {
+        let mut r = ApprovalRequest::new("dana-view", Default::default());
+        r.metadata.namespace = Some("team".into());
+        r.metadata.uid = Some("uid-1".into());
+        r
+    }
+
+    fn found(want: &Desired) -> RoleBinding {
+        match want {
+            Desired::Namespaced(rb) => rb.clone(),
+            Desired::Cluster(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_binding_in_memory_as_written_needs_no_write() {
+        let want = desired(&request(), &binding());
+        let mut rb = found(&want);
+        // The API server adds its own fields; they do not count as a difference.
+        rb.metadata.resource_version = Some("42".into());
+        rb.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("team".into(), "payments".into());
+        assert!(in_place(&rb.metadata, &rb.role_ref, &rb.subjects, &want));
+    }
+
+    #[test]
+    fn any_difference_that_matters_means_a_write() {
+        let want = desired(&request(), &binding());
+        let base = found(&want);
+
+        let mut other_role = base.clone();
+        other_role.role_ref.name = "admin".into();
+        let mut extra_subject = base.clone();
+        extra_subject
+            .subjects
+            .get_or_insert_with(Vec::new)
+            .push(K8sSubject {
+                kind: "User".into(),
+                name: "mallory".into(),
+                ..Default::default()
+            });
+        let mut later_expiry = base.clone();
+        later_expiry
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(EXPIRES_AT.into(), "2026-11-23T12:00:00Z".into());
+        let mut no_labels = base.clone();
+        no_labels.metadata.labels = None;
+        let mut no_owner = base.clone();
+        no_owner.metadata.owner_references = None;
+        for (what, rb) in [
+            ("role", other_role),
+            ("subjects", extra_subject),
+            ("expiry", later_expiry),
+            ("labels", no_labels),
+            ("owner", no_owner),
+        ] {
+            assert!(
+                !in_place(&rb.metadata, &rb.role_ref, &rb.subjects, &want),
+                "{what}"
+            );
+        }
     }
 }

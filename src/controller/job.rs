@@ -5,7 +5,7 @@
 //! the operator's restarts or lost watches. Once the Job's uid is in the request's
 //! status the core never asks for it again.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
@@ -16,101 +16,83 @@ use k8s_openapi::{
             SecurityContext, ServiceAccount,
         },
     },
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions},
-    Client, Resource, ResourceExt,
+    api::{Api, DeleteParams, PostParams, Preconditions},
+    runtime::reflector::ObjectRef,
+    Client, ResourceExt,
 };
 use tracing::warn;
 
 use super::{
-    grant::{FIELD_MANAGER, MANAGED_BY, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
-    Error,
+    cache::{Cache, Cached},
+    owned, Error,
 };
 use crate::{
     api::ApprovalRequest,
-    decide::{to_chrono, JobObservation, JobPlan, JobProgress, ObjectName},
+    decide::{JobPlan, ObjectName},
+    labels::{request_labels, REQUEST_UID},
 };
 
 /// Name of the container that runs the request's job.
 pub const CONTAINER: &str = "job";
 
-fn labels(req: &ApprovalRequest) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (REQUEST_NAMESPACE.to_string(), req.namespace().unwrap_or_default()),
-        (
-            REQUEST_NAME.to_string(),
-            req.name_any()
-                .chars()
-                .take(63)
-                .collect::<String>()
-                .trim_end_matches(['-', '.', '_'])
-                .to_string(),
-        ),
-        (REQUEST_UID.to_string(), req.uid().unwrap_or_default()),
-    ])
+fn metadata(req: &ApprovalRequest, target: &ObjectName) -> ObjectMeta {
+    // The request owns both: deleting it (retention) takes them along.
+    owned::metadata(req, &target.name, Some(&target.namespace), BTreeMap::new())
 }
 
-fn metadata(req: &ApprovalRequest, target: &ObjectName) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(target.name.clone()),
-        namespace: Some(target.namespace.clone()),
-        labels: Some(labels(req)),
-        // The request owns both: deleting it (retention) takes them along.
-        owner_references: req.controller_owner_ref(&()).map(|o| {
-            vec![OwnerReference {
-                block_owner_deletion: Some(false),
-                ..o
-            }]
-        }),
-        ..Default::default()
+fn job_error(target: &ObjectName) -> impl FnOnce(kube::Error) -> Error + '_ {
+    move |source| Error::Job {
+        name: target.name.clone(),
+        source,
     }
 }
 
-fn is_status(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
+fn key<K: Cached>(target: &ObjectName) -> ObjectRef<K> {
+    ObjectRef::new(&target.name).within(&target.namespace)
 }
 
-/// Creates or restores the job's ServiceAccount with server-side apply.
+/// Creates or restores the job's ServiceAccount with server-side apply, unless
+/// memory shows it in place already.
 pub async fn ensure_service_account(
     client: &Client,
+    cache: &Cache,
     req: &ApprovalRequest,
     target: &ObjectName,
 ) -> Result<(), Error> {
+    let found = cache.service_accounts.get(&key(target));
+    if cache.health.trusted(ServiceAccount::RESOURCE)
+        && found.is_some_and(|sa| is_ours(sa.as_ref(), req) && sa.metadata.deletion_timestamp.is_none())
+    {
+        return Ok(());
+    }
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
     let sa = ServiceAccount {
         metadata: metadata(req, target),
         ..Default::default()
     };
-    let mut body = serde_json::to_value(&sa).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
-    body["apiVersion"] = "v1".into();
-    body["kind"] = "ServiceAccount".into();
-    api.patch(
-        &target.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|source| Error::Job {
-        name: target.name.clone(),
-        source,
-    })
+    owned::apply(&api, &target.name, &sa)
+        .await
+        .map(drop)
+        .map_err(job_error(target))
 }
 
-/// Deletes the job's ServiceAccount; absent is fine.
-pub async fn delete_service_account(client: &Client, target: &ObjectName) -> Result<bool, Error> {
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
-    match api.delete(&target.name, &DeleteParams::default()).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_status(&e, 404) => Ok(false),
-        Err(source) => Err(Error::Job {
-            name: target.name.clone(),
-            source,
-        }),
+/// Deletes the job's ServiceAccount unless memory shows it gone; returns
+/// whether it existed.
+pub async fn delete_service_account(
+    client: &Client,
+    cache: &Cache,
+    target: &ObjectName,
+) -> Result<bool, Error> {
+    if cache.health.trusted(ServiceAccount::RESOURCE) && cache.service_accounts.get(&key(target)).is_none() {
+        return Ok(false);
     }
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);
+    owned::delete_if_present(&api, &target.name, &DeleteParams::default())
+        .await
+        .map_err(job_error(target))
 }
 
 /// The Job exactly as the operator creates it: the reviewed image, command,
@@ -162,7 +144,7 @@ pub fn build_job(req: &ApprovalRequest, plan: &JobPlan, now: DateTime<Utc>) -> J
             // request's retention deletes the request, and the Job with it.
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(req)),
+                    labels: Some(request_labels(req)),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -179,10 +161,29 @@ pub fn build_job(req: &ApprovalRequest, plan: &JobPlan, now: DateTime<Utc>) -> J
     }
 }
 
-/// Whether a Job was made by the operator for this very request.
-fn is_ours(job: &Job, req: &ApprovalRequest) -> bool {
+/// Whether an object was made by the operator for this very request.
+fn is_ours<K: kube::Resource>(obj: &K, req: &ApprovalRequest) -> bool {
     let uid = req.uid();
-    uid.is_some() && job.labels().get(REQUEST_UID) == uid.as_ref()
+    uid.is_some() && obj.labels().get(REQUEST_UID) == uid.as_ref()
+}
+
+/// The request's Job as memory holds it (by its deterministic name). A Job of
+/// that name that was not made for this request is an error, never adopted.
+// The controller's one Error type carries kube errors whole; boxing them for the
+// two synchronous functions that return it would only move the cost.
+#[allow(clippy::result_large_err)]
+pub fn cached_job(
+    cache: &Cache,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<Option<Arc<Job>>, Error> {
+    match cache.jobs.get(&key(target)) {
+        Some(job) if is_ours(job.as_ref(), req) => Ok(Some(job)),
+        Some(_) => Err(Error::JobConflict {
+            name: target.name.clone(),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Reads the request's Job by its deterministic name. A Job of that name that
@@ -214,26 +215,29 @@ pub async fn create_job(
     let job = build_job(req, plan, now);
     match api.create(&PostParams::default(), &job).await {
         Ok(created) => Ok(created),
-        Err(e) if is_status(&e, 409) => {
-            read_job(client, req, &plan.target)
-                .await?
-                .ok_or_else(|| Error::Job {
-                    name: plan.target.name.clone(),
-                    source: e,
-                })
-        }
-        Err(source) => Err(Error::Job {
-            name: plan.target.name.clone(),
-            source,
-        }),
+        Err(e) if owned::is_status(&e, 409) => read_job(client, req, &plan.target)
+            .await?
+            .ok_or_else(|| job_error(&plan.target)(e)),
+        Err(e) => Err(job_error(&plan.target)(e)),
     }
 }
 
 /// Stops the Job: deletes it, its pods in the background. Absent is fine; a Job
-/// of that name not made for this request is left alone.
-pub async fn delete_job(client: &Client, req: &ApprovalRequest, target: &ObjectName) -> Result<bool, Error> {
+/// of that name not made for this request is left alone. Memory says which Job
+/// it is while its watch is healthy; otherwise the API is asked.
+pub async fn delete_job(
+    client: &Client,
+    cache: &Cache,
+    req: &ApprovalRequest,
+    target: &ObjectName,
+) -> Result<bool, Error> {
     let api: Api<Job> = Api::namespaced(client.clone(), &target.namespace);
-    let Some(job) = api.get_opt(&target.name).await.map_err(Error::Kube)? else {
+    let found = if cache.health.trusted(Job::RESOURCE) {
+        cache.jobs.get(&key(target)).map(|j| (*j).clone())
+    } else {
+        api.get_opt(&target.name).await.map_err(Error::Kube)?
+    };
+    let Some(job) = found else {
         return Ok(false);
     };
     if !is_ours(&job, req) {
@@ -248,73 +252,7 @@ pub async fn delete_job(client: &Client, req: &ApprovalRequest, target: &ObjectN
         }),
         ..DeleteParams::background()
     };
-    match api.delete(&target.name, &dp).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_status(&e, 404) => Ok(false),
-        Err(source) => Err(Error::Job {
-            name: target.name.clone(),
-            source,
-        }),
-    }
-}
-
-/// What the core needs to know of a Job, from its status: finished (the
-/// `Complete` or `Failed` condition, or the succeeded/failed counts) or not.
-pub fn observe(job: &Job, now: DateTime<Utc>) -> Option<JobObservation> {
-    let created = job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(to_chrono)
-        .unwrap_or(now);
-    let status = job.status.clone().unwrap_or_default();
-    let condition = |t: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == t && c.status == "True")
-            .cloned()
-    };
-    let finished_at = |c: Option<&k8s_openapi::api::batch::v1::JobCondition>| {
-        c.and_then(|c| c.last_transition_time.as_ref())
-            .or(status.completion_time.as_ref())
-            .and_then(to_chrono)
-            .unwrap_or(now)
-    };
-    let progress = if let Some(c) = condition("Complete") {
-        JobProgress::Succeeded {
-            at: finished_at(Some(&c)),
-        }
-    } else if let Some(c) = condition("Failed") {
-        let message = match (c.reason.as_deref(), c.message.as_deref()) {
-            (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
-            (Some(r), _) => r.to_string(),
-            (None, Some(m)) => m.to_string(),
-            (None, None) => "the Job failed".to_string(),
-        };
-        JobProgress::Failed {
-            at: finished_at(Some(&c)),
-            message,
-            deadline_exceeded: c.reason.as_deref() == Some("DeadlineExceeded"),
-        }
-    } else if status.succeeded.unwrap_or(0) > 0 {
-        JobProgress::Succeeded {
-            at: finished_at(None),
-        }
-    } else if status.failed.unwrap_or(0) > 0 {
-        JobProgress::Failed {
-            at: finished_at(None),
-            message: format!("{} pod(s) failed", status.failed.unwrap_or(0)),
-            deadline_exceeded: false,
-        }
-    } else {
-        JobProgress::Running
-    };
-    Some(JobObservation {
-        name: job.metadata.name.clone()?,
-        uid: job.metadata.uid.clone()?,
-        created,
-        progress,
-    })
+    owned::delete_if_present(&api, &target.name, &dp)
+        .await
+        .map_err(job_error(target))
 }

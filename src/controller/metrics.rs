@@ -20,6 +20,22 @@ pub struct ErrorLabel {
     pub error: String,
 }
 
+/// Labels: an API request the operator made.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabel {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`.
+    pub verb: String,
+    /// Resource, with `/status` for the status subresource (`approvalrequests/status`).
+    pub resource: String,
+}
+
+/// Label: a watched kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Resource name (`approvalrequests`).
+    pub kind: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -39,6 +55,14 @@ pub struct Metrics {
     pub expiry_lag: Histogram,
     /// Bindings removed by the sweep.
     pub swept: Counter,
+    /// API requests the operator made, by verb and resource.
+    pub api_requests: Family<ApiRequestLabel, Counter>,
+    /// Watch loops that failed and started over, by kind.
+    pub watch_restarts: Family<KindLabel, Counter>,
+    /// Unix time of the last complete list of each kind into memory.
+    pub last_sync: Family<KindLabel, Gauge>,
+    /// Kubernetes Events not published because the queue was full.
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -54,6 +78,10 @@ impl Default for Metrics {
             approval_to_grant: buckets(),
             expiry_lag: buckets(),
             swept: Counter::default(),
+            api_requests: Family::default(),
+            watch_restarts: Family::default(),
+            last_sync: Family::default(),
+            events_dropped: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -96,11 +124,67 @@ impl Default for Metrics {
             "Expired or orphaned bindings removed by the sweep",
             m.swept.clone(),
         );
+        r.register(
+            "api_requests",
+            "API requests the operator made, by verb and resource",
+            m.api_requests.clone(),
+        );
+        r.register(
+            "watch_restarts",
+            "Watch loops that failed and listed again, by kind",
+            m.watch_restarts.clone(),
+        );
+        r.register(
+            "last_sync_timestamp_seconds",
+            "Unix time of the last complete list of a kind into memory",
+            m.last_sync.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Kubernetes Events dropped because the publishing queue was full",
+            m.events_dropped.clone(),
+        );
         m
     }
 }
 
 impl Metrics {
+    /// A watch loop of `kind` failed and starts over.
+    pub fn watch_restarted(&self, kind: &str) {
+        self.watch_restarts
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    /// `kind` was listed into memory.
+    pub fn listed(&self, kind: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_sync
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// The operator made an API request.
+    pub fn api_request(&self, verb: &str, resource: &str) {
+        self.api_requests
+            .get_or_create(&ApiRequestLabel {
+                verb: verb.into(),
+                resource: resource.into(),
+            })
+            .inc();
+    }
+
+    /// API requests made so far with this verb on this resource.
+    pub fn api_requests_of(&self, verb: &str, resource: &str) -> u64 {
+        self.api_requests
+            .get_or_create(&ApiRequestLabel {
+                verb: verb.into(),
+                resource: resource.into(),
+            })
+            .get()
+    }
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

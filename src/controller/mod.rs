@@ -1,42 +1,45 @@
-//! The controller shell: read, call the decision core, act, record.
+//! The controller shell: read from memory, call the decision core, act, record.
 //!
-//! `reconcile` is the whole contract: load what the core needs, evaluate, apply
-//! the actions (server-side apply of the binding, deletes), write the request's
-//! status only when it changed, write each review's verdict, publish an Event on
-//! a phase change, and requeue at the core's next deadline.
+//! - [`watch`] keeps [`cache::Cache`] filled, one watch loop per kind, and wakes
+//!   the requests a change concerns;
+//! - [`reconcile`](reconcile()) loads a request's facts from memory, evaluates
+//!   it, applies the actions ([`grant`], [`job`], through [`owned`]), records the
+//!   verdicts and the status, and requeues at the next deadline;
+//! - [`sweep`] removes what must not exist whatever happened; [`health`] says
+//!   whether the process can be trusted; [`leader`] makes one replica act;
+//!   [`run`] wires it all into `gatehouse run`.
 
+pub mod api_count;
+pub mod cache;
+mod events;
+mod finalize;
 pub mod grant;
+pub mod health;
 pub mod job;
+pub mod leader;
 pub mod metrics;
+pub mod owned;
+mod reconcile;
+mod record;
 pub mod run;
+pub mod sweep;
+pub mod watch;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration as StdDuration,
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{
-    api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    runtime::{
-        controller::Action as Requeue,
-        events::{Event, EventType, Recorder, Reporter},
-    },
-    Client, Resource, ResourceExt,
-};
-use serde_json::json;
+use kube::Client;
 use thiserror::Error;
-use tracing::{debug, info, warn};
 
-use crate::{
-    api::{AccessPolicy, AccessReview, AccessReviewStatus, ApprovalRequest, Phase},
-    decide::{self, Action, Evaluation, Input, Supersession},
+pub use self::{
+    events::Events,
+    finalize::FINALIZER,
+    reconcile::{backoff, error_policy, reconcile},
 };
-
-/// Finalizer that makes deleting a request revoke its grant first.
-pub const FINALIZER: &str = "gatehouse.dev/revoke-grant";
 
 /// What can fail in a reconcile. Every variant ends in a retry with backoff.
 #[derive(Debug, Error)]
@@ -73,6 +76,9 @@ pub enum Error {
     /// The request has no namespace or name (never from a real API server).
     #[error("object is missing {0}")]
     MissingField(&'static str),
+    /// The reconcile did not finish in time (an API call that never answered).
+    #[error("the reconcile took longer than {0:?} and was abandoned")]
+    Timeout(std::time::Duration),
 }
 
 impl Error {
@@ -84,6 +90,7 @@ impl Error {
             Error::Job { .. } => "job",
             Error::JobConflict { .. } => "job_conflict",
             Error::MissingField(_) => "missing_field",
+            Error::Timeout(_) => "timeout",
         }
     }
 }
@@ -92,616 +99,36 @@ impl Error {
 pub struct Context {
     /// Client of the API server.
     pub client: Client,
-    /// Publishes Events on requests.
-    pub recorder: Recorder,
+    /// What the operator knows of the cluster.
+    pub cache: Arc<cache::Cache>,
+    /// Publishes Events on requests, off the reconcile path.
+    pub events: Events,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// The clock: `Utc::now` in production, a controllable one in tests.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// Consecutive failed reconciles per request (`namespace/name`), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// A reconcile that takes longer is abandoned and retried.
+    pub reconcile_timeout: Duration,
 }
 
 impl Context {
-    /// A context on the real clock.
-    pub fn new(client: Client, metrics: Arc<metrics::Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: "gatehouse".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+    /// A context on the given clock; starts the Event publisher.
+    pub fn new(
+        client: Client,
+        cache: Arc<cache::Cache>,
+        metrics: Arc<metrics::Metrics>,
+        clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    ) -> Self {
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::start(client.clone(), metrics.clone()),
             client,
+            cache,
             metrics,
-            clock: Arc::new(Utc::now),
+            clock,
             failures: Mutex::default(),
+            reconcile_timeout: Duration::from_secs(30),
         }
     }
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
-
-/// Reconciles one ApprovalRequest.
-pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(&req, &ctx).await;
-    if result.is_ok() {
-        if let Ok(mut failures) = ctx.failures.lock() {
-            failures.remove(&object_key(&req));
-        }
-    }
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    result
-}
-
-async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue, Error> {
-    let ns = req.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = req.name_any();
-    let requests: Api<ApprovalRequest> = Api::namespaced(ctx.client.clone(), &ns);
-
-    if req.meta().deletion_timestamp.is_some() {
-        return finalize(req, ctx, &requests).await;
-    }
-    let with_finalizer;
-    let req = if req.finalizers().iter().any(|f| f == FINALIZER) {
-        req
-    } else {
-        with_finalizer = add_finalizer(req, &requests).await?;
-        &with_finalizer
-    };
-
-    let now = (ctx.clock)();
-    let loaded = match load(req, ctx, &ns).await {
-        Ok(l) => l,
-        Err(e @ Error::JobConflict { .. }) => {
-            record_failure(req, ctx, &requests, &e, "JobFailed", "run the job").await;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let input = Input {
-        request: req,
-        policies: &loaded.policies,
-        reviews: &loaded.reviews,
-        namespace_labels: loaded.namespace_labels.as_ref(),
-        other_live_grants: &loaded.other_live_grants,
-        extended: loaded.extended.as_ref(),
-        superseded_by: loaded.superseded_by.as_ref(),
-        job: loaded.job.as_ref(),
-        now,
-    };
-    let mut ev = decide::evaluate(&input);
-
-    let mut created_job = None;
-    for action in &ev.actions {
-        match action {
-            Action::EnsureBinding(b) => {
-                if let Err(e) = grant::ensure_binding(&ctx.client, req, b).await {
-                    record_failure(req, ctx, &requests, &e, "BindingFailed", "create the binding").await;
-                    return Err(e);
-                }
-            }
-            Action::EnsureServiceAccount(sa) => {
-                if let Err(e) = job::ensure_service_account(&ctx.client, req, sa).await {
-                    record_failure(
-                        req,
-                        ctx,
-                        &requests,
-                        &e,
-                        "JobFailed",
-                        "create the job's ServiceAccount",
-                    )
-                    .await;
-                    return Err(e);
-                }
-            }
-            Action::CreateJob(plan) => match job::create_job(&ctx.client, req, plan, now).await {
-                Ok(created) => {
-                    info!(request = %name, namespace = %ns, job = %plan.target.name, "job created");
-                    created_job = job::observe(&created, now);
-                }
-                Err(e) => {
-                    record_failure(req, ctx, &requests, &e, "JobFailed", "create the job").await;
-                    return Err(e);
-                }
-            },
-            Action::DeleteJob(target) => {
-                if job::delete_job(&ctx.client, req, target).await? {
-                    info!(request = %name, namespace = %ns, job = %target.name, "job stopped and deleted");
-                }
-            }
-            Action::DeleteServiceAccount(target) => {
-                job::delete_service_account(&ctx.client, target).await?;
-            }
-            Action::RemoveBinding(target) => {
-                if grant::remove_binding(&ctx.client, target).await? {
-                    let lag = ev
-                        .status
-                        .grant
-                        .as_ref()
-                        .and_then(|g| g.expires_at)
-                        .map(|e| (now - e).num_milliseconds());
-                    if let (Some(lag), Some(Phase::Expired)) = (lag, Some(ev.status.phase)) {
-                        ctx.metrics.expiry_lag.observe(lag.max(0) as f64 / 1000.0);
-                    }
-                    info!(request = %name, namespace = %ns, binding = %target.name, "binding removed");
-                }
-            }
-            Action::DeleteRecord => {
-                delete_record(req, ctx, &requests, &loaded.reviews).await?;
-                return Ok(Requeue::await_change());
-            }
-        }
-    }
-
-    if let Some(observed) = &created_job {
-        // Record the new Job's uid in this same status write: from then on the
-        // core knows the job started and never asks for it again, even if the
-        // Job is deleted before the next reconcile.
-        let mut planned = req.clone();
-        planned.status = Some(ev.status.clone());
-        ev = decide::evaluate(&Input {
-            request: &planned,
-            job: Some(observed),
-            ..input
-        });
-    }
-
-    record_reviews(ctx, &ns, &loaded.reviews, &ev, now).await?;
-    record_status(req, ctx, &requests, &ev).await?;
-    let mut requeue = requeue_at(ev.next_deadline, now);
-    if ev.status.phase == Phase::Processing {
-        // The Job watch wakes the request when the job ends; a lost watch event
-        // still gets noticed within a minute.
-        requeue = match ev.next_deadline {
-            Some(d) if d - now <= chrono::Duration::seconds(60) => requeue,
-            _ => Requeue::requeue(StdDuration::from_secs(60)),
-        };
-    }
-    Ok(requeue)
-}
-
-/// Requeue exactly at the next deadline (plus a hair, so the core sees it passed).
-fn requeue_at(deadline: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Requeue {
-    match deadline {
-        Some(d) => {
-            let wait = (d - now).to_std().unwrap_or_default() + StdDuration::from_millis(50);
-            Requeue::requeue(wait)
-        }
-        None => Requeue::await_change(),
-    }
-}
-
-/// What the core needs besides the request.
-struct Loaded {
-    policies: Vec<AccessPolicy>,
-    reviews: Vec<AccessReview>,
-    namespace_labels: Option<BTreeMap<String, String>>,
-    other_live_grants: Vec<String>,
-    extended: Option<ApprovalRequest>,
-    superseded_by: Option<Supersession>,
-    job: Option<decide::JobObservation>,
-}
-
-async fn load(req: &ApprovalRequest, ctx: &Context, ns: &str) -> Result<Loaded, Error> {
-    let name = req.name_any();
-    let status = req.status.clone().unwrap_or_default();
-    let terminal = req.status.is_some() && status.phase.is_terminal();
-    let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
-    let reviews: Vec<AccessReview> = reviews_api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::Kube)?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.request.name == name)
-        .collect();
-    if terminal {
-        // The core only records late reviews and watches the retention clock.
-        return Ok(Loaded {
-            policies: Vec::new(),
-            reviews,
-            namespace_labels: None,
-            other_live_grants: Vec::new(),
-            extended: None,
-            superseded_by: None,
-            job: None,
-        });
-    }
-    let first_evaluation = status.requirements.is_none();
-    // Policies matter only until the snapshot is taken; after that the core
-    // works from status.requirements, so the list call is saved.
-    let policies = if first_evaluation {
-        Api::<AccessPolicy>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::Kube)?
-            .items
-    } else {
-        Vec::new()
-    };
-    let namespace_labels =
-        if first_evaluation && policies.iter().any(|p| p.spec.namespaces.selector.is_some()) {
-            Api::<Namespace>::all(ctx.client.clone())
-                .get_opt(ns)
-                .await
-                .map_err(Error::Kube)?
-                .map(|n| n.labels().clone())
-        } else {
-            None
-        };
-    let requests: Api<ApprovalRequest> = Api::namespaced(ctx.client.clone(), ns);
-    let extended = match (&req.spec.extends, first_evaluation) {
-        (Some(e), true) => requests.get_opt(e).await.map_err(Error::Kube)?,
-        _ => None,
-    };
-    let mut superseded_by = None;
-    if status.approved_at.is_some() {
-        let newer = requests.list(&ListParams::default()).await.map_err(Error::Kube)?;
-        superseded_by = newer.items.iter().find_map(|o| {
-            if o.spec.extends.as_deref() != Some(name.as_str())
-                || o.spec.requester.username != req.spec.requester.username
-            {
-                return None;
-            }
-            let at = o.status.as_ref()?.grant.as_ref()?.granted_at?;
-            Some(Supersession { by: o.name_any(), at })
-        });
-    }
-    let max_active = status
-        .requirements
-        .as_ref()
-        .and_then(|r| r.max_active_per_requester)
-        .is_some()
-        || (first_evaluation && policies.iter().any(|p| p.spec.max_active_per_requester.is_some()));
-    let other_live_grants = if max_active && status.approved_at.is_none() {
-        let all: Api<ApprovalRequest> = Api::all(ctx.client.clone());
-        let policy = status.requirements.as_ref().map(|r| r.policy.clone());
-        all.list(&ListParams::default())
-            .await
-            .map_err(Error::Kube)?
-            .items
-            .into_iter()
-            .filter(|o| o.uid() != req.uid() && o.spec.requester.username == req.spec.requester.username)
-            .filter(|o| {
-                o.status.as_ref().is_some_and(|s| {
-                    matches!(s.phase, Phase::Approved | Phase::Active | Phase::Processing)
-                        && (policy.is_none() || s.requirements.as_ref().map(|r| r.policy.clone()) == policy)
-                })
-            })
-            .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let job = if req.spec.type_ == crate::api::RequestType::OneTime {
-        let target = decide::job::job_ref(req);
-        let recorded = status.job.as_ref().is_some_and(|j| j.uid.is_some());
-        match job::read_job(&ctx.client, req, &target).await {
-            Ok(found) => found.and_then(|j| job::observe(&j, (ctx.clock)())),
-            // Our Job was created and is gone; another one took its name: the core
-            // ends the request (JobDeleted) instead of waiting on a Job it cannot use.
-            Err(Error::JobConflict { .. }) if recorded => None,
-            Err(e) => return Err(e),
-        }
-    } else {
-        None
-    };
-    Ok(Loaded {
-        policies,
-        reviews,
-        namespace_labels,
-        other_live_grants,
-        extended,
-        superseded_by,
-        job,
-    })
-}
-
-/// Adds the finalizer; returns the updated request. The resourceVersion in the
-/// patch makes it fail (and retry) if someone else changed the list meanwhile.
-async fn add_finalizer(req: &ApprovalRequest, api: &Api<ApprovalRequest>) -> Result<ApprovalRequest, Error> {
-    let mut finalizers = req.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_string());
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": req.resource_version()}});
-    api.patch(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::Kube)
-}
-
-async fn remove_finalizer(req: &ApprovalRequest, api: &Api<ApprovalRequest>) -> Result<(), Error> {
-    let finalizers: Vec<String> = req
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": req.resource_version()}});
-    match api
-        .patch(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
-    }
-}
-
-/// Deletion of a request: revoke its grant, then let the deletion finish.
-async fn finalize(
-    req: &ApprovalRequest,
-    ctx: &Context,
-    api: &Api<ApprovalRequest>,
-) -> Result<Requeue, Error> {
-    if !req.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Requeue::await_change());
-    }
-    let target = decide::binding_ref(req);
-    if req.spec.type_ == crate::api::RequestType::OneTime {
-        let target = decide::job::job_ref(req);
-        job::delete_job(&ctx.client, req, &target).await?;
-        job::delete_service_account(&ctx.client, &target).await?;
-    }
-    if grant::remove_binding(&ctx.client, &target).await? {
-        publish(
-            ctx,
-            req,
-            EventType::Normal,
-            "GrantRevoked",
-            "Delete",
-            format!("request deleted: binding {} removed", target.name),
-        )
-        .await;
-    }
-    remove_finalizer(req, api).await?;
-    Ok(Requeue::await_change())
-}
-
-/// Retention passed: delete the reviews of the request, then the request.
-async fn delete_record(
-    req: &ApprovalRequest,
-    ctx: &Context,
-    api: &Api<ApprovalRequest>,
-    reviews: &[AccessReview],
-) -> Result<(), Error> {
-    let ns = req.namespace().unwrap_or_default();
-    let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), &ns);
-    for r in reviews
-        .iter()
-        .filter(|r| Some(r.spec.request.uid.as_str()) == req.uid().as_deref())
-    {
-        match reviews_api.delete(&r.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-    info!(request = %req.name_any(), namespace = %ns, "retention passed: deleting the request and its reviews");
-    match api.delete(&req.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Kube(e)),
-    }
-}
-
-/// Writes each review's verdict to its status, only when it changed.
-async fn record_reviews(
-    ctx: &Context,
-    ns: &str,
-    reviews: &[AccessReview],
-    ev: &Evaluation,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
-    for v in &ev.verdicts {
-        let Some(review) = reviews.iter().find(|r| r.name_any() == v.review) else {
-            continue;
-        };
-        let current = review.status.clone().unwrap_or_default();
-        if current.accepted == Some(v.accepted)
-            && current.reason.as_deref() == Some(v.reason.as_str())
-            && current.message.as_deref() == Some(v.message.as_str())
-        {
-            continue;
-        }
-        let status = AccessReviewStatus {
-            accepted: Some(v.accepted),
-            reason: Some(v.reason.clone()),
-            message: Some(v.message.clone()),
-            observed_at: Some(now),
-        };
-        let patch = json!({"status": status});
-        match api
-            .patch_status(&v.review, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Writes the request's status when it changed, and announces a phase change.
-async fn record_status(
-    req: &ApprovalRequest,
-    ctx: &Context,
-    api: &Api<ApprovalRequest>,
-    ev: &Evaluation,
-) -> Result<(), Error> {
-    if req.status.as_ref() == Some(&ev.status) {
-        debug!(request = %req.name_any(), "status unchanged");
-        return Ok(());
-    }
-    // Replace, not merge: fields that disappear (eligibleReviewers after approval)
-    // must disappear; the resourceVersion makes a stale write fail and retry.
-    let mut updated = req.clone();
-    updated.status = Some(ev.status.clone());
-    api.replace_status(&req.name_any(), &PostParams::default(), &updated)
-        .await
-        .map_err(Error::Kube)?;
-    let before = req.status.as_ref().map(|s| s.phase);
-    if before != Some(ev.status.phase) {
-        announce(req, ctx, before, ev).await;
-    }
-    Ok(())
-}
-
-async fn announce(req: &ApprovalRequest, ctx: &Context, before: Option<Phase>, ev: &Evaluation) {
-    let s = &ev.status;
-    let phase = s.phase;
-    ctx.metrics
-        .transitions
-        .get_or_create(&metrics::PhaseLabel {
-            phase: phase.as_str().to_string(),
-        })
-        .inc();
-    let condition = |t: &str| s.conditions.iter().find(|c| c.type_ == t).cloned();
-    let forced = condition(decide::APPROVED).is_some_and(|c| c.reason == "ForceApproved");
-    if phase == Phase::Active && before.is_none_or(|b| b == Phase::Pending) {
-        if let (Some(approved), Some(granted)) = (s.approved_at, s.grant.as_ref().and_then(|g| g.granted_at))
-        {
-            let latency = (((ctx.clock)()) - approved.max(granted))
-                .num_milliseconds()
-                .max(0);
-            ctx.metrics.approval_to_grant.observe(latency as f64 / 1000.0);
-        }
-    }
-    let (type_, reason, note) = match phase {
-        Phase::Active if forced && before.is_none_or(|b| b == Phase::Pending) => (
-            EventType::Warning,
-            "ForceApproved",
-            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
-        ),
-        Phase::Denied | Phase::Rejected | Phase::Failed | Phase::TimedOut => (
-            EventType::Warning,
-            phase.as_str(),
-            condition(decide::APPROVED)
-                .or_else(|| condition(decide::COMPLETE))
-                .map(|c| c.message)
-                .unwrap_or_default(),
-        ),
-        Phase::Approved if forced => (
-            EventType::Warning,
-            "ForceApproved",
-            condition(decide::APPROVED).map(|c| c.message).unwrap_or_default(),
-        ),
-        _ => (
-            EventType::Normal,
-            phase.as_str(),
-            condition(decide::GRANTED)
-                .filter(|_| matches!(phase, Phase::Active | Phase::Approved | Phase::Processing))
-                .or_else(|| condition(decide::COMPLETE))
-                .map(|c| c.message)
-                .unwrap_or_default(),
-        ),
-    };
-    info!(request = %req.name_any(), namespace = ?req.namespace(), from = ?before, to = %phase, "phase changed");
-    publish(ctx, req, type_, reason, "Evaluate", note).await;
-}
-
-async fn publish(
-    ctx: &Context,
-    req: &ApprovalRequest,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: action.to_string(),
-        secondary: None,
-    };
-    // Events are informational: failing to publish one must not fail the reconcile.
-    if let Err(e) = ctx.recorder.publish(&event, &req.object_ref(&())).await {
-        warn!(request = %req.name_any(), error = %e, "could not publish event");
-    }
-}
-
-/// A binding, ServiceAccount or Job could not be created: say so in the status,
-/// where users look.
-async fn record_failure(
-    req: &ApprovalRequest,
-    ctx: &Context,
-    api: &Api<ApprovalRequest>,
-    err: &Error,
-    reason: &str,
-    what: &str,
-) {
-    let now = (ctx.clock)();
-    let mut status = req.status.clone().unwrap_or_default();
-    let message = format!("could not {what}: {err}; retrying");
-    let existing = status.conditions.iter_mut().find(|c| c.type_ == decide::GRANTED);
-    match existing {
-        Some(c) if c.reason == reason && c.message == message => return,
-        Some(c) => {
-            if c.status != crate::api::ConditionStatus::False {
-                c.last_transition_time = now;
-            }
-            c.status = crate::api::ConditionStatus::False;
-            c.reason = reason.into();
-            c.message = message.clone();
-        }
-        None => status.conditions.push(crate::api::Condition {
-            type_: decide::GRANTED.into(),
-            status: crate::api::ConditionStatus::False,
-            reason: reason.into(),
-            message: message.clone(),
-            observed_generation: req.metadata.generation,
-            last_transition_time: now,
-        }),
-    }
-    let patch = json!({"status": {"conditions": status.conditions}});
-    if let Err(e) = api
-        .patch_status(&req.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        warn!(request = %req.name_any(), error = %e, "could not record the binding failure");
-    }
-    publish(ctx, req, EventType::Warning, reason, "Grant", message).await;
-}
-
-/// After an error: retry with backoff, never crash.
-pub fn error_policy(req: Arc<ApprovalRequest>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&metrics::ErrorLabel {
-            error: err.label().to_string(),
-        })
-        .inc();
-    warn!(request = %req.name_any(), namespace = ?req.namespace(), error = %err, "reconcile failed; retrying");
-    // Conflicts resolve on the next read; other errors back off exponentially
-    // per request (1 s, 2 s, 4 s, ... up to 5 min), so a role the operator may
-    // not bind does not hammer the API server.
-    let conflict = matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409);
-    if conflict {
-        return Requeue::requeue(StdDuration::from_millis(200));
-    }
-    let attempt = match ctx.failures.lock() {
-        Ok(mut failures) => {
-            let n = failures.entry(object_key(&req)).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
-    Requeue::requeue(backoff(attempt))
-}
-
-/// Delay before retry number `attempt` (from 1): doubling from 1 s, capped at 5 min.
-pub fn backoff(attempt: u32) -> StdDuration {
-    let secs = 1u64.checked_shl(attempt.saturating_sub(1)).unwrap_or(u64::MAX);
-    StdDuration::from_secs(secs.min(300))
-}
-
-fn object_key(req: &ApprovalRequest) -> String {
-    format!("{}/{}", req.namespace().unwrap_or_default(), req.name_any())
 }

@@ -1,36 +1,39 @@
-//! `gatehouse run`: the operator process. Wires the HTTP endpoints, leader
-//! election, the controller and the sweep; shuts down cleanly on SIGTERM.
+//! `gatehouse run`: the operator process. Wires the HTTP endpoints, the watch
+//! loops, leader election, the controller and the sweep; shuts down cleanly on
+//! SIGTERM.
 
 use std::{
     net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration as StdDuration,
+    sync::Arc,
+    time::{Duration as StdDuration, Instant},
 };
 
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use futures::StreamExt;
-use k8s_openapi::api::{
-    batch::v1::Job,
-    rbac::v1::{ClusterRoleBinding, RoleBinding},
-};
 use kube::{
-    api::{Api, ListParams},
-    runtime::{controller::Controller, reflector::ObjectRef, watcher},
-    Client, ResourceExt,
+    client::ClientBuilder,
+    runtime::{
+        controller::{self, Controller},
+        reflector::ObjectRef,
+    },
+    Client, Config,
 };
-use kube_lease_manager::LeaseManagerBuilder;
 use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{error_policy, grant, metrics::Metrics, reconcile, Context};
-use crate::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
-    decide::duration,
+use super::{
+    api_count::ApiCountLayer,
+    cache::Cache,
+    error_policy,
+    health::{Health, Thresholds},
+    leader::{self, LeaseSettings},
+    metrics::Metrics,
+    reconcile, sweep,
+    watch::{Triggers, WatchSettings},
+    Context,
 };
+use crate::{api::ApprovalRequest, decide::duration};
 
 /// Settings of `gatehouse run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -50,8 +53,12 @@ pub struct RunArgs {
     /// Namespace of the Lease (the operator's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
     pub lease_namespace: String,
+    /// How long a Lease nobody renews stays taken (Go duration); the holder stops
+    /// acting after two thirds of it without a successful renewal.
+    #[arg(long, env = "GATEHOUSE_LEASE_DURATION", default_value = "15s")]
+    pub lease_duration: String,
     /// Requests reconciled in parallel.
-    #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
 }
 
@@ -60,7 +67,7 @@ pub struct RunArgs {
 pub enum RunError {
     /// No kubeconfig or in-cluster configuration.
     #[error("cannot configure a Kubernetes client (kubeconfig or in-cluster): {0}")]
-    Client(#[source] kube::Error),
+    Client(String),
     /// A flag has a bad value.
     #[error("--{flag}: {message}")]
     Flag {
@@ -78,15 +85,24 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// Leader election could not start.
-    #[error("leader election: {0}")]
-    Lease(String),
 }
+
+/// What the endpoints judge health by.
+pub const THRESHOLDS: Thresholds = Thresholds {
+    watch_failure: StdDuration::from_secs(30),
+    watch_stall: StdDuration::from_secs(180),
+    controller_stall: StdDuration::from_secs(60),
+};
+
+/// How often a probe goes through the controller's queue (liveness).
+const PROBE_EVERY: StdDuration = StdDuration::from_secs(10);
+/// The probe's name can never be an object's (names cannot start with `-`).
+const PROBE: &str = "-liveness-probe-";
 
 #[derive(Clone)]
 struct HttpState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
 
 async fn metrics_handler(State(s): State<HttpState>) -> ([(&'static str, &'static str); 1], String) {
@@ -99,15 +115,23 @@ async fn metrics_handler(State(s): State<HttpState>) -> ([(&'static str, &'stati
     )
 }
 
-async fn ready_handler(State(s): State<HttpState>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
+fn answer(v: super::health::Verdict) -> (StatusCode, String) {
+    if v.ok {
+        (StatusCode::OK, "ok".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        (StatusCode::SERVICE_UNAVAILABLE, v.problems.join("\n") + "\n")
     }
 }
 
-/// A future that resolves on SIGTERM or Ctrl-C, and a receiver others can watch.
+async fn ready_handler(State(s): State<HttpState>) -> (StatusCode, String) {
+    answer(s.health.readiness(Instant::now(), &THRESHOLDS))
+}
+
+async fn live_handler(State(s): State<HttpState>) -> (StatusCode, String) {
+    answer(s.health.liveness(Instant::now(), &THRESHOLDS))
+}
+
+/// A receiver that turns true on SIGTERM or Ctrl-C.
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -136,25 +160,45 @@ fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
-async fn wait_true(rx: &mut watch::Receiver<bool>) {
-    // A closed channel means the sender is gone: treat it as the condition holding.
-    let _ = rx.wait_for(|v| *v).await;
+async fn wait_for(rx: &mut watch::Receiver<bool>, value: bool) {
+    // A closed channel means the sender is gone: treat it as the value holding.
+    let _ = rx.wait_for(|v| *v == value).await;
 }
 
-/// Runs the operator until SIGTERM.
-pub async fn run(args: RunArgs) -> Result<(), RunError> {
-    let sweep_every = duration::parse(&args.sweep_interval)
+fn go_duration(flag: &'static str, value: &str) -> Result<StdDuration, RunError> {
+    duration::parse(value)
         .ok()
         .and_then(|d| d.to_std().ok())
         .filter(|d| !d.is_zero())
         .ok_or_else(|| RunError::Flag {
-            flag: "sweep-interval",
-            message: format!("{:?} is not a positive Go duration", args.sweep_interval),
-        })?;
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+            flag,
+            message: format!("{value:?} is not a positive Go duration"),
+        })
+}
+
+/// A client that counts its requests. Every call gets a read deadline: a
+/// connection that stops answering fails instead of hanging (watches are closed
+/// by the server well before it, see [`WatchSettings`]).
+async fn client(metrics: &Arc<Metrics>) -> Result<Client, RunError> {
+    let mut config = Config::infer()
+        .await
+        .map_err(|e| RunError::Client(e.to_string()))?;
+    config.read_timeout = Some(StdDuration::from_secs(90));
+    let builder = ClientBuilder::try_from(config).map_err(|e| RunError::Client(e.to_string()))?;
+    Ok(builder.with_layer(&ApiCountLayer::new(metrics.clone())).build())
+}
+
+/// Runs the operator until SIGTERM.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
+    let lease_duration = go_duration("lease-duration", &args.lease_duration)?;
     let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let client = client(&metrics).await?;
     let shutdown = shutdown_signal();
+
+    let (cache, writers) = Cache::new();
+    let triggers = Arc::new(Triggers::default());
+    let watches = writers.spawn(&client, &cache, &triggers, &metrics, WatchSettings::default());
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -164,212 +208,170 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         })?;
     let state = HttpState {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        health: cache.health.clone(),
     };
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(live_handler))
         .route("/readyz", get(ready_handler))
         .with_state(state);
     let mut http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { wait_true(&mut http_shutdown).await });
+            .with_graceful_shutdown(async move { wait_for(&mut http_shutdown, true).await });
         if let Err(e) = serve.await {
             error!(error = %e, "HTTP server failed");
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
 
-    // Ready once the API server answers; a standby replica is ready too (it is
-    // healthy and waiting for the lease).
-    match client.apiserver_version().await {
-        Ok(v) => info!(version = %v.git_version, "connected to the API server"),
-        Err(e) => warn!(error = %e, "API server not reachable yet; the controller will retry"),
-    }
-    ready.store(true, Ordering::Relaxed);
-
+    let operator = Operator {
+        client: client.clone(),
+        cache: cache.clone(),
+        triggers,
+        metrics,
+        sweep_every,
+        concurrency: args.concurrency,
+    };
     if args.leader_election {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("gatehouse-{}", std::process::id()));
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&args.lease_namespace)
-            .with_identity(&identity)
-            .with_duration(15)
-            .with_grace(5)
-            .with_field_manager(grant::FIELD_MANAGER)
-            .build()
-            .await
-            .map_err(|e| RunError::Lease(e.to_string()))?;
-        let (mut leader, lease_task) = manager.watch().await;
+        let mut settings = LeaseSettings::new(&args.lease_name, &args.lease_namespace, &identity);
+        settings.lease_duration = lease_duration;
+        settings.renew_deadline = lease_duration * 2 / 3;
+        settings.retry = (lease_duration / 7).max(StdDuration::from_millis(500));
+        let (leading_tx, mut leading) = watch::channel(false);
+        let election = tokio::spawn(leader::elect(client, settings, leading_tx, shutdown.clone()));
         let mut stop = shutdown.clone();
         loop {
             info!(identity = %identity, lease = %args.lease_name, "waiting to become the leader");
             tokio::select! {
-                _ = wait_true(&mut leader) => {},
-                _ = wait_true(&mut stop) => break,
+                _ = wait_for(&mut leading, true) => {},
+                _ = wait_for(&mut stop, true) => break,
             }
-            info!(identity = %identity, "became the leader");
-            let mut lost = leader.clone();
-            let mut stop_now = shutdown.clone();
-            let until = async move {
-                tokio::select! {
-                    _ = lost.wait_for(|v| !*v) => warn!("lost the lease: stopping"),
-                    _ = wait_true(&mut stop_now) => {},
-                }
-            };
-            act(
-                client.clone(),
-                metrics.clone(),
-                sweep_every,
-                args.concurrency,
-                until,
-            )
-            .await;
+            let mut lost = leading.clone();
+            operator
+                .act(shutdown.clone(), async move { wait_for(&mut lost, false).await })
+                .await;
             if *shutdown.borrow() {
                 break;
             }
         }
-        // Dropping the receiver makes the lease task release the lease for the next replica.
-        drop(leader);
-        let _ = lease_task.await;
+        // The election task releases the Lease on shutdown, for the next replica.
+        let _ = election.await;
     } else {
-        let mut stop = shutdown.clone();
-        act(client, metrics, sweep_every, args.concurrency, async move {
-            wait_true(&mut stop).await
-        })
-        .await;
+        operator.act(shutdown.clone(), std::future::pending()).await;
+    }
+    for w in watches {
+        w.abort();
     }
     let _ = http.await;
     info!("stopped");
     Ok(())
 }
 
-/// Runs the controller and the sweep until `until` resolves.
-pub async fn act(
+/// What acting needs.
+struct Operator {
     client: Client,
+    cache: Arc<Cache>,
+    triggers: Arc<Triggers>,
     metrics: Arc<Metrics>,
     sweep_every: StdDuration,
     concurrency: u16,
-    until: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopper = tokio::spawn(async move {
-        until.await;
-        let _ = stop_tx.send(true);
-    });
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
-    let sweeper = {
-        let (client, metrics, mut stop) = (client.clone(), metrics.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(sweep_every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => sweep_once(&client, &metrics).await,
-                    _ = wait_true(&mut stop) => break,
+}
+
+impl Operator {
+    /// Runs the controller and the sweep until `shutdown` turns true (in-flight
+    /// reconciles finish) or `fence` resolves (leadership lost: everything stops
+    /// at once, in-flight reconciles are cancelled, so nothing acts after the
+    /// renew deadline).
+    async fn act(&self, shutdown: watch::Receiver<bool>, fence: impl std::future::Future<Output = ()>) {
+        let health = self.cache.health.clone();
+        let mut stop = shutdown.clone();
+        let started = Instant::now();
+        // Decide nothing on a half-filled memory.
+        while !health.synced() {
+            tokio::select! {
+                _ = tokio::time::sleep(StdDuration::from_millis(100)) => {}
+                _ = wait_for(&mut stop, true) => return,
+            }
+        }
+        info!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "memory synced; reconciling every request"
+        );
+        health.controller_reset(Some(Instant::now()));
+        let triggers = self.triggers.connect();
+        let everything: Vec<ObjectRef<ApprovalRequest>> = self
+            .cache
+            .requests
+            .state()
+            .iter()
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect();
+        self.triggers.wake(everything);
+
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            Arc::new(chrono::Utc::now),
+        ));
+        let sweeper = tokio::spawn(sweep_loop(
+            self.client.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            self.sweep_every,
+        ));
+        let queue =
+            futures::stream::unfold(triggers, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        let probes = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(PROBE_EVERY).await;
+            Some((ObjectRef::new(PROBE).within(PROBE), ()))
+        });
+        let mut graceful = shutdown.clone();
+        let controller = Controller::for_stream(futures::stream::pending(), self.cache.requests.clone())
+            .with_config(controller::Config::default().concurrency(self.concurrency))
+            .reconcile_on(queue)
+            .reconcile_on(probes)
+            .graceful_shutdown_on(async move { wait_for(&mut graceful, true).await })
+            .run(reconcile, error_policy, ctx)
+            .for_each(|res| {
+                let health = health.clone();
+                async move {
+                    match res {
+                        Err(controller::Error::ObjectNotFound(r)) if r.name == PROBE => {
+                            health.controller_progressed(Instant::now())
+                        }
+                        // Reconcile failures are logged by error_policy.
+                        Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
+                        Err(e) => warn!(error = %e, "controller"),
+                    }
+                }
+            });
+        tokio::select! {
+            _ = controller => {}
+            _ = fence => warn!("leadership lost: stopped acting"),
+        }
+        sweeper.abort();
+        self.triggers.disconnect();
+        self.cache.health.controller_reset(None);
+    }
+}
+
+async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, every: StdDuration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match sweep::sweep(&client, &cache, chrono::Utc::now()).await {
+            Ok(n) => {
+                metrics.swept.inc_by(n as u64);
+                if n > 0 {
+                    info!(removed = n, "sweep removed bindings");
                 }
             }
-        })
-    };
-    let mut stop = stop_rx.clone();
-    controller(client, concurrency)
-        .graceful_shutdown_on(async move { wait_true(&mut stop).await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                // Object-level errors are already logged by error_policy; these are watch errors.
-                warn!(error = %e, "controller event");
-            }
-        })
-        .await;
-    let _ = sweeper.await;
-    let _ = stopper.await;
-}
-
-/// The kube-runtime controller with everything it watches.
-pub fn controller(client: Client, concurrency: u16) -> Controller<ApprovalRequest> {
-    let managed = watcher::Config::default().labels(&grant::managed_selector());
-    let ctrl = Controller::new(
-        Api::<ApprovalRequest>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    let store = ctrl.store();
-    ctrl.owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
-        // A OneTime request's Job: its end wakes the request at once.
-        .owns(Api::<Job>::all(client.clone()), managed.clone())
-        // Cluster-scoped bindings cannot carry an owner reference to a namespaced request.
-        .watches(Api::<ClusterRoleBinding>::all(client.clone()), managed, |crb| {
-            let labels = crb.labels();
-            Some(
-                ObjectRef::new(labels.get(grant::REQUEST_NAME)?)
-                    .within(labels.get(grant::REQUEST_NAMESPACE)?),
-            )
-        })
-        .watches(
-            Api::<AccessReview>::all(client.clone()),
-            watcher::Config::default(),
-            |review| Some(ObjectRef::new(&review.spec.request.name).within(&review.namespace()?)),
-        )
-        // A request that extends another wakes the old one, which then ends as Superseded.
-        .watches(
-            Api::<ApprovalRequest>::all(client.clone()),
-            watcher::Config::default(),
-            |r| Some(ObjectRef::new(r.spec.extends.as_ref()?).within(&r.namespace()?)),
-        )
-        // A new or changed policy re-evaluates the requests not yet decided.
-        .watches(
-            Api::<AccessPolicy>::all(client),
-            watcher::Config::default(),
-            move |_| {
-                store
-                    .state()
-                    .iter()
-                    .filter(|r| {
-                        r.status
-                            .as_ref()
-                            .is_none_or(|s| s.phase == Phase::Pending && s.requirements.is_none())
-                    })
-                    .map(|r| ObjectRef::from_obj(r.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
-}
-
-async fn sweep_once(client: &Client, metrics: &Metrics) {
-    let now = chrono::Utc::now();
-    match grant::sweep(client, now).await {
-        Ok(n) => {
-            metrics.swept.inc_by(n as u64);
-            if n > 0 {
-                info!(removed = n, "sweep removed bindings");
-            }
+            Err(e) => warn!(error = %e, "sweep failed; will retry"),
         }
-        Err(e) => warn!(error = %e, "sweep failed; will retry"),
-    }
-    let lp = ListParams::default();
-    if let Ok(list) = Api::<ApprovalRequest>::all(client.clone()).list(&lp).await {
-        metrics.requests.clear();
-        for r in &list.items {
-            let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
-            metrics
-                .requests
-                .get_or_create(&super::metrics::PhaseLabel {
-                    phase: phase.as_str().into(),
-                })
-                .inc();
-        }
-    }
-    let managed = lp.labels(&grant::managed_selector());
-    let rb = Api::<RoleBinding>::all(client.clone())
-        .list_metadata(&managed)
-        .await
-        .map(|l| l.items.len());
-    let crb = Api::<ClusterRoleBinding>::all(client.clone())
-        .list_metadata(&managed)
-        .await
-        .map(|l| l.items.len());
-    if let (Ok(a), Ok(b)) = (rb, crb) {
-        metrics.active_grants.set((a + b) as i64);
+        sweep::refresh_gauges(&cache, &metrics);
     }
 }

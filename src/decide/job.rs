@@ -8,6 +8,9 @@
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+
+use super::{naming::derived_name, timestamp::to_chrono};
 use crate::api::{ApprovalRequest, JobSpec};
 
 /// A namespaced object the operator manages for a OneTime request.
@@ -80,7 +83,7 @@ impl JobProgress {
 /// The name of a OneTime request's Job and ServiceAccount. At most 63 characters:
 /// the Job controller copies the Job's name into a label of its pods.
 pub fn job_name(namespace: &str, name: &str, uid: &str) -> String {
-    super::derived_name(name, namespace, name, uid, 63)
+    derived_name(name, namespace, name, uid, 63)
 }
 
 /// The Job of a request, by name.
@@ -97,4 +100,65 @@ pub fn job_ref(req: &ApprovalRequest) -> ObjectName {
 /// Where the job's output is.
 pub fn logs_hint(target: &ObjectName) -> String {
     format!("kubectl logs -n {} job/{}", target.namespace, target.name)
+}
+
+/// What the core needs to know of a Job, from its status: finished (the
+/// `Complete` or `Failed` condition, or the succeeded/failed counts) or not.
+pub fn observe(job: &Job, now: DateTime<Utc>) -> Option<JobObservation> {
+    let created = job
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(to_chrono)
+        .unwrap_or(now);
+    let status = job.status.clone().unwrap_or_default();
+    let condition = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t && c.status == "True")
+            .cloned()
+    };
+    let finished_at = |c: Option<&JobCondition>| {
+        c.and_then(|c| c.last_transition_time.as_ref())
+            .or(status.completion_time.as_ref())
+            .and_then(to_chrono)
+            .unwrap_or(now)
+    };
+    let progress = if let Some(c) = condition("Complete") {
+        JobProgress::Succeeded {
+            at: finished_at(Some(&c)),
+        }
+    } else if let Some(c) = condition("Failed") {
+        let message = match (c.reason.as_deref(), c.message.as_deref()) {
+            (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
+            (Some(r), _) => r.to_string(),
+            (None, Some(m)) => m.to_string(),
+            (None, None) => "the Job failed".to_string(),
+        };
+        JobProgress::Failed {
+            at: finished_at(Some(&c)),
+            message,
+            deadline_exceeded: c.reason.as_deref() == Some("DeadlineExceeded"),
+        }
+    } else if status.succeeded.unwrap_or(0) > 0 {
+        JobProgress::Succeeded {
+            at: finished_at(None),
+        }
+    } else if status.failed.unwrap_or(0) > 0 {
+        JobProgress::Failed {
+            at: finished_at(None),
+            message: format!("{} pod(s) failed", status.failed.unwrap_or(0)),
+            deadline_exceeded: false,
+        }
+    } else {
+        JobProgress::Running
+    };
+    Some(JobObservation {
+        name: job.metadata.name.clone()?,
+        uid: job.metadata.uid.clone()?,
+        created,
+        progress,
+    })
 }

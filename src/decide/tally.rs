@@ -207,3 +207,158 @@ pub fn tally(rules: &Rules, created: DateTime<Utc>, approvals: &[Approval]) -> T
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::minutes(min)
+    }
+
+    fn stage(name: &str, groups: &[&str], users: &[&str], operator: StageOperator, min: u32) -> StagePlan {
+        StagePlan {
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            operator,
+            min_approvals: min,
+        }
+    }
+
+    fn rules(stages: Vec<StagePlan>, min_approvals: u32) -> Rules {
+        Rules {
+            policy: "p".into(),
+            duration: Duration::hours(1),
+            explicit_stages: stages.len() > 1,
+            stages,
+            min_approvals,
+            force_groups: vec![],
+            allow_self_approval: false,
+            timeout: None,
+            escalation: None,
+            justification: crate::api::Justification::Optional,
+            window: None,
+            auto_approved: false,
+            max_active: None,
+            retention: Duration::hours(720),
+        }
+    }
+
+    fn by(who: &str, groups: &[&str], min: i64) -> Approval {
+        Approval {
+            reviewer: who.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            at: t(min),
+            escalated_to: None,
+        }
+    }
+
+    #[test]
+    fn an_any_stage_is_satisfied_by_its_nth_eligible_approval() {
+        let r = rules(vec![stage("default", &["sre"], &[], StageOperator::Any, 2)], 1);
+        let approvals = [
+            by("erin", &["sre"], 1),
+            by("mia", &["dev"], 2),
+            by("hank", &["sre"], 3),
+        ];
+        let tally = tally(&r, t(0), &approvals);
+        assert_eq!(tally.received, 2, "mia is not a reviewer");
+        assert_eq!(tally.stages[0].satisfied_at, Some(t(3)));
+        assert_eq!(tally.approved_at, Some(t(3)));
+        assert_eq!(tally.open_stage(), None);
+    }
+
+    #[test]
+    fn an_all_stage_needs_every_group_and_one_person_fills_one_slot() {
+        let r = rules(
+            vec![stage("default", &["sre", "security"], &[], StageOperator::All, 1)],
+            1,
+        );
+        // erin is in both groups: she fills one slot only, so security still waits.
+        let partial = [by("erin", &["sre", "security"], 1)];
+        let tally1 = tally(&r, t(0), &partial);
+        assert_eq!(tally1.approved_at, None);
+        assert_eq!(tally1.open_stage(), Some(0));
+        // A second person of either group completes it; the matching moves erin if needed.
+        let done = [by("erin", &["sre", "security"], 1), by("carol", &["sre"], 4)];
+        let tally2 = tally(&r, t(0), &done);
+        assert_eq!(tally2.approved_at, Some(t(4)));
+        let mut labels: Vec<&str> = tally2.stages[0].counted.iter().map(|(_, l)| l.as_str()).collect();
+        labels.sort();
+        assert_eq!(labels, ["security", "sre"]);
+    }
+
+    #[test]
+    fn a_later_stage_opens_when_the_earlier_is_satisfied_and_early_approvals_count_then() {
+        let r = rules(
+            vec![
+                stage("team", &["leads"], &[], StageOperator::Any, 1),
+                stage("security", &["security"], &[], StageOperator::Any, 1),
+            ],
+            1,
+        );
+        // carol (security) approves at 10:01, before the team lead at 10:05.
+        let approvals = [by("carol", &["security"], 1), by("ivan", &["leads"], 5)];
+        let tally = tally(&r, t(0), &approvals);
+        assert_eq!(tally.stages[0].satisfied_at, Some(t(5)));
+        assert_eq!(tally.stages[1].opened_at, Some(t(5)));
+        assert_eq!(
+            tally.stages[1].satisfied_at,
+            Some(t(5)),
+            "carol's approval counts when the stage opens"
+        );
+        assert_eq!(tally.approved_at, Some(t(5)));
+    }
+
+    #[test]
+    fn one_person_counts_for_one_stage_only() {
+        let r = rules(
+            vec![
+                stage("first", &["sre"], &[], StageOperator::Any, 1),
+                stage("second", &["sre"], &[], StageOperator::Any, 1),
+            ],
+            1,
+        );
+        let one = [by("erin", &["sre"], 1)];
+        assert_eq!(tally(&r, t(0), &one).approved_at, None);
+        let two = [by("erin", &["sre"], 1), by("hank", &["sre"], 2)];
+        assert_eq!(tally(&r, t(0), &two).approved_at, Some(t(2)));
+    }
+
+    #[test]
+    fn the_overall_minimum_asks_for_more_people_after_the_stages() {
+        let r = rules(
+            vec![stage("default", &["sre"], &["mia"], StageOperator::Any, 1)],
+            3,
+        );
+        let approvals = [by("erin", &["sre"], 1), by("mia", &[], 2)];
+        let tally1 = tally(&r, t(0), &approvals);
+        assert_eq!((tally1.received, tally1.approved_at), (2, None));
+        let more = [
+            by("erin", &["sre"], 1),
+            by("mia", &[], 2),
+            by("hank", &["sre"], 7),
+        ];
+        let tally2 = tally(&r, t(0), &more);
+        assert_eq!((tally2.received, tally2.approved_at), (3, Some(t(7))));
+    }
+
+    #[test]
+    fn an_escalation_reviewer_counts_for_the_stage_open_when_they_approved() {
+        let mut r = rules(vec![stage("default", &["sre"], &[], StageOperator::Any, 1)], 1);
+        r.escalation = Some((Duration::minutes(30), vec!["managers".into()]));
+        let mut boss = by("olga", &["managers"], 40);
+        assert_eq!(
+            tally(&r, t(0), std::slice::from_ref(&boss)).approved_at,
+            None,
+            "not escalated to a stage"
+        );
+        boss.escalated_to = Some(0);
+        let tally = tally(&r, t(0), &[boss]);
+        assert_eq!(tally.approved_at, Some(t(40)));
+        assert_eq!(tally.stages[0].counted[0].1, "managers");
+    }
+}

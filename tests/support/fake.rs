@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use gatehouse::{
     api::{AccessPolicy, AccessReview, ApprovalRequest},
-    controller::{metrics::Metrics, Context},
+    controller::{
+        cache::{Cache, Writers},
+        metrics::Metrics,
+        watch::load_once,
+        Context,
+    },
 };
 use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
-use kube::{
-    api::PostParams,
-    runtime::events::{Recorder, Reporter},
-    Api, Client, Resource,
-};
+use kube::{api::PostParams, Api, Client, Resource};
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
 use serde_json::{json, Value};
 
@@ -79,23 +80,52 @@ pub async fn create_policy(client: &Client, policy: &AccessPolicy) {
     api.create(&PostParams::default(), &obj).await.unwrap();
 }
 
-/// A controller context on the fake, reading the test's clock. A new one is what
-/// an operator restart starts with: no backoff state, fresh metrics.
-pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> Arc<Context> {
+/// What the operator holds in memory, filled from the fake on demand: the fake
+/// has no watch, so a test fills memory before each reconcile, as synced watches
+/// would have.
+pub struct Memory {
+    client: Client,
+    cache: Arc<Cache>,
+    writers: tokio::sync::Mutex<Writers>,
+}
+
+impl Memory {
+    /// Lists everything from the fake into memory. Not Namespaces: the fake
+    /// cannot serve a list of a cluster-scoped kind named `namespaces` (it reads
+    /// the path as a namespaced one); no test here selects namespaces by label.
+    pub async fn fill(&self) {
+        let (client, cache) = (&self.client, &self.cache);
+        let w = &mut *self.writers.lock().await;
+        load_once(client, cache, &mut w.requests).await.unwrap();
+        load_once(client, cache, &mut w.reviews).await.unwrap();
+        load_once(client, cache, &mut w.policies).await.unwrap();
+        load_once(client, cache, &mut w.role_bindings).await.unwrap();
+        load_once(client, cache, &mut w.cluster_role_bindings)
+            .await
+            .unwrap();
+        load_once(client, cache, &mut w.jobs).await.unwrap();
+        load_once(client, cache, &mut w.service_accounts).await.unwrap();
+    }
+}
+
+/// A controller context on the fake, reading the test's clock, and the memory it
+/// reads from. A new one is what an operator restart starts with: nothing in
+/// memory, no backoff state, fresh metrics.
+pub fn test_context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<Memory>) {
     let clock = clock.clone();
-    Arc::new(Context {
+    let (cache, writers) = Cache::new();
+    let ctx = Context::new(
+        client.clone(),
+        cache.clone(),
+        Arc::new(Metrics::default()),
+        Arc::new(move || *clock.lock().unwrap()),
+    );
+    let memory = Memory {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "gatehouse".into(),
-                instance: None,
-            },
-        ),
-        metrics: Arc::new(Metrics::default()),
-        failures: Default::default(),
-        clock: Arc::new(move || *clock.lock().unwrap()),
-    })
+        cache,
+        writers: tokio::sync::Mutex::new(writers),
+    };
+    (Arc::new(ctx), Arc::new(memory))
 }
 
 /// The fake API server with one policy, a clock starting at 10:00 and a
@@ -105,6 +135,8 @@ pub struct Rig {
     pub client: Client,
     pub clock: Arc<Mutex<DateTime<Utc>>>,
     pub ctx: Arc<Context>,
+    /// What the operator holds in memory: fill it before each reconcile.
+    pub memory: Arc<Memory>,
 }
 
 impl Rig {
@@ -113,17 +145,25 @@ impl Rig {
     pub async fn with_policy(policy: AccessPolicy, extra: Vec<Value>, funcs: Funcs) -> Rig {
         let client = fake_api(extra, funcs).await;
         let clock = Arc::new(Mutex::new(at("10:00")));
-        let ctx = test_context(&client, &clock);
+        let (ctx, memory) = test_context(&client, &clock);
         create_policy(&client, &policy).await;
-        Rig { client, clock, ctx }
+        Rig {
+            client,
+            clock,
+            ctx,
+            memory,
+        }
     }
 
-    /// The same API server and clock with a fresh context, as after an operator restart.
+    /// The same API server and clock seen by a restarted operator: a fresh
+    /// context, nothing in memory yet.
     pub fn restarted(&self) -> Rig {
+        let (ctx, memory) = test_context(&self.client, &self.clock);
         Rig {
             client: self.client.clone(),
             clock: self.clock.clone(),
-            ctx: test_context(&self.client, &self.clock),
+            ctx,
+            memory,
         }
     }
 

@@ -177,7 +177,10 @@ fn a_job_that_succeeds_executes_the_request_and_ends_access() {
         None,
     );
     assert_eq!(later.status.phase, Phase::Executed);
-    assert_eq!(verdict(&later, "erin-revoke").reason, "NotPending");
+    assert_eq!(
+        verdict(&later, "erin-revoke").reason,
+        reason::VerdictReason::NotPending
+    );
     assert!(!creates_job(&later) && !has_binding(&later));
 }
 

@@ -1,0 +1,148 @@
+//! The plugin's command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `kubectl gatehouse`: request, review and follow just-in-time access.
+#[derive(Parser, Debug, Clone, PartialEq)]
+#[command(
+    name = "kubectl-gatehouse",
+    bin_name = "kubectl gatehouse",
+    version,
+    about = "Request, review and follow just-in-time RBAC access (Gatehouse)"
+)]
+pub struct Cli {
+    /// Namespace of the requests (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Human-readable table.
+    #[default]
+    Table,
+    /// JSON: the objects, or a structured summary.
+    Json,
+    /// YAML: same content as JSON.
+    Yaml,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Ask for temporary access to a role (creates an ApprovalRequest).
+    Request(RequestArgs),
+    /// Approve a request (creates an AccessReview).
+    Approve(ReviewArgs),
+    /// Reject a request.
+    Reject(ReviewArgs),
+    /// End an active grant early.
+    Revoke(ReviewArgs),
+    /// Comment on a request without deciding.
+    Comment(ReviewArgs),
+    /// Withdraw your own request.
+    Cancel(CancelArgs),
+    /// Requests you can review now.
+    Pending(ListArgs),
+    /// Your own requests.
+    List(ListArgs),
+    /// Phase, stages, approvals, time left and decision history of a request.
+    Status {
+        /// Name of the ApprovalRequest.
+        name: String,
+    },
+}
+
+/// Arguments of `request`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct RequestArgs {
+    /// Name of the role.
+    pub role: String,
+    /// Kind of the role.
+    #[arg(long, value_enum, default_value_t = KindArg::ClusterRole)]
+    pub kind: KindArg,
+    /// Grant cluster-wide (a ClusterRoleBinding; ClusterRole only).
+    #[arg(long)]
+    pub cluster: bool,
+    /// How long access should last (Go duration: 30m, 1h30m); the policy caps it.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Why you need access.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// AccessPolicy to request under (default: the one that matches).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Grant the access to someone else, if the policy lists them in `grantees`:
+    /// `user:NAME`, `group:NAME` or `serviceaccount:[NAMESPACE/]NAME` (default: you).
+    #[arg(long, value_name = "KIND:NAME")]
+    pub subject: Option<String>,
+    /// Name of the ApprovalRequest (default: USER-ROLE-xxxxx).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Wait until access is granted or the request ends.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (Go duration; default: wait forever).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// A OneTime request: run this image once with the role, instead of access for
+    /// you. The command follows `--`: `--run IMAGE -- COMMAND ARG...`.
+    #[arg(long, value_name = "IMAGE")]
+    pub run: Option<String>,
+    /// With --run: an environment variable of the job, NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE", requires = "run")]
+    pub env: Vec<String>,
+    /// With --run: the job's command and arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Kind of role, as typed on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindArg {
+    /// A ClusterRole.
+    #[value(name = "ClusterRole", alias = "clusterrole")]
+    ClusterRole,
+    /// A Role in the request's namespace.
+    #[value(name = "Role", alias = "role")]
+    Role,
+}
+
+/// Arguments of `approve`, `reject`, `revoke` and `comment`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ReviewArgs {
+    /// Name of the ApprovalRequest.
+    pub name: String,
+    /// Comment recorded with the review (required for reject/revoke by some policies).
+    #[arg(long, short = 'm')]
+    pub comment: Option<String>,
+    /// How long to wait for the operator's verdict (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+}
+
+/// Arguments of `cancel`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct CancelArgs {
+    /// Name of the ApprovalRequest.
+    pub name: String,
+    /// How long to wait for the operator's verdict (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+}
+
+/// Arguments of `pending` and `list`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct ListArgs {
+    /// Look in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}

@@ -1,0 +1,72 @@
+//! Kubernetes Events on requests, published off the reconcile path: a reconcile
+//! queues its Event and moves on, so granting and revoking never wait for the
+//! events API. The queue is bounded; when it is full an Event is dropped and
+//! counted (`gatehouse_events_dropped_total`), never the reconcile slowed.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::{
+    runtime::events::{Event, EventType, Recorder, Reporter},
+    Client, Resource,
+};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::metrics::Metrics;
+use crate::api::ApprovalRequest;
+
+/// Events waiting to be published at most.
+const QUEUE: usize = 4096;
+/// Events published at once.
+const PARALLEL: usize = 8;
+
+/// The publishing queue.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::Sender<(ObjectReference, Event)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    /// Starts the publisher; it stops once every handle is dropped.
+    pub fn start(client: Client, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: "gatehouse".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(client, reporter);
+        let (tx, rx) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
+        let queue = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+        tokio::spawn(
+            queue
+                .map(move |(reference, event)| {
+                    let recorder = recorder.clone();
+                    async move {
+                        // Events are informational: a failure is logged, nothing else.
+                        if let Err(e) = recorder.publish(&event, &reference).await {
+                            warn!(object = ?reference.name, error = %e, "could not publish event");
+                        }
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .for_each(|()| async {}),
+        );
+        Events { tx, metrics }
+    }
+
+    /// Queues an Event on the request.
+    pub fn publish(&self, req: &ApprovalRequest, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if self.tx.try_send((req.object_ref(&()), event)).is_err() {
+            self.metrics.events_dropped.inc();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The safety net: bindings the operator manages that must not exist any more,
+//! whatever happened to their requests. Runs at start-up and on a timer, from
+//! memory, so grants end even when the operator was down at the deadline, a
+//! request vanished without its finalizer, or garbage collection is not running.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+use tracing::info;
+
+use super::{cache::Cache, grant, metrics::Metrics, Error};
+use crate::{
+    api::{BindingKind, Phase},
+    labels::{EXPIRES_AT, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
+};
+
+/// Whether a managed binding must go: past its expiry annotation (a missing or
+/// unreadable one counts as expired: fail closed), or its request is gone.
+fn must_go(cache: &Cache, meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
+    let expired = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(EXPIRES_AT))
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .is_none_or(|t| t.with_timezone(&Utc) <= now);
+    expired || !request_exists(cache, meta)
+}
+
+fn request_exists(cache: &Cache, meta: &ObjectMeta) -> bool {
+    let labels = meta.labels.clone().unwrap_or_default();
+    let (Some(ns), Some(name)) = (labels.get(REQUEST_NAMESPACE), labels.get(REQUEST_NAME)) else {
+        return false;
+    };
+    match cache.request(ns, name) {
+        Some(r) => labels
+            .get(REQUEST_UID)
+            .is_none_or(|uid| r.uid().as_deref() == Some(uid.as_str())),
+        // A name longer than a label holds cannot be looked up: leave it to expiry.
+        None => name.len() >= 63,
+    }
+}
+
+/// Deletes every managed binding in memory that must go; returns how many.
+/// Does nothing before memory is complete: an incomplete list of requests would
+/// make live grants look orphaned.
+pub async fn sweep(client: &kube::Client, cache: &Cache, now: DateTime<Utc>) -> Result<usize, Error> {
+    if !cache.health.synced() {
+        return Ok(0);
+    }
+    let mut doomed = Vec::new();
+    for rb in cache.role_bindings.state() {
+        if must_go(cache, &rb.metadata, now) {
+            doomed.push(grant::binding_ref_of(rb.as_ref(), BindingKind::RoleBinding));
+        }
+    }
+    for crb in cache.cluster_role_bindings.state() {
+        if must_go(cache, &crb.metadata, now) {
+            doomed.push(grant::binding_ref_of(
+                crb.as_ref(),
+                BindingKind::ClusterRoleBinding,
+            ));
+        }
+    }
+    let mut removed = 0;
+    for target in doomed {
+        if grant::delete_binding(client, &target).await? {
+            info!(binding = %target.name, namespace = ?target.namespace, "sweep removed an expired or orphaned binding");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Refreshes the gauges of requests by phase and live grants, from memory.
+pub fn refresh_gauges(cache: &Cache, metrics: &Metrics) {
+    metrics.requests.clear();
+    for r in cache.requests.state() {
+        let phase = r.status.as_ref().map(|s| s.phase).unwrap_or(Phase::Pending);
+        metrics
+            .requests
+            .get_or_create(&super::metrics::PhaseLabel {
+                phase: phase.as_str().into(),
+            })
+            .inc();
+    }
+    let grants = cache.role_bindings.state().len() + cache.cluster_role_bindings.state().len();
+    metrics
+        .active_grants
+        .set(i64::try_from(grants).unwrap_or(i64::MAX));
+}

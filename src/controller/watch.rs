@@ -1,0 +1,408 @@
+//! The watch loops that keep the [`Cache`] filled: one per kind, each with its
+//! own bounded back-off, so a failing watch of one kind never holds up another.
+//!
+//! A loop lists the kind (in pages), then watches from the list's resource
+//! version with bookmarks and a short server-side timeout, and starts over with
+//! a fresh list after any error: an expired resource version (410 Gone), a
+//! dropped connection, an API server restart, a partition. Every network call
+//! has a deadline, so a loop never hangs on a dead connection; every turn is
+//! recorded in [`Health`](super::health::Health), which is what `/healthz` and
+//! `/readyz` answer from. Each change (and, after a re-list, each difference
+//! from what was in memory) wakes the requests it concerns.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::{Stream, StreamExt};
+use kube::{
+    api::{Api, ListParams, WatchEvent, WatchParams},
+    runtime::{
+        reflector::{store::Writer, ObjectRef},
+        watcher::Event,
+    },
+    Client, Resource, ResourceExt,
+};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{
+    cache::{selector, Cache, Cached, Change},
+    metrics::Metrics,
+};
+use crate::api::ApprovalRequest;
+
+/// Timing of the watch loops.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    /// Server-side timeout of one watch call; the loop re-watches after it. Short,
+    /// so a silently dead connection is noticed within about this long.
+    pub watch_timeout: Duration,
+    /// Deadline of each list page and of opening a watch.
+    pub request_timeout: Duration,
+    /// First delay after a failure; doubled after each further failure.
+    pub backoff_min: Duration,
+    /// Longest delay between two attempts.
+    pub backoff_max: Duration,
+    /// Objects per list page.
+    pub page_size: u32,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            watch_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            page_size: 500,
+        }
+    }
+}
+
+/// Why a list or watch ended; the loop starts over after any of them.
+#[derive(Debug, Error)]
+pub enum WatchError {
+    /// The API call failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    /// The API server answered nothing before the deadline.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The watch reported an error (410 Gone: the resource version expired).
+    #[error("watch error {code}: {message}")]
+    Watch {
+        /// HTTP status code.
+        code: u16,
+        /// The API server's message.
+        message: String,
+    },
+}
+
+/// Where watch loops send the requests to reconcile: to the running controller,
+/// if this replica leads; nowhere otherwise.
+#[derive(Default)]
+pub struct Triggers {
+    to: Mutex<Option<mpsc::UnboundedSender<ObjectRef<ApprovalRequest>>>>,
+}
+
+impl Triggers {
+    /// Sends the requests to the controller, if one runs.
+    pub fn wake(&self, refs: Vec<ObjectRef<ApprovalRequest>>) {
+        if refs.is_empty() {
+            return;
+        }
+        if let Ok(to) = self.to.lock() {
+            if let Some(tx) = to.as_ref() {
+                for r in refs {
+                    let _ = tx.send(r);
+                }
+            }
+        }
+    }
+
+    /// A controller starts: from now on it receives every trigger.
+    pub fn connect(&self) -> mpsc::UnboundedReceiver<ObjectRef<ApprovalRequest>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut to) = self.to.lock() {
+            *to = Some(tx);
+        }
+        rx
+    }
+
+    /// The controller stopped.
+    pub fn disconnect(&self) {
+        if let Ok(mut to) = self.to.lock() {
+            *to = None;
+        }
+    }
+}
+
+/// Delay before the next attempt: doubling from the minimum, capped.
+struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    fn new(s: &WatchSettings) -> Self {
+        Backoff {
+            next: s.backoff_min,
+            min: s.backoff_min,
+            max: s.backoff_max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Everything one loop needs.
+pub struct Loop<K: Cached> {
+    api: Api<K>,
+    cache: Arc<Cache>,
+    writer: Writer<K>,
+    triggers: Arc<Triggers>,
+    metrics: Arc<Metrics>,
+    settings: WatchSettings,
+}
+
+impl<K: Cached> Loop<K> {
+    /// A loop over every object of the kind (or every managed one) in the cluster.
+    pub fn new(
+        client: Client,
+        cache: Arc<Cache>,
+        writer: Writer<K>,
+        triggers: Arc<Triggers>,
+        metrics: Arc<Metrics>,
+        settings: WatchSettings,
+    ) -> Self {
+        cache.health.register(K::RESOURCE);
+        Loop {
+            api: Api::all_with(client, &()),
+            cache,
+            writer,
+            triggers,
+            metrics,
+            settings,
+        }
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::new(&self.settings);
+        loop {
+            self.cache.health.turned(K::RESOURCE, Instant::now());
+            let error = self.list_and_watch(&mut backoff).await;
+            warn!(kind = K::RESOURCE, error = %error, "watch failed; listing again");
+            self.cache
+                .health
+                .failed(K::RESOURCE, Instant::now(), error.to_string());
+            self.metrics.watch_restarted(K::RESOURCE);
+            tokio::time::sleep(backoff.next()).await;
+        }
+    }
+
+    /// One cycle: list everything into memory, then follow the watch until it fails.
+    async fn list_and_watch(&mut self, backoff: &mut Backoff) -> WatchError {
+        let (objects, version) = match list(&self.api, &self.settings).await {
+            Ok(listed) => listed,
+            Err(e) => return e,
+        };
+        let count = objects.len();
+        self.replace_all(objects);
+        self.cache.health.alive(K::RESOURCE, Instant::now(), true);
+        self.metrics.listed(K::RESOURCE);
+        debug!(kind = K::RESOURCE, objects = count, "listed");
+        let mut version = version;
+        let mut since = Instant::now();
+        loop {
+            let stream = match self.open_watch(&version).await {
+                Ok(s) => s,
+                Err(e) => return e,
+            };
+            self.cache.health.turned(K::RESOURCE, Instant::now());
+            let mut stream = std::pin::pin!(stream);
+            let idle = self.settings.watch_timeout + self.settings.request_timeout;
+            loop {
+                let item = match tokio::time::timeout(idle, stream.next()).await {
+                    Err(_) => return WatchError::Timeout(idle),
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => return WatchError::Api(e),
+                    Ok(Some(Ok(item))) => item,
+                };
+                match item {
+                    WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
+                        version = obj.resource_version().unwrap_or(version);
+                        self.upsert(obj);
+                    }
+                    WatchEvent::Deleted(obj) => {
+                        version = obj.resource_version().unwrap_or(version);
+                        self.remove(obj);
+                    }
+                    WatchEvent::Bookmark(b) => version = b.metadata.resource_version,
+                    WatchEvent::Error(e) => {
+                        return WatchError::Watch {
+                            code: e.code,
+                            message: e.message,
+                        }
+                    }
+                }
+                self.cache.health.alive(K::RESOURCE, Instant::now(), false);
+                // A watch that has worked for a while earns a fresh back-off.
+                if since.elapsed() >= Duration::from_secs(10) {
+                    backoff.reset();
+                    since = Instant::now();
+                }
+            }
+            // The server closed the watch at its timeout: watch again from where we are.
+            self.cache.health.alive(K::RESOURCE, Instant::now(), false);
+        }
+    }
+
+    async fn open_watch(
+        &self,
+        version: &str,
+    ) -> Result<impl Stream<Item = kube::Result<WatchEvent<K>>> + use<K>, WatchError> {
+        let secs = u32::try_from(self.settings.watch_timeout.as_secs()).unwrap_or(60);
+        let mut params = WatchParams::default().timeout(secs);
+        if let Some(sel) = selector::<K>() {
+            params = params.labels(&sel);
+        }
+        let api = self.api.clone();
+        let version = version.to_string();
+        tokio::time::timeout(self.settings.request_timeout, async move {
+            api.watch(&params, &version).await
+        })
+        .await
+        .map_err(|_| WatchError::Timeout(self.settings.request_timeout))?
+        .map(|s| s.map(|e| e.map(|e| strip_event(e))))
+        .map_err(WatchError::Api)
+    }
+
+    fn replace_all(&mut self, objects: Vec<K>) {
+        replace_all(&self.cache, &mut self.writer, &self.triggers, objects);
+    }
+
+    fn upsert(&mut self, obj: K) {
+        K::index(&self.cache, Change::Upsert(&obj));
+        let wake = obj.wakes(&self.cache);
+        self.writer.apply_watcher_event(&Event::Apply(obj));
+        self.triggers.wake(wake);
+    }
+
+    fn remove(&mut self, obj: K) {
+        K::index(&self.cache, Change::Remove(&obj));
+        let wake = obj.wakes(&self.cache);
+        self.writer.apply_watcher_event(&Event::Delete(obj));
+        self.triggers.wake(wake);
+    }
+}
+
+/// managedFields are large and never read: not kept in memory.
+fn strip<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
+}
+
+fn strip_event<K: Resource>(e: WatchEvent<K>) -> WatchEvent<K> {
+    match e {
+        WatchEvent::Added(o) => WatchEvent::Added(strip(o)),
+        WatchEvent::Modified(o) => WatchEvent::Modified(strip(o)),
+        WatchEvent::Deleted(o) => WatchEvent::Deleted(strip(o)),
+        other => other,
+    }
+}
+
+/// Lists every object of the kind (or every managed one), page by page.
+async fn list<K: Cached>(api: &Api<K>, settings: &WatchSettings) -> Result<(Vec<K>, String), WatchError> {
+    let mut objects = Vec::new();
+    let mut params = ListParams::default().limit(settings.page_size);
+    if let Some(sel) = selector::<K>() {
+        params = params.labels(&sel);
+    }
+    loop {
+        let page = tokio::time::timeout(settings.request_timeout, api.list(&params))
+            .await
+            .map_err(|_| WatchError::Timeout(settings.request_timeout))??;
+        let token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
+        let version = page.metadata.resource_version.clone().unwrap_or_default();
+        objects.extend(page.items.into_iter().map(strip));
+        match token {
+            Some(t) => params = params.continue_token(&t),
+            None => return Ok((objects, version)),
+        }
+    }
+}
+
+/// Puts a full list in memory; wakes the requests whose objects are new,
+/// changed or gone compared to what memory held.
+fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, triggers: &Triggers, objects: Vec<K>) {
+    let store = K::store(cache);
+    let mut wake = Vec::new();
+    let mut seen = HashSet::new();
+    for obj in &objects {
+        let key = ObjectRef::from_obj(obj);
+        let same = store
+            .get(&key)
+            .is_some_and(|old| old.resource_version() == obj.resource_version());
+        if !same {
+            wake.extend(obj.wakes(cache));
+        }
+        seen.insert(key);
+    }
+    for old in store.state() {
+        if !seen.contains(&ObjectRef::from_obj(old.as_ref())) {
+            wake.extend(old.wakes(cache));
+        }
+    }
+    K::index(cache, Change::Rebuild(&objects));
+    writer.apply_watcher_event(&Event::Init);
+    for obj in objects {
+        writer.apply_watcher_event(&Event::InitApply(obj));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    if !wake.is_empty() {
+        debug!(
+            kind = K::RESOURCE,
+            requests = wake.len(),
+            "list changed what was in memory"
+        );
+    }
+    triggers.wake(wake);
+}
+
+/// Fills one kind of the cache once from the API, without watching: what a
+/// synced watch would hold. For tests (the in-process fake API has no watch).
+pub async fn load_once<K: Cached>(
+    client: &Client,
+    cache: &Cache,
+    writer: &mut Writer<K>,
+) -> Result<(), WatchError> {
+    let api: Api<K> = Api::all_with(client.clone(), &());
+    let (objects, _) = list(&api, &WatchSettings::default()).await?;
+    replace_all(cache, writer, &Triggers::default(), objects);
+    cache.health.alive(K::RESOURCE, Instant::now(), true);
+    Ok(())
+}
+
+impl super::cache::Writers {
+    /// Starts one watch loop per kind; they run until their tasks are aborted.
+    pub fn spawn(
+        self,
+        client: &Client,
+        cache: &Arc<Cache>,
+        triggers: &Arc<Triggers>,
+        metrics: &Arc<Metrics>,
+        settings: WatchSettings,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        macro_rules! start {
+            ($($field:ident),+) => {
+                vec![$(tokio::spawn(
+                    Loop::new(client.clone(), cache.clone(), self.$field, triggers.clone(), metrics.clone(), settings).run(),
+                )),+]
+            };
+        }
+        start!(
+            requests,
+            reviews,
+            policies,
+            namespaces,
+            role_bindings,
+            cluster_role_bindings,
+            jobs,
+            service_accounts
+        )
+    }
+}

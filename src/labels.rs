@@ -1,0 +1,45 @@
+//! The labels, annotations and field manager Gatehouse puts on what it writes.
+//! The operator writes them; the sweep, `simulate` and the plugin read them.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::ApprovalRequest;
+
+/// Field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "gatehouse";
+/// Label on every object the operator manages (bindings, ServiceAccounts, Jobs).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "gatehouse");
+/// Label: namespace of the request an object belongs to.
+pub const REQUEST_NAMESPACE: &str = "gatehouse.dev/request-namespace";
+/// Label: name of the request an object belongs to (cut to 63 characters).
+pub const REQUEST_NAME: &str = "gatehouse.dev/request-name";
+/// Label: uid of the request an object belongs to.
+pub const REQUEST_UID: &str = "gatehouse.dev/request-uid";
+/// Annotation: the instant a binding must be gone at the latest (RFC 3339).
+pub const EXPIRES_AT: &str = "gatehouse.dev/expires-at";
+
+/// Label selector of every managed object.
+pub fn managed_selector() -> String {
+    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+/// The labels of an object that belongs to the request.
+pub fn request_labels(req: &ApprovalRequest) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (REQUEST_NAMESPACE.to_string(), req.namespace().unwrap_or_default()),
+        (REQUEST_NAME.to_string(), label_value(&req.name_any())),
+        (REQUEST_UID.to_string(), req.uid().unwrap_or_default()),
+    ])
+}
+
+/// Label values are limited to 63 characters and must end alphanumeric; names can be longer.
+pub fn label_value(v: &str) -> String {
+    v.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.', '_'])
+        .to_string()
+}
