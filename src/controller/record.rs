@@ -40,11 +40,21 @@ pub async fn record_reviews(
         {
             continue;
         }
-        let status = AccessReviewStatus {
+        // The verdict without its time: what decides whether it changed.
+        let verdict = AccessReviewStatus {
             accepted: Some(v.accepted),
             reason: Some(v.reason.as_str().to_string()),
             message: Some(v.message.clone()),
+            observed_at: None,
+        };
+        let key = format!("{ns}/{}", v.review);
+        let version = review.resource_version().unwrap_or_default();
+        if ctx.written_verdict.already(&key, &version, &verdict) {
+            continue;
+        }
+        let status = AccessReviewStatus {
             observed_at: Some(now),
+            ..verdict.clone()
         };
         let patch = json!({"status": status});
         match api
@@ -52,7 +62,7 @@ pub async fn record_reviews(
             .await
         {
             Err(e) if !owned::is_status(&e, 404) => return Err(Error::Kube(e)),
-            _ => {}
+            _ => ctx.written_verdict.wrote(key, version, verdict),
         }
     }
     Ok(())
@@ -69,6 +79,12 @@ pub async fn record_status(
         debug!(request = %req.name_any(), "status unchanged");
         return Ok(());
     }
+    let key = decide::naming::request_key(req);
+    let version = req.resource_version().unwrap_or_default();
+    if ctx.written_status.already(&key, &version, &ev.status) {
+        debug!(request = %req.name_any(), "status already written; memory is catching up");
+        return Ok(());
+    }
     // Replace, not merge: fields that disappear (eligibleReviewers after approval)
     // must disappear; the resourceVersion makes a stale write fail and retry.
     let mut updated = req.clone();
@@ -76,6 +92,7 @@ pub async fn record_status(
     api.replace_status(&req.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
+    ctx.written_status.wrote(key, version, ev.status.clone());
     let before = req.status.as_ref().map(|s| s.phase);
     if before != Some(ev.status.phase) {
         announce(req, ctx, before, ev);

@@ -317,12 +317,7 @@ impl Operator {
             self.metrics.clone(),
             Arc::new(chrono::Utc::now),
         ));
-        let sweeper = tokio::spawn(sweep_loop(
-            self.client.clone(),
-            self.cache.clone(),
-            self.metrics.clone(),
-            self.sweep_every,
-        ));
+        let sweeper = tokio::spawn(sweep_loop(self.client.clone(), ctx.clone(), self.sweep_every));
         let queue =
             futures::stream::unfold(triggers, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let probes = futures::stream::unfold((), |()| async {
@@ -359,11 +354,21 @@ impl Operator {
     }
 }
 
-async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, every: StdDuration) {
+async fn sweep_loop(client: Client, ctx: Arc<Context>, every: StdDuration) {
+    let (cache, metrics) = (&ctx.cache, &ctx.metrics);
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        match sweep::sweep(&client, &cache, chrono::Utc::now()).await {
+        // Notes of writes to objects that are gone are not needed any more.
+        ctx.written_status.retain(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| cache.request(ns, name).is_some())
+        });
+        ctx.written_verdict.retain(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| cache.reviews.get(&ObjectRef::new(name).within(ns)).is_some())
+        });
+        match sweep::sweep(&client, cache, chrono::Utc::now()).await {
             Ok(n) => {
                 metrics.swept.inc_by(n as u64);
                 if n > 0 {
@@ -372,6 +377,6 @@ async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, ev
             }
             Err(e) => warn!(error = %e, "sweep failed; will retry"),
         }
-        sweep::refresh_gauges(&cache, &metrics);
+        sweep::refresh_gauges(cache, metrics);
     }
 }
