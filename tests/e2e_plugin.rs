@@ -51,7 +51,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 }
@@ -66,7 +69,10 @@ fn kubectl(kubeconfig: &str, args: &[&str], objects: Option<&[Value]>) -> tools:
 /// The chart's cluster-wide objects and RBAC, rendered against this cluster (so the
 /// MutatingAdmissionPolicies come with it when it serves them), applied server-side.
 fn install_chart_objects(kubeconfig: &str) {
-    let rendered = tools::chart_objects(OPERATOR_NS, &["--dry-run=server", "--kubeconfig", kubeconfig]);
+    let rendered = tools::chart_objects(
+        OPERATOR_NS,
+        &["--dry-run=server", "--take-ownership", "--kubeconfig", kubeconfig],
+    );
     let wanted = [
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
@@ -91,13 +97,26 @@ fn install_chart_objects(kubeconfig: &str) {
     assert!(ns.ok || ns.stderr.contains("AlreadyExists"), "{}", ns.stderr);
     let out = kubectl(
         kubeconfig,
-        &["apply", "--server-side", "--force-conflicts", "--field-manager=gatehouse-e2e-plugin", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=gatehouse-e2e-plugin",
+            "-f",
+            "-",
+        ],
         Some(&objects),
     );
     assert!(out.ok, "applying the chart's objects: {}", out.stderr);
     let out = kubectl(
         kubeconfig,
-        &["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
         None,
     );
     assert!(out.ok, "{}", out.stderr);
@@ -115,7 +134,10 @@ fn operator_kubeconfig(admin: &str) -> PathBuf {
             ]);
         }
     }
-    let path = std::env::temp_dir().join(format!("gatehouse-e2e-plugin-{}-operator.kubeconfig", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "gatehouse-e2e-plugin-{}-operator.kubeconfig",
+        std::process::id()
+    ));
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
 }
@@ -171,7 +193,10 @@ fn plugin(kubeconfig: &str, args: &[&str]) -> Ran {
 
 /// PATH with the plugin, its completion helper, kubectl and helm first.
 fn path_with_tools() -> String {
-    let bins = Path::new(env!("CARGO_BIN_EXE_kubectl-gatehouse")).parent().unwrap().to_owned();
+    let bins = Path::new(env!("CARGO_BIN_EXE_kubectl-gatehouse"))
+        .parent()
+        .unwrap()
+        .to_owned();
     format!(
         "{}:{}:{}",
         bins.display(),
@@ -196,15 +221,19 @@ impl Scene {
 
     async fn phase_becomes(&self, name: &str, phase: Phase) -> ApprovalRequest {
         let api: Api<ApprovalRequest> = Api::namespaced(self.admin.clone(), &self.ns);
-        eventually(&format!("{name} to become {phase}"), StdDuration::from_secs(20), || {
-            let api = api.clone();
-            async move {
-                api.get(name)
-                    .await
-                    .ok()
-                    .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == phase))
-            }
-        })
+        eventually(
+            &format!("{name} to become {phase}"),
+            StdDuration::from_secs(20),
+            || {
+                let api = api.clone();
+                async move {
+                    api.get(name)
+                        .await
+                        .ok()
+                        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == phase))
+                }
+            },
+        )
         .await
     }
 
@@ -249,9 +278,12 @@ async fn the_plugin_on_a_real_api_server() {
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let admin = Client::try_from(
-        Config::from_custom_kubeconfig(Kubeconfig::read_from(&kubeconfig).unwrap(), &KubeConfigOptions::default())
-            .await
-            .unwrap(),
+        Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap(),
     )
     .unwrap();
     install_chart_objects(&kubeconfig);
@@ -277,7 +309,11 @@ async fn the_plugin_on_a_real_api_server() {
             .delete(ns, &DeleteParams::default())
             .await;
     }
-    let _ = kubectl(&kubeconfig, &["delete", "accesspolicy", &format!("gh-e2e-plugin-{run}")], None);
+    let _ = kubectl(
+        &kubeconfig,
+        &["delete", "accesspolicy", &format!("gh-e2e-plugin-{run}")],
+        None,
+    );
 }
 
 /// Two namespaces; in the first, developers may request and sre review (RoleBindings
@@ -312,7 +348,20 @@ async fn switching_users(scene: &Scene) {
     let (kc, ns) = (scene.kubeconfig.as_str(), scene.ns.as_str());
     let ran = plugin(
         kc,
-        &["--context", "alice", "request", "view", "-n", ns, "--for", "1h", "--reason", "e2e", "--name", "alice-ctx"],
+        &[
+            "--context",
+            "alice",
+            "request",
+            "view",
+            "-n",
+            ns,
+            "--for",
+            "1h",
+            "--reason",
+            "e2e",
+            "--name",
+            "alice-ctx",
+        ],
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let req = scene.request("alice-ctx").await;
@@ -321,11 +370,31 @@ async fn switching_users(scene: &Scene) {
     scene.phase_becomes("alice-ctx", Phase::Pending).await;
 
     let ran = plugin(kc, &["--context", "bob", "pending", "-n", ns]);
-    assert!(ran.code == 0 && ran.stdout.contains("alice-ctx"), "{}", ran.stdout);
+    assert!(
+        ran.code == 0 && ran.stdout.contains("alice-ctx"),
+        "{}",
+        ran.stdout
+    );
     // --user swaps only the credentials: alice's context with bob's token is bob.
     let ran = plugin(kc, &["--context", "alice", "--user", "bob", "pending", "-n", ns]);
-    assert!(ran.code == 0 && ran.stdout.contains("alice-ctx"), "{}", ran.stdout);
-    let ran = plugin(kc, &["approve", "alice-ctx", "--context", "bob", "-n", ns, "--comment", "ok"]);
+    assert!(
+        ran.code == 0 && ran.stdout.contains("alice-ctx"),
+        "{}",
+        ran.stdout
+    );
+    let ran = plugin(
+        kc,
+        &[
+            "approve",
+            "alice-ctx",
+            "--context",
+            "bob",
+            "-n",
+            ns,
+            "--comment",
+            "ok",
+        ],
+    );
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     assert!(ran.stdout.contains("Accepted by the operator"), "{}", ran.stdout);
     scene.phase_becomes("alice-ctx", Phase::Active).await;
@@ -333,14 +402,39 @@ async fn switching_users(scene: &Scene) {
     // The admin's own context, impersonating: dave asks, erin approves.
     let ran = plugin(
         kc,
-        &["request", "view", "-n", ns, "--reason", "e2e", "--name", "dave-as", "--as", "dave", "--as-group", "developers"],
+        &[
+            "request",
+            "view",
+            "-n",
+            ns,
+            "--reason",
+            "e2e",
+            "--name",
+            "dave-as",
+            "--as",
+            "dave",
+            "--as-group",
+            "developers",
+        ],
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let req = scene.request("dave-as").await;
     assert_eq!(req.spec.requester.username, "dave");
     assert!(req.spec.requester.groups.contains(&"developers".to_string()));
     scene.phase_becomes("dave-as", Phase::Pending).await;
-    let ran = plugin(kc, &["approve", "dave-as", "-n", ns, "--as", "erin", "--as-group", "sre"]);
+    let ran = plugin(
+        kc,
+        &[
+            "approve",
+            "dave-as",
+            "-n",
+            ns,
+            "--as",
+            "erin",
+            "--as-group",
+            "sre",
+        ],
+    );
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     let active = scene.phase_becomes("dave-as", Phase::Active).await;
     let decisions = active.status.unwrap().decisions;
@@ -355,7 +449,10 @@ async fn switching_users(scene: &Scene) {
 
 /// bob has no role in the other namespace: one line, his name, the role to ask for.
 fn a_refusal_is_one_line(scene: &Scene, elsewhere: &str) {
-    let ran = plugin(&scene.kubeconfig, &["--context", "bob", "pending", "-n", elsewhere]);
+    let ran = plugin(
+        &scene.kubeconfig,
+        &["--context", "bob", "pending", "-n", elsewhere],
+    );
     assert_eq!(ran.code, 1);
     assert_eq!(
         ran.stderr,
@@ -366,7 +463,16 @@ fn a_refusal_is_one_line(scene: &Scene, elsewhere: &str) {
     );
     let ran = plugin(
         &scene.kubeconfig,
-        &["--context", "alice", "request", "view", "-n", elsewhere, "--for", "1h"],
+        &[
+            "--context",
+            "alice",
+            "request",
+            "view",
+            "-n",
+            elsewhere,
+            "--for",
+            "1h",
+        ],
     );
     assert_eq!(ran.code, 1);
     assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
@@ -382,11 +488,33 @@ fn a_refusal_is_one_line(scene: &Scene, elsewhere: &str) {
 fn kubectl_completes_through_the_helper(scene: &Scene) {
     let ran = plugin(
         &scene.kubeconfig,
-        &["request", "view", "-n", &scene.ns, "--reason", "e2e", "--name", "carol-pending", "--as", "carol", "--as-group", "developers"],
+        &[
+            "request",
+            "view",
+            "-n",
+            &scene.ns,
+            "--reason",
+            "e2e",
+            "--name",
+            "carol-pending",
+            "--as",
+            "carol",
+            "--as-group",
+            "developers",
+        ],
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let out = Command::new(tools::bin_dir().join("kubectl"))
-        .args(["__complete", "gatehouse", "--context", "bob", "-n", &scene.ns, "approve", ""])
+        .args([
+            "__complete",
+            "gatehouse",
+            "--context",
+            "bob",
+            "-n",
+            &scene.ns,
+            "approve",
+            "",
+        ])
         .env("KUBECONFIG", &scene.kubeconfig)
         .env("PATH", path_with_tools())
         .output()
@@ -408,7 +536,18 @@ fn kubectl_completes_through_the_helper(scene: &Scene) {
 async fn wait_returns_right_after_the_grant(scene: &Scene) {
     let (kc, ns) = (scene.kubeconfig.as_str(), scene.ns.as_str());
     let mut waiting = Command::new(env!("CARGO_BIN_EXE_kubectl-gatehouse"))
-        .args(["--context", "alice", "request", "view", "-n", ns, "--for", "1h", "--reason", "e2e"])
+        .args([
+            "--context",
+            "alice",
+            "request",
+            "view",
+            "-n",
+            ns,
+            "--for",
+            "1h",
+            "--reason",
+            "e2e",
+        ])
         .args(["--name", "alice-wait", "--wait", "--timeout", "60s"])
         .env("KUBECONFIG", kc)
         .stdout(Stdio::piped())
@@ -423,10 +562,17 @@ async fn wait_returns_right_after_the_grant(scene: &Scene) {
     let mut granted: Option<(Instant, chrono::DateTime<Utc>)> = None;
     let mut done: Option<(Instant, chrono::DateTime<Utc>)> = None;
     while granted.is_none() || done.is_none() {
-        assert!(started.elapsed() < StdDuration::from_secs(30), "no grant, or the plugin did not return");
+        assert!(
+            started.elapsed() < StdDuration::from_secs(30),
+            "no grant, or the plugin did not return"
+        );
         if granted.is_none() {
             let r = api.get("alice-wait").await.unwrap();
-            if let Some(at) = r.status.filter(|s| s.phase == Phase::Active).and_then(|s| s.grant?.granted_at) {
+            if let Some(at) = r
+                .status
+                .filter(|s| s.phase == Phase::Active)
+                .and_then(|s| s.grant?.granted_at)
+            {
                 granted = Some((Instant::now(), at));
             }
         }
@@ -444,10 +590,21 @@ async fn wait_returns_right_after_the_grant(scene: &Scene) {
         "e2e: request --wait returned {} ms after the admin saw the grant, {since_binding} ms after grantedAt",
         lag.as_millis()
     );
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Access granted: ClusterRole/view"), "{stdout}");
-    assert!(lag < StdDuration::from_secs(1), "--wait returned {lag:?} after the grant");
-    assert!(since_binding < 1000, "--wait returned {since_binding} ms after grantedAt");
+    assert!(
+        lag < StdDuration::from_secs(1),
+        "--wait returned {lag:?} after the grant"
+    );
+    assert!(
+        since_binding < 1000,
+        "--wait returned {since_binding} ms after grantedAt"
+    );
 }
 
 /// The `sh` blocks of README.md's "A first request, step by step", in order.
@@ -471,8 +628,21 @@ fn readme_quick_start() -> String {
 /// fixed names would trip over.
 fn clean_quick_start(kubeconfig: &str) {
     for args in [
-        &["delete", "namespace", "team", "--ignore-not-found", "--wait=true", "--timeout=60s"][..],
-        &["delete", "clusterrolebinding", "developers-request", "sre-review", "--ignore-not-found"],
+        &[
+            "delete",
+            "namespace",
+            "team",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+        ][..],
+        &[
+            "delete",
+            "clusterrolebinding",
+            "developers-request",
+            "sre-review",
+            "--ignore-not-found",
+        ],
         &["delete", "accesspolicy", "team-view", "--ignore-not-found"],
     ] {
         let out = kubectl(kubeconfig, args, None);
@@ -499,25 +669,37 @@ async fn the_readme_quick_start_runs_as_written(kubeconfig: &str) {
     // `kubectl auth can-i` answered yes while granted, then no.
     let answers: Vec<&str> = stdout.lines().filter(|l| *l == "yes" || *l == "no").collect();
     assert_eq!(answers, ["yes", "no"], "{stdout}");
-    assert!(stdout.contains("alice-view-2"), "pending shows the plugin's request:\n{stdout}");
+    assert!(
+        stdout.contains("alice-view-2"),
+        "pending shows the plugin's request:\n{stdout}"
+    );
     assert!(stdout.contains("Accepted by the operator"), "{stdout}");
 
     let admin = Client::try_from(
-        Config::from_custom_kubeconfig(Kubeconfig::read_from(kubeconfig).unwrap(), &KubeConfigOptions::default())
-            .await
-            .unwrap(),
+        Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap(),
     )
     .unwrap();
     let requests: Api<ApprovalRequest> = Api::namespaced(admin.clone(), "team");
     for name in ["alice-view", "alice-view-2"] {
         let r = requests.get(name).await.unwrap();
-        assert_eq!(r.spec.requester.username, "alice", "{name}: filled in by the API server or the plugin");
+        assert_eq!(
+            r.spec.requester.username, "alice",
+            "{name}: filled in by the API server or the plugin"
+        );
         assert_eq!(r.status.map(|s| s.phase), Some(Phase::Revoked), "{name}");
     }
     let review = Api::<AccessReview>::namespaced(admin, "team")
         .get("alice-view-bob")
         .await
         .unwrap();
-    assert_eq!(review.spec.reviewer.username, "bob", "filled in by the API server");
+    assert_eq!(
+        review.spec.reviewer.username, "bob",
+        "filled in by the API server"
+    );
     clean_quick_start(kubeconfig);
 }

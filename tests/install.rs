@@ -623,7 +623,17 @@ fn rendered_objects_are_accepted_by_a_real_api_server() {
     dry_run_apply(&kubeconfig, "helm template (default values)", &defaults);
     // Rendered against the real cluster (as `helm install` does), the default
     // values find that it serves MutatingAdmissionPolicy v1 and include them.
-    let asked = chart_objects(&ns, &["--dry-run=server", "--kubeconfig", &kubeconfig]);
+    // (--take-ownership: other suites apply the same CRDs without Helm's labels,
+    // which a server-side dry run would otherwise refuse to adopt.)
+    let asked = chart_objects(
+        &ns,
+        &[
+            "--dry-run=server",
+            "--take-ownership",
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+    );
     assert_eq!(
         of_kind(&asked, "MutatingAdmissionPolicy").len(),
         2,

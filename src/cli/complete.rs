@@ -321,9 +321,10 @@ pub async fn candidates(
 
 async fn requests(client: &Client, namespace: &str, filter: RequestFilter) -> Vec<Candidate> {
     let api: Api<ApprovalRequest> = Api::namespaced(client.clone(), namespace);
-    let Ok(list) = api.list(&ListParams::default()).await else {
+    let Ok(mut list) = api.list(&ListParams::default()).await else {
         return Vec::new();
     };
+    list.items.sort_by_key(|r| r.name_any());
     list.items
         .iter()
         .filter(|r| filter.keeps(r.status.as_ref().map(|s| s.phase)))

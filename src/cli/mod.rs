@@ -14,10 +14,12 @@
 
 mod args;
 mod build;
+mod classify;
 mod commands;
 pub mod complete;
 mod connect;
 mod error;
+mod operation;
 pub mod render;
 pub mod wait;
 
@@ -29,7 +31,7 @@ use serde::Serialize;
 
 use crate::api::{Decision, Identity};
 
-pub use self::{args::*, build::*, commands::*, connect::*, error::*};
+pub use self::{args::*, build::*, classify::*, commands::*, connect::*, error::*, operation::*};
 
 /// Exit codes scripts can rely on.
 pub mod exit {

@@ -9,6 +9,7 @@
 //! - `flags`: kubectl's connection flags, kubeconfig rules, impersonation.
 //! - `errors`: the one-line message of each common failure.
 //! - `completion`: shell completion, in kubectl's plugin protocol.
+//! - `krew`: the krew manifest.
 
 use std::time::Duration as StdDuration;
 
@@ -32,6 +33,7 @@ mod completion;
 mod errors;
 mod fake_watch;
 mod flags;
+mod krew;
 mod parse;
 
 use common::{create_policy, fake_api};
