@@ -1,7 +1,8 @@
 //! Gatehouse: just-in-time Kubernetes RBAC access.
 //!
-//! - [`api`]: the wire format of the three resources (CRDs).
+//! - [`api`]: the wire format of the resources (CRDs).
 //! - [`decide`]: the pure decision core; every access rule lives there.
+//! - [`certify`]: the pure core of access certification (campaigns, items, risk, reviews).
 //! - [`controller`]: the operator shell (`gatehouse run`).
 //! - [`simulate`]: offline evaluation of manifests (`gatehouse simulate`).
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
@@ -14,6 +15,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod certify;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;

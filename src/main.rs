@@ -22,10 +22,14 @@ enum Command {
         #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
-    /// Evaluate AccessPolicies, ApprovalRequests and AccessReviews from YAML files, without a cluster.
+    /// Evaluate AccessPolicies, ApprovalRequests, AccessReviews and AccessCampaigns from YAML files,
+    /// without a cluster.
     ///
     /// Each object's metadata.creationTimestamp is when it happened; objects created after --now do
-    /// not exist yet. Prints, per request, the phase, approvals, grant, expiry and ignored reviews.
+    /// not exist yet. Prints, per request, the phase, approvals, grant, expiry and ignored reviews;
+    /// per campaign run, each item (binding x subject) with its risk, recommendation, decision by
+    /// level and remediation. RBAC objects, Namespaces and ServiceAccounts (also inside a
+    /// `kind: List`, as `kubectl get -o yaml` prints them) are the cluster the campaigns review.
     Simulate {
         /// YAML files (multi-document) or directories of them.
         #[arg(required = true)]
@@ -36,6 +40,11 @@ enum Command {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Without an AccessCampaign in the input, review every binding in it anyway (an
+        /// implicit campaign starting at --now): risk tags and recommendations of a cluster
+        /// export, e.g. `kubectl get clusterroles,roles,clusterrolebindings,rolebindings,namespaces,serviceaccounts -A -o yaml`.
+        #[arg(long)]
+        certify: bool,
     },
     /// Print the CustomResourceDefinitions as YAML (or write one file each into --out-dir).
     Crds {
@@ -107,7 +116,12 @@ fn main() -> anyhow::Result<()> {
             .write_all(gatehouse::admission::render(mutating).as_bytes())
             .context("writing to stdout"),
         Command::Manifests { root } => manifests(&root),
-        Command::Simulate { paths, now, output } => simulate(&paths, now.unwrap_or_else(Utc::now), output),
+        Command::Simulate {
+            paths,
+            now,
+            output,
+            certify,
+        } => simulate(&paths, now.unwrap_or_else(Utc::now), output, certify),
     }
 }
 
@@ -171,9 +185,9 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T12:00:00Z: {e}"))
 }
 
-fn simulate(paths: &[PathBuf], now: DateTime<Utc>, output: Output) -> anyhow::Result<()> {
+fn simulate(paths: &[PathBuf], now: DateTime<Utc>, output: Output, certify: bool) -> anyhow::Result<()> {
     let manifests = gatehouse::simulate::load(paths)?;
-    let report = gatehouse::simulate::run(&manifests, now);
+    let report = gatehouse::simulate::run(&manifests, now, certify);
     let text = match output {
         Output::Table => gatehouse::simulate::render_table(&report),
         Output::Json => serde_json::to_string_pretty(&report).context("rendering JSON")? + "\n",

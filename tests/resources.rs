@@ -4,9 +4,13 @@
 
 use std::path::PathBuf;
 
-use gatehouse::api::{AccessPolicy, AccessReview, ApprovalRequest};
+use gatehouse::api::{AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest};
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
+
+// Campaigns, certification items and certification reviews: examples/certification/.
+#[path = "resources/certification.rs"]
+mod certification;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -82,6 +86,8 @@ fn create_errors(doc: &Value) -> Vec<String> {
         "AccessPolicy" => strict_schema::<AccessPolicy>(),
         "ApprovalRequest" => strict_schema::<ApprovalRequest>(),
         "AccessReview" => strict_schema::<AccessReview>(),
+        "AccessCampaign" => strict_schema::<AccessCampaign>(),
+        "AccessCertification" => strict_schema::<AccessCertification>(),
         other => panic!("unexpected kind {other}"),
     };
     let validator = jsonschema::draft4::new(&schema).unwrap();
@@ -97,6 +103,12 @@ fn create_errors(doc: &Value) -> Vec<String> {
             .unwrap()
             .validate_cel(),
         "ApprovalRequest" => serde_json::from_value::<ApprovalRequest>(doc.clone())
+            .unwrap()
+            .validate_cel(),
+        "AccessCampaign" => serde_json::from_value::<AccessCampaign>(doc.clone())
+            .unwrap()
+            .validate_cel(),
+        "AccessCertification" => serde_json::from_value::<AccessCertification>(doc.clone())
             .unwrap()
             .validate_cel(),
         _ => serde_json::from_value::<AccessReview>(doc.clone())
@@ -493,7 +505,17 @@ fn crds_have_the_documented_names_columns_and_selectors() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(cols, ["Request", "Decision", "Reviewer", "Accepted", "Age"]);
+    assert_eq!(
+        cols,
+        [
+            "Request",
+            "Certification",
+            "Decision",
+            "Reviewer",
+            "Accepted",
+            "Age"
+        ]
+    );
     let fields: Vec<_> = v
         .selectable_fields
         .as_ref()
@@ -502,6 +524,7 @@ fn crds_have_the_documented_names_columns_and_selectors() {
         .map(|f| f.json_path.as_str())
         .collect();
     assert!(fields.contains(&".spec.request.name"));
+    assert!(fields.contains(&".spec.certification.name"));
     assert!(v.subresources.as_ref().unwrap().status.is_some());
 
     let policy = AccessPolicy::crd();

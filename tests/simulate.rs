@@ -212,3 +212,134 @@ fn invalid_input_names_the_file_the_document_and_the_field() {
     assert!(!ok);
     assert!(err.contains("does-not-exist.yaml"), "{err}");
 }
+
+// ------------------------------------------------------------ access certification
+
+fn certification_json(now: &str) -> Value {
+    let (ok, out, err) = gatehouse(&[
+        "simulate",
+        "examples/certification/",
+        "--now",
+        now,
+        "--output",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn item<'a>(run: &'a Value, subject: &str) -> &'a Value {
+    run["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["spec"]["subject"]["name"] == subject)
+        .unwrap_or_else(|| panic!("no item for {subject}"))
+}
+
+#[test]
+fn the_certification_example_matches_the_documented_output() {
+    for (now, file) in [
+        ("2026-10-08T12:00:00Z", "at-10-08-12-00.txt"),
+        ("2026-10-16T12:00:00Z", "at-10-16-12-00.txt"),
+    ] {
+        let (ok, out, err) = gatehouse(&["simulate", "examples/certification/", "--now", now]);
+        assert!(ok, "{err}");
+        let path = repo().join("examples/certification/expected").join(file);
+        let expected = std::fs::read_to_string(path).unwrap();
+        assert!(
+            out == expected,
+            "simulate at {now} changed; if intended, regenerate examples/certification/expected/{file}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn after_the_due_time_each_item_says_what_happens_to_the_access() {
+    let report = certification_json("2026-10-16T12:00:00Z");
+    let run = &report["certifications"][0];
+    assert_eq!(run["run"], "quarterly-rbac-20261001-0700");
+    assert_eq!(run["items"].as_array().unwrap().len(), 11);
+    let status = |s: &str| &item(run, s)["status"];
+
+    // Two levels overturn: the owners kept it, security converted it to JIT access.
+    let devs = status("payments-devs");
+    assert_eq!(
+        (devs["decision"].as_str(), devs["outcome"].as_str()),
+        (Some("Revoked"), Some("Remove"))
+    );
+    assert_eq!(devs["convertedTo"], "payments-edit-jit");
+    assert_eq!(devs["remediation"]["action"], "DeleteBinding");
+    // Helm would restore it: changed in the chart, not by Gatehouse.
+    let bob = status("bob@acme.io");
+    assert_eq!(bob["remediation"]["state"], "ManagedExternally");
+    assert_eq!(
+        bob["remediation"]["managedBy"],
+        serde_json::json!({"tool": "Helm", "name": "ledger"})
+    );
+    // Nobody decided the stale ServiceAccount's binding: the recommendation removes it.
+    let migrate = status("migrate-2025");
+    assert_eq!(migrate["recommendation"], "Revoke");
+    assert_eq!(migrate["closedBy"], "NoDecisionRecommendation");
+    assert_eq!(migrate["remediation"]["state"], "Pending");
+    // dave approved his own access: ignored, and view is kept as recommended.
+    let dave = status("dave@acme.io");
+    assert_eq!(dave["decisions"][0]["reason"], "SelfReview");
+    assert_eq!(dave["outcome"], "Keep");
+    // The aggregated role reads Secrets through a ClusterRole added later.
+    assert_eq!(status("sre")["risk"], serde_json::json!(["SecretsRead"]));
+
+    for i in run["items"].as_array().unwrap() {
+        let parsed: gatehouse::api::AccessCertificationStatus =
+            serde_json::from_value(i["status"].clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap(),
+            i["status"],
+            "status must round-trip through the CRD type"
+        );
+        assert!(i["uid"].as_str().unwrap().starts_with("sim-"));
+    }
+}
+
+#[test]
+fn a_cluster_export_alone_gets_a_risk_review_with_certify() {
+    let args = [
+        "simulate",
+        "examples/certification/cluster.yaml",
+        "--now",
+        "2026-10-16T12:00:00Z",
+    ];
+    let (ok, plain, err) = gatehouse(&args);
+    assert!(ok, "{err}");
+    assert!(
+        !plain.contains("CAMPAIGN"),
+        "no campaign, no --certify: requests only\n{plain}"
+    );
+
+    let (ok, out, err) = gatehouse(&[&args[..], &["--certify"]].concat());
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(
+            "CAMPAIGN cluster-review  RUN cluster-review-20261016-1200  STARTED 2026-10-16T12:00:00Z"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("11 items: 11 open, 0 kept, 0 removed; 2 left out"),
+        "{out}"
+    );
+    assert!(
+        out.contains("stale: ServiceAccount checkout/migrate-2025 does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.contains("risk: grants every verb on every resource (cluster-admin)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_request_examples_have_no_certification_part() {
+    let report = json_at("2026-11-23T12:00:00Z");
+    assert!(report.get("certifications").is_none(), "{report:#}");
+}

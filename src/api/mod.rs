@@ -1,4 +1,4 @@
-//! Wire format of the three Gatehouse resources (`gatehouse.dev/v1alpha1`).
+//! Wire format of the Gatehouse resources (`gatehouse.dev/v1alpha1`).
 //!
 //! These structs are what the API server stores and what users write. Every field
 //! carries a `///` comment because it becomes the description `kubectl explain`
@@ -6,11 +6,15 @@
 //! lengths, formats, CEL rules) lives here as schema attributes; rules that need
 //! other objects or the clock live in the decision core.
 
+mod campaign;
+mod certification;
 mod common;
 mod policy;
 mod request;
 mod review;
 
+pub use campaign::*;
+pub use certification::*;
 pub use common::*;
 pub use policy::*;
 pub use request::*;
@@ -24,7 +28,13 @@ pub const GROUP: &str = "gatehouse.dev";
 /// API version of every Gatehouse resource.
 pub const VERSION: &str = "v1alpha1";
 
-/// The CRDs of all three resources, in a stable order.
+/// The CRDs of all resources, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![AccessPolicy::crd(), ApprovalRequest::crd(), AccessReview::crd()]
+    vec![
+        AccessPolicy::crd(),
+        ApprovalRequest::crd(),
+        AccessReview::crd(),
+        AccessCampaign::crd(),
+        AccessCertification::crd(),
+    ]
 }

@@ -80,7 +80,7 @@ pub struct ApprovalRequestSpec {
 }
 
 /// Who receives the access.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Subject {
     /// `User`, `Group` or `ServiceAccount`.
@@ -95,9 +95,12 @@ pub struct Subject {
 }
 
 /// Kind of subject a binding names.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 pub enum SubjectKind {
     /// A user.
+    #[default]
     User,
     /// A group.
     Group,
@@ -493,9 +496,12 @@ pub struct GrantStatus {
 }
 
 /// Kind of binding a grant uses.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 pub enum BindingKind {
     /// Namespaced binding.
+    #[default]
     RoleBinding,
     /// Cluster-wide binding.
     ClusterRoleBinding,

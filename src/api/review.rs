@@ -6,9 +6,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Identity, NAME_PATTERN};
+use super::{Identity, Principals, NAME_PATTERN};
 
-/// One person's decision on an ApprovalRequest. Create-only: a permanent record.
+/// One person's decision on an ApprovalRequest or on an AccessCertification item.
+/// Create-only: a permanent record.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "gatehouse.dev",
@@ -21,10 +22,16 @@ use super::{Identity, NAME_PATTERN};
     derive = "Default",
     derive = "PartialEq",
     selectable = ".spec.request.name",
+    selectable = ".spec.certification.name",
     selectable = ".spec.reviewer.username",
     selectable = ".spec.decision",
     cel,
     printcolumn(name = "Request", type_ = "string", json_path = ".spec.request.name"),
+    printcolumn(
+        name = "Certification",
+        type_ = "string",
+        json_path = ".spec.certification.name"
+    ),
     printcolumn(name = "Decision", type_ = "string", json_path = ".spec.decision"),
     printcolumn(name = "Reviewer", type_ = "string", json_path = ".spec.reviewer.username"),
     printcolumn(name = "Accepted", type_ = "boolean", json_path = ".status.accepted"),
@@ -32,10 +39,25 @@ use super::{Identity, NAME_PATTERN};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable: an AccessReview is a permanent record; create a new one instead"))]
+#[x_kube(validation = Rule::new("has(self.request) != has(self.certification)").message("name exactly one of spec.request (an ApprovalRequest) and spec.certification (an AccessCertification)"))]
+#[x_kube(validation = Rule::new("!has(self.certification) || self.decision in ['Approve', 'Revoke', 'Reassign', 'Comment']").message("a certification review decides Approve, Revoke, Reassign or Comment"))]
+#[x_kube(validation = Rule::new("!has(self.request) || self.decision != 'Reassign'").message("Reassign applies to certification items only (spec.certification)"))]
+#[x_kube(validation = Rule::new("self.decision != 'Reassign' || (has(self.reassignTo) && ((has(self.reassignTo.users) && size(self.reassignTo.users) > 0) || (has(self.reassignTo.groups) && size(self.reassignTo.groups) > 0)))").message("Reassign needs spec.reassignTo with at least one user or group"))]
+#[x_kube(validation = Rule::new("!has(self.reassignTo) || self.decision == 'Reassign'").message("spec.reassignTo is only allowed with decision Reassign"))]
+#[x_kube(validation = Rule::new("self.decision != 'Reassign' || (has(self.comment) && size(self.comment) > 0)").message("Reassign needs a comment for the new reviewer"))]
+#[x_kube(validation = Rule::new("!has(self.convertTo) || (has(self.certification) && self.decision == 'Revoke')").message("spec.convertTo goes with decision Revoke on a certification item"))]
 pub struct AccessReviewSpec {
-    /// The ApprovalRequest (same namespace) this review decides on.
-    pub request: RequestRef,
-    /// `Approve`, `Reject`, `Revoke`, `Cancel` or `Comment`.
+    /// The ApprovalRequest (same namespace) this review decides on. Exactly one of
+    /// `request` and `certification` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRef>,
+    /// The AccessCertification item (same namespace) this review decides on.
+    /// Exactly one of `request` and `certification` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certification: Option<CertificationRef>,
+    /// On a request: `Approve`, `Reject`, `Revoke`, `Cancel` or `Comment`. On a
+    /// certification item: `Approve` (keep the access), `Revoke` (remove it),
+    /// `Reassign` (hand this level's review to `reassignTo`) or `Comment`.
     pub decision: Decision,
     /// Who decides: must equal the authenticated creator (checked by admission policy).
     pub reviewer: Identity,
@@ -43,6 +65,34 @@ pub struct AccessReviewSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub comment: Option<String>,
+    /// Reassign only: who reviews this level of the item instead. Never the subject
+    /// of the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassign_to: Option<Principals>,
+    /// Revoke of a certification item only: the standing binding goes, and the
+    /// subject can ask for the same role just in time under this AccessPolicy,
+    /// which must cover that subject, role and namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert_to: Option<ConvertTo>,
+}
+
+/// Reference to an AccessCertification item, pinned to its uid.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct CertificationRef {
+    /// Name of the AccessCertification.
+    #[schemars(length(min = 1, max = 253), regex(pattern = NAME_PATTERN))]
+    pub name: String,
+    /// uid of the AccessCertification: a review counts only for that exact item.
+    #[schemars(length(min = 1, max = 64))]
+    pub uid: String,
+}
+
+/// The JIT policy that replaces a revoked standing binding.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ConvertTo {
+    /// Name of the AccessPolicy under which the subject can request the role.
+    #[schemars(length(min = 1, max = 253), regex(pattern = NAME_PATTERN))]
+    pub policy: String,
 }
 
 /// Reference to an ApprovalRequest, pinned to its uid.
@@ -59,14 +109,16 @@ pub struct RequestRef {
 /// What a review decides.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum Decision {
-    /// Approve the request (counts toward the open stage).
+    /// Approve the request (counts toward the open stage); on a certification item, keep the access.
     Approve,
     /// Reject the request; final.
     Reject,
-    /// End an active grant early.
+    /// End an active grant early; on a certification item, remove the standing access.
     Revoke,
     /// Withdraw the request (requester only, before it is active).
     Cancel,
+    /// Certification items only: hand this level's review to `reassignTo`.
+    Reassign,
     /// Comment only; changes nothing.
     #[default]
     Comment,
@@ -79,6 +131,7 @@ impl std::fmt::Display for Decision {
             Decision::Reject => "Reject",
             Decision::Revoke => "Revoke",
             Decision::Cancel => "Cancel",
+            Decision::Reassign => "Reassign",
             Decision::Comment => "Comment",
         })
     }

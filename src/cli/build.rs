@@ -243,10 +243,11 @@ pub fn build_review(
     let mut review = AccessReview::new(
         &format!("{}-{suffix}", head.trim_end_matches(['-', '.'])),
         AccessReviewSpec {
-            request: RequestRef { name: req_name, uid },
+            request: Some(RequestRef { name: req_name, uid }),
             decision,
             reviewer: me.clone(),
             comment,
+            ..Default::default()
         },
     );
     review.metadata.namespace = request.namespace();

@@ -179,7 +179,8 @@ impl Cache {
             jobs: writers.jobs.as_reader(),
             service_accounts: writers.service_accounts.as_reader(),
             reviews_by_request: Index::new(|r: &AccessReview| {
-                Some((r.namespace()?, r.spec.request.name.clone()))
+                // A certification review (no spec.request) belongs to no request.
+                Some((r.namespace()?, r.spec.request.as_ref()?.name.clone()))
             }),
             requests_by_requester: Index::new(|r: &ApprovalRequest| Some(r.spec.requester.username.clone())),
             health: Arc::new(Health::default()),
@@ -273,9 +274,11 @@ impl Cached for AccessReview {
     const RESOURCE: &'static str = "accessreviews";
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
-        self.namespace()
-            .map(|ns| vec![ObjectRef::new(&self.spec.request.name).within(&ns)])
-            .unwrap_or_default()
+        // A certification review (no spec.request) wakes no request.
+        match (self.namespace(), &self.spec.request) {
+            (Some(ns), Some(q)) => vec![ObjectRef::new(&q.name).within(&ns)],
+            _ => Vec::new(),
+        }
     }
 
     fn index(cache: &Cache, change: Change<'_, Self>) {

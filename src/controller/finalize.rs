@@ -99,7 +99,7 @@ pub async fn delete_record(
     let reviews_api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), &ns);
     for r in reviews
         .iter()
-        .filter(|r| Some(r.spec.request.uid.as_str()) == req.uid().as_deref())
+        .filter(|r| r.spec.request.as_ref().map(|q| q.uid.as_str()) == req.uid().as_deref())
     {
         owned::delete_if_present(&reviews_api, &r.name_any(), &DeleteParams::default())
             .await

@@ -99,7 +99,7 @@ fn history<'a>(input: &Input<'a>, created: DateTime<Utc>) -> Vec<(&'a AccessRevi
     let mut reviews: Vec<(&AccessReview, DateTime<Utc>)> = input
         .reviews
         .iter()
-        .filter(|r| r.spec.request.name == name)
+        .filter(|r| r.spec.request.as_ref().is_some_and(|q| q.name == name))
         .map(|r| (r, created_at(r).unwrap_or(now).max(created)))
         .filter(|(_, t)| *t <= now)
         .collect();
@@ -107,7 +107,7 @@ fn history<'a>(input: &Input<'a>, created: DateTime<Utc>) -> Vec<(&'a AccessRevi
     // is the one that grants the least: a reject or cancel before an approval,
     // a revoke after it.
     let rank = |r: &AccessReview| match r.spec.decision {
-        Decision::Comment => 0,
+        Decision::Comment | Decision::Reassign => 0,
         Decision::Reject | Decision::Cancel => 1,
         Decision::Approve => 2,
         Decision::Revoke => 3,

@@ -123,6 +123,8 @@ reasons! {
         CommentRequired,
         /// The review names another request of the same name.
         UidMismatch,
+        /// A decision for certification items only (`Reassign`).
+        NotApplicable,
     }
 }
 

@@ -15,10 +15,11 @@ impl Replay<'_> {
     /// Applies one review at `t`, the instant it takes effect.
     pub(super) fn handle(&mut self, review: &AccessReview, t: DateTime<Utc>) {
         let decision = review.spec.decision;
-        if Some(review.spec.request.uid.as_str()) != self.input.request.uid().as_deref() {
+        let named_uid = review.spec.request.as_ref().map_or("", |q| q.uid.as_str());
+        if Some(named_uid) != self.input.request.uid().as_deref() {
             let message = format!(
                 "the review names request uid {}, but {} has uid {}: it was made for an earlier request of the same name",
-                review.spec.request.uid,
+                named_uid,
                 self.input.request.name_any(),
                 self.input.request.uid().unwrap_or_default()
             );
@@ -32,6 +33,10 @@ impl Replay<'_> {
                 VerdictReason::Commented,
                 "comment recorded".into(),
             );
+        }
+        if decision == Decision::Reassign {
+            let message = "Reassign applies to certification items, not to requests".to_string();
+            return self.verdict(review, t, false, VerdictReason::NotApplicable, message);
         }
         match self.state.clone() {
             State::Ended(end) => {
@@ -55,7 +60,8 @@ impl Replay<'_> {
                 "nothing to revoke yet: the request is pending (use Reject or Cancel)".into(),
             ),
             Decision::Cancel => self.cancel(review, t, false),
-            Decision::Comment => {}
+            // Both answered in `handle`.
+            Decision::Comment | Decision::Reassign => {}
         }
     }
 
@@ -258,7 +264,8 @@ impl Replay<'_> {
                 }
                 self.conclude(review, t, EndCause::Revoked, "access is revoked", "revoked");
             }
-            Decision::Comment => {}
+            // Both answered in `handle`.
+            Decision::Comment | Decision::Reassign => {}
         }
     }
 }

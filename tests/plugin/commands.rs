@@ -82,7 +82,7 @@ async fn request_for_someone_else_needs_a_policy_that_lists_them() {
         .items
         .is_empty());
 
-    let mut policy: gatehouse::api::AccessPolicy = serde_saphyr::from_str(TEAM_VIEW).unwrap();
+    let mut policy = team_view();
     policy.metadata.name = Some("oncall-view".into());
     policy.spec.requesters.groups = vec!["dev".into()];
     policy.spec.grantees.groups = vec!["oncall".into()];
@@ -144,7 +144,7 @@ async fn request_wait_follows_the_request_to_its_end() {
 async fn waiting_is_one_watch_on_the_request_not_polling() {
     let front = super::fake_watch::Front::default();
     let client = front.client(fake_api(vec![], Default::default()).await);
-    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
+    create_policy(&client, &team_view()).await;
     let mut args = request_args("view");
     args.name = Some("watched".into());
     args.wait = true;
@@ -266,8 +266,9 @@ async fn approve_pins_the_uid_and_reviewer_and_reports_the_verdict() {
     assert_eq!(reviews.len(), 1);
     let r = &reviews[0];
     assert!(r.name_any().starts_with("dana-view-approve-"), "{}", r.name_any());
-    assert_eq!(r.spec.request.name, "dana-view");
-    assert_eq!(r.spec.request.uid, "uid-dana-view");
+    let request = r.spec.request.as_ref().unwrap();
+    assert_eq!(request.name, "dana-view");
+    assert_eq!(request.uid, "uid-dana-view");
     assert_eq!(r.spec.reviewer, sam());
     assert_eq!(r.spec.decision, Decision::Approve);
     assert_eq!(r.spec.comment.as_deref(), Some("lgtm"));

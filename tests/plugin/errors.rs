@@ -16,7 +16,7 @@ const REVIEWS: &str = "/apis/gatehouse.dev/v1alpha1/namespaces/team/accessreview
 async fn fronted() -> (Client, Front) {
     let front = Front::default();
     let client = front.client(fake_api(vec![], Default::default()).await);
-    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
+    create_policy(&client, &team_view()).await;
     (client, front)
 }
 

@@ -16,10 +16,11 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use gatehouse::{
-    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind},
+    api::{
+        AccessPolicy, AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind,
+    },
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, Persona, RequestArgs},
 };
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     api::{Api, ListParams, Patch, PatchParams, PostParams},
     Client, ResourceExt,
@@ -27,23 +28,19 @@ use kube::{
 use serde_json::json;
 
 mod commands;
-#[path = "../common/mod.rs"]
-mod common;
 mod completion;
 mod errors;
 mod fake_watch;
 mod flags;
 mod krew;
 mod parse;
+#[path = "../support/mod.rs"]
+mod support;
 
-use common::{create_policy, fake_api};
+use support::fake::{at, create_policy, fake_api, stamp, team_policy};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:30:00Z".parse().unwrap()
-}
-
-fn at(hhmm: &str) -> DateTime<Utc> {
-    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
 }
 
 fn dana() -> Identity {
@@ -60,21 +57,13 @@ fn sam() -> Identity {
     }
 }
 
-const TEAM_VIEW: &str = r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-view}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: view}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  approval: {reviewers: {groups: [sre]}}
-"#;
+fn team_view() -> AccessPolicy {
+    team_policy("team-view", "view", json!({}))
+}
 
 async fn fake() -> Client {
     let client = fake_watch::with_watch(fake_api(vec![], Default::default()).await);
-    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
+    create_policy(&client, &team_view()).await;
     client
 }
 
@@ -122,7 +111,7 @@ async fn seed_request(
         }
     }))
     .unwrap();
-    r.metadata.creation_timestamp = Some(Time(Timestamp::from_second(at("10:00").timestamp()).unwrap()));
+    r.metadata.creation_timestamp = Some(stamp(at("10:00")));
     api.create(&PostParams::default(), &r).await.unwrap();
     api.patch_status(
         name,

@@ -102,7 +102,9 @@ fn reviewers_are_eligible_by_group_or_by_user() {
 #[test]
 fn a_review_for_another_uid_is_ignored() {
     let mut old = approve("erin", &["sre"], "10:05");
-    old.spec.request.uid = "deleted-and-recreated".into();
+    if let Some(q) = old.spec.request.as_mut() {
+        q.uid = "deleted-and-recreated".into();
+    }
     let ev = eval(&[simple_policy()], &dana_view(), &[old], "10:10");
     assert_eq!(ev.status.phase, Phase::Pending);
     assert_eq!(

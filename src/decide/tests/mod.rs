@@ -80,16 +80,16 @@ pub(super) fn review(name: &str, who: &str, groups: &[&str], decision: Decision,
             ..Default::default()
         },
         spec: AccessReviewSpec {
-            request: RequestRef {
+            request: Some(RequestRef {
                 name: "dana-view".into(),
                 uid: UID.into(),
-            },
+            }),
             decision,
             reviewer: Identity {
                 username: who.into(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
             },
-            comment: None,
+            ..Default::default()
         },
         status: None,
     }
@@ -111,7 +111,9 @@ pub(super) fn with_comment(mut r: AccessReview, c: &str) -> AccessReview {
 }
 
 pub(super) fn for_request(mut r: AccessReview, name: &str) -> AccessReview {
-    r.spec.request.name = name.into();
+    if let Some(q) = r.spec.request.as_mut() {
+        q.name = name.into();
+    }
     r
 }
 

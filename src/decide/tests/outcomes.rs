@@ -190,7 +190,9 @@ fn max_active_per_requester_denies_an_extra_grant() {
     );
     older.metadata.uid = Some("older-uid".into());
     let mut r = for_request(approve("erin", &["sre"], "09:30"), "dana-older");
-    r.spec.request.uid = "older-uid".into();
+    if let Some(q) = r.spec.request.as_mut() {
+        q.uid = "older-uid".into();
+    }
     let older = stored(&older, &eval(&[p.clone()], &older, &[r], "09:31"));
     assert_eq!(older.status.as_ref().unwrap().phase, Phase::Active);
 
@@ -226,7 +228,9 @@ fn extends_continues_access_and_supersedes_the_old_request() {
     let mut new = request("dana-more", "10:50", "requester: {username: dana, groups: [dev]}\nrole: {kind: ClusterRole, name: view}\nextends: dana-view");
     new.metadata.uid = Some("new-uid".into());
     let mut r = for_request(approve("erin", &["sre"], "10:55"), "dana-more");
-    r.spec.request.uid = "new-uid".into();
+    if let Some(q) = r.spec.request.as_mut() {
+        q.uid = "new-uid".into();
+    }
     let live = [&old_stored];
     let ev = eval_with(
         std::slice::from_ref(&p),

@@ -78,7 +78,7 @@ prop_compose! {
                     minute in 0..(72 * 60i64), wrong_uid in proptest::bool::weighted(0.05)) -> AccessReview {
         let when = (base() + Duration::minutes(minute)).to_rfc3339();
         let mut r = review(&format!("r{minute}-{who}"), PEOPLE[who], &groups, decision, &when);
-        if wrong_uid { r.spec.request.uid = "stale".into(); }
+        if wrong_uid { if let Some(q) = r.spec.request.as_mut() { q.uid = "stale".into(); } }
         r
     }
 }

@@ -1,0 +1,269 @@
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BindingKind, Condition, Escalation, Justification, RoleRef, SubjectKind, DURATION_PATTERN, NAME_PATTERN,
+    TIMEZONE_PATTERN,
+};
+
+/// A periodic review of standing access: which bindings, who reviews them, by when,
+/// and what happens to access nobody decided on. Each run creates one
+/// AccessCertification per binding × subject.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "AccessCampaign",
+    plural = "accesscampaigns",
+    shortname = "acamp",
+    status = "AccessCampaignStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    cel,
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "Time zone", type_ = "string", json_path = ".spec.timeZone"),
+    printcolumn(name = "Last run", type_ = "string", json_path = ".status.lastRun"),
+    // A string, not a date: kubectl prints a future date as "<invalid>".
+    printcolumn(name = "Next run", type_ = "string", json_path = ".status.nextRunAt"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.timeZone) || has(self.schedule)").message("timeZone needs a schedule"))]
+pub struct AccessCampaignSpec {
+    /// When runs start, in cron syntax as for a CronJob: five fields
+    /// (minute hour day-of-month month day-of-week) or `@yearly`, `@monthly`,
+    /// `@weekly`, `@daily`, `@hourly`. Absent: the campaign runs once when it is
+    /// created and again whenever the annotation `gatehouse.dev/run-requested-at`
+    /// is set to a new RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("!self.contains('TZ=')").message("put the time zone in spec.timeZone, not in the schedule (as for CronJobs)"))]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule`, e.g. "Europe/Berlin". Default "UTC".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = TIMEZONE_PATTERN))]
+    pub time_zone: Option<String>,
+    /// How long reviewers have, from the start of a run (Go duration). Default
+    /// 336h (two weeks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 64))]
+    pub duration: Option<String>,
+    /// Which bindings and subjects a run reviews.
+    #[serde(default)]
+    pub scope: CampaignScope,
+    /// Who reviews, level after level.
+    pub reviewers: CampaignReviewers,
+    /// When a reviewer must write a comment: `RequireForAll` (every Approve and
+    /// Revoke), `RequireForRevoke`, or `Optional`. Reassign always needs one.
+    #[serde(default)]
+    pub justification: Justification,
+    /// Extra reviewers who may decide a level left open for this long after it
+    /// opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    /// What happens at the due time to an item whose last level has not decided:
+    /// `Keep` the access (default), `Revoke` it, or follow the `Recommendation`
+    /// (revoke only what was recommended for revocation).
+    #[serde(default)]
+    pub on_no_decision: NoDecision,
+    /// `Manual` (default): the operator records what should be removed and people
+    /// remove it. `Automatic`: the operator removes revoked subjects itself.
+    #[serde(default)]
+    pub remediation: RemediationMode,
+    /// Namespace where the run's AccessCertification items, and the reviews that
+    /// decide them, live. Default `gatehouse-system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    pub review_namespace: Option<String>,
+    /// How long items and their reviews are kept after their run ends, as the audit
+    /// record (Go duration). Default 8760h (one year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 64))]
+    pub retention: Option<String>,
+}
+
+/// Which bindings and subjects a run reviews. Every filter that is set must match.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignScope {
+    /// `RoleBinding`, `ClusterRoleBinding`. Default: both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    pub binding_kinds: Vec<BindingKind>,
+    /// RoleBindings in these namespaces only (by name, or by label selector).
+    /// ClusterRoleBindings are not filtered by namespace. Default: all namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceFilter>,
+    /// Bindings of these roles only. Default: any role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub roles: Vec<RoleRef>,
+    /// `User`, `Group`, `ServiceAccount`. Default: all three.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub subject_kinds: Vec<SubjectKind>,
+    /// Bindings whose labels match this selector only. Default: every binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_selector: Option<LabelSelector>,
+    /// What to leave out, besides the defaults below.
+    #[serde(default, skip_serializing_if = "Exclusions::is_empty")]
+    pub exclude: Exclusions,
+    /// Review subjects and bindings named `system:*` too (the API server's own
+    /// users, groups and bootstrap bindings). Default false: they are left out.
+    #[serde(default)]
+    pub include_system: bool,
+    /// Review the bindings Gatehouse creates for JIT requests too (label
+    /// `app.kubernetes.io/managed-by: gatehouse`). Default false: they are time-bound
+    /// and were reviewed when requested.
+    #[serde(default)]
+    pub include_gatehouse_grants: bool,
+}
+
+/// Namespaces by name or by label selector; a namespace matching either is in.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceFilter {
+    /// Namespaces by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63), regex(pattern = NAME_PATTERN)))]
+    pub names: Vec<String>,
+    /// Namespaces whose labels match this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// Patterns of what a run leaves out; `*` matches any run of characters.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exclusions {
+    /// Subject names (a ServiceAccount as `namespace/name`), e.g. `ci-*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub subjects: Vec<String>,
+    /// Binding names, e.g. `kubeadm:*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub bindings: Vec<String>,
+}
+
+impl Exclusions {
+    /// Whether nothing is excluded.
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty() && self.bindings.is_empty()
+    }
+}
+
+/// The review levels of a campaign.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.levels.all(l, self.levels.exists_one(m, m.name == l.name))").message("level names must be unique"))]
+pub struct CampaignReviewers {
+    /// Levels in order: level N+1 opens when level N has decided, sees that
+    /// decision and may overturn it; the last level's decision stands.
+    #[schemars(length(min = 1, max = 4))]
+    pub levels: Vec<ReviewLevel>,
+}
+
+/// Who reviews at one level.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.groups) && size(self.groups) > 0) || (has(self.users) && size(self.users) > 0) || (has(self.namespaceOwners) && self.namespaceOwners)").message("a level must name groups, users or namespaceOwners"))]
+pub struct ReviewLevel {
+    /// Name of the level, unique within the campaign (e.g. `owners`, `security`).
+    #[schemars(length(min = 1, max = 63), regex(pattern = NAME_PATTERN))]
+    pub name: String,
+    /// Members of these groups review at this level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub groups: Vec<String>,
+    /// These users review at this level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
+    pub users: Vec<String>,
+    /// The owners of the binding's namespace review too: the users and groups in
+    /// the namespace's annotation `gatehouse.dev/owners` (comma-separated,
+    /// `group:NAME` or `user:NAME`, a bare name is a user). Nobody for
+    /// ClusterRoleBindings.
+    #[serde(default)]
+    pub namespace_owners: bool,
+}
+
+/// What happens to an item nobody finished deciding by its due time.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum NoDecision {
+    /// The access stays.
+    #[default]
+    Keep,
+    /// The access is removed.
+    Revoke,
+    /// The recommendation decides: removed if it was `Revoke`, kept otherwise.
+    Recommendation,
+}
+
+/// Who removes revoked access.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RemediationMode {
+    /// People remove it; the item says what to remove and turns `Done` when it is gone.
+    #[default]
+    Manual,
+    /// The operator removes it (with uid and resourceVersion preconditions).
+    Automatic,
+}
+
+/// Observed state of a campaign, written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessCampaignStatus {
+    /// When the next scheduled run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Name of the latest run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// The on-demand request (`gatehouse.dev/run-requested-at`) last honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_requested_at: Option<DateTime<Utc>>,
+    /// Runs still kept, oldest first, with their counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<CampaignRun>,
+    /// `Ready`: the campaign is valid (schedule parses, time zone exists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Generation the status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One run of a campaign and how far its items are.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignRun {
+    /// Name of the run (`CAMPAIGN-YYYYMMDD-HHMM`, UTC start), also the label
+    /// `gatehouse.dev/run` of its items.
+    pub name: String,
+    /// When the run started (its scheduled or requested time).
+    pub started_at: DateTime<Utc>,
+    /// When reviewers must have decided.
+    pub due_at: DateTime<Utc>,
+    /// Items created.
+    #[schemars(extend("format" = "int32"))]
+    pub items: u32,
+    /// Items whose last level approved.
+    #[schemars(extend("format" = "int32"))]
+    pub approved: u32,
+    /// Items whose last level revoked.
+    #[schemars(extend("format" = "int32"))]
+    pub revoked: u32,
+    /// Items nobody finished deciding.
+    #[schemars(extend("format" = "int32"))]
+    pub unreviewed: u32,
+    /// Items whose remediation is done.
+    #[schemars(extend("format" = "int32"))]
+    pub remediated: u32,
+}

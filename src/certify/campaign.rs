@@ -1,0 +1,71 @@
+//! What the controller writes to a campaign: whether it is valid, how far each run
+//! is, and how long a run's items are kept.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    schedule::{review_period, RunPlan, Schedule},
+    DEFAULT_RETENTION,
+};
+use crate::{
+    api::{AccessCampaign, AccessCertificationStatus, CampaignRun, ItemDecision, Outcome, RemediationState},
+    decide::duration,
+};
+
+/// Problems with a campaign itself, each naming its field; empty when valid. The
+/// API server checks shapes; this checks what it cannot (the zone exists, the
+/// schedule parses as cron, durations are positive).
+pub fn problems(campaign: &AccessCampaign) -> Vec<String> {
+    let spec = &campaign.spec;
+    let mut out = Vec::new();
+    if let Some(s) = &spec.schedule {
+        if let Err(e) = Schedule::parse(s, spec.time_zone.as_deref()) {
+            out.push(e.to_string());
+        }
+    }
+    match review_period(campaign) {
+        Ok(d) if d <= chrono::Duration::zero() => out.push("spec.duration: must be longer than zero".into()),
+        Ok(_) => {}
+        Err(e) => out.push(e.to_string()),
+    }
+    let mut check = |field: &str, value: Option<&String>| {
+        if let Some(Err(e)) = value.map(|v| duration::parse(v)) {
+            out.push(format!("{field}: {e}"));
+        }
+    };
+    check(
+        "spec.escalation.after",
+        spec.escalation.as_ref().map(|e| &e.after),
+    );
+    check("spec.retention", spec.retention.as_ref());
+    out
+}
+
+/// Until when a run's items and their reviews are kept: the due time plus the
+/// campaign's retention (default one year).
+pub fn retention_until(campaign: &AccessCampaign, run: &RunPlan) -> Result<DateTime<Utc>, String> {
+    let text = campaign.spec.retention.as_deref().unwrap_or(DEFAULT_RETENTION);
+    duration::parse(text)
+        .map(|d| run.due_at + d)
+        .map_err(|e| format!("spec.retention: {e}"))
+}
+
+/// The entry of `status.runs[]` for a run with these item statuses.
+pub fn run_summary(run: &RunPlan, items: &[&AccessCertificationStatus]) -> CampaignRun {
+    let count = |f: &dyn Fn(&AccessCertificationStatus) -> bool| items.iter().filter(|s| f(s)).count() as u32;
+    CampaignRun {
+        name: run.name.clone(),
+        started_at: run.started_at,
+        due_at: run.due_at,
+        items: items.len() as u32,
+        approved: count(&|s| s.decision == ItemDecision::Approved),
+        revoked: count(&|s| s.decision == ItemDecision::Revoked),
+        unreviewed: count(&|s| s.decision == ItemDecision::Unreviewed),
+        remediated: count(&|s| {
+            s.outcome == Outcome::Remove
+                && s.remediation
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.state, RemediationState::Done | RemediationState::Gone))
+        }),
+    }
+}

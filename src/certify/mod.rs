@@ -1,0 +1,56 @@
+//! Access certification: the pure core behind AccessCampaign and AccessCertification.
+//!
+//! A campaign run takes a snapshot of the cluster's standing access (an
+//! [`Inventory`] of bindings, roles, namespaces and ServiceAccounts) and turns it
+//! into items, one per binding × subject ([`scope`]). Each item carries a
+//! recommendation computed from the role's effective rules and the binding's
+//! staleness ([`rules`], [`risk`], [`assess`]). Reviewers decide with AccessReviews;
+//! [`replay`] replays them level by level, and [`remediation`] says what removing a
+//! revoked subject takes. [`schedule`] says when runs start, [`campaign`] what the
+//! campaign's own status says. [`evaluate()`] puts it together into the status the
+//! operator writes. [`convert`] checks `convertTo` against the request admission code.
+//!
+//! Like [`crate::decide`], nothing here reads the clock or the cluster: `now` and
+//! every object are parameters, and the same inputs always give the same answer.
+
+pub mod assess;
+pub mod campaign;
+pub mod convert;
+pub mod evaluate;
+pub mod inventory;
+pub mod naming;
+pub mod remediation;
+pub mod replay;
+pub mod risk;
+pub mod rules;
+pub mod schedule;
+pub mod scope;
+
+pub use self::{
+    evaluate::{evaluate, ItemEvaluation, ItemInput, Verdict},
+    inventory::{BindingFacts, Inventory},
+    remediation::RemediationStep,
+    schedule::{RunPlan, RunTrigger, Schedule, ScheduleError},
+    scope::{launch, Exclusion, ExclusionReason, Launch},
+};
+
+/// Annotation on a Namespace naming its owners: comma-separated `group:NAME` or
+/// `user:NAME` (a bare name is a user). Owners review the namespace's bindings at
+/// the levels with `namespaceOwners: true`.
+pub const OWNERS_ANNOTATION: &str = "gatehouse.dev/owners";
+/// Annotation on an AccessCampaign asking for a run now: an RFC 3339 time, honoured
+/// once per new value.
+pub const RUN_REQUESTED_AT: &str = "gatehouse.dev/run-requested-at";
+/// Label on every item: the campaign it belongs to.
+pub const CAMPAIGN_LABEL: &str = "gatehouse.dev/campaign";
+/// Label on every item: the run it belongs to.
+pub const RUN_LABEL: &str = "gatehouse.dev/run";
+/// Review namespace when a campaign names none.
+pub const DEFAULT_REVIEW_NAMESPACE: &str = "gatehouse-system";
+/// How long reviewers have when a campaign names no duration.
+pub const DEFAULT_DURATION: &str = "336h";
+/// How long items are kept after their run when a campaign names no retention.
+pub const DEFAULT_RETENTION: &str = "8760h";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+//! Deterministic names: the same run and the same binding × subject always give the
+//! same item name, so a controller restarted mid-launch creates nothing twice.
+
+use chrono::{DateTime, Utc};
+
+use crate::api::Subject;
+
+use super::inventory::BindingFacts;
+
+/// FNV-1a over the text: stable across releases and platforms, unlike std's hasher.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Lowercase letters, digits and single dashes only: what a DNS label allows.
+pub fn slug(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+        if out.len() >= max {
+            break;
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// `CAMPAIGN-YYYYMMDD-HHMM` of the run's start in UTC.
+pub fn run_name(campaign: &str, started: DateTime<Utc>) -> String {
+    let campaign: String = campaign.chars().take(253 - 14).collect();
+    format!(
+        "{}-{}",
+        campaign.trim_end_matches(['-', '.']),
+        started.format("%Y%m%d-%H%M")
+    )
+}
+
+/// `RUN-BINDING-SUBJECT-HASH`, at most 253 characters. The hash covers the
+/// binding's kind, namespace, name and uid and the subject, so a re-created binding
+/// gives a new item and two subjects whose names slug alike never collide.
+pub fn item_name(run: &str, binding: &BindingFacts, subject: &Subject) -> String {
+    let key = format!(
+        "{:?}/{}/{}/{}/{:?}/{}/{}",
+        binding.kind,
+        binding.namespace.as_deref().unwrap_or_default(),
+        binding.name,
+        binding.uid,
+        subject.kind,
+        subject.namespace.as_deref().unwrap_or_default(),
+        subject.name
+    );
+    let readable = format!(
+        "{}-{}-{}",
+        slug(run, 120),
+        slug(&binding.name, 60),
+        slug(&subject.name, 50)
+    );
+    format!("{}-{:08x}", readable.trim_end_matches('-'), fnv1a(&key) as u32)
+}

@@ -1,0 +1,178 @@
+//! What removing a revoked subject takes: remove it from the binding, or delete the
+//! binding when it is the only subject; never on a binding re-created since the
+//! review (another uid), and never on a binding Helm, Argo CD or Flux owns, which
+//! would come back with the next sync.
+
+use std::collections::BTreeMap;
+
+use crate::api::{
+    AccessCertificationSpec, BindingKind, ExternalManager, ManagerTool, RemediationAction, RemediationMode,
+    RemediationState, RemediationStatus, Subject,
+};
+
+use super::inventory::{BindingFacts, Inventory};
+
+/// The binding a remediation writes to, with the preconditions of the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingTarget {
+    /// RoleBinding or ClusterRoleBinding.
+    pub kind: BindingKind,
+    /// Namespace of a RoleBinding.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// uid precondition: the binding reviewed, not a re-created one.
+    pub uid: String,
+    /// resourceVersion precondition: the binding as it was read.
+    pub resource_version: Option<String>,
+}
+
+/// The write the operator makes (`remediation: Automatic` only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemediationStep {
+    /// Remove the subject from the binding's subjects.
+    RemoveSubject {
+        /// The binding.
+        binding: BindingTarget,
+        /// The subject.
+        subject: Subject,
+    },
+    /// Delete the binding (the subject was its only one).
+    DeleteBinding {
+        /// The binding.
+        binding: BindingTarget,
+    },
+}
+
+/// The tool that owns the binding, from the labels and annotations each one writes.
+/// Flux and Argo CD are checked before Helm: both render Helm charts, whose labels
+/// then say Helm although the tool would put the binding back.
+pub fn external_manager(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<ExternalManager> {
+    let found = |tool, name: Option<&String>| {
+        Some(ExternalManager {
+            tool,
+            name: name.cloned(),
+        })
+    };
+    if let Some(n) = labels.get("kustomize.toolkit.fluxcd.io/name") {
+        return found(ManagerTool::Flux, Some(n));
+    }
+    if let Some(n) = labels.get("helm.toolkit.fluxcd.io/name") {
+        return found(ManagerTool::Flux, Some(n));
+    }
+    if let Some(id) = annotations.get("argocd.argoproj.io/tracking-id") {
+        // `APP:GROUP/KIND:NAMESPACE/NAME`
+        let app = id.split(':').next().map(str::to_string);
+        return found(ManagerTool::ArgoCD, app.as_ref());
+    }
+    if let Some(n) = labels.get("argocd.argoproj.io/instance") {
+        return found(ManagerTool::ArgoCD, Some(n));
+    }
+    let helm_release = annotations.get("meta.helm.sh/release-name");
+    let helm = labels
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|v| v == "Helm");
+    if helm || helm_release.is_some() {
+        return found(
+            ManagerTool::Helm,
+            helm_release.or_else(|| labels.get("app.kubernetes.io/instance")),
+        );
+    }
+    // Argo CD's label tracking writes app.kubernetes.io/instance, which Helm charts
+    // also set: it means Argo CD only without Helm's marks.
+    labels
+        .get("app.kubernetes.io/instance")
+        .and_then(|n| found(ManagerTool::ArgoCD, Some(n)))
+}
+
+fn status(state: RemediationState, action: Option<RemediationAction>, message: String) -> RemediationStatus {
+    RemediationStatus {
+        state,
+        action,
+        managed_by: None,
+        message,
+    }
+}
+
+fn describe_binding(b: &BindingFacts) -> String {
+    b.describe()
+}
+
+/// The remediation of an item whose access is to be removed, judged against the
+/// cluster now: its status, and the write to make (Automatic mode, Pending only).
+pub fn plan(spec: &AccessCertificationSpec, inv: &Inventory) -> (RemediationStatus, Option<RemediationStep>) {
+    let snap = &spec.binding;
+    let subject = &spec.subject;
+    let Some(b) = inv.binding(snap.kind, snap.namespace.as_deref(), &snap.name) else {
+        let message = format!(
+            "{:?} {} no longer exists: nothing to remove",
+            snap.kind, snap.name
+        );
+        return (status(RemediationState::Gone, None, message), None);
+    };
+    if b.uid != snap.uid {
+        let message = format!(
+            "{} was re-created (uid {}, reviewed {}): the new binding is another grant and is not touched",
+            describe_binding(b),
+            b.uid,
+            snap.uid
+        );
+        return (status(RemediationState::Gone, None, message), None);
+    }
+    if !b.subjects.contains(subject) {
+        let message = format!("{subject} is no longer a subject of {}", describe_binding(b));
+        return (status(RemediationState::Done, None, message), None);
+    }
+    let only = b.subjects.iter().all(|s| s == subject);
+    let action = if only {
+        RemediationAction::DeleteBinding
+    } else {
+        RemediationAction::RemoveSubject
+    };
+    let what = match action {
+        RemediationAction::DeleteBinding => {
+            format!("delete {} (its only subject is {subject})", describe_binding(b))
+        }
+        RemediationAction::RemoveSubject => format!("remove {subject} from {}", describe_binding(b)),
+    };
+    if let Some(owner) = external_manager(&b.labels, &b.annotations) {
+        let name = owner.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
+        let message = format!(
+            "managed by {}{name}: {what} there; Gatehouse does not edit it (the next sync would restore it) and marks this Done once {subject} is gone",
+            owner.tool
+        );
+        let mut s = status(RemediationState::ManagedExternally, Some(action), message);
+        s.managed_by = Some(owner);
+        return (s, None);
+    }
+    let target = BindingTarget {
+        kind: b.kind,
+        namespace: b.namespace.clone(),
+        name: b.name.clone(),
+        uid: b.uid.clone(),
+        resource_version: b.resource_version.clone(),
+    };
+    match spec.review.remediation {
+        RemediationMode::Manual => {
+            let message = format!("to do by hand (remediation: Manual): {what}");
+            (status(RemediationState::Pending, Some(action), message), None)
+        }
+        RemediationMode::Automatic => {
+            let message = format!("the operator will {what}");
+            let step = match action {
+                RemediationAction::DeleteBinding => RemediationStep::DeleteBinding { binding: target },
+                RemediationAction::RemoveSubject => RemediationStep::RemoveSubject {
+                    binding: target,
+                    subject: subject.clone(),
+                },
+            };
+            (
+                status(RemediationState::Pending, Some(action), message),
+                Some(step),
+            )
+        }
+    }
+}

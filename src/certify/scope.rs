@@ -1,0 +1,293 @@
+//! From a campaign's scope and the cluster at the start of a run to the run's
+//! items: one AccessCertification per binding × subject, each with a
+//! deterministic name and an immutable snapshot of what is reviewed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use super::{
+    inventory::{BindingFacts, Inventory},
+    naming::item_name,
+    rules::{digest, effective_rules},
+    schedule::RunPlan,
+    CAMPAIGN_LABEL, DEFAULT_REVIEW_NAMESPACE, OWNERS_ANNOTATION, RUN_LABEL,
+};
+use crate::{
+    api::{
+        AccessCampaign, AccessCertification, AccessCertificationSpec, BindingKind, BindingSnapshot,
+        LevelReviewers, Principals, ReviewRules, Subject, SubjectKind,
+    },
+    decide::policy::selector_matches,
+    labels::{label_value, MANAGED_BY},
+};
+
+/// Why a binding or subject is not reviewed in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExclusionReason {
+    /// Its binding kind is not in `scope.bindingKinds`.
+    BindingKind,
+    /// Its namespace is not in `scope.namespaces`.
+    Namespace,
+    /// Its role is not in `scope.roles`.
+    Role,
+    /// Its labels do not match `scope.bindingSelector`.
+    BindingSelector,
+    /// A Gatehouse JIT grant (`scope.includeGatehouseGrants` is false).
+    GatehouseGrant,
+    /// Created after the run started.
+    CreatedAfterRun,
+    /// A `system:*` binding or subject (`scope.includeSystem` is false).
+    System,
+    /// The subject kind is not in `scope.subjectKinds`.
+    SubjectKind,
+    /// The binding name matches this `scope.exclude.bindings` pattern.
+    BindingPattern(String),
+    /// The subject name matches this `scope.exclude.subjects` pattern.
+    SubjectPattern(String),
+}
+
+/// A binding (and, for subject filters, a subject) left out of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exclusion {
+    /// `RoleBinding ns/name` or `ClusterRoleBinding name`.
+    pub binding: String,
+    /// The subject, when only this subject is left out.
+    pub subject: Option<Subject>,
+    /// Why.
+    pub reason: ExclusionReason,
+}
+
+/// The items of a run, and what was left out.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// The items to create, sorted by name.
+    pub items: Vec<AccessCertification>,
+    /// What the scope left out, in binding order.
+    pub excluded: Vec<Exclusion>,
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == text;
+    };
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The subject's name as exclude patterns see it: a ServiceAccount as `namespace/name`.
+pub fn pattern_name(subject: &Subject) -> String {
+    match (&subject.kind, &subject.namespace) {
+        (SubjectKind::ServiceAccount, Some(ns)) => format!("{ns}/{}", subject.name),
+        _ => subject.name.clone(),
+    }
+}
+
+/// Why the whole binding is out of scope, if it is.
+fn binding_excluded(
+    campaign: &AccessCampaign,
+    run: &RunPlan,
+    inv: &Inventory,
+    b: &BindingFacts,
+) -> Option<ExclusionReason> {
+    let scope = &campaign.spec.scope;
+    if !scope.binding_kinds.is_empty() && !scope.binding_kinds.contains(&b.kind) {
+        return Some(ExclusionReason::BindingKind);
+    }
+    if b.created.is_some_and(|c| c > run.started_at) {
+        return Some(ExclusionReason::CreatedAfterRun);
+    }
+    if !scope.include_gatehouse_grants && b.labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+    {
+        return Some(ExclusionReason::GatehouseGrant);
+    }
+    if !scope.include_system && b.name.starts_with("system:") {
+        return Some(ExclusionReason::System);
+    }
+    if let Some(p) = scope.exclude.bindings.iter().find(|p| glob(p, &b.name)) {
+        return Some(ExclusionReason::BindingPattern(p.clone()));
+    }
+    if let (Some(filter), BindingKind::RoleBinding, Some(ns)) = (&scope.namespaces, b.kind, &b.namespace) {
+        let labels = inv.namespace(ns).map(|n| n.labels.clone()).unwrap_or_default();
+        let by_name = filter.names.contains(ns);
+        let by_label = filter
+            .selector
+            .as_ref()
+            .is_some_and(|s| selector_matches(s, &labels));
+        if !by_name && !by_label {
+            return Some(ExclusionReason::Namespace);
+        }
+    }
+    if !scope.roles.is_empty() && !scope.roles.contains(&b.role) {
+        return Some(ExclusionReason::Role);
+    }
+    if let Some(sel) = &scope.binding_selector {
+        if !selector_matches(sel, &b.labels) {
+            return Some(ExclusionReason::BindingSelector);
+        }
+    }
+    None
+}
+
+/// Why this subject of an in-scope binding is left out, if it is.
+fn subject_excluded(campaign: &AccessCampaign, subject: &Subject) -> Option<ExclusionReason> {
+    let scope = &campaign.spec.scope;
+    if !scope.subject_kinds.is_empty() && !scope.subject_kinds.contains(&subject.kind) {
+        return Some(ExclusionReason::SubjectKind);
+    }
+    let name = pattern_name(subject);
+    if !scope.include_system && subject.name.starts_with("system:") {
+        return Some(ExclusionReason::System);
+    }
+    scope
+        .exclude
+        .subjects
+        .iter()
+        .find(|p| glob(p, &name))
+        .map(|p| ExclusionReason::SubjectPattern(p.clone()))
+}
+
+/// Owners from the namespace annotation: `group:NAME`, `user:NAME`, or a bare user name.
+pub fn parse_owners(annotation: &str) -> Principals {
+    let mut owners = Principals::default();
+    for entry in annotation.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once(':') {
+            Some(("group", g)) if !g.trim().is_empty() => owners.groups.push(g.trim().to_string()),
+            Some(("user", u)) if !u.trim().is_empty() => owners.users.push(u.trim().to_string()),
+            _ => owners.users.push(entry.to_string()),
+        }
+    }
+    owners
+}
+
+fn review_rules(campaign: &AccessCampaign, inv: &Inventory, b: &BindingFacts) -> ReviewRules {
+    let owners = b
+        .namespace
+        .as_deref()
+        .and_then(|ns| inv.namespace(ns))
+        .and_then(|n| n.annotations.get(OWNERS_ANNOTATION))
+        .map(|a| parse_owners(a))
+        .unwrap_or_default();
+    let spec = &campaign.spec;
+    ReviewRules {
+        levels: spec
+            .reviewers
+            .levels
+            .iter()
+            .map(|l| LevelReviewers {
+                name: l.name.clone(),
+                reviewers: Principals {
+                    groups: l.groups.clone(),
+                    users: l.users.clone(),
+                },
+                namespace_owners: if l.namespace_owners {
+                    owners.clone()
+                } else {
+                    Principals::default()
+                },
+            })
+            .collect(),
+        justification: spec.justification,
+        escalation: spec.escalation.clone(),
+        on_no_decision: spec.on_no_decision,
+        remediation: spec.remediation,
+    }
+}
+
+fn item(
+    campaign: &AccessCampaign,
+    run: &RunPlan,
+    inv: &Inventory,
+    b: &BindingFacts,
+    subject: &Subject,
+) -> AccessCertification {
+    let digest = effective_rules(inv, &b.role, b.namespace.as_deref())
+        .map(|r| digest(&r))
+        .unwrap_or_else(|| "none".into());
+    let labels = BTreeMap::from([
+        (CAMPAIGN_LABEL.to_string(), label_value(&campaign.name_any())),
+        (RUN_LABEL.to_string(), label_value(&run.name)),
+    ]);
+    AccessCertification {
+        metadata: ObjectMeta {
+            name: Some(item_name(&run.name, b, subject)),
+            namespace: Some(
+                campaign
+                    .spec
+                    .review_namespace
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_REVIEW_NAMESPACE.to_string()),
+            ),
+            labels: Some(labels),
+            // Deleting the campaign deletes its items (a namespaced object may
+            // have a cluster-scoped owner).
+            owner_references: campaign.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: AccessCertificationSpec {
+            campaign: campaign.name_any(),
+            run: run.name.clone(),
+            started_at: run.started_at,
+            due_at: run.due_at,
+            binding: BindingSnapshot {
+                kind: b.kind,
+                namespace: b.namespace.clone(),
+                name: b.name.clone(),
+                uid: b.uid.clone(),
+                created_at: b.created,
+            },
+            subject: subject.clone(),
+            role_ref: b.role.clone(),
+            rules_digest: digest,
+            review: review_rules(campaign, inv, b),
+        },
+        status: None,
+    }
+}
+
+/// The items of a run over the inventory as it was when the run started.
+pub fn launch(campaign: &AccessCampaign, run: &RunPlan, inv: &Inventory) -> Launch {
+    let mut out = Launch::default();
+    for b in &inv.bindings {
+        if let Some(reason) = binding_excluded(campaign, run, inv, b) {
+            out.excluded.push(Exclusion {
+                binding: b.describe(),
+                subject: None,
+                reason,
+            });
+            continue;
+        }
+        let mut seen = Vec::new();
+        for subject in &b.subjects {
+            // A subject listed twice is one access: one item.
+            if seen.contains(&subject) {
+                continue;
+            }
+            seen.push(subject);
+            match subject_excluded(campaign, subject) {
+                Some(reason) => out.excluded.push(Exclusion {
+                    binding: b.describe(),
+                    subject: Some(subject.clone()),
+                    reason,
+                }),
+                None => out.items.push(item(campaign, run, inv, b, subject)),
+            }
+        }
+    }
+    out.items.sort_by_key(|i| i.name_any());
+    out
+}

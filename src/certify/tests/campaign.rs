@@ -1,0 +1,69 @@
+//! The campaign's own status: validity, retention, run counts.
+
+use super::*;
+use crate::{
+    api::Decision::*,
+    certify::campaign::{problems, retention_until, run_summary},
+};
+
+#[test]
+fn a_valid_campaign_has_no_problems_and_an_invalid_one_names_the_field() {
+    assert!(problems(&campaign(&format!(
+        "{TWO_LEVELS}schedule: '@monthly'\ntimeZone: Europe/Berlin\n"
+    )))
+    .is_empty());
+    // What the CRD's patterns let through, but no cluster could run.
+    let bad = campaign(&format!(
+        "{TWO_LEVELS}schedule: '0 25 * * *'\ntimeZone: Mars/Olympus\nduration: 0s\nescalation: {{after: 1x, groups: [a]}}\nretention: forever\n"
+    ));
+    let p = problems(&bad);
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(
+        p[0].starts_with("timeZone \"Mars/Olympus\" is not an IANA time zone"),
+        "{p:#?}"
+    );
+    assert_eq!(p[1], "spec.duration: must be longer than zero");
+    assert!(
+        p[2].starts_with("spec.escalation.after: \"1x\" is not a duration"),
+        "{p:#?}"
+    );
+    assert!(p[3].starts_with("spec.retention:"), "{p:#?}");
+    let hour = campaign(&format!("{TWO_LEVELS}schedule: '0 25 * * *'\n"));
+    assert!(problems(&hour)[0].starts_with("schedule \"0 25 * * *\" is not a cron schedule"));
+}
+
+#[test]
+fn a_runs_items_are_kept_a_year_after_it_is_due_unless_the_campaign_says_otherwise() {
+    assert_eq!(
+        retention_until(&campaign(TWO_LEVELS), &run()).unwrap(),
+        at("2027-10-15T07:00:00Z")
+    );
+    let short = campaign(&format!("{TWO_LEVELS}retention: 720h\n"));
+    assert_eq!(retention_until(&short, &run()).unwrap(), at("11-14 07:00"));
+}
+
+#[test]
+fn the_run_summary_counts_decisions_and_finished_remediations() {
+    let inv = cluster(PAYMENTS);
+    let l = launched(&campaign(&format!("{TWO_LEVELS}remediation: Automatic\n")), &inv);
+    let (bob, devs) = (item_of(&l, "bob"), item_of(&l, "payments-devs"));
+    let revoked = [
+        review(&bob, "olaf", &["ops-leads"], Revoke, "10-02 09:00"),
+        review(&bob, "sam", &["security"], Revoke, "10-03 09:00"),
+    ];
+    let removed = cluster(&PAYMENTS.replace("- {kind: User, name: bob}\n", ""));
+    let bob_done = eval(&bob, &revoked, &removed, "10-04 00:00").status;
+    let devs_open = eval(&devs, &[], &inv, "10-04 00:00").status;
+    let summary = run_summary(&run(), &[&bob_done, &devs_open]);
+    assert_eq!(summary.name, "quarterly-20261001-0700");
+    assert_eq!(
+        (
+            summary.items,
+            summary.approved,
+            summary.revoked,
+            summary.unreviewed,
+            summary.remediated
+        ),
+        (2, 0, 1, 1, 1)
+    );
+}
