@@ -10,14 +10,14 @@
 //! It applies the chart's objects as `helm install` renders them against this
 //! cluster (CRDs, admission policies, RBAC), runs `gatehouse run` outside the
 //! cluster under the chart's ServiceAccount, and then, in order: people switch
-//! users with `--context` and `--as`; a refused read is one line naming the role to
-//! ask for; kubectl's own completion asks `kubectl_complete-gatehouse`; `--wait`
+//! users with `--context` and `--as`; a refused read or create is one line naming
+//! the role to ask for; kubectl's own completion asks `kubectl_complete-gatehouse`; `--wait`
 //! returns within a second of the grant; and the README's quick start runs as
 //! written. Everything but the quick start lives in namespaces `gh-e2e-plugin-*`.
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration as StdDuration, Instant},
 };
 
@@ -31,37 +31,13 @@ use kube::{
 use serde_json::{json, Value};
 
 mod support;
-use support::{cluster, tools};
+use support::{
+    cluster::{self, eventually},
+    operator::Operator,
+    tools,
+};
 
 const OPERATOR_NS: &str = "gatehouse-system";
-
-/// The operator process, killed when dropped.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: StdDuration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-}
 
 fn kubectl(kubeconfig: &str, args: &[&str], objects: Option<&[Value]>) -> tools::Run {
     let mut all = vec!["--kubeconfig", kubeconfig];
@@ -144,26 +120,6 @@ fn operator_kubeconfig(admin: &str) -> PathBuf {
     ));
     std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
     path
-}
-
-fn start_operator(kubeconfig: &Path) -> Operator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    Operator(
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["run", "--leader-election=false", "--sweep-interval", "5s"])
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,gatehouse=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
 }
 
 /// What a plugin run printed.
@@ -286,7 +242,14 @@ async fn the_plugin_on_a_real_api_server() {
     )
     .unwrap();
     install_chart_objects(&kubeconfig);
-    let _operator = start_operator(&operator_kubeconfig(&kubeconfig));
+    let logs = std::env::temp_dir().join(format!("gatehouse-e2e-plugin-{}", std::process::id()));
+    let _operator = Operator::start(
+        &operator_kubeconfig(&kubeconfig),
+        "plugin-e2e",
+        &["--leader-election=false"],
+        &logs,
+    )
+    .await;
 
     let run = format!("{:x}", Utc::now().timestamp_millis());
     let scene = Scene {
@@ -316,7 +279,7 @@ async fn the_plugin_on_a_real_api_server() {
 }
 
 /// Two namespaces; in the first, developers may request and sre review (RoleBindings
-/// to the chart's user roles); in the second nobody may do anything.
+/// to the chart's user roles); the second has no bindings of its own.
 fn setup_people(scene: &Scene, elsewhere: &str, run: &str) {
     let ns = &scene.ns;
     let binding = |name: &str, role: &str, group: &str| {
@@ -446,37 +409,33 @@ async fn switching_users(scene: &Scene) {
     assert_eq!(ran.stdout, "No requests waiting for your review.\n");
 }
 
-/// bob has no role in the other namespace: one line, his name, the role to ask for.
+/// frank (the admin impersonating a contractor) has no Gatehouse role anywhere:
+/// one line, his name, the role to ask for. (The token users alice, bob and carol
+/// may hold cluster-wide roles from other suites run on the same control plane.)
 fn a_refusal_is_one_line(scene: &Scene, elsewhere: &str) {
+    let frank = ["--as", "frank", "--as-group", "contractors"];
     let ran = plugin(
         &scene.kubeconfig,
-        &["--context", "bob", "pending", "-n", elsewhere],
+        &[&frank[..], &["pending", "-n", elsewhere]].concat(),
     );
     assert_eq!(ran.code, 1);
     assert_eq!(
         ran.stderr,
         format!(
-            "error: bob may not read ApprovalRequests in namespace {elsewhere}: ask for the gatehouse-reviewer role there \
-             (kubectl create rolebinding bob-gatehouse-reviewer --clusterrole gatehouse-reviewer --user bob -n {elsewhere})\n"
+            "error: frank may not read ApprovalRequests in namespace {elsewhere}: ask for the gatehouse-reviewer role there \
+             (kubectl create rolebinding frank-gatehouse-reviewer --clusterrole gatehouse-reviewer --user frank -n {elsewhere})\n"
         )
     );
     let ran = plugin(
         &scene.kubeconfig,
-        &[
-            "--context",
-            "alice",
-            "request",
-            "view",
-            "-n",
-            elsewhere,
-            "--for",
-            "1h",
-        ],
+        &[&frank[..], &["request", "view", "-n", elsewhere, "--for", "1h"]].concat(),
     );
     assert_eq!(ran.code, 1);
     assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
     assert!(
-        ran.stderr.starts_with(&format!("error: alice may not create ApprovalRequests in namespace {elsewhere}: ask for the gatehouse-requester role there")),
+        ran.stderr.starts_with(&format!(
+            "error: frank may not create ApprovalRequests in namespace {elsewhere}: ask for the gatehouse-requester role there"
+        )),
         "{}",
         ran.stderr
     );
