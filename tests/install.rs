@@ -535,6 +535,7 @@ fn the_notes_show_a_first_request() {
                 "{notes}"
             );
             assert!(notes.contains("requester must be you"), "{notes}");
+            assert!(notes.contains("requester: {username: alice"), "{notes}");
             // Without a cluster helm knows no MutatingAdmissionPolicy API: the notes say so.
             assert!(
                 notes.contains("does not serve admissionregistration.k8s.io/v1"),
@@ -545,6 +546,10 @@ fn the_notes_show_a_first_request() {
             assert!(notes.contains("roles: [{kind: Role, name: deployer}]"), "{notes}");
             // The mutating policies are rendered (forced here) and the notes say so.
             assert!(notes.contains("requester may be left out"), "{notes}");
+            assert!(
+                !notes.contains("requester: {") && !notes.contains("reviewer: {"),
+                "no identity to type: {notes}"
+            );
             assert!(!notes.contains("does not serve"), "{notes}");
         }
     }
