@@ -179,6 +179,15 @@ impl Scene {
             .unwrap()
     }
 
+    /// The request `name` exists, asked for by `user` in group `group`, and the
+    /// operator has seen it (Pending).
+    async fn asked_by(&self, name: &str, user: &str, group: &str) {
+        let req = self.request(name).await;
+        assert_eq!(req.spec.requester.username, user, "{name}");
+        assert!(req.spec.requester.groups.iter().any(|g| g == group), "{name}");
+        self.phase_becomes(name, Phase::Pending).await;
+    }
+
     async fn phase_becomes(&self, name: &str, phase: Phase) -> ApprovalRequest {
         let api: Api<ApprovalRequest> = Api::namespaced(self.admin.clone(), &self.ns);
         eventually(
@@ -326,10 +335,7 @@ async fn switching_users(scene: &Scene) {
         ],
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let req = scene.request("alice-ctx").await;
-    assert_eq!(req.spec.requester.username, "alice");
-    assert!(req.spec.requester.groups.contains(&"developers".to_string()));
-    scene.phase_becomes("alice-ctx", Phase::Pending).await;
+    scene.asked_by("alice-ctx", "alice", "developers").await;
 
     let ran = plugin(kc, &["--context", "bob", "pending", "-n", ns]);
     assert!(
@@ -380,10 +386,7 @@ async fn switching_users(scene: &Scene) {
         ],
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let req = scene.request("dave-as").await;
-    assert_eq!(req.spec.requester.username, "dave");
-    assert!(req.spec.requester.groups.contains(&"developers".to_string()));
-    scene.phase_becomes("dave-as", Phase::Pending).await;
+    scene.asked_by("dave-as", "dave", "developers").await;
     let ran = plugin(
         kc,
         &[
@@ -559,8 +562,10 @@ async fn wait_returns_right_after_the_grant(scene: &Scene) {
         lag < StdDuration::from_secs(1),
         "--wait returned {lag:?} after the grant"
     );
+    // grantedAt is the operator's decision time: this also counts the operator
+    // creating the binding and writing the status, which the plugin cannot beat.
     assert!(
-        since_binding < 1000,
+        since_binding < 3000,
         "--wait returned {since_binding} ms after grantedAt"
     );
 }

@@ -106,21 +106,12 @@ async fn request_wait_follows_the_request_to_its_end() {
         let mut args = request_args("view");
         args.name = Some("waiting".into());
         args.wait = true;
-        let operator = {
-            let client = client.clone();
-            async move {
-                tokio::time::sleep(StdDuration::from_millis(100)).await;
-                Api::<ApprovalRequest>::namespaced(client, "team")
-                    .patch_status(
-                        "waiting",
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"status": {"phase": phase,
-                            "expiresAt": "2026-11-23T12:30:00Z"}})),
-                    )
-                    .await
-                    .unwrap();
-            }
-        };
+        let operator = operator_writes(
+            &client,
+            "waiting",
+            100,
+            json!({"status": {"phase": phase, "expiresAt": "2026-11-23T12:30:00Z"}}),
+        );
         let e = env(&client, dana(), Output::Table);
         let mut out = vec![];
         let mut err = vec![];
@@ -148,20 +139,7 @@ async fn waiting_is_one_watch_on_the_request_not_polling() {
     let mut args = request_args("view");
     args.name = Some("watched".into());
     args.wait = true;
-    let operator = {
-        let client = client.clone();
-        async move {
-            tokio::time::sleep(StdDuration::from_millis(400)).await;
-            Api::<ApprovalRequest>::namespaced(client, "team")
-                .patch_status(
-                    "watched",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"phase": "Active"}})),
-                )
-                .await
-                .unwrap();
-        }
-    };
+    let operator = operator_writes(&client, "watched", 400, json!({"status": {"phase": "Active"}}));
     let e = env(&client, dana(), Output::Table);
     let mut out = vec![];
     let mut err = vec![];
@@ -193,20 +171,7 @@ async fn request_wait_gives_up_after_its_timeout_saying_what_it_last_saw() {
     args.wait = true;
     args.timeout = Some("300ms".into());
     // The operator marks it Pending, and nobody reviews it.
-    let operator = {
-        let client = client.clone();
-        async move {
-            tokio::time::sleep(StdDuration::from_millis(50)).await;
-            Api::<ApprovalRequest>::namespaced(client, "team")
-                .patch_status(
-                    "slow",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"phase": "Pending"}})),
-                )
-                .await
-                .unwrap();
-        }
-    };
+    let operator = operator_writes(&client, "slow", 50, json!({"status": {"phase": "Pending"}}));
     let e = env(&client, dana(), Output::Table);
     let mut out = vec![];
     let mut err = vec![];
@@ -498,4 +463,13 @@ async fn status_command_renders_the_stored_request() {
     assert_eq!(v["timeLeft"], "1h40m");
     assert_eq!(v["stages"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["reviewGroups"][1]["reviewedBy"], "sam");
+}
+
+/// Plays the operator: after `millis`, merges `status` into the request `name`.
+async fn operator_writes(client: &Client, name: &str, millis: u64, status: serde_json::Value) {
+    tokio::time::sleep(StdDuration::from_millis(millis)).await;
+    Api::<ApprovalRequest>::namespaced(client.clone(), "team")
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
 }
