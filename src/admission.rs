@@ -11,9 +11,10 @@
 //!   holds [`CREATE_ON_BEHALF`].
 //! - `gatehouse-status-writer` (ValidatingAdmissionPolicy): a write to a
 //!   `/status` subresource needs [`WRITE_STATUS`] as well as RBAC's update/patch.
-//! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer` (optional
-//!   MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
-//!   turned on): fill an empty requester/reviewer from the creator.
+//! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer`
+//!   (MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
+//!   turned on): fill an empty requester/reviewer from the creator. The chart
+//!   installs them by default wherever the cluster serves their v1 API.
 
 /// RBAC virtual verb that lets a creator name someone else as requester or
 /// reviewer (checked with the admission policy's `authorizer`).
