@@ -111,6 +111,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// A reconcile that takes longer is abandoned and retried.
     pub reconcile_timeout: Duration,
+    /// Tells people what changed; disabled unless the operator starts it.
+    pub notify: crate::notify::Notifier,
 }
 
 impl Context {
@@ -129,6 +131,7 @@ impl Context {
             clock,
             failures: Mutex::default(),
             reconcile_timeout: Duration::from_secs(30),
+            notify: crate::notify::Notifier::default(),
         }
     }
 }
