@@ -69,7 +69,10 @@ fn the_same_status_always_gives_the_same_keys_and_delivery_ids() {
     let b = request_notices(&active(), t("2026-11-30T10:59:00Z"), Leads::default());
     assert_eq!(a, b, "derived from status, not from when it is looked at");
     let id = |n: &Notice| hmac::delivery_id(&n.object.uid, &n.key(), "ops");
-    assert_eq!(a.iter().map(id).collect::<Vec<_>>(), b.iter().map(id).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(id).collect::<Vec<_>>(),
+        b.iter().map(id).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -78,7 +81,10 @@ fn certification_items_and_runs_have_their_events() {
     let n = item_notices(&item(), t("2026-10-02T00:00:00Z"), leads);
     assert_eq!(events(&n), ["CertificationItemWaiting/owners"]);
     let n = item_notices(&item(), t("2026-10-14T01:00:00Z"), leads);
-    assert_eq!(events(&n), ["CertificationItemWaiting/owners", "CertificationReminder"]);
+    assert_eq!(
+        events(&n),
+        ["CertificationItemWaiting/owners", "CertificationReminder"]
+    );
     let mut overdue = item();
     let s = overdue.status.as_mut().unwrap();
     s.levels[0].state = gatehouse::api::LevelState::Expired;
@@ -90,9 +96,17 @@ fn certification_items_and_runs_have_their_events() {
     let n = run_notices(&campaign(3, 1), t("2026-10-02T00:00:00Z"));
     assert_eq!(events(&n), ["CertificationRunStarted/quarterly-20261001-0000"]);
     let n = run_notices(&campaign(10, 2), t("2026-10-05T00:00:00Z"));
-    assert_eq!(events(&n), ["CertificationRunCompleted/quarterly-20261001-0000"], "all decided");
+    assert_eq!(
+        events(&n),
+        ["CertificationRunCompleted/quarterly-20261001-0000"],
+        "all decided"
+    );
     let n = run_notices(&campaign(8, 1), t("2026-10-15T00:00:01Z"));
-    assert_eq!(events(&n), ["CertificationRunCompleted/quarterly-20261001-0000"], "due");
+    assert_eq!(
+        events(&n),
+        ["CertificationRunCompleted/quarterly-20261001-0000"],
+        "due"
+    );
 }
 
 fn config(extra: serde_json::Value) -> Channel {
@@ -111,7 +125,10 @@ fn channels_take_what_their_filters_name() {
     let sre = config(json!({"reviewerGroups": ["sre"], "events": ["ReviewRequired", "Granted"]}));
     assert!(sre.wants(&waiting[0]));
     assert!(!sre.wants(&waiting[1]), "Escalated is not among its events");
-    assert!(sre.wants(&granted[1]), "reviewerGroups filters review events only");
+    assert!(
+        sre.wants(&granted[1]),
+        "reviewerGroups filters review events only"
+    );
     let managers = config(json!({"reviewerGroups": ["managers"]}));
     assert!(!managers.wants(&waiting[0]), "sre reviews it, not managers");
 
@@ -154,9 +171,9 @@ fn messages_say_who_what_where_how_long_why_and_the_command() {
     assert_eq!(field("Duration").as_deref(), Some("2h"));
     assert_eq!(field("Reason").as_deref(), Some("debug checkout <!channel> & co"));
     assert_eq!(field("Reviewers").as_deref(), Some("group sre"));
-    assert!(m.commands.contains(
-        &"kubectl gatehouse approve alice-view-x7k2p -n team --comment \"<why>\"".to_string()
-    ));
+    assert!(m
+        .commands
+        .contains(&"kubectl gatehouse approve alice-view-x7k2p -n team --comment \"<why>\"".to_string()));
     let n = &request_notices(&active(), t("2026-11-30T10:56:00Z"), Leads::default())[2];
     let m = message(n);
     assert_eq!(
@@ -169,14 +186,19 @@ fn messages_say_who_what_where_how_long_why_and_the_command() {
 }
 
 fn golden(name: &str, value: &serde_json::Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/notify").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/notify")
+        .join(name);
     let text = serde_json::to_string_pretty(value).unwrap() + "\n";
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &text).unwrap();
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert_eq!(text, want, "{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)");
+    assert_eq!(
+        text, want,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 rewrites it)"
+    );
 }
 
 fn payload(type_: ChannelType, n: &Notice) -> serde_json::Value {
@@ -202,8 +224,14 @@ fn payloads_match_their_golden_files() {
         golden(&format!("{tag}-granted.json"), &payload(type_, granted));
     }
     golden("webhook-expired.json", &payload(ChannelType::Webhook, expired));
-    golden("slack-certification-item-waiting.json", &payload(ChannelType::Slack, item));
-    golden("webhook-certification-run-completed.json", &payload(ChannelType::Webhook, run));
+    golden(
+        "slack-certification-item-waiting.json",
+        &payload(ChannelType::Slack, item),
+    );
+    golden(
+        "webhook-certification-run-completed.json",
+        &payload(ChannelType::Webhook, run),
+    );
 }
 
 #[test]
@@ -222,7 +250,10 @@ fn the_webhook_payload_is_typed_and_complete() {
     assert_eq!(p["object"]["uid"], "0b8c2a4e-1111-4c3b-9f00-5a1e2d3c4b5a");
     assert_eq!(p["details"]["expiresAt"], "2026-11-30T11:05:00Z");
     assert_eq!(p["details"]["approvers"], json!(["bob"]));
-    assert_eq!(p["delivery"], hmac::delivery_id(&granted.object.uid, "Granted", "ops"));
+    assert_eq!(
+        p["delivery"],
+        hmac::delivery_id(&granted.object.uid, "Granted", "ops")
+    );
     for e in E::ALL {
         assert!(!e.as_str().is_empty());
     }

@@ -99,8 +99,8 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the notifier's loop; it runs until the task is aborted, and aborts
-    /// its workers with it.
+    /// Starts the notifier's loop; it runs until the task is aborted or every
+    /// handle is dropped, and its workers stop with it.
     pub fn start(
         client: Client,
         cache: Arc<Cache>,

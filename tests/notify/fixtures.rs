@@ -69,9 +69,12 @@ pub fn expired() -> ApprovalRequest {
     let s = r.status.as_mut().unwrap();
     s.phase = gatehouse::api::Phase::Expired;
     s.completed_at = Some(t(EXPIRES));
-    s.conditions.push(serde_json::from_value(json!({
+    s.conditions.push(
+        serde_json::from_value(json!({
         "type": "Complete", "status": "True", "reason": "Expired",
-        "message": "access ended at 2026-11-30T11:05:00Z", "lastTransitionTime": EXPIRES})).unwrap());
+        "message": "access ended at 2026-11-30T11:05:00Z", "lastTransitionTime": EXPIRES}))
+        .unwrap(),
+    );
     r
 }
 
@@ -81,12 +84,18 @@ pub fn revoked() -> ApprovalRequest {
     let s = r.status.as_mut().unwrap();
     s.phase = gatehouse::api::Phase::Revoked;
     s.completed_at = Some(t("2026-11-30T10:00:00Z"));
-    s.decisions.push(serde_json::from_value(json!({
+    s.decisions.push(
+        serde_json::from_value(json!({
         "review": "alice-view-x7k2p-carol-revoke", "reviewer": "carol", "decision": "Revoke",
-        "at": "2026-11-30T10:00:00Z", "accepted": true, "reason": "Revoked", "message": "revoked"})).unwrap());
-    s.conditions.push(serde_json::from_value(json!({
+        "at": "2026-11-30T10:00:00Z", "accepted": true, "reason": "Revoked", "message": "revoked"}))
+        .unwrap(),
+    );
+    s.conditions.push(
+        serde_json::from_value(json!({
         "type": "Complete", "status": "True", "reason": "Revoked",
-        "message": "revoked by carol: incident closed", "lastTransitionTime": "2026-11-30T10:00:00Z"})).unwrap());
+        "message": "revoked by carol: incident closed", "lastTransitionTime": "2026-11-30T10:00:00Z"}))
+        .unwrap(),
+    );
     r
 }
 
