@@ -53,10 +53,19 @@ impl Drop for Operator {
 }
 
 fn start_operator(kubeconfig: &str, namespace: &str) -> Operator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     Operator(
         Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["run", "--http-addr", &format!("127.0.0.1:{port}"), "--leader-election=false"])
+            .args([
+                "run",
+                "--http-addr",
+                &format!("127.0.0.1:{port}"),
+                "--leader-election=false",
+            ])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", namespace)
             .env("RUST_LOG", "info,gatehouse::notify=debug")
@@ -84,7 +93,10 @@ async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -109,7 +121,9 @@ async fn install_crds(admin: &Client) {
             let name = name.clone();
             async move {
                 let c = api.get(&name).await.ok()?.status?.conditions?;
-                c.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
             }
         })
         .await;
@@ -154,15 +168,19 @@ impl Scene {
 
     async fn phase_becomes(&self, name: &str, phase: Phase) -> ApprovalRequest {
         let api: Api<ApprovalRequest> = Api::namespaced(self.admin.clone(), &self.ns);
-        eventually(&format!("{name} to become {phase}"), Duration::from_secs(30), || {
-            let api = api.clone();
-            async move {
-                api.get(name)
-                    .await
-                    .ok()
-                    .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == phase))
-            }
-        })
+        eventually(
+            &format!("{name} to become {phase}"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                async move {
+                    api.get(name)
+                        .await
+                        .ok()
+                        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == phase))
+                }
+            },
+        )
         .await
     }
 }
@@ -171,9 +189,13 @@ impl Scene {
 fn story(rx: &Receiver) -> Vec<(String, String)> {
     rx.received()
         .iter()
+        .filter(|m| m.event != "Test")
         .map(|m| {
             let j = m.json();
-            (j["object"]["name"].as_str().unwrap_or_default().to_string(), m.event.clone())
+            (
+                j["object"]["name"].as_str().unwrap_or_default().to_string(),
+                m.event.clone(),
+            )
         })
         .collect()
 }
@@ -222,7 +244,10 @@ async fn notifications_on_a_real_api_server() {
         "rules": [{"apiGroups": ["gatehouse.dev"], "resources": ["approvalrequests", "accessreviews"], "verbs": ["create", "get", "list", "watch"]}]
     }))
     .unwrap();
-    Api::<ClusterRole>::all(admin.clone()).patch(&people, &pp, &apply(&role)).await.unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .patch(&people, &pp, &apply(&role))
+        .await
+        .unwrap();
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
         "metadata": {"name": people},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": people},
@@ -230,7 +255,10 @@ async fn notifications_on_a_real_api_server() {
                      {"kind": "Group", "name": "sre", "apiGroup": "rbac.authorization.k8s.io"}]
     }))
     .unwrap();
-    Api::<ClusterRoleBinding>::all(admin.clone()).patch(&people, &pp, &apply(&binding)).await.unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .patch(&people, &pp, &apply(&binding))
+        .await
+        .unwrap();
     let policy = json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy",
         "metadata": {"name": format!("gh-e2e-notify-{run}")},
@@ -294,6 +322,39 @@ async fn notifications_on_a_real_api_server() {
     })
     .await;
 
+    // `kubectl gatehouse notify test`: the operator sends, the plugin prints the answer.
+    // Off the test's thread: the receiver answers on it meanwhile.
+    let (kubeconfig, name) = (path.clone(), channel_name.clone());
+    let plugin = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_kubectl-gatehouse"))
+            .args(["notify", "test", &name])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&plugin.stdout);
+    assert!(
+        plugin.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&plugin.stderr)
+    );
+    assert!(
+        printed.contains("The endpoint answered HTTP 200:\nok"),
+        "{printed}"
+    );
+    let test = rx
+        .received()
+        .into_iter()
+        .find(|m| m.event == "Test")
+        .expect("the test message arrived");
+    assert!(hmac::verify(
+        KEY.as_bytes(),
+        &test.body,
+        test.signature.as_deref().unwrap()
+    ));
+
     // A full lifecycle, with a restart of the operator in the middle.
     let short = scene.request("alice-short", "30s").await;
     wait_for_message(&rx, "alice-short", "ReviewRequired", Duration::from_secs(20)).await;
@@ -329,12 +390,21 @@ async fn notifications_on_a_real_api_server() {
     sorted_got.sort();
     let mut sorted_want = want.clone();
     sorted_want.sort();
-    assert_eq!(sorted_got, sorted_want, "exactly one message per event; received in order: {got:?}");
+    assert_eq!(
+        sorted_got, sorted_want,
+        "exactly one message per event; received in order: {got:?}"
+    );
     for m in rx.received() {
         let sig = m.signature.as_deref().unwrap();
-        assert!(hmac::verify(KEY.as_bytes(), &m.body, sig), "every message is signed");
+        assert!(
+            hmac::verify(KEY.as_bytes(), &m.body, sig),
+            "every message is signed"
+        );
     }
-    eprintln!("e2e notify: {} messages, one per event, across an operator restart", got.len());
+    eprintln!(
+        "e2e notify: {} messages, one per event, across an operator restart",
+        got.len()
+    );
 
     // A receiver that takes 5 s over each message while a grant expires.
     rx.delay(Duration::from_secs(5));
@@ -363,11 +433,17 @@ async fn notifications_on_a_real_api_server() {
     drop(operator);
     let _ = channels.delete(&channel_name, &DeleteParams::default()).await;
     for n in [&ns, &sys] {
-        let _ = Api::<Namespace>::all(admin.clone()).delete(n, &DeleteParams::default()).await;
+        let _ = Api::<Namespace>::all(admin.clone())
+            .delete(n, &DeleteParams::default())
+            .await;
     }
     let _ = Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
         .delete(&format!("gh-e2e-notify-{run}"), &DeleteParams::default())
         .await;
-    let _ = Api::<ClusterRoleBinding>::all(admin.clone()).delete(&people, &DeleteParams::default()).await;
-    let _ = Api::<ClusterRole>::all(admin.clone()).delete(&people, &DeleteParams::default()).await;
+    let _ = Api::<ClusterRoleBinding>::all(admin.clone())
+        .delete(&people, &DeleteParams::default())
+        .await;
+    let _ = Api::<ClusterRole>::all(admin.clone())
+        .delete(&people, &DeleteParams::default())
+        .await;
 }

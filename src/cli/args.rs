@@ -58,6 +58,12 @@ pub enum Command {
         /// Name of the ApprovalRequest.
         name: String,
     },
+    /// Notification channels (`notify test CHANNEL`).
+    Notify {
+        /// The subcommand.
+        #[command(subcommand)]
+        command: super::notify::NotifyCommand,
+    },
 }
 
 /// Arguments of `request`.

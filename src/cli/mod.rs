@@ -12,6 +12,7 @@
 mod args;
 mod build;
 mod commands;
+pub mod notify;
 pub mod render;
 
 use std::{io::Write, time::Duration as StdDuration};
@@ -108,6 +109,7 @@ pub struct Env {
 pub async fn run(env: &Env, command: &Command, out: &mut dyn Write) -> Result<i32, CliError> {
     match command {
         Command::Request(args) => Ok(request(env, args, out).await?.1),
+        Command::Notify { command } => notify::notify(env, command, out).await,
         Command::Approve(a) => {
             review_cmd(
                 env,
