@@ -166,7 +166,7 @@ fn request_message(n: &Notice, f: &RequestFacts) -> Message {
                 fields.push(("Job image", img.clone()));
             }
             if n.event == E::Granted {
-                let text = format!("{} now has {what}, until {until}.", f.subject);
+                let text = format!("{} now has {} in {place}, until {until}.", f.subject, f.role);
                 let commands = vec![
                     status,
                     format!("kubectl gatehouse revoke {target} --comment \"<why>\""),
