@@ -13,12 +13,15 @@
 mod receiver;
 mod support;
 
-use support::{cluster, tools};
+use support::{
+    cluster::{self, eventually},
+    tools,
+};
 
 use std::{
     collections::BTreeMap,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use chrono::Utc;
@@ -82,24 +85,6 @@ fn as_user(admin: &Config, user: &str, groups: &[&str]) -> Client {
     c.auth_info.impersonate = Some(user.to_string());
     c.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
     Client::try_from(c).unwrap()
-}
-
-async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Fut,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn apply<K: serde::Serialize>(obj: &K) -> Patch<&K> {
