@@ -260,6 +260,8 @@ fn rust_rbac(opts: &RbacOptions) -> Vec<Value> {
         serde_json::to_value(&o.cluster_role_binding).unwrap(),
         serde_json::to_value(&o.leader_election_role).unwrap(),
         serde_json::to_value(&o.leader_election_binding).unwrap(),
+        serde_json::to_value(&o.notifications_role).unwrap(),
+        serde_json::to_value(&o.notifications_binding).unwrap(),
     ]
 }
 
@@ -374,7 +376,7 @@ fn optional_objects_follow_their_values() {
     let defaults = chart_objects(NS, &[]);
     // CRDs: installed and kept on uninstall.
     let crds = of_kind(&defaults, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 5);
+    assert_eq!(crds.len(), 6);
     for crd in crds {
         assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     }

@@ -121,6 +121,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Notification channels (`notify test CHANNEL`).
+    Notify {
+        /// The subcommand.
+        #[command(subcommand)]
+        command: super::notify::NotifyCommand,
+    },
 }
 
 /// Shells with a completion script.

@@ -19,6 +19,7 @@ mod commands;
 pub mod complete;
 mod connect;
 mod error;
+pub mod notify;
 mod operation;
 pub mod render;
 pub mod wait;
@@ -115,6 +116,7 @@ pub async fn run(
     };
     match command {
         Command::Request(args) => Ok(request(env, args, out, err).await?.1),
+        Command::Notify { command } => notify::notify(env, command, out).await,
         Command::Approve(a) => {
             review_cmd(
                 env,

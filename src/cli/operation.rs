@@ -16,6 +16,8 @@ pub enum Verb {
     Watch,
     /// create
     Create,
+    /// patch
+    Patch,
 }
 
 impl Verb {
@@ -26,6 +28,7 @@ impl Verb {
             Verb::List => "list",
             Verb::Watch => "watch",
             Verb::Create => "create",
+            Verb::Patch => "patch",
         }
     }
 }
@@ -43,6 +46,8 @@ pub enum Resource {
     Namespaces,
     /// authentication.k8s.io selfsubjectreviews
     SelfSubjectReviews,
+    /// gatehouse.dev notificationchannels (cluster-scoped)
+    NotificationChannels,
 }
 
 impl Resource {
@@ -54,6 +59,7 @@ impl Resource {
             Resource::AccessPolicies => "AccessPolicy",
             Resource::Namespaces => "Namespace",
             Resource::SelfSubjectReviews => "SelfSubjectReview",
+            Resource::NotificationChannels => "NotificationChannel",
         }
     }
 
@@ -65,13 +71,17 @@ impl Resource {
             Resource::AccessPolicies => "accesspolicies",
             Resource::Namespaces => "namespaces",
             Resource::SelfSubjectReviews => "selfsubjectreviews",
+            Resource::NotificationChannels => "notificationchannels",
         }
     }
 
     pub(super) fn gatehouse(self) -> bool {
         matches!(
             self,
-            Resource::ApprovalRequests | Resource::AccessReviews | Resource::AccessPolicies
+            Resource::ApprovalRequests
+                | Resource::AccessReviews
+                | Resource::AccessPolicies
+                | Resource::NotificationChannels
         )
     }
 }
@@ -130,6 +140,8 @@ impl fmt::Display for Op {
             (Verb::Get | Verb::List, _) => format!("read {}s", self.resource.kind()),
             (Verb::Watch, _) => format!("watch {}s", self.resource.kind()),
             (Verb::Create, _) => format!("create {}s", self.resource.kind()),
+            (Verb::Patch, Some(n)) => format!("change {} {n}", self.resource.kind()),
+            (Verb::Patch, None) => format!("change {}s", self.resource.kind()),
         };
         // "AccessPolicys" would be wrong; the other kinds take a plain "s".
         let what = what.replace("Policys", "Policies");

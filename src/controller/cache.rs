@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use super::health::Health;
 use crate::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
+    api::{AccessPolicy, AccessReview, ApprovalRequest, NotificationChannel, Phase},
     labels::{self, REQUEST_NAME, REQUEST_NAMESPACE},
 };
 
@@ -137,6 +137,8 @@ pub struct Cache {
     pub jobs: Store<Job>,
     /// ServiceAccounts the operator created (OneTime).
     pub service_accounts: Store<ServiceAccount>,
+    /// NotificationChannels, read by the notifier.
+    pub notification_channels: Store<NotificationChannel>,
     reviews_by_request: Index<AccessReview, (String, String)>,
     requests_by_requester: Index<ApprovalRequest, String>,
     /// Whether each kind is synced and its watch healthy.
@@ -154,6 +156,7 @@ pub struct Writers {
     pub cluster_role_bindings: Writer<ClusterRoleBinding>,
     pub jobs: Writer<Job>,
     pub service_accounts: Writer<ServiceAccount>,
+    pub notification_channels: Writer<NotificationChannel>,
 }
 
 impl Cache {
@@ -168,6 +171,7 @@ impl Cache {
             cluster_role_bindings: Writer::default(),
             jobs: Writer::default(),
             service_accounts: Writer::default(),
+            notification_channels: Writer::default(),
         };
         let cache = Cache {
             requests: writers.requests.as_reader(),
@@ -178,6 +182,7 @@ impl Cache {
             cluster_role_bindings: writers.cluster_role_bindings.as_reader(),
             jobs: writers.jobs.as_reader(),
             service_accounts: writers.service_accounts.as_reader(),
+            notification_channels: writers.notification_channels.as_reader(),
             reviews_by_request: Index::new(|r: &AccessReview| {
                 // A certification review (no spec.request) belongs to no request.
                 Some((r.namespace()?, r.spec.request.as_ref()?.name.clone()))
@@ -313,6 +318,19 @@ impl Cached for Namespace {
 
     fn store(cache: &Cache) -> &Store<Self> {
         &cache.namespaces
+    }
+}
+
+impl Cached for NotificationChannel {
+    const RESOURCE: &'static str = "notificationchannels";
+
+    /// Channels concern the notifier only, which looks at them on its own.
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        Vec::new()
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.notification_channels
     }
 }
 

@@ -36,6 +36,22 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label: a notification channel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    /// Name of the NotificationChannel.
+    pub channel: String,
+}
+
+/// Labels: a notification channel and an event or failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelOutcomeLabel {
+    /// Name of the NotificationChannel.
+    pub channel: String,
+    /// The event delivered (`Granted`), or why an attempt failed (`connect`, `timeout`, `status_5xx`, ...).
+    pub what: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -63,6 +79,16 @@ pub struct Metrics {
     pub last_sync: Family<KindLabel, Gauge>,
     /// Kubernetes Events not published because the queue was full.
     pub events_dropped: Counter,
+    /// Notifications an endpoint accepted, by channel and event.
+    pub notifications_delivered: Family<ChannelOutcomeLabel, Counter>,
+    /// Failed delivery attempts, by channel and cause.
+    pub notification_failures: Family<ChannelOutcomeLabel, Counter>,
+    /// Notifications waiting in a channel's queue.
+    pub notification_queue: Family<ChannelLabel, Gauge>,
+    /// Seconds from an event to its acceptance by the endpoint (retries included).
+    pub notification_latency: Histogram,
+    /// Notices not queued because a queue was full (the next resync queues them again).
+    pub notifications_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -82,6 +108,11 @@ impl Default for Metrics {
             watch_restarts: Family::default(),
             last_sync: Family::default(),
             events_dropped: Counter::default(),
+            notifications_delivered: Family::default(),
+            notification_failures: Family::default(),
+            notification_queue: Family::default(),
+            notification_latency: buckets(),
+            notifications_dropped: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -143,6 +174,31 @@ impl Default for Metrics {
             "events_dropped",
             "Kubernetes Events dropped because the publishing queue was full",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "notifications_delivered",
+            "Notifications an endpoint accepted, by channel and event (label what)",
+            m.notifications_delivered.clone(),
+        );
+        r.register(
+            "notification_failures",
+            "Failed notification attempts, by channel and cause (label what)",
+            m.notification_failures.clone(),
+        );
+        r.register(
+            "notification_queue_depth",
+            "Notifications waiting in a channel's queue",
+            m.notification_queue.clone(),
+        );
+        r.register(
+            "notification_delivery_seconds",
+            "Time from an event to its acceptance by the endpoint, retries included",
+            m.notification_latency.clone(),
+        );
+        r.register(
+            "notifications_dropped",
+            "Notices not queued because a queue was full (queued again at the next resync)",
+            m.notifications_dropped.clone(),
         );
         m
     }

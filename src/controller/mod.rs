@@ -135,6 +135,8 @@ pub struct Context {
     pub(crate) written_status: written::Written<crate::api::ApprovalRequestStatus>,
     /// Verdicts written that memory may not show yet, by review.
     pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
+    /// Tells people what changed; disabled unless the operator starts it.
+    pub notify: crate::notify::Notifier,
 }
 
 impl Context {
@@ -155,6 +157,7 @@ impl Context {
             reconcile_timeout: Duration::from_secs(30),
             written_status: Default::default(),
             written_verdict: Default::default(),
+            notify: crate::notify::Notifier::default(),
         }
     }
 }

@@ -89,10 +89,13 @@ pub async fn record_status(
     // must disappear; the resourceVersion makes a stale write fail and retry.
     let mut updated = req.clone();
     updated.status = Some(ev.status.clone());
-    api.replace_status(&req.name_any(), &PostParams::default(), &updated)
+    let written = api
+        .replace_status(&req.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
     ctx.written_status.wrote(key, version, ev.status.clone());
+    // Notifications are derived from the status as stored (never blocks).
+    ctx.notify.observe_request(&written);
     let before = req.status.as_ref().map(|s| s.phase);
     if before != Some(ev.status.phase) {
         announce(req, ctx, before, ev);

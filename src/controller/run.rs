@@ -60,6 +60,13 @@ pub struct RunArgs {
     /// Requests reconciled in parallel.
     #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
+    /// Send notifications to NotificationChannels (the leader only).
+    #[arg(long, env = "GATEHOUSE_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notifications: bool,
+    /// Events older than this are not sent (after an outage, or to a channel
+    /// created later); delivery records are kept this long (Go duration).
+    #[arg(long, env = "GATEHOUSE_NOTIFY_CATCH_UP", default_value = "1h")]
+    pub notify_catch_up: String,
 }
 
 /// Why the operator could not run.
@@ -192,6 +199,12 @@ async fn client(metrics: &Arc<Metrics>) -> Result<Client, RunError> {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
     let lease_duration = go_duration("lease-duration", &args.lease_duration)?;
+    let catch_up = go_duration("notify-catch-up", &args.notify_catch_up)?;
+    let notify = args.notifications.then(|| {
+        let mut s = crate::notify::Settings::new(&args.lease_namespace);
+        s.catch_up = chrono::Duration::from_std(catch_up).unwrap_or(s.catch_up);
+        s
+    });
     let metrics = Arc::new(Metrics::default());
     let client = client(&metrics).await?;
     let shutdown = shutdown_signal();
@@ -232,6 +245,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics,
         sweep_every,
         concurrency: args.concurrency,
+        notify,
     };
     if args.leader_election {
         let identity =
@@ -278,6 +292,8 @@ struct Operator {
     metrics: Arc<Metrics>,
     sweep_every: StdDuration,
     concurrency: u16,
+    /// Notifier settings; `None`: notifications are off.
+    notify: Option<crate::notify::Settings>,
 }
 
 impl Operator {
@@ -311,12 +327,33 @@ impl Operator {
             .collect();
         self.triggers.wake(everything);
 
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             self.client.clone(),
             self.cache.clone(),
             self.metrics.clone(),
             Arc::new(chrono::Utc::now),
-        ));
+        );
+        // The notifier runs while this replica leads, like the controller.
+        let notifier = self.notify.clone().and_then(|settings| {
+            let started = crate::notify::Notifier::start(
+                self.client.clone(),
+                self.cache.clone(),
+                self.metrics.clone(),
+                settings,
+                Arc::new(chrono::Utc::now),
+            );
+            match started {
+                Ok((handle, task)) => {
+                    ctx.notify = handle;
+                    Some(task)
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start notifications");
+                    None
+                }
+            }
+        });
+        let ctx = Arc::new(ctx);
         let sweeper = tokio::spawn(sweep_loop(self.client.clone(), ctx.clone(), self.sweep_every));
         let queue =
             futures::stream::unfold(triggers, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
@@ -349,6 +386,9 @@ impl Operator {
             _ = fence => warn!("leadership lost: stopped acting"),
         }
         sweeper.abort();
+        if let Some(n) = notifier {
+            n.abort();
+        }
         self.triggers.disconnect();
         self.cache.health.controller_reset(None);
     }

@@ -402,7 +402,8 @@ impl super::cache::Writers {
             role_bindings,
             cluster_role_bindings,
             jobs,
-            service_accounts
+            service_accounts,
+            notification_channels
         )
     }
 }

@@ -52,7 +52,6 @@ impl<V: PartialEq> Written<V> {
             notes.retain(|k, _| keep(k));
         }
     }
-
 }
 
 #[cfg(test)]
