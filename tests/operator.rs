@@ -506,6 +506,11 @@ async fn a_settled_request_costs_no_api_call_and_a_transition_three_writes() {
     // First sight: the finalizer, then the Pending status.
     let first = rig.reconcile_logged("dana-view", &log).await;
     assert_eq!(first, ["patch dana-view", "update dana-view/status"]);
+    // Woken again before memory shows those writes (another of its writes woke
+    // it): it waits for memory instead of writing again into a conflict.
+    let stale = rig.ctx.cache.request("team", "dana-view").unwrap();
+    controller::reconcile(stale, rig.ctx.clone()).await.unwrap();
+    assert_eq!(std::mem::take(&mut *log.lock().unwrap()), Vec::<String>::new());
     // Settled: reconciling again reads memory only and writes nothing.
     rig.set_time("10:01");
     assert_eq!(

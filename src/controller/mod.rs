@@ -131,8 +131,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// A reconcile that takes longer is abandoned and retried.
     pub reconcile_timeout: Duration,
-    /// Statuses written that memory may not show yet, by request.
-    pub(crate) written_status: written::Written<crate::api::ApprovalRequestStatus>,
+    /// Versions of requests written over that memory may still show.
+    pub(crate) superseded: written::Superseded,
     /// Verdicts written that memory may not show yet, by review.
     pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
     /// Tells people what changed; disabled unless the operator starts it.
@@ -155,7 +155,7 @@ impl Context {
             clock,
             failures: Mutex::default(),
             reconcile_timeout: Duration::from_secs(30),
-            written_status: Default::default(),
+            superseded: Default::default(),
             written_verdict: Default::default(),
             notify: crate::notify::Notifier::default(),
         }

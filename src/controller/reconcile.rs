@@ -9,6 +9,7 @@ use kube::{api::Api, runtime::controller::Action as Requeue, Resource, ResourceE
 use tracing::info;
 
 use super::{
+    cache::Cached,
     finalize::{self, FINALIZER},
     grant, job, metrics,
     record::{record_failure, record_reviews, record_status},
@@ -42,6 +43,18 @@ pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<R
 async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue, Error> {
     let ns = req.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let requests: Api<ApprovalRequest> = Api::namespaced(ctx.client.clone(), &ns);
+    // Memory still shows a version this operator wrote over: deciding now would
+    // repeat that write and conflict. The watch event of the write wakes the
+    // request within milliseconds; the requeue is the fallback. Only while the
+    // watch is healthy: otherwise that event may not come, and a write that
+    // conflicts is better than a grant left in place.
+    let key = decide::naming::request_key(req);
+    let version = req.resource_version().unwrap_or_default();
+    if ctx.cache.health.trusted(<ApprovalRequest as Cached>::RESOURCE)
+        && ctx.superseded.behind(&key, &version)
+    {
+        return Ok(Requeue::requeue(StdDuration::from_secs(1)));
+    }
 
     if req.meta().deletion_timestamp.is_some() {
         return finalize::finalize(req, ctx, &requests).await;
@@ -51,6 +64,8 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         req
     } else {
         with_finalizer = finalize::add_finalizer(req, &requests).await?;
+        let made = with_finalizer.resource_version().unwrap_or_default();
+        ctx.superseded.wrote(&key, version, made);
         &with_finalizer
     };
 

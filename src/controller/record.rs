@@ -79,12 +79,6 @@ pub async fn record_status(
         debug!(request = %req.name_any(), "status unchanged");
         return Ok(());
     }
-    let key = decide::naming::request_key(req);
-    let version = req.resource_version().unwrap_or_default();
-    if ctx.written_status.already(&key, &version, &ev.status) {
-        debug!(request = %req.name_any(), "status already written; memory is catching up");
-        return Ok(());
-    }
     // Replace, not merge: fields that disappear (eligibleReviewers after approval)
     // must disappear; the resourceVersion makes a stale write fail and retry.
     let mut updated = req.clone();
@@ -93,7 +87,11 @@ pub async fn record_status(
         .replace_status(&req.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
-    ctx.written_status.wrote(key, version, ev.status.clone());
+    ctx.superseded.wrote(
+        &decide::naming::request_key(req),
+        req.resource_version().unwrap_or_default(),
+        written.resource_version().unwrap_or_default(),
+    );
     // Notifications are derived from the status as stored (never blocks).
     ctx.notify.observe_request(&written);
     let before = req.status.as_ref().map(|s| s.phase);

@@ -375,6 +375,11 @@ impl Operator {
                         Err(controller::Error::ObjectNotFound(r)) if r.name == PROBE => {
                             health.controller_progressed(Instant::now())
                         }
+                        // A change woke a request that is gone by now (deleted with
+                        // its namespace, say): nothing to do.
+                        Err(controller::Error::ObjectNotFound(r)) => {
+                            tracing::debug!(object = %r, "woken for an object no longer in memory")
+                        }
                         // Reconcile failures are logged by error_policy.
                         Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
                         Err(e) => warn!(error = %e, "controller"),
@@ -400,7 +405,7 @@ async fn sweep_loop(client: Client, ctx: Arc<Context>, every: StdDuration) {
     loop {
         tick.tick().await;
         // Notes of writes to objects that are gone are not needed any more.
-        ctx.written_status.retain(|key| {
+        ctx.superseded.retain(|key| {
             key.split_once('/')
                 .is_some_and(|(ns, name)| cache.request(ns, name).is_some())
         });
