@@ -25,6 +25,15 @@ pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
 }
 
+/// Whether the operator manages the object (it carries the managed-by label).
+pub fn is_managed(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .map(String::as_str)
+        == Some(MANAGED_BY.1)
+}
+
 /// The labels of an object that belongs to the request.
 pub fn request_labels(req: &ApprovalRequest) -> BTreeMap<String, String> {
     BTreeMap::from([

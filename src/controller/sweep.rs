@@ -11,12 +11,16 @@ use tracing::info;
 use super::{cache::Cache, grant, metrics::Metrics, Error};
 use crate::{
     api::{BindingKind, Phase},
-    labels::{EXPIRES_AT, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
+    labels::{self, EXPIRES_AT, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
 };
 
 /// Whether a managed binding must go: past its expiry annotation (a missing or
 /// unreadable one counts as expired: fail closed), or its request is gone.
 fn must_go(cache: &Cache, meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
+    // Memory may hold bindings the operator does not manage: never touch those.
+    if !labels::is_managed(meta) {
+        return false;
+    }
     let expired = meta
         .annotations
         .as_ref()
@@ -83,7 +87,18 @@ pub fn refresh_gauges(cache: &Cache, metrics: &Metrics) {
             })
             .inc();
     }
-    let grants = cache.role_bindings.state().len() + cache.cluster_role_bindings.state().len();
+    let grants = cache
+        .role_bindings
+        .state()
+        .iter()
+        .filter(|b| labels::is_managed(&b.metadata))
+        .count()
+        + cache
+            .cluster_role_bindings
+            .state()
+            .iter()
+            .filter(|b| labels::is_managed(&b.metadata))
+            .count();
     metrics
         .active_grants
         .set(i64::try_from(grants).unwrap_or(i64::MAX));
