@@ -36,6 +36,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label: how a remediation attempt ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `removed`, `deleted`, `forbidden`, `conflict`, `failed`.
+    pub result: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -63,6 +70,12 @@ pub struct Metrics {
     pub last_sync: Family<KindLabel, Gauge>,
     /// Kubernetes Events not published because the queue was full.
     pub events_dropped: Counter,
+    /// Duration of one certification reconcile (campaign or item), in seconds.
+    pub certification_reconcile_duration: Histogram,
+    /// AccessCertification items created by campaign runs.
+    pub certification_items_created: Counter,
+    /// Remediation writes (subject removed, binding deleted) and how they ended.
+    pub certification_remediations: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,6 +95,9 @@ impl Default for Metrics {
             watch_restarts: Family::default(),
             last_sync: Family::default(),
             events_dropped: Counter::default(),
+            certification_reconcile_duration: buckets(),
+            certification_items_created: Counter::default(),
+            certification_remediations: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -143,6 +159,21 @@ impl Default for Metrics {
             "events_dropped",
             "Kubernetes Events dropped because the publishing queue was full",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "certification_reconcile_duration_seconds",
+            "Duration of one certification reconcile (campaign or item)",
+            m.certification_reconcile_duration.clone(),
+        );
+        r.register(
+            "certification_items_created",
+            "AccessCertification items created by campaign runs",
+            m.certification_items_created.clone(),
+        );
+        r.register(
+            "certification_remediations",
+            "Writes that remove revoked access, by result",
+            m.certification_remediations.clone(),
         );
         m
     }

@@ -28,30 +28,62 @@ pub async fn record_reviews(
     ev: &Evaluation,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
-    for v in &ev.verdicts {
+    let verdicts = ev.verdicts.iter().map(|v| VerdictView {
+        review: &v.review,
+        accepted: v.accepted,
+        reason: v.reason.as_str(),
+        message: &v.message,
+    });
+    write_verdicts(&ctx.client, ns, reviews, verdicts, now)
+        .await
+        .map_err(Error::Kube)
+}
+
+/// A review's verdict as written to its status.
+pub struct VerdictView<'a> {
+    /// Name of the AccessReview.
+    pub review: &'a str,
+    /// Whether it counted.
+    pub accepted: bool,
+    /// How it counted or why not.
+    pub reason: &'a str,
+    /// In words.
+    pub message: &'a str,
+}
+
+/// Writes each verdict to its review's status, only when it changed (requests'
+/// and certification items' reviews alike). A review deleted meanwhile is fine.
+pub async fn write_verdicts<'a>(
+    client: &kube::Client,
+    ns: &str,
+    reviews: &[AccessReview],
+    verdicts: impl Iterator<Item = VerdictView<'a>>,
+    now: DateTime<Utc>,
+) -> Result<(), kube::Error> {
+    let api: Api<AccessReview> = Api::namespaced(client.clone(), ns);
+    for v in verdicts {
         let Some(review) = reviews.iter().find(|r| r.name_any() == v.review) else {
             continue;
         };
         let current = review.status.clone().unwrap_or_default();
         if current.accepted == Some(v.accepted)
-            && current.reason.as_deref() == Some(v.reason.as_str())
-            && current.message.as_deref() == Some(v.message.as_str())
+            && current.reason.as_deref() == Some(v.reason)
+            && current.message.as_deref() == Some(v.message)
         {
             continue;
         }
         let status = AccessReviewStatus {
             accepted: Some(v.accepted),
-            reason: Some(v.reason.as_str().to_string()),
-            message: Some(v.message.clone()),
+            reason: Some(v.reason.to_string()),
+            message: Some(v.message.to_string()),
             observed_at: Some(now),
         };
         let patch = json!({"status": status});
         match api
-            .patch_status(&v.review, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(v.review, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Err(e) if !owned::is_status(&e, 404) => return Err(Error::Kube(e)),
+            Err(e) if !owned::is_status(&e, 404) => return Err(e),
             _ => {}
         }
     }

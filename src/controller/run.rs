@@ -25,12 +25,12 @@ use tracing::{error, info, warn};
 use super::{
     api_count::ApiCountLayer,
     cache::Cache,
-    error_policy,
+    certify, error_policy,
     health::{Health, Thresholds},
     leader::{self, LeaseSettings},
     metrics::Metrics,
     reconcile, sweep,
-    watch::{Triggers, WatchSettings},
+    watch::{Hub, WatchSettings},
     Context,
 };
 use crate::{api::ApprovalRequest, decide::duration};
@@ -60,6 +60,15 @@ pub struct RunArgs {
     /// Requests reconciled in parallel.
     #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
+    /// Remove revoked access in campaigns with `remediation: Automatic` (needs
+    /// patch and delete on bindings: chart value `certification.remediation`).
+    /// Off: every removal waits for an admin, with the exact command in the item.
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_REMEDIATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub certification_remediation: bool,
+    /// Certification items reconciled in parallel (their own workers, apart from
+    /// requests').
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_CONCURRENCY", default_value_t = 8)]
+    pub certification_concurrency: u16,
 }
 
 /// Why the operator could not run.
@@ -197,8 +206,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = shutdown_signal();
 
     let (cache, writers) = Cache::new();
-    let triggers = Arc::new(Triggers::default());
-    let watches = writers.spawn(&client, &cache, &triggers, &metrics, WatchSettings::default());
+    let hub = Arc::new(Hub::default());
+    let watches = writers.spawn(&client, &cache, &hub, &metrics, WatchSettings::default());
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -228,10 +237,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let operator = Operator {
         client: client.clone(),
         cache: cache.clone(),
-        triggers,
+        hub,
         metrics,
         sweep_every,
         concurrency: args.concurrency,
+        certification: certify::Settings {
+            remediation: args.certification_remediation,
+            ..Default::default()
+        },
+        certification_concurrency: args.certification_concurrency,
     };
     if args.leader_election {
         let identity =
@@ -274,10 +288,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 struct Operator {
     client: Client,
     cache: Arc<Cache>,
-    triggers: Arc<Triggers>,
+    hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     sweep_every: StdDuration,
     concurrency: u16,
+    certification: certify::Settings,
+    certification_concurrency: u16,
 }
 
 impl Operator {
@@ -301,7 +317,7 @@ impl Operator {
             "memory synced; reconciling every request"
         );
         health.controller_reset(Some(Instant::now()));
-        let triggers = self.triggers.connect();
+        let triggers = self.hub.requests.connect();
         let everything: Vec<ObjectRef<ApprovalRequest>> = self
             .cache
             .requests
@@ -309,7 +325,8 @@ impl Operator {
             .iter()
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect();
-        self.triggers.wake(everything);
+        self.hub.requests.wake(everything);
+        let certification = self.certification_controllers(shutdown.clone());
 
         let ctx = Arc::new(Context::new(
             self.client.clone(),
@@ -354,9 +371,78 @@ impl Operator {
             _ = fence => warn!("leadership lost: stopped acting"),
         }
         sweeper.abort();
-        self.triggers.disconnect();
+        for c in certification {
+            // On SIGTERM their in-flight reconciles finish (graceful shutdown);
+            // when leadership is lost they stop at once.
+            if *shutdown.borrow() {
+                let _ = tokio::time::timeout(StdDuration::from_secs(10), c).await;
+            } else {
+                c.abort();
+            }
+        }
+        self.hub.requests.disconnect();
+        self.hub.items.disconnect();
+        self.hub.campaigns.disconnect();
         self.cache.health.controller_reset(None);
     }
+
+    /// The campaign and item controllers, each a task of its own with its own
+    /// queue and workers: a launch of thousands of items, or a run falling due,
+    /// takes nothing from the requests' controller.
+    fn certification_controllers(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let ctx = Arc::new(certify::Context::new(
+            self.client.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            Arc::new(chrono::Utc::now),
+            self.certification,
+        ));
+        let items = queue(&self.hub.items, self.cache.items.state());
+        let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());
+        let mut graceful = shutdown.clone();
+        let item_controller = Controller::for_stream(futures::stream::pending(), self.cache.items.clone())
+            .with_config(controller::Config::default().concurrency(self.certification_concurrency))
+            .reconcile_on(items)
+            .graceful_shutdown_on(async move { wait_for(&mut graceful, true).await })
+            .run(
+                certify::reconcile_item,
+                certify::item::item_error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        let mut graceful = shutdown;
+        // Item changes wake their campaign by the thousand during a launch or at
+        // a due time: one reconcile a second is enough for the counts.
+        let campaign_controller =
+            Controller::for_stream(futures::stream::pending(), self.cache.campaigns.clone())
+                .with_config(
+                    controller::Config::default()
+                        .concurrency(2)
+                        .debounce(StdDuration::from_secs(1)),
+                )
+                .reconcile_on(campaigns)
+                .graceful_shutdown_on(async move { wait_for(&mut graceful, true).await })
+                .run(
+                    certify::reconcile_campaign,
+                    certify::campaign::campaign_error_policy,
+                    ctx,
+                )
+                .for_each(|_| async {});
+        vec![tokio::spawn(item_controller), tokio::spawn(campaign_controller)]
+    }
+}
+
+/// Connects a controller's trigger queue and wakes every object it holds.
+fn queue<K>(
+    triggers: &super::watch::Triggers<K>,
+    all: Vec<Arc<K>>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    let rx = triggers.connect();
+    triggers.wake(all.iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect());
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 
 async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, every: StdDuration) {
