@@ -290,15 +290,19 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
             ],
         ),
     ];
-    for (roles, cluster_scope, grantable_roles) in variants {
+    for ((roles, cluster_scope, grantable_roles), remediation) in
+        variants.into_iter().zip([false, true, true])
+    {
         let opts = RbacOptions {
             grantable_roles,
             cluster_scope,
             namespace: "security".into(),
             service_account: "gatehouse".into(),
+            certification_remediation: remediation,
         };
         let set_roles = format!("grantableRoles={roles}");
         let set_scope = format!("clusterScope={cluster_scope}");
+        let set_remediation = format!("certification.remediation={remediation}");
         let rendered: Vec<Value> = chart_objects(
             "security",
             &[
@@ -308,6 +312,8 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
                 &set_roles,
                 "--set",
                 &set_scope,
+                "--set",
+                &set_remediation,
             ],
         )
         .into_iter()
@@ -316,7 +322,7 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
         assert_eq!(
             by_identity(rendered),
             by_identity(rust_rbac(&opts)),
-            "grantableRoles={roles} clusterScope={cluster_scope}"
+            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation}"
         );
     }
 }
@@ -382,8 +388,8 @@ fn optional_objects_follow_their_values() {
     .is_empty());
 
     // Validating policies on by default, mutating ones off.
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 3);
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 3);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 4);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 4);
     assert!(of_kind(&defaults, "MutatingAdmissionPolicy").is_empty());
     let off = chart_objects(NS, &["--set", "admission.validating.enabled=false"]);
     assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
@@ -394,7 +400,7 @@ fn optional_objects_follow_their_values() {
     let new = chart_objects(NS, &[&mutating[..], &["1.36.0"]].concat());
     assert_eq!(of_kind(&new, "MutatingAdmissionPolicy").len(), 2);
     assert_eq!(of_kind(&new, "MutatingAdmissionPolicyBinding").len(), 2);
-    assert_eq!(of_kind(&new, "ValidatingAdmissionPolicy").len(), 3);
+    assert_eq!(of_kind(&new, "ValidatingAdmissionPolicy").len(), 4);
 
     // PodDisruptionBudget only with more than one replica.
     let pdb = the(&defaults, "PodDisruptionBudget", "gatehouse");
