@@ -11,20 +11,33 @@
 #
 # Environment:
 #   GATEHOUSE_CACHE        cache root (default: $HOME/.cache/gatehouse)
-#   GATEHOUSE_ETCD_SOURCE  auto (default) | apt | go
-#       auto: use Debian's etcd-server if it is installed or installable
-#             (needs root + apt), otherwise build etcd from the Go module proxy.
-#       apt:  require Debian's etcd-server.
-#       go:   build go.etcd.io/etcd/server/v3 at the version k8s.io/kubernetes pins.
 #   GATEHOUSE_FORCE_BUILD  set to 1 to rebuild even if the cache is populated.
+#
+# etcd is always built from go.etcd.io/etcd/server/v3 at the version that
+# k8s.io/kubernetes pins (go.mod), so the e2e suite runs on the etcd the API
+# server is tested with. A cached etcd of any other version, or a symlink
+# (older versions of this script linked Debian's etcd 3.4 here), is replaced.
+# To try another etcd binary, point up.sh at it with GATEHOUSE_ETCD_BIN.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { log "go is not on PATH"; exit 1; }
+case "${GATEHOUSE_ETCD_SOURCE:-go}" in
+  go | auto) ;; # auto was the old default; building from source is what it means now
+  *)
+    # The apt/auto modes linked Debian bookworm's etcd 3.4.23, which Kubernetes
+    # 1.37 does not support; failing beats silently testing something else.
+    log "GATEHOUSE_ETCD_SOURCE=$GATEHOUSE_ETCD_SOURCE is gone: etcd is always built from source now;"
+    log "to run another etcd binary, give its path to up.sh as GATEHOUSE_ETCD_BIN"
+    exit 1
+    ;;
+esac
 
 # The version is read from go.mod so bumping Kubernetes is a one-file change
 # (plus the staging replaces); the cache key follows automatically.
@@ -83,63 +96,35 @@ else
   log "kube-apiserver + kube-controller-manager $k8s_version already cached in $out"
 fi
 
-debian_etcd_installable() {
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || return 1
-  # apt-cache only knows the package after `apt-get update`; an empty
-  # candidate means "not available", not "not installed".
-  local cand
-  cand=$(apt-cache policy etcd-server 2>/dev/null | awk '/Candidate:/ {print $2}')
-  if [[ -z "$cand" || "$cand" == "(none)" ]]; then
-    log "etcd-server not in the apt lists, running apt-get update"
-    apt-get update -qq >&2 || return 1
-    cand=$(apt-cache policy etcd-server 2>/dev/null | awk '/Candidate:/ {print $2}')
-  fi
-  [[ -n "$cand" && "$cand" != "(none)" ]]
-}
-
-install_debian_etcd() {
-  log "installing Debian's etcd-server with apt-get"
-  # policy-rc.d 101 stops the package from starting a system etcd on
-  # 127.0.0.1:2379, which would be a stray daemon nobody asked for.
-  local prc=/usr/sbin/policy-rc.d created=0
-  if [[ ! -e $prc ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$prc" && chmod +x "$prc" && created=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >&2
-  local rc=$?
-  [[ $created == 1 ]] && rm -f "$prc"
-  return $rc
-}
-
 build_go_etcd() {
-  log "building etcd $etcd_go_version from the Go module proxy"
+  log "building etcd $etcd_go_version from the Go module proxy (cold: ~1.5 min)"
   local start=$SECONDS
   gobuild -o "$tmp/etcd" go.etcd.io/etcd/server/v3
   mv -f "$tmp/etcd" "$out/etcd"
   log "built etcd in $((SECONDS - start))s"
 }
 
-if [[ -x "$out/etcd" ]]; then
-  log "etcd already cached in $out ($("$out/etcd" --version 2>/dev/null | head -n1))"
+want_etcd=${etcd_go_version#v}
+have_etcd=""
+if [[ -L "$out/etcd" ]]; then
+  # Earlier versions of this script symlinked Debian's /usr/bin/etcd (3.4.23),
+  # which Kubernetes 1.37 does not support; such a cache must not survive.
+  log "replacing $out/etcd, a symlink to $(readlink "$out/etcd"), by etcd $want_etcd built from source"
+  rm -f "$out/etcd"
+elif [[ -x "$out/etcd" ]]; then
+  have_etcd=$(cp_etcd_version "$out/etcd")
+  if [[ "$have_etcd" != "$want_etcd" ]]; then
+    log "cached etcd is ${have_etcd:-unreadable}, go.mod pins $want_etcd: rebuilding it"
+    rm -f "$out/etcd"
+    have_etcd=""
+  fi
+fi
+if [[ -n "$have_etcd" ]]; then
+  log "etcd $have_etcd already cached in $out"
 else
-  source=${GATEHOUSE_ETCD_SOURCE:-auto}
-  case "$source" in
-    apt | auto)
-      if [[ -x /usr/bin/etcd ]] || { debian_etcd_installable && install_debian_etcd; }; then
-        # A symlink, not a copy: if the package is removed the link dangles,
-        # -x fails and the next run falls back to rebuilding.
-        ln -sf /usr/bin/etcd "$out/etcd"
-        log "using Debian's etcd: $(/usr/bin/etcd --version | head -n1)"
-      elif [[ "$source" == apt ]]; then
-        log "GATEHOUSE_ETCD_SOURCE=apt but Debian's etcd-server could not be installed"
-        exit 1
-      else
-        build_go_etcd
-      fi
-      ;;
-    go) build_go_etcd ;;
-    *) log "unknown GATEHOUSE_ETCD_SOURCE=$source (want auto|apt|go)"; exit 1 ;;
-  esac
+  build_go_etcd
+  have_etcd=$(cp_etcd_version "$out/etcd")
+  [[ "$have_etcd" == "$want_etcd" ]] || { log "built etcd reports version '${have_etcd}', expected $want_etcd"; exit 1; }
 fi
 
 log "binaries: $(cd "$out" && echo etcd kube-apiserver kube-controller-manager)"

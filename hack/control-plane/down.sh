@@ -8,6 +8,9 @@
 # Environment: GATEHOUSE_DOWN_GRACE  seconds between TERM and KILL, per process (default 10)
 set -euo pipefail
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 log() { printf '[down] %s\n' "$*" >&2; }
 
 [[ $# -eq 1 ]] || { log "usage: $0 DIR"; exit 1; }
@@ -26,15 +29,8 @@ if [[ ! -s "$pids_file" ]]; then
 fi
 
 # A PID from an old run may have been reused by an unrelated process; only
-# signal it if its command line still mentions this state directory (every
-# process up.sh starts gets DIR in its flags). A zombie has an empty
-# cmdline, so it counts as gone, which it is for our purposes.
-ours() {
-  local pid=$1 cmdline
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmdline" == *"$dir/"* ]]
-}
+# signal it if its command line still mentions this state directory.
+ours() { cp_ours "$dir" "$1"; }
 
 # Stop one at a time in reverse start order (controller-manager, apiserver,
 # etcd) and wait for each: an apiserver whose etcd vanishes underneath it

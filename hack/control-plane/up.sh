@@ -12,17 +12,22 @@
 #   pki/         CA, apiserver serving cert, service-account signing keys
 #   etcd/        etcd data
 #   pids         "name pid" per started process, read by down.sh
-#   env          shell snippet with ports and paths
+#   env          shell snippet with ports, paths and versions (restart-apiserver.sh reads it)
 #   *.log        one log per process
 #
 # Environment:
 #   GATEHOUSE_UP_TIMEOUT          seconds to wait for /readyz (default 60)
 #   GATEHOUSE_NO_CONTROLLER_MANAGER=1  do not start kube-controller-manager
 #   GATEHOUSE_APISERVER_EXTRA_ARGS     extra kube-apiserver flags (word-split), e.g. --feature-gates=...
-#   plus everything build.sh reads (GATEHOUSE_CACHE, GATEHOUSE_ETCD_SOURCE, ...)
+#   GATEHOUSE_ETCD_BIN            run this etcd binary instead of the one build.sh built
+#                                 (experiments only, e.g. an old etcd; up.sh warns when its
+#                                 version is not the one k8s.io/kubernetes pins)
+#   plus everything build.sh reads (GATEHOUSE_CACHE, GATEHOUSE_FORCE_BUILD)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 log() { printf '[up] %s\n' "$*" >&2; }
 die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -40,7 +45,7 @@ done
 if [[ -s "$dir/pids" ]]; then
   while read -r name pid; do
     # Same PID-reuse guard as down.sh: only a process whose flags name DIR counts.
-    if [[ -r /proc/$pid/cmdline && "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$dir/"* ]]; then
+    if cp_ours "$dir" "$pid"; then
       die "$name (pid $pid) from a previous up.sh is still running; run $here/down.sh $dir first"
     fi
   done <"$dir/pids"
@@ -50,6 +55,15 @@ bin=$("$here/build.sh" | tail -n1)
 for b in etcd kube-apiserver kube-controller-manager; do
   [[ -x "$bin/$b" ]] || die "build.sh did not produce $bin/$b"
 done
+etcd_bin=${GATEHOUSE_ETCD_BIN:-$bin/etcd}
+[[ -x "$etcd_bin" ]] || die "GATEHOUSE_ETCD_BIN=$etcd_bin is not executable"
+etcd_version=$(cp_etcd_version "$etcd_bin")
+pinned_etcd=$(cp_etcd_version "$bin/etcd")
+apiserver_version=$(cp_apiserver_version "$bin/kube-apiserver")
+log "etcd ${etcd_version:-unknown} ($etcd_bin), kube-apiserver ${apiserver_version:-unknown}"
+if [[ "$etcd_version" != "$pinned_etcd" ]]; then
+  log "WARNING: etcd ${etcd_version:-unknown} is not the etcd $pinned_etcd that Kubernetes $apiserver_version pins; use it for experiments only"
+fi
 
 # Every run is a fresh, empty cluster: tests must not depend on leftovers,
 # and certificates/tokens are cheap to regenerate.
@@ -192,41 +206,46 @@ tail_logs() {
   done
 }
 
-# setsid: the processes get their own session so that they outlive this
-# script and a Ctrl-C in the caller's terminal does not hit them; down.sh
-# stops them by PID.
+# Wait for URL to answer (see cp_wait_http); on failure show the logs and stop.
+wait_http() {
+  local what=$1 url=$2 pid=$3 limit=$4 rc=0
+  shift 4
+  cp_wait_http "$url" "$pid" "$limit" "$@" || rc=$?
+  case $rc in
+    0) return 0 ;;
+    1) tail_logs; die "$what exited before becoming ready (see $dir/*.log)" ;;
+    *) tail_logs; die "$what did not become ready at $url within ${limit}s (see $dir/*.log)" ;;
+  esac
+}
+
 start() {
-  local name=$1
+  local name=$1 pid
   shift
-  setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
-  local pid=$!
-  echo "$name $pid" >>"$dir/pids"
+  pid=$(cp_start "$dir" "$name" new "$@")
   log "started $name (pid $pid)"
 }
 
-# Poll URL until it answers 200 or TIMEOUT seconds pass; fail early if the
-# process that should serve it has died.
-wait_http() {
-  local what=$1 url=$2 pid=$3 limit=$4 i
-  shift 4
-  for ((i = 0; i < limit * 4; i++)); do
-    if curl -fsS -o /dev/null --max-time 2 "$@" "$url" 2>/dev/null; then
-      return 0
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      tail_logs
-      die "$what exited before becoming ready (see $dir/*.log)"
-    fi
-    sleep 0.25
-  done
-  tail_logs
-  die "$what did not become ready at $url within ${limit}s (see $dir/*.log)"
-}
-
-pid_of() { awk -v n="$1" '$1 == n {print $2}' "$dir/pids"; }
-
 etcd_url=http://127.0.0.1:$etcd_client_port
 etcd_peer=http://127.0.0.1:$etcd_peer_port
+
+# Everything restart-apiserver.sh needs to start the API server again with the
+# same flags, written before anything starts so that it is there even for a
+# control plane whose startup is being debugged. %q keeps the extra args intact.
+{
+  printf 'GATEHOUSE_E2E_KUBECONFIG=%q\n' "$dir/kubeconfig"
+  printf 'GATEHOUSE_E2E_SERVER=%q\n' "$server"
+  printf 'GATEHOUSE_E2E_APISERVER_PORT=%q\n' "$apiserver_port"
+  printf 'GATEHOUSE_E2E_APISERVER_EXTRA_ARGS=%q\n' "${GATEHOUSE_APISERVER_EXTRA_ARGS:-}"
+  printf 'GATEHOUSE_E2E_APISERVER_VERSION=%q\n' "$apiserver_version"
+  printf 'GATEHOUSE_E2E_ETCD=%q\n' "$etcd_url"
+  printf 'GATEHOUSE_E2E_ETCD_BIN=%q\n' "$etcd_bin"
+  printf 'GATEHOUSE_E2E_ETCD_VERSION=%q\n' "$etcd_version"
+  printf 'GATEHOUSE_E2E_KCM_PORT=%q\n' "$kcm_port"
+  printf 'GATEHOUSE_E2E_BIN=%q\n' "$bin"
+} >"$dir/env"
+# shellcheck source=/dev/null
+source "$dir/env"
+
 etcd_args=(
   --name=gatehouse-e2e
   --data-dir="$dir/etcd"
@@ -239,41 +258,16 @@ etcd_args=(
 )
 # A throwaway test cluster does not need durability; skipping fsync makes
 # every write several times faster. Only added when this etcd knows the flag.
-if "$bin/etcd" --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then
+if "$etcd_bin" --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then
   etcd_args+=(--unsafe-no-fsync)
 fi
-start etcd "$bin/etcd" "${etcd_args[@]}"
-wait_http etcd "$etcd_url/health" "$(pid_of etcd)" "$timeout"
+start etcd "$etcd_bin" "${etcd_args[@]}"
+wait_http etcd "$etcd_url/health" "$(cp_pid_of "$dir" etcd)" "$timeout"
 
-# shellcheck disable=SC2054 # the commas are inside flag values, not separators
-apiserver_args=(
-  --bind-address=127.0.0.1
-  --advertise-address=127.0.0.1
-  --secure-port="$apiserver_port"
-  --etcd-servers="$etcd_url"
-  --tls-cert-file="$pki/apiserver.crt"
-  --tls-private-key-file="$pki/apiserver.key"
-  --client-ca-file="$pki/ca.crt"
-  --token-auth-file="$dir/tokens.csv"
-  --authorization-mode=Node,RBAC
-  --service-account-issuer=https://kubernetes.default.svc.cluster.local
-  --service-account-key-file="$pki/sa.pub"
-  --service-account-signing-key-file="$pki/sa.key"
-  --service-cluster-ip-range=10.0.0.0/24
-  # No kubelets/endpoints exist; without this the apiserver keeps rewriting
-  # the kubernetes Service endpoints to 127.0.0.1, which is useless noise.
-  --endpoint-reconciler-type=none
-  # Keeps the apiserver from writing self-signed certs to /var/run/kubernetes.
-  --cert-dir="$dir/pki"
-  --profiling=false
-)
-# ValidatingAdmissionPolicy (GA since 1.30) and MutatingAdmissionPolicy
-# (GA since 1.36, admissionregistration.k8s.io/v1) are on by default in the
-# pinned version, so no --runtime-config/--feature-gates are needed here.
-# shellcheck disable=SC2206 # word-splitting the extra args is the point
-apiserver_args+=(${GATEHOUSE_APISERVER_EXTRA_ARGS:-})
-start kube-apiserver "$bin/kube-apiserver" "${apiserver_args[@]}"
-wait_http kube-apiserver "$server/readyz" "$(pid_of kube-apiserver)" "$timeout" \
+# The flags are in lib.sh (cp_apiserver_args), shared with restart-apiserver.sh.
+apiserver_pid=$(cp_start_apiserver "$dir" new)
+log "started kube-apiserver (pid $apiserver_pid)"
+wait_http kube-apiserver "$server/readyz" "$apiserver_pid" "$timeout" \
   --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token"
 
 if [[ "${GATEHOUSE_NO_CONTROLLER_MANAGER:-0}" != 1 ]]; then
@@ -305,17 +299,9 @@ if [[ "${GATEHOUSE_NO_CONTROLLER_MANAGER:-0}" != 1 ]]; then
   start kube-controller-manager "$bin/kube-controller-manager" "${kcm_args[@]}"
   # /healthz is in KCM's always-allowed paths, so no credentials are needed.
   wait_http kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" \
-    "$(pid_of kube-controller-manager)" "$timeout" --insecure
+    "$(cp_pid_of "$dir" kube-controller-manager)" "$timeout" --insecure
 fi
 
-cat >"$dir/env" <<EOF
-GATEHOUSE_E2E_KUBECONFIG=$dir/kubeconfig
-GATEHOUSE_E2E_SERVER=$server
-GATEHOUSE_E2E_ETCD=$etcd_url
-GATEHOUSE_E2E_KCM_PORT=$kcm_port
-GATEHOUSE_E2E_BIN=$bin
-EOF
-
 started_ok=1
-log "control plane is ready at $server (state in $dir, stop with $here/down.sh $dir)"
+log "control plane is ready at $server: etcd $etcd_version, kube-apiserver $apiserver_version (state in $dir, stop with $here/down.sh $dir)"
 echo "export GATEHOUSE_E2E_KUBECONFIG=$dir/kubeconfig"
