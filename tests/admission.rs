@@ -887,6 +887,27 @@ fn only_the_operator_issues_or_changes_certification_items() {
     assert_eq!(validate(&vap(STATUS), &operator_status), Outcome::Allowed);
 }
 
+#[test]
+fn the_status_writer_check_works_for_cluster_scoped_objects() {
+    // The API server gives a request for a cluster-scoped object (a campaign's
+    // status) no `namespace` at all: an expression reading request.namespace fails
+    // there, and with failurePolicy Fail every campaign status write was refused
+    // (seen on a real API server). The verb is checked cluster-wide instead.
+    let policy = vap(STATUS);
+    let var = &policy["spec"]["variables"][0]["expression"];
+    assert!(!var.as_str().unwrap().contains("request.namespace"), "{var}");
+    let campaign = json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
+                          "metadata": {"name": "quarterly"}, "spec": {}});
+    let operator = "system:serviceaccount:gatehouse-system:gatehouse";
+    let granted = Authz::none().grant(WRITE_STATUS, "accesscampaigns/status", None);
+    let adm = Admission::write_status(operator, &[], campaign.clone()).with_authz(granted);
+    assert_eq!(validate(&policy, &adm), Outcome::Allowed);
+    // A grant bound in one namespace does not reach it.
+    let narrow = Authz::none().grant(WRITE_STATUS, "accesscampaigns/status", Some("payments"));
+    let adm = Admission::write_status("dana", &[], campaign).with_authz(narrow);
+    assert!(matches!(validate(&policy, &adm), Outcome::Denied(_)));
+}
+
 // ---------------------------------------------------------------------------
 // The optional MutatingAdmissionPolicies.
 
