@@ -827,7 +827,10 @@ fn a_certification_review_lists_every_group_of_its_reviewer() {
     assert_eq!(validate(&policy, &on_behalf), Outcome::Allowed);
     // Reviews of requests keep the subset rule: fewer groups than one has is fine.
     assert_eq!(
-        validate(&policy, &Admission::create("erin", &["sre", "oncall"], erin_approves())),
+        validate(
+            &policy,
+            &Admission::create("erin", &["sre", "oncall"], erin_approves())
+        ),
         Outcome::Allowed
     );
 }
@@ -845,11 +848,17 @@ fn only_the_operator_issues_or_changes_certification_items() {
         "{denial}"
     );
     assert_eq!(
-        validate(&policy, &Admission::create(operator, &[], item()).with_authz(issue.clone())),
+        validate(
+            &policy,
+            &Admission::create(operator, &[], item()).with_authz(issue.clone())
+        ),
         Outcome::Allowed
     );
     assert_eq!(
-        validate(&policy, &Admission::create("admin", &[], item()).with_authz(Authz::cluster_admin())),
+        validate(
+            &policy,
+            &Admission::create("admin", &[], item()).with_authz(Authz::cluster_admin())
+        ),
         Outcome::Allowed
     );
     let update = |user: &str, change: &dyn Fn(&mut Value)| {
@@ -860,16 +869,19 @@ fn only_the_operator_issues_or_changes_certification_items() {
         adm
     };
     // Moving an item to another run by label, or cutting it from its campaign: refused.
-    let relabel = update("mallory", &|o| o["metadata"]["labels"]["gatehouse.dev/run"] = json!("other"));
+    let relabel = update("mallory", &|o| {
+        o["metadata"]["labels"]["gatehouse.dev/run"] = json!("other")
+    });
     assert!(matches!(validate(&policy, &relabel), Outcome::Denied(_)));
     let orphan = update("mallory", &|o| {
         o["metadata"].as_object_mut().unwrap().remove("ownerReferences");
     });
     assert!(matches!(validate(&policy, &orphan), Outcome::Denied(_)));
     // The garbage collector's finalizer bookkeeping needs no verb.
-    let gc = update("system:serviceaccount:kube-system:generic-garbage-collector", &|o| {
-        o["metadata"]["finalizers"] = json!(["foregroundDeletion"])
-    });
+    let gc = update(
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        &|o| o["metadata"]["finalizers"] = json!(["foregroundDeletion"]),
+    );
     assert_eq!(validate(&policy, &gc), Outcome::Allowed);
     // Deletes are left to RBAC (deleting a campaign deletes its items); status to the status writer.
     let mut delete = Admission::create("mallory", &[], item());

@@ -32,6 +32,8 @@ pub enum Output {
     Json,
     /// YAML: same content as JSON.
     Yaml,
+    /// CSV: `certify report` only.
+    Csv,
 }
 
 /// The subcommands.
@@ -58,6 +60,8 @@ pub enum Command {
         /// Name of the ApprovalRequest.
         name: String,
     },
+    /// Access certification: review standing access in campaign runs.
+    Certify(super::certify::CertifyArgs),
 }
 
 /// Arguments of `request`.

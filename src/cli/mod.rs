@@ -11,6 +11,9 @@
 
 mod args;
 mod build;
+pub mod certify;
+pub mod certify_render;
+pub mod certify_report;
 mod commands;
 pub mod render;
 
@@ -106,7 +109,13 @@ pub struct Env {
 
 /// Runs a parsed command and writes its output; returns the exit code.
 pub async fn run(env: &Env, command: &Command, out: &mut dyn Write) -> Result<i32, CliError> {
+    if env.output == Output::Csv && !matches!(command, Command::Certify(_)) {
+        return Err(CliError::Invalid(
+            "-o csv is for `certify report`; use -o json or yaml".into(),
+        ));
+    }
     match command {
+        Command::Certify(args) => certify::run(env, args, out).await,
         Command::Request(args) => Ok(request(env, args, out).await?.1),
         Command::Approve(a) => {
             review_cmd(

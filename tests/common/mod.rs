@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use gatehouse::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest},
+    api::{AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest},
     controller::{
         cache::{Cache, Writers},
         metrics::Metrics,
@@ -15,16 +15,20 @@ use gatehouse::{
 use kube::{api::PostParams, Api, Client};
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
 
-/// A fake API server serving the three Gatehouse kinds (with status
+/// A fake API server serving the Gatehouse kinds (with status
 /// subresources), holding `extra` objects, with `funcs` intercepting calls.
 pub async fn fake_api(extra: Vec<serde_json::Value>, funcs: Funcs) -> Client {
     ClientBuilder::new()
         .with_resource::<AccessPolicy>()
         .with_resource::<ApprovalRequest>()
         .with_resource::<AccessReview>()
+        .with_resource::<AccessCampaign>()
+        .with_resource::<AccessCertification>()
         .with_status_subresource::<AccessPolicy>()
         .with_status_subresource::<ApprovalRequest>()
         .with_status_subresource::<AccessReview>()
+        .with_status_subresource::<AccessCampaign>()
+        .with_status_subresource::<AccessCertification>()
         .with_runtime_objects(extra)
         .with_interceptor_funcs(funcs)
         .build()
@@ -35,6 +39,7 @@ pub async fn fake_api(extra: Vec<serde_json::Value>, funcs: Funcs) -> Client {
 /// kube-fake-client registers every custom resource as namespaced, so the
 /// (cluster-scoped) policy is stored under a placeholder namespace; listing
 /// policies across all namespaces finds it either way.
+#[allow(dead_code)] // the certify plugin suite has no policy
 pub async fn create_policy(client: &Client, policy: &AccessPolicy) {
     let resource = kube::core::ApiResource::erase::<AccessPolicy>(&());
     let api: Api<kube::core::DynamicObject> =
