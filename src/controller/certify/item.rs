@@ -179,10 +179,14 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
                     );
                 }
                 Attempt::Forbidden(message) => {
+                    // The API server's first line says who was refused what.
+                    let said = message.lines().next().unwrap_or_default().trim_end_matches(':');
                     let text = format!(
-                        "the operator may not make this change: Kubernetes lets it edit a binding only for a \
-                         role it may bind, and it may bind only the grantable roles ({message}); an admin \
-                         removes the access with the command in `command`"
+                        "revoked; the operator may not {}: Kubernetes lets it edit a binding only for a role \
+                         it may bind, and {} is not among its grantable roles (the API server said: {said}); an \
+                         admin removes the access with the command in `command`",
+                        action_words(item, r),
+                        item.spec.role_ref
                     );
                     overlay(
                         &mut ev.status,
@@ -401,12 +405,12 @@ fn announce(
             on_item(ctx, item, EventType::Normal, "Remediated", rem.message.clone());
         }
         (RemediationState::ManagedExternally | RemediationState::Pending, _) => {
-            let type_ = match rem.state {
-                RemediationState::Pending if rem.command.is_none() => EventType::Normal,
-                _ => EventType::Warning,
+            let (type_, reason) = match rem.state {
+                RemediationState::ManagedExternally => (EventType::Warning, "ManagedExternally"),
+                _ if rem.command.is_some() => (EventType::Warning, "RemediationNeedsAdmin"),
+                _ => (EventType::Normal, "RemediationPending"),
             };
-            let reason = rem.state.to_string();
-            on_item(ctx, item, type_, &reason, rem.message.clone());
+            on_item(ctx, item, type_, reason, rem.message.clone());
             let note = format!("{} was revoked in {origin}: {}", spec.subject, rem.message);
             on_binding(ctx, &spec.binding, type_, "AccessRevoked", note);
         }
