@@ -5,111 +5,41 @@
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
-    Arc, Mutex,
+    Arc,
 };
 
-use chrono::{DateTime, Utc};
 use gatehouse::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, JobState, Phase},
-    controller::{self, Context},
-    labels,
+    api::{AccessReview, ApprovalRequest, JobState, Phase},
+    controller, labels,
 };
-use k8s_openapi::{
-    api::{
-        batch::v1::{Job, JobCondition, JobStatus},
-        core::v1::ServiceAccount,
-        rbac::v1::RoleBinding,
-    },
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::Timestamp,
+use k8s_openapi::api::{
+    batch::v1::{Job, JobCondition, JobStatus},
+    core::v1::ServiceAccount,
 };
 use kube::{
     api::{Api, DeleteParams, ListParams, PostParams},
-    Client, ResourceExt,
+    ResourceExt,
 };
 
-mod common;
-use common::{create_policy, fake_api};
-
-fn at(hhmm: &str) -> DateTime<Utc> {
-    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
-}
-
-fn stamp(t: DateTime<Utc>) -> Time {
-    Time(Timestamp::from_second(t.timestamp()).unwrap())
-}
-
-struct Rig {
-    client: Client,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    ctx: Arc<Context>,
-    memory: Arc<common::Memory>,
-}
+mod support;
+use support::fake::{at, stamp, team_policy, Rig};
 
 impl Rig {
     async fn new(funcs: kube_fake_client::interceptor::Funcs) -> Rig {
-        let client = fake_api(vec![], funcs).await;
-        let clock = Arc::new(Mutex::new(at("10:00")));
-        let (ctx, memory) = Rig::context(&client, &clock);
-        let policy: AccessPolicy = serde_saphyr::from_str(
-            r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-jobs}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: edit}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  approval: {reviewers: {groups: [sre]}}
-  oneTime: {images: [ghcr.io/acme/]}
-  retention: 24h
-"#,
-        )
-        .unwrap();
-        create_policy(&client, &policy).await;
-        Rig {
-            client,
-            clock,
-            ctx,
-            memory,
-        }
-    }
-
-    /// A fresh context, as after an operator restart.
-    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<common::Memory>) {
-        common::test_context(client, clock)
-    }
-
-    /// The same cluster seen by a restarted operator: nothing in memory yet.
-    fn restart(rig: &Rig) -> Rig {
-        let (ctx, memory) = Rig::context(&rig.client, &rig.clock);
-        Rig {
-            client: rig.client.clone(),
-            clock: rig.clock.clone(),
-            ctx,
-            memory,
-        }
-    }
-
-    fn set_time(&self, hhmm: &str) {
-        *self.clock.lock().unwrap() = at(hhmm);
-    }
-
-    fn requests(&self) -> Api<ApprovalRequest> {
-        Api::namespaced(self.client.clone(), "team")
+        let policy = team_policy(
+            "team-jobs",
+            "edit",
+            serde_json::json!({"oneTime": {"images": ["ghcr.io/acme/"]}, "retention": "24h"}),
+        );
+        Rig::with_policy(policy, vec![], funcs).await
     }
 
     fn jobs(&self) -> Api<Job> {
-        Api::namespaced(self.client.clone(), "team")
+        self.api()
     }
 
     fn accounts(&self) -> Api<ServiceAccount> {
-        Api::namespaced(self.client.clone(), "team")
-    }
-
-    fn bindings(&self) -> Api<RoleBinding> {
-        Api::namespaced(self.client.clone(), "team")
+        self.api()
     }
 
     /// Dana asks to run a migration once with `edit`, approved by Erin at 10:05.
@@ -276,7 +206,7 @@ async fn an_approved_job_runs_once_as_its_own_account_and_access_ends_with_it() 
     // Reconciling again, and after a restart, changes nothing and creates nothing.
     rig.set_time("10:10");
     rig.reconcile().await.unwrap();
-    let restarted = Rig::restart(&rig);
+    let restarted = rig.restarted();
     restarted.reconcile().await.unwrap();
     assert_eq!(restarted.the_job().await.uid(), record.uid);
     assert_eq!(restarted.status().await.phase, Phase::Processing);
@@ -423,7 +353,7 @@ async fn a_crash_between_creating_the_job_and_recording_it_adopts_the_job() {
 
     // After the restart the operator finds the Job by its name and adopts it.
     crash.store(false, Ordering::SeqCst);
-    let restarted = Rig::restart(&rig);
+    let restarted = rig.restarted();
     restarted.set_time("10:06");
     restarted.reconcile().await.unwrap();
     let status = restarted.status().await;

@@ -5,35 +5,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use gatehouse::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, Phase},
-    controller::{self, Context},
+    api::{AccessReview, ApprovalRequest, Phase},
+    controller,
 };
-use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams},
-    Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+    ResourceExt,
 };
 use serde_json::json;
 
-mod common;
-use common::{create_policy, fake_api};
-
-fn at(hhmm: &str) -> DateTime<Utc> {
-    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
-}
-
-fn stamp(t: DateTime<Utc>) -> Time {
-    Time(Timestamp::from_second(t.timestamp()).unwrap())
-}
-
-struct Rig {
-    client: Client,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    ctx: Arc<Context>,
-    memory: Arc<common::Memory>,
-}
+mod support;
+use support::fake::{at, stamp, team_policy, Rig};
 
 impl Rig {
     async fn new(extra: Vec<serde_json::Value>) -> Rig {
@@ -43,64 +28,12 @@ impl Rig {
     /// A fake API server holding `extra` objects and the team-view policy, with
     /// `funcs` intercepting calls (fault injection).
     async fn with(extra: Vec<serde_json::Value>, funcs: kube_fake_client::interceptor::Funcs) -> Rig {
-        let client = fake_api(extra, funcs).await;
-        let clock = Arc::new(Mutex::new(at("10:00")));
-        let (ctx, memory) = Rig::context(&client, &clock);
-        let policy: AccessPolicy = serde_saphyr::from_str(
-            r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-view}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: view}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  justification: RequireForRevoke
-  approval: {reviewers: {groups: [sre]}}
-  retention: 24h
-"#,
-        )
-        .unwrap();
-        create_policy(&client, &policy).await;
-        Rig {
-            client,
-            clock,
-            ctx,
-            memory,
-        }
-    }
-
-    /// A fresh context, as after an operator restart.
-    fn context(client: &Client, clock: &Arc<Mutex<DateTime<Utc>>>) -> (Arc<Context>, Arc<common::Memory>) {
-        common::test_context(client, clock)
-    }
-
-    /// The same cluster seen by a restarted operator: nothing in memory yet.
-    fn restart(rig: &Rig) -> Rig {
-        let (ctx, memory) = Rig::context(&rig.client, &rig.clock);
-        Rig {
-            client: rig.client.clone(),
-            clock: rig.clock.clone(),
-            ctx,
-            memory,
-        }
-    }
-
-    fn set_time(&self, hhmm: &str) {
-        *self.clock.lock().unwrap() = at(hhmm);
-    }
-
-    fn requests(&self) -> Api<ApprovalRequest> {
-        Api::namespaced(self.client.clone(), "team")
-    }
-
-    fn reviews(&self) -> Api<AccessReview> {
-        Api::namespaced(self.client.clone(), "team")
-    }
-
-    fn bindings(&self) -> Api<RoleBinding> {
-        Api::namespaced(self.client.clone(), "team")
+        let policy = team_policy(
+            "team-view",
+            "view",
+            json!({"justification": "RequireForRevoke", "retention": "24h"}),
+        );
+        Rig::with_policy(policy, extra, funcs).await
     }
 
     async fn request(&self, name: &str, created: &str) -> ApprovalRequest {
@@ -430,7 +363,7 @@ async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
     rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
         .await;
     // The operator was down from 10:01 to 10:30: a new context, nothing in memory.
-    let restarted = Rig::restart(&rig);
+    let restarted = rig.restarted();
     restarted.set_time("10:30");
     restarted.reconcile("dana-view").await.unwrap();
     assert_eq!(restarted.phase("dana-view").await, Phase::Active);
@@ -447,7 +380,7 @@ async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
         "the approval time comes from the review, not the restart"
     );
     // Down again past the expiry: the next reconcile ends it at once.
-    let again = Rig::restart(&rig);
+    let again = rig.restarted();
     again.set_time("12:00");
     again.reconcile("dana-view").await.unwrap();
     assert_eq!(again.phase("dana-view").await, Phase::Expired);

@@ -8,25 +8,22 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use gatehouse::{
-    api::{AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind},
+    api::{
+        AccessPolicy, AccessReview, ApprovalRequest, Decision, Identity, Phase, RoleKind, Scope, SubjectKind,
+    },
     cli::{self, exit, render, Cli, CliError, Command, Env, KindArg, Output, RequestArgs},
 };
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     api::{Api, ListParams, Patch, PatchParams, PostParams},
     Client, ResourceExt,
 };
 use serde_json::json;
 
-mod common;
-use common::{create_policy, fake_api};
+mod support;
+use support::fake::{at, create_policy, fake_api, stamp, team_policy};
 
 fn now() -> DateTime<Utc> {
     "2026-11-23T10:30:00Z".parse().unwrap()
-}
-
-fn at(hhmm: &str) -> DateTime<Utc> {
-    format!("2026-11-23T{hhmm}:00Z").parse().unwrap()
 }
 
 fn dana() -> Identity {
@@ -43,21 +40,13 @@ fn sam() -> Identity {
     }
 }
 
-const TEAM_VIEW: &str = r#"
-apiVersion: gatehouse.dev/v1alpha1
-kind: AccessPolicy
-metadata: {name: team-view}
-spec:
-  requesters: {groups: [dev]}
-  roles: [{kind: ClusterRole, name: view}]
-  namespaces: {names: [team]}
-  duration: {default: 1h, max: 4h}
-  approval: {reviewers: {groups: [sre]}}
-"#;
+fn team_view() -> AccessPolicy {
+    team_policy("team-view", "view", json!({}))
+}
 
 async fn fake() -> Client {
     let client = fake_api(vec![], Default::default()).await;
-    create_policy(&client, &serde_saphyr::from_str(TEAM_VIEW).unwrap()).await;
+    create_policy(&client, &team_view()).await;
     client
 }
 
@@ -92,7 +81,7 @@ async fn seed_request(
         }
     }))
     .unwrap();
-    r.metadata.creation_timestamp = Some(Time(Timestamp::from_second(at("10:00").timestamp()).unwrap()));
+    r.metadata.creation_timestamp = Some(stamp(at("10:00")));
     api.create(&PostParams::default(), &r).await.unwrap();
     api.patch_status(
         name,
@@ -607,7 +596,7 @@ async fn request_for_someone_else_needs_a_policy_that_lists_them() {
         .items
         .is_empty());
 
-    let mut policy: gatehouse::api::AccessPolicy = serde_saphyr::from_str(TEAM_VIEW).unwrap();
+    let mut policy = team_view();
     policy.metadata.name = Some("oncall-view".into());
     policy.spec.requesters.groups = vec!["dev".into()];
     policy.spec.grantees.groups = vec!["oncall".into()];

@@ -17,8 +17,8 @@ use kube::{
 };
 use serde_json::{json, Value};
 
-mod common;
-use common::fake_api;
+mod support;
+use support::fake::fake_api;
 
 const NS: &str = "gatehouse-system";
 const RUN: &str = "quarterly-20261001-0700";

