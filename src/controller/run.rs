@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// requests').
     #[arg(long, env = "GATEHOUSE_CERTIFICATION_CONCURRENCY", default_value_t = 8)]
     pub certification_concurrency: u16,
+    /// Items a campaign run creates at once while it launches: more launches
+    /// faster, fewer leaves more of the API server to grants and revokes.
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_LAUNCH_PARALLELISM", default_value_t = 8)]
+    pub certification_launch_parallelism: u16,
 }
 
 /// Why the operator could not run.
@@ -243,6 +247,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         concurrency: args.concurrency,
         certification: certify::Settings {
             remediation: args.certification_remediation,
+            create_parallelism: usize::from(args.certification_launch_parallelism.max(1)),
             ..Default::default()
         },
         certification_concurrency: args.certification_concurrency,
