@@ -226,8 +226,12 @@ fn count_runs(
             launched_at: run.launched_at,
             completed_at: completed,
             trigger: run.trigger,
-            // While launching, the items created so far.
-            items: counts.items,
+            // While launching, the items memory holds so far; once launched, how
+            // many the launch made (memory may still be catching up).
+            items: match run.launched_at {
+                Some(_) => run.items,
+                None => counts.items,
+            },
             ..counts
         };
     }

@@ -10,6 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::{
     api::{AccessCertification, BindingKind, RoleKind, SubjectKind},
+    decide::policy::selector_matches,
     certify::{inventory::Observed, Inventory},
     controller::cache::Cache,
 };
@@ -55,8 +56,38 @@ pub fn cluster_role_binding(cache: &Cache, name: &str) -> Option<std::sync::Arc<
     cache.cluster_role_bindings.get(&ObjectRef::new(name))
 }
 
+/// Adds the ClusterRole and, when it aggregates others, those its selectors
+/// match, recursively (cycles and repeats are skipped): the rules the
+/// aggregation controller fills in, and nothing more.
+fn add_aggregated(cache: &Cache, inv: &mut Inventory, role: &ClusterRole) {
+    let mut pending = vec![role.clone()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(r) = pending.pop() {
+        let name = r.metadata.name.clone().unwrap_or_default();
+        if !seen.insert(name) {
+            continue;
+        }
+        inv.add_cluster_role(&r);
+        let selectors = r
+            .aggregation_rule
+            .as_ref()
+            .and_then(|a| a.cluster_role_selectors.clone())
+            .unwrap_or_default();
+        if selectors.is_empty() {
+            continue;
+        }
+        let none = std::collections::BTreeMap::new();
+        for other in cache.cluster_roles.state() {
+            let labels = other.metadata.labels.as_ref().unwrap_or(&none);
+            if selectors.iter().any(|s| selector_matches(s, labels)) {
+                pending.push((*other).clone());
+            }
+        }
+    }
+}
+
 /// What evaluating `item` looks at: its binding (by name, whatever its uid), the
-/// role it grants (every ClusterRole when that role aggregates others), the
+/// role it grants (and the ClusterRoles it aggregates), the
 /// namespaces of the binding and of a ServiceAccount subject, and that
 /// ServiceAccount. Every kind counts as observed: memory holds all of each.
 pub fn for_item(cache: &Cache, item: &AccessCertification) -> Inventory {
@@ -89,13 +120,7 @@ pub fn for_item(cache: &Cache, item: &AccessCertification) -> Inventory {
             let found: Option<std::sync::Arc<ClusterRole>> =
                 cache.cluster_roles.get(&ObjectRef::new(&spec.role_ref.name));
             if let Some(r) = found {
-                let aggregated = r.aggregation_rule.is_some();
-                inv.add_cluster_role(&r);
-                if aggregated {
-                    for other in cache.cluster_roles.state() {
-                        inv.add_cluster_role(&other);
-                    }
-                }
+                add_aggregated(cache, &mut inv, &r);
             }
         }
     }

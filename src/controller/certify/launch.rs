@@ -4,7 +4,7 @@
 //! created before a restart (or by the previous leader) is found in memory or
 //! answered `AlreadyExists`, never made twice.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use futures::StreamExt;
 use kube::{
@@ -35,16 +35,12 @@ pub struct Progress {
 /// ends. An error on one item does not stop the others; the first one is
 /// returned once the rest are done (the run stays unlaunched and is retried).
 pub async fn launch(ctx: &Context, campaign: &AccessCampaign, plan: &RunPlan) -> Result<Progress, Error> {
-    // Thousands of items take a while to compute: off the async workers, so the
-    // other controllers' reconciles go on meanwhile.
-    let (cache, c, p) = (ctx.cache.clone(), campaign.clone(), plan.clone());
-    let items = tokio::task::spawn_blocking(move || scope::launch(&c, &p, &inventory::whole(&cache)).items)
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?;
+    let items = items_of(ctx, campaign, plan).await?;
     let total = u32::try_from(items.len()).unwrap_or(u32::MAX);
     let missing: Vec<AccessCertification> = items
-        .into_iter()
-        .filter(|i| ctx.cache.items.get(&ObjectRef::from_obj(i)).is_none())
+        .iter()
+        .filter(|i| ctx.cache.items.get(&ObjectRef::from_obj(*i)).is_none())
+        .cloned()
         .collect();
     let wanted = missing.len();
     let namespace = campaign
@@ -92,9 +88,42 @@ pub async fn launch(ctx: &Context, campaign: &AccessCampaign, plan: &RunPlan) ->
             source,
         });
     }
+    let complete = done == wanted;
+    if complete {
+        if let Ok(mut launches) = ctx.launches.lock() {
+            launches.remove(&launch_key(campaign, plan));
+        }
+    }
     Ok(Progress {
         total,
         created,
-        complete: done == wanted,
+        complete,
     })
+}
+
+fn launch_key(campaign: &AccessCampaign, plan: &RunPlan) -> (String, String) {
+    (campaign.uid().unwrap_or_default(), plan.name.clone())
+}
+
+/// The run's items: computed from memory the first time (off the async workers:
+/// thousands take a while, and the other controllers go on meanwhile), then kept
+/// until the launch completes, so each slice of a long launch only creates.
+async fn items_of(
+    ctx: &Context,
+    campaign: &AccessCampaign,
+    plan: &RunPlan,
+) -> Result<Arc<Vec<AccessCertification>>, Error> {
+    let key = launch_key(campaign, plan);
+    if let Some(known) = ctx.launches.lock().ok().and_then(|l| l.get(&key).cloned()) {
+        return Ok(known);
+    }
+    let (cache, c, p) = (ctx.cache.clone(), campaign.clone(), plan.clone());
+    let items = tokio::task::spawn_blocking(move || scope::launch(&c, &p, &inventory::whole(&cache)).items)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+    let items = Arc::new(items);
+    if let Ok(mut launches) = ctx.launches.lock() {
+        launches.insert(key, items.clone());
+    }
+    Ok(items)
 }

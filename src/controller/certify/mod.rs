@@ -122,6 +122,9 @@ pub struct Context {
     pub settings: Settings,
     /// Consecutive failed reconciles per object (`namespace/name`), for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The items of each launch under way, computed once when it starts (or
+    /// when this process first continues it), by campaign uid and run.
+    launches: Mutex<HashMap<(String, String), Arc<Vec<crate::api::AccessCertification>>>>,
 }
 
 impl Context {
@@ -141,6 +144,7 @@ impl Context {
             clock,
             settings,
             failures: Mutex::default(),
+            launches: Mutex::default(),
         }
     }
 
