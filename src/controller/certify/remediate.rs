@@ -221,6 +221,7 @@ fn classify(e: kube::Error) -> Attempt {
         kube::Error::Api(s) if s.code == 403 => Attempt::Forbidden(s.message.clone()),
         // 409: a precondition failed; 422: a test op failed; 404: gone.
         kube::Error::Api(s) if matches!(s.code, 404 | 409 | 422) => Attempt::Stale,
+        kube::Error::Api(s) => Attempt::Failed(format!("{} (HTTP {})", s.message, s.code)),
         _ => Attempt::Failed(e.to_string()),
     }
 }
