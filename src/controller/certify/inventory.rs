@@ -10,9 +10,9 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::{
     api::{AccessCertification, BindingKind, RoleKind, SubjectKind},
-    decide::policy::selector_matches,
     certify::{inventory::Observed, Inventory},
     controller::cache::Cache,
+    decide::policy::selector_matches,
 };
 
 const ALL: [Observed; 4] = [

@@ -124,8 +124,11 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The items of each launch under way, computed once when it starts (or
     /// when this process first continues it), by campaign uid and run.
-    launches: Mutex<HashMap<(String, String), Arc<Vec<crate::api::AccessCertification>>>>,
+    launches: Mutex<HashMap<(String, String), LaunchItems>>,
 }
+
+/// The items a launch creates.
+type LaunchItems = Arc<Vec<crate::api::AccessCertification>>;
 
 impl Context {
     /// A context on the given clock; starts its Event publisher.
