@@ -14,9 +14,10 @@
 //! - `gatehouse-certification-issuer` (ValidatingAdmissionPolicy): creating or
 //!   changing an AccessCertification item needs [`ISSUE_ITEMS`]: only the
 //!   operator issues items.
-//! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer` (optional
-//!   MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
-//!   turned on): fill an empty requester/reviewer from the creator.
+//! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer`
+//!   (MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
+//!   turned on): fill an empty requester/reviewer from the creator. The chart
+//!   installs them by default wherever the cluster serves their v1 API.
 
 /// RBAC virtual verb that lets a creator name someone else as requester or
 /// reviewer (checked with the admission policy's `authorizer`).

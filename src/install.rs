@@ -395,8 +395,10 @@ fn chart_admission_file(file: &admission::PolicyFile) -> String {
 
 /// The chart's admission template: the ValidatingAdmissionPolicies of
 /// `config/admission/` (value `admission.validating.enabled`), and the
-/// MutatingAdmissionPolicies of `config/admission/mutating/` when asked for
-/// (`admission.mutating.enabled`) and the cluster serves their v1 API (>= 1.36).
+/// MutatingAdmissionPolicies of `config/admission/mutating/` wherever the cluster
+/// serves their v1 API (Kubernetes >= 1.36), unless `admission.mutating.enabled` is
+/// false; `admission.mutating.force` renders them without asking (the test is the
+/// `gatehouse.mutating` helper of `_helpers.tpl`).
 pub fn chart_admission() -> String {
     let get = |file: &admission::PolicyFile| {
         let path = chart_admission_file(file);

@@ -11,6 +11,7 @@
 //! - [`install`]: the kustomize bases and the chart's generated templates (`gatehouse manifests`).
 //! - [`cli`]: the `kubectl gatehouse` plugin for requesters and reviewers.
 //! - [`labels`]: the labels and annotations on what the operator writes.
+//! - [`notify`]: notifications to Slack, Teams and webhooks (`NotificationChannel`).
 //! - [`table`]: plain-text tables for the plugin and `simulate`.
 
 pub mod admission;
@@ -22,6 +23,7 @@ pub mod crdgen;
 pub mod decide;
 pub mod install;
 pub mod labels;
+pub mod notify;
 pub mod rbac;
 pub mod simulate;
 pub mod table;

@@ -260,6 +260,8 @@ fn rust_rbac(opts: &RbacOptions) -> Vec<Value> {
         serde_json::to_value(&o.cluster_role_binding).unwrap(),
         serde_json::to_value(&o.leader_election_role).unwrap(),
         serde_json::to_value(&o.leader_election_binding).unwrap(),
+        serde_json::to_value(&o.notifications_role).unwrap(),
+        serde_json::to_value(&o.notifications_binding).unwrap(),
     ]
 }
 
@@ -380,7 +382,7 @@ fn optional_objects_follow_their_values() {
     let defaults = chart_objects(NS, &[]);
     // CRDs: installed and kept on uninstall.
     let crds = of_kind(&defaults, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 5);
+    assert_eq!(crds.len(), 6);
     for crd in crds {
         assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     }
@@ -390,20 +392,35 @@ fn optional_objects_follow_their_values() {
     )
     .is_empty());
 
-    // Validating policies on by default, mutating ones off.
+    // Validating policies on by default.
     assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 4);
     assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 4);
-    assert!(of_kind(&defaults, "MutatingAdmissionPolicy").is_empty());
     let off = chart_objects(NS, &["--set", "admission.validating.enabled=false"]);
     assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
-    // Mutating: only on request and only where the v1 API exists (1.36).
-    let mutating = ["--set", "admission.mutating.enabled=true", "--kube-version"];
-    let old = chart_objects(NS, &[&mutating[..], &["1.35.2"]].concat());
-    assert!(of_kind(&old, "MutatingAdmissionPolicy").is_empty());
-    let new = chart_objects(NS, &[&mutating[..], &["1.36.0"]].concat());
-    assert_eq!(of_kind(&new, "MutatingAdmissionPolicy").len(), 2);
-    assert_eq!(of_kind(&new, "MutatingAdmissionPolicyBinding").len(), 2);
-    assert_eq!(of_kind(&new, "ValidatingAdmissionPolicy").len(), 4);
+    // Mutating ones by default wherever the cluster serves their v1 API (1.36+);
+    // `helm template` without a cluster knows no kinds, so none there.
+    assert!(of_kind(&defaults, "MutatingAdmissionPolicy").is_empty());
+    let serves = [
+        "--api-versions",
+        "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+    ];
+    let on = chart_objects(NS, &serves);
+    assert_eq!(of_kind(&on, "MutatingAdmissionPolicy").len(), 2);
+    assert_eq!(of_kind(&on, "MutatingAdmissionPolicyBinding").len(), 2);
+    assert_eq!(of_kind(&on, "ValidatingAdmissionPolicy").len(), 4);
+    let turned_off = [&serves[..], &["--set", "admission.mutating.enabled=false"]].concat();
+    assert!(of_kind(&chart_objects(NS, &turned_off), "MutatingAdmissionPolicy").is_empty());
+    // 1.34-1.35 serve only v1beta1 (off by default): the chart's v1 objects do not fit.
+    let beta = [
+        "--api-versions",
+        "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy",
+        "--kube-version",
+        "1.35.2",
+    ];
+    assert!(of_kind(&chart_objects(NS, &beta), "MutatingAdmissionPolicy").is_empty());
+    // Forced, for rendering without a cluster.
+    let forced = chart_objects(NS, &["--set", "admission.mutating.force=true"]);
+    assert_eq!(of_kind(&forced, "MutatingAdmissionPolicy").len(), 2);
 
     // PodDisruptionBudget only with more than one replica.
     let pdb = the(&defaults, "PodDisruptionBudget", "gatehouse");
@@ -502,7 +519,7 @@ fn the_notes_show_a_first_request() {
             "--set-json",
             r#"grantableRoles=["Role/deployer"]"#,
             "--set",
-            "admission.mutating.enabled=true",
+            "admission.mutating.force=true",
         ],
     ] {
         let mut cmd = vec![
@@ -526,12 +543,22 @@ fn the_notes_show_a_first_request() {
                 "{notes}"
             );
             assert!(notes.contains("requester must be you"), "{notes}");
+            assert!(notes.contains("requester: {username: alice"), "{notes}");
+            // Without a cluster helm knows no MutatingAdmissionPolicy API: the notes say so.
+            assert!(
+                notes.contains("does not serve admissionregistration.k8s.io/v1"),
+                "{notes}"
+            );
         } else {
             assert!(notes.contains("request deployer --kind Role"), "{notes}");
             assert!(notes.contains("roles: [{kind: Role, name: deployer}]"), "{notes}");
-            // helm's built-in Kubernetes version (without a cluster) is 1.36: the
-            // mutating policies are rendered and the notes say so.
+            // The mutating policies are rendered (forced here) and the notes say so.
             assert!(notes.contains("requester may be left out"), "{notes}");
+            assert!(
+                !notes.contains("requester: {") && !notes.contains("reviewer: {"),
+                "no identity to type: {notes}"
+            );
+            assert!(!notes.contains("does not serve"), "{notes}");
         }
     }
 }
@@ -602,6 +629,20 @@ fn rendered_objects_are_accepted_by_a_real_api_server() {
 
     let defaults = chart_objects(&ns, &[]);
     dry_run_apply(kubeconfig, "helm template (default values)", &defaults);
+    // Rendered against the real cluster (as `helm install` does), the default
+    // values find that it serves MutatingAdmissionPolicy v1 and include them.
+    // (--take-ownership: other suites apply the same CRDs without Helm's labels,
+    // which a server-side dry run would otherwise refuse to adopt.)
+    let asked = chart_objects(
+        &ns,
+        &["--dry-run=server", "--take-ownership", "--kubeconfig", kubeconfig],
+    );
+    assert_eq!(
+        of_kind(&asked, "MutatingAdmissionPolicy").len(),
+        2,
+        "the API server serves admissionregistration.k8s.io/v1 MutatingAdmissionPolicy"
+    );
+    dry_run_apply(kubeconfig, "helm template --dry-run=server", &asked);
     // The test control plane has no Prometheus Operator, so no ServiceMonitor
     // CRD: that one object is left out here (optional_objects_follow_their_values
     // checks its shape).

@@ -99,7 +99,7 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
     assert_eq!(rig.phase("dana-view").await, Phase::Active);
     // Requeued for the exact expiry, one hour after the approval.
     let expected = kube::runtime::controller::Action::requeue(
-        std::time::Duration::from_secs(3600) + std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(3600) + std::time::Duration::from_millis(10),
     );
     assert_eq!(requeue, expected);
 
@@ -139,7 +139,7 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
     assert_eq!(
         rig.reconcile("dana-view").await.unwrap(),
         kube::runtime::controller::Action::requeue(
-            std::time::Duration::from_secs(24 * 3600) + std::time::Duration::from_millis(50)
+            std::time::Duration::from_secs(24 * 3600) + std::time::Duration::from_millis(10)
         )
     );
     assert_eq!(rig.phase("dana-view").await, Phase::Expired);
@@ -439,12 +439,29 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         .await;
     let err = rig.reconcile("dana-view").await.unwrap_err();
     assert!(err.to_string().contains("forbidden"), "{err}");
-    // Retries back off: 1 s, 2 s, 4 s ... capped at 5 minutes.
+    // The fake answers 500, which says the API server is in trouble: retried every
+    // second, so nothing waits out a back-off once it recovers.
     let req = Arc::new(req);
+    let secs = |n| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(n));
     let delays: Vec<_> = (0..3)
         .map(|_| controller::error_policy(req.clone(), &err, rig.ctx.clone()))
         .collect();
-    let secs = |n| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(n));
+    assert_eq!(delays, [secs(1), secs(1), secs(1)]);
+    // A refusal (a real cluster says 403 Forbidden) backs off per request: 1 s,
+    // 2 s, 4 s ... capped at 5 minutes.
+    let forbidden = controller::Error::Binding {
+        name: "gatehouse-dana-view".into(),
+        source: kube::Error::Api(Box::new(kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "attempt to grant extra privileges".into(),
+            ..Default::default()
+        })),
+    };
+    assert!(!forbidden.is_transient() && err.is_transient());
+    let delays: Vec<_> = (0..3)
+        .map(|_| controller::error_policy(req.clone(), &forbidden, rig.ctx.clone()))
+        .collect();
     assert_eq!(delays, [secs(1), secs(2), secs(4)]);
     assert_eq!(controller::backoff(30), std::time::Duration::from_secs(300));
     let status = rig.requests().get("dana-view").await.unwrap().status.unwrap();

@@ -358,6 +358,54 @@ fn the_operator_reads_records_writes_status_and_deletes_only_for_retention() {
 }
 
 #[test]
+fn notifications_read_only_named_secrets_in_the_operator_namespace() {
+    for opts in variants() {
+        let o = operator_rbac(&opts).unwrap();
+        let role = &o.notifications_role;
+        assert_eq!(role.metadata.namespace.as_deref(), Some(opts.namespace.as_str()));
+        let rules = role.rules.clone().unwrap();
+        assert!(allows(&rules, "get", "", "secrets", None));
+        assert!(rules.iter().all(|r| r.verbs.iter().all(|v| v != "*")
+            && r.resources.iter().flatten().all(|x| x != "*")
+            && r.resource_names.is_none()));
+        // Never list or watch: that would read every Secret of the namespace.
+        for verb in ["list", "watch", "create", "update", "delete"] {
+            assert!(!allows(&rules, verb, "", "secrets", None), "{verb}");
+        }
+        for verb in ["get", "create", "update"] {
+            assert!(allows(&rules, verb, "", "configmaps", None), "{verb}");
+        }
+        // No Secret anywhere else.
+        let cluster = o.cluster_role.rules.unwrap();
+        assert!(!allows(&cluster, "get", "", "secrets", None));
+        assert!(allows(
+            &cluster,
+            "watch",
+            "gatehouse.dev",
+            "notificationchannels",
+            None
+        ));
+        assert!(allows(
+            &cluster,
+            "patch",
+            "gatehouse.dev",
+            "notificationchannels/status",
+            None
+        ));
+        assert!(!allows(
+            &cluster,
+            "update",
+            "gatehouse.dev",
+            "notificationchannels",
+            None
+        ));
+        let subjects = o.notifications_binding.subjects.unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].name, opts.service_account);
+    }
+}
+
+#[test]
 fn leader_election_is_confined_to_the_operator_namespace() {
     for opts in variants() {
         let o = operator_rbac(&opts).unwrap();
@@ -473,6 +521,8 @@ fn the_output_is_yaml_of_the_expected_objects() {
                 "ClusterRoleBinding",
                 "Role",
                 "RoleBinding",
+                "Role",
+                "RoleBinding",
                 "ClusterRole",
                 "ClusterRole",
                 "ClusterRole"
@@ -490,7 +540,11 @@ fn the_output_is_yaml_of_the_expected_objects() {
         assert_eq!(parsed, o.leader_election_role);
         let parsed: RoleBinding = serde_json::from_value(docs[4].clone()).unwrap();
         assert_eq!(parsed, o.leader_election_binding);
-        for (doc, role) in docs[5..].iter().zip(user_roles()) {
+        let parsed: Role = serde_json::from_value(docs[5].clone()).unwrap();
+        assert_eq!(parsed, o.notifications_role);
+        let parsed: RoleBinding = serde_json::from_value(docs[6].clone()).unwrap();
+        assert_eq!(parsed, o.notifications_binding);
+        for (doc, role) in docs[7..].iter().zip(user_roles()) {
             let parsed: ClusterRole = serde_json::from_value(doc.clone()).unwrap();
             assert_eq!(parsed, role);
         }

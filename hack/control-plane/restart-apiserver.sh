@@ -71,11 +71,22 @@ fi
 # would leave an orphan that nothing stops.
 [[ -s "$dir/pids" ]] || die "$dir/pids is gone (down.sh ran during the downtime); not starting kube-apiserver"
 
-new=$(cp_start_apiserver "$dir" append)
-started_at=$(now)
-log "started kube-apiserver (pid $new) with the flags up.sh used"
-rc=0
-cp_wait_apiserver_ready "$dir" "$new" "$limit" || rc=$?
+# The old process's connections to a client that stopped reading (a partitioned
+# one) may keep its port after it exited (sockets in FIN_WAIT with unsent data);
+# the new one then cannot listen. Try again for a while, as a supervisor would.
+for ((attempt = 1; ; attempt++)); do
+  new=$(cp_start_apiserver "$dir" append)
+  started_at=$(now)
+  log "started kube-apiserver (pid $new) with the flags up.sh used"
+  rc=0
+  cp_wait_apiserver_ready "$dir" "$new" "$limit" || rc=$?
+  if [[ $rc == 1 && $attempt -lt 60 ]] && tail -n 5 "$dir/kube-apiserver.log" | grep -q 'address already in use'; then
+    log "port $GATEHOUSE_E2E_APISERVER_PORT still held by the old process's connections; trying again in 1s"
+    sleep 1
+    continue
+  fi
+  break
+done
 case $rc in
   0) ;;
   1) tail -n 30 "$dir/kube-apiserver.log" >&2; die "kube-apiserver exited before becoming ready (see $dir/kube-apiserver.log)" ;;

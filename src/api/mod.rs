@@ -8,6 +8,7 @@
 
 mod campaign;
 mod certification;
+mod channel;
 mod common;
 mod policy;
 mod request;
@@ -15,6 +16,7 @@ mod review;
 
 pub use campaign::*;
 pub use certification::*;
+pub use channel::*;
 pub use common::*;
 pub use policy::*;
 pub use request::*;
@@ -36,5 +38,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AccessReview::crd(),
         AccessCampaign::crd(),
         AccessCertification::crd(),
+        NotificationChannel::crd(),
     ]
 }

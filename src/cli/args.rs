@@ -1,6 +1,8 @@
 //! The plugin's command line.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// `kubectl gatehouse`: request, review and follow just-in-time access.
 #[derive(Parser, Debug, Clone, PartialEq)]
@@ -11,15 +13,69 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Request, review and follow just-in-time RBAC access (Gatehouse)"
 )]
 pub struct Cli {
-    /// Namespace of the requests (default: the kubeconfig context's namespace).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
+    /// kubectl's connection flags.
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// More detail on errors (-v: the API server's full answer; -vv: also every API call).
+    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
+    pub verbosity: u8,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The flags every kubectl command takes, with kubectl's meanings: which kubeconfig,
+/// context, cluster and user; whom to impersonate; and overrides of the server and its
+/// credentials. A flag wins over the kubeconfig, as in kubectl.
+#[derive(Args, Debug, Clone, Default, PartialEq)]
+pub struct KubeArgs {
+    /// Namespace of the requests (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// Path to the kubeconfig file (default: KUBECONFIG, a list of files merged, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use, instead of the context's.
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use, instead of the context's.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Act as this user (impersonation); requests and reviews then carry this user's identity.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Act in this group too (repeatable); needs --as.
+    #[arg(long = "as-group", global = true, value_name = "GROUP", requires = "as_user")]
+    pub as_groups: Vec<String>,
+    /// The UID of the user to act as; needs --as.
+    #[arg(long = "as-uid", global = true, value_name = "UID", requires = "as_user")]
+    pub as_uid: Option<String>,
+    /// Give up on each API call after this long (1s, 2m; 0: never). Waits use --timeout.
+    #[arg(
+        long = "request-timeout",
+        global = true,
+        value_name = "DURATION",
+        default_value = "0"
+    )]
+    pub request_timeout: String,
+    /// The address of the API server, instead of the cluster's.
+    #[arg(short = 's', long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for the API server, instead of the user's credentials.
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+    /// Path to a CA certificate file for the API server's certificate.
+    #[arg(long = "certificate-authority", global = true, value_name = "PATH")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Do not check the API server's certificate (insecure).
+    #[arg(long = "insecure-skip-tls-verify", global = true)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// Output format.
@@ -62,6 +118,30 @@ pub enum Command {
     },
     /// Access certification: review standing access in campaign runs.
     Certify(super::certify::CertifyArgs),
+    /// Print a completion script for `kubectl-gatehouse` (for `kubectl gatehouse`,
+    /// kubectl asks `kubectl_complete-gatehouse`; see docs/plugin.md).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Notification channels (`notify test CHANNEL`).
+    Notify {
+        /// The subcommand.
+        #[command(subcommand)]
+        command: super::notify::NotifyCommand,
+    },
+}
+
+/// Shells with a completion script.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    /// bash 4+ (`source <(kubectl-gatehouse completion bash)`).
+    Bash,
+    /// zsh (`source <(kubectl-gatehouse completion zsh)`).
+    Zsh,
+    /// fish (`kubectl-gatehouse completion fish | source`).
+    Fish,
 }
 
 /// Arguments of `request`.
@@ -73,8 +153,8 @@ pub struct RequestArgs {
     #[arg(long, value_enum, default_value_t = KindArg::ClusterRole)]
     pub kind: KindArg,
     /// Grant cluster-wide (a ClusterRoleBinding; ClusterRole only).
-    #[arg(long)]
-    pub cluster: bool,
+    #[arg(long = "cluster-wide")]
+    pub cluster_wide: bool,
     /// How long access should last (Go duration: 30m, 1h30m); the policy caps it.
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,

@@ -18,15 +18,25 @@ use crate::decide::reason::DenialReason;
 
 use super::*;
 
-/// Asks the API server who the kubeconfig's credentials belong to (`kubectl auth whoami`).
-pub async fn whoami(client: &Client) -> Result<Identity, CliError> {
+/// Asks the API server who the kubeconfig's credentials belong to (`kubectl auth
+/// whoami`). With impersonation (`--as`) the answer is the impersonated user, which
+/// is what the admission policies compare requests and reviews with.
+pub async fn whoami(client: &Client, server: &str) -> Result<Identity, CliError> {
     let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let blame = Blame {
+        me: None,
+        persona: Persona::default(),
+        server,
+    };
     let created = api
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await
-        .map_err(CliError::kube(
-            "asking the API server who you are (SelfSubjectReview)",
-        ))?;
+        .map_err(|e| {
+            blame.error(
+                Op::cluster(Verb::Create, Resource::SelfSubjectReviews, Place::Cluster),
+                e,
+            )
+        })?;
     identity_from_review(created.status)
 }
 
@@ -99,9 +109,9 @@ pub fn build_request(
     namespace: &str,
     suffix: &str,
 ) -> Result<ApprovalRequest, CliError> {
-    if args.cluster && args.kind == KindArg::Role {
+    if args.cluster_wide && args.kind == KindArg::Role {
         return Err(CliError::Invalid(
-            "--cluster needs a ClusterRole: a Role exists only in its namespace (drop --kind Role or --cluster)"
+            "--cluster-wide needs a ClusterRole: a Role exists only in its namespace (drop --kind Role or --cluster-wide)"
                 .into(),
         ));
     }
@@ -130,7 +140,7 @@ pub fn build_request(
                 },
                 name: args.role.clone(),
             },
-            scope: if args.cluster {
+            scope: if args.cluster_wide {
                 Scope::Cluster
             } else {
                 Scope::Namespace

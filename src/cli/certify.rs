@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{
     certify_render as render, certify_report as report, emit, parse_timeout, random_suffix, wait_verdict,
-    CliError, Env, Output,
+    CliError, Env, Op, Output, Place, Resource, Verb,
 };
 use crate::{
     api::{
@@ -180,7 +180,12 @@ pub struct ReportArgs {
 }
 
 /// Runs a `certify` subcommand; returns the exit code.
-pub async fn run(env: &Env, args: &CertifyArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+pub async fn run(
+    env: &Env,
+    args: &CertifyArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, CliError> {
     if env.output == Output::Csv && !matches!(args.command, CertifyCommand::Report(_)) {
         return Err(CliError::Invalid(
             "-o csv is for `certify report`; use -o json or yaml".into(),
@@ -218,7 +223,7 @@ pub async fn run(env: &Env, args: &CertifyArgs, out: &mut dyn Write) -> Result<i
             Ok(super::exit::OK)
         }
         CertifyCommand::Start { campaign } => start(env, campaign, out).await,
-        CertifyCommand::Report(a) => report_cmd(env, a, out).await,
+        CertifyCommand::Report(a) => report_cmd(env, a, out, err).await,
     }
 }
 
@@ -240,16 +245,18 @@ fn principals(specs: &[String]) -> Result<Principals, CliError> {
 /// everywhere is forbidden.
 pub async fn all_items(env: &Env, params: &ListParams) -> Result<Vec<AccessCertification>, CliError> {
     let everywhere: Api<AccessCertification> = Api::all(env.client.clone());
-    let list = match everywhere.list(params).await {
+    let (list, op) = match everywhere.list(params).await {
         Err(kube::Error::Api(s)) if s.code == 403 => {
             let here: Api<AccessCertification> = Api::namespaced(env.client.clone(), &env.namespace);
-            here.list(params).await
+            let op = Op::namespaced(Verb::List, Resource::AccessCertifications, &env.namespace, None);
+            (here.list(params).await, op)
         }
-        other => other,
+        other => (
+            other,
+            Op::cluster(Verb::List, Resource::AccessCertifications, Place::AllNamespaces),
+        ),
     };
-    let mut items = list
-        .map_err(CliError::kube("listing AccessCertification items"))?
-        .items;
+    let mut items = list.map_err(env.fail(op))?.items;
     items.sort_by_key(|i| (i.spec.run.clone(), i.name_any()));
     Ok(items)
 }
@@ -275,10 +282,7 @@ async fn reviews_of(env: &Env, item: &AccessCertification) -> Result<Vec<AccessR
     Ok(api
         .list(&params)
         .await
-        .map_err(CliError::kube(format!(
-            "listing the reviews of {}",
-            item.name_any()
-        )))?
+        .map_err(env.fail(Op::namespaced(Verb::List, Resource::AccessReviews, &ns, None)))?
         .items)
 }
 
@@ -450,12 +454,18 @@ async fn decide(
         let created = api
             .create(&PostParams::default(), &review)
             .await
-            .map_err(CliError::kube(format!(
-                "creating the {} AccessReview of {}",
-                plan.decision,
-                item.name_any()
+            .map_err(env.fail(Op::namespaced(
+                Verb::Create,
+                Resource::AccessReviews,
+                &ns,
+                Some(&review.name_any()),
             )))?;
-        let verdict = wait_verdict(&api, &created.name_any(), timeout, env.poll).await?;
+        // The review lives beside its item, wherever that is.
+        let there = Env {
+            namespace: ns.clone(),
+            ..env.clone()
+        };
+        let verdict = wait_verdict(&there, &created.name_any(), timeout).await?;
         outcomes.push(report::ItemOutcome {
             item: item.name_any(),
             namespace: ns,
@@ -520,7 +530,7 @@ async fn start(env: &Env, name: &str, out: &mut dyn Write) -> Result<i32, CliErr
     let campaign = api
         .get(name)
         .await
-        .map_err(CliError::kube(format!("reading AccessCampaign {name}")))?;
+        .map_err(env.fail(campaign_op(Verb::Get, name)))?;
     let now = (env.now)();
     let run = run_name(name, now);
     let taken = campaign
@@ -536,9 +546,7 @@ async fn start(env: &Env, name: &str, out: &mut dyn Write) -> Result<i32, CliErr
     let patch = json!({"metadata": {"annotations": {RUN_REQUESTED_AT: at}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(CliError::kube(format!(
-            "asking for a run of {name} (patching its annotation {RUN_REQUESTED_AT}; admins only)"
-        )))?;
+        .map_err(env.fail(campaign_op(Verb::Patch, name)))?;
     match env.output {
         Output::Table => writeln!(
             out,
@@ -550,12 +558,27 @@ async fn start(env: &Env, name: &str, out: &mut dyn Write) -> Result<i32, CliErr
     Ok(super::exit::OK)
 }
 
-async fn report_cmd(env: &Env, a: &ReportArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+/// A get or patch of one campaign (cluster-scoped).
+fn campaign_op(verb: Verb, name: &str) -> Op {
+    Op {
+        verb,
+        resource: Resource::AccessCampaigns,
+        place: Place::Cluster,
+        name: Some(name.to_string()),
+    }
+}
+
+async fn report_cmd(
+    env: &Env,
+    a: &ReportArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, CliError> {
     let api: Api<AccessCampaign> = Api::all(env.client.clone());
     let campaign = api
         .get(&a.campaign)
         .await
-        .map_err(CliError::kube(format!("reading AccessCampaign {}", a.campaign)))?;
+        .map_err(env.fail(campaign_op(Verb::Get, &a.campaign)))?;
     let status = campaign.status.clone().unwrap_or_default();
     let run = a
         .run
@@ -581,7 +604,7 @@ async fn report_cmd(env: &Env, a: &ReportArgs, out: &mut dyn Write) -> Result<i3
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(CliError::kube(format!("listing the reviews in {ns}")))?;
+            .map_err(env.fail(Op::namespaced(Verb::List, Resource::AccessReviews, &ns, None)))?;
         reviews.extend(list.items.into_iter().filter(|r| r.spec.certification.is_some()));
     }
     let summary = status.runs.iter().find(|r| r.name == run).cloned();
@@ -598,9 +621,10 @@ async fn report_cmd(env: &Env, a: &ReportArgs, out: &mut dyn Write) -> Result<i3
     };
     out.write_all(text.as_bytes())?;
     // The digest goes to stderr, so stdout is exactly the bytes it is the digest of.
-    eprintln!(
+    writeln!(
+        err,
         "SHA-256 of the report: {}  (check: sha256sum FILE)",
         report::sha256(text.as_bytes())
-    );
+    )?;
     Ok(super::exit::OK)
 }

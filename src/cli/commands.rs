@@ -64,22 +64,26 @@ pub(super) fn requests_api(env: &Env) -> Api<ApprovalRequest> {
 }
 
 pub(super) async fn get_request(env: &Env, name: &str) -> Result<ApprovalRequest, CliError> {
-    requests_api(env).get(name).await.map_err(CliError::kube(format!(
-        "reading ApprovalRequest {name} in namespace {} (see `kubectl gatehouse list` or pass -n)",
-        env.namespace
-    )))
+    let op = Op::namespaced(Verb::Get, Resource::ApprovalRequests, &env.namespace, Some(name));
+    requests_api(env).get(name).await.map_err(env.fail(op))
 }
 
 pub(super) async fn list_requests(env: &Env, all: bool) -> Result<Vec<ApprovalRequest>, CliError> {
-    let api: Api<ApprovalRequest> = if all {
-        Api::all(env.client.clone())
+    let (api, op): (Api<ApprovalRequest>, _) = if all {
+        (
+            Api::all(env.client.clone()),
+            Op::cluster(Verb::List, Resource::ApprovalRequests, Place::AllNamespaces),
+        )
     } else {
-        requests_api(env)
+        (
+            requests_api(env),
+            Op::namespaced(Verb::List, Resource::ApprovalRequests, &env.namespace, None),
+        )
     };
     let mut items = api
         .list(&ListParams::default())
         .await
-        .map_err(CliError::kube("listing ApprovalRequests"))?
+        .map_err(env.fail(op))?
         .items;
     items.sort_by_key(|r| (r.namespace(), r.creation_timestamp(), r.name_any()));
     Ok(items)
@@ -98,12 +102,18 @@ pub(super) fn emit_list(
     Ok(())
 }
 
+/// Where to look when the operator does not seem to act.
+const OPERATOR_CHECK: &str =
+    "is the Gatehouse operator running? (kubectl get pods -A -l app.kubernetes.io/name=gatehouse)";
+
 /// `request`: checks the policies the user can read, creates the request, and with
-/// `--wait` follows it. Returns the created (or last seen) request and the exit code.
+/// `--wait` follows it through a watch. Returns the created (or last seen) request
+/// and the exit code; warnings (the operator seems absent) go to `err`.
 pub async fn request(
     env: &Env,
     args: &RequestArgs,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(ApprovalRequest, i32), CliError> {
     let req = build_request(args, &env.me, &env.namespace, &random_suffix())?;
     let wait_for = args
@@ -121,14 +131,17 @@ pub async fn request(
             .map(|ns| ns.labels().clone());
         precheck_policy(&req, &list.items, labels.as_ref())?;
     }
+    let name = req.name_any();
+    let op = Op::namespaced(
+        Verb::Create,
+        Resource::ApprovalRequests,
+        &env.namespace,
+        Some(&name),
+    );
     let created = requests_api(env)
         .create(&PostParams::default(), &req)
         .await
-        .map_err(CliError::kube(format!(
-            "creating ApprovalRequest {} in namespace {}",
-            req.name_any(),
-            env.namespace
-        )))?;
+        .map_err(env.fail(op))?;
     if env.output == Output::Table {
         writeln!(
             out,
@@ -149,39 +162,105 @@ pub async fn request(
         }
         return Ok((created, exit::OK));
     }
-    let name = created.name_any();
-    let started = std::time::Instant::now();
+    follow_request(
+        env,
+        &name,
+        wait_for.map(|d| (d, args.timeout.as_deref().unwrap_or_default())),
+        out,
+        err,
+    )
+    .await
+}
+
+/// `request --wait`: prints each phase as the operator writes it and stops at an
+/// outcome, the timeout (`(duration, as typed)`), or the request's deletion.
+async fn follow_request(
+    env: &Env,
+    name: &str,
+    timeout: Option<(StdDuration, &str)>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(ApprovalRequest, i32), CliError> {
+    let table = env.output == Output::Table;
     let mut last_phase: Option<Phase> = None;
-    loop {
-        let current = get_request(env, &name).await?;
-        let phase = current.status.as_ref().map(|s| s.phase);
-        if phase != last_phase && env.output == Output::Table {
-            if let Some(p) = phase {
-                writeln!(out, "{name}: {p}")?;
+    let mut nudge = |last: Option<&ApprovalRequest>| -> Result<(), CliError> {
+        if last.is_none_or(|r| r.status.is_none()) {
+            writeln!(
+                err,
+                "warning: {name} has no status after {}: {OPERATOR_CHECK}; still waiting",
+                short(env.operator_grace)
+            )?;
+        }
+        Ok(())
+    };
+    let watch = Op::namespaced(
+        Verb::Watch,
+        Resource::ApprovalRequests,
+        &env.namespace,
+        Some(name),
+    );
+    let waited = wait::watch_one(
+        Api::<ApprovalRequest>::namespaced(env.watch_client.clone(), &env.namespace),
+        name,
+        timeout.map(|t| t.0),
+        |r: &ApprovalRequest| {
+            let phase = r.status.as_ref().map(|s| s.phase);
+            if phase != last_phase && table {
+                if let Some(p) = phase {
+                    writeln!(out, "{name}: {p}")?;
+                }
             }
             last_phase = phase;
-        }
-        if let Some(code) = phase.and_then(wait_outcome) {
-            if env.output == Output::Table {
+            Ok(phase.and_then(wait_outcome).is_some())
+        },
+        Some(wait::Quiet {
+            after: env.operator_grace,
+            nudge: &mut nudge,
+        }),
+        env.fail(watch),
+    )
+    .await?;
+    match waited {
+        wait::Waited::Done(current) => {
+            let code = current
+                .status
+                .as_ref()
+                .and_then(|s| wait_outcome(s.phase))
+                .unwrap_or(exit::ERROR);
+            if table {
                 out.write_all(render::wait_result(&current, (env.now)()).as_bytes())?;
             } else {
                 emit(env.output, &current, out)?;
             }
-            return Ok((current, code));
+            Ok((current, code))
         }
-        if wait_for.is_some_and(|w| started.elapsed() >= w) {
-            if env.output == Output::Table {
-                writeln!(
-                    out,
-                    "{name} is still {}; stopped waiting (follow it with `kubectl gatehouse status {name}`)",
-                    phase.map_or("waiting for the operator", Phase::as_str)
-                )?;
-            } else {
-                emit(env.output, &current, out)?;
+        wait::Waited::TimedOut(last) => {
+            if let (false, Some(r)) = (table, &last) {
+                emit(env.output, r, out)?;
             }
-            return Ok((current, exit::TIMEOUT));
+            let typed = timeout.map_or("", |t| t.1);
+            let phase = last.as_ref().and_then(|r| r.status.as_ref()).map(|s| s.phase);
+            Err(CliError::TimedOut(match phase {
+                None => format!("timed out after {typed}: {name} has no status yet; {OPERATOR_CHECK}"),
+                Some(p) => format!(
+                    "timed out after {typed}: {name} is still {p}; follow it with `kubectl gatehouse status {name} -n {}`",
+                    env.namespace
+                ),
+            }))
         }
-        tokio::time::sleep(env.poll).await;
+        wait::Waited::Gone => Err(CliError::Deleted {
+            kind: "ApprovalRequest",
+            name: name.to_string(),
+            namespace: env.namespace.clone(),
+        }),
+    }
+}
+
+/// "10s", or "250ms" below a second.
+fn short(d: StdDuration) -> String {
+    match d.as_secs() {
+        0 => format!("{}ms", d.as_millis()),
+        s => format!("{s}s"),
     }
 }
 
@@ -212,14 +291,17 @@ pub async fn review(
     let req = get_request(env, name).await?;
     let review = build_review(&req, decision, &env.me, comment, &random_suffix())?;
     let api: Api<AccessReview> = Api::namespaced(env.client.clone(), &env.namespace);
+    let op = Op::namespaced(
+        Verb::Create,
+        Resource::AccessReviews,
+        &env.namespace,
+        Some(&review.name_any()),
+    );
     let created = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(CliError::kube(format!(
-            "creating the {decision} AccessReview of {name} in namespace {}",
-            env.namespace
-        )))?;
-    let verdict = wait_verdict(&api, &created.name_any(), timeout, env.poll).await?;
+        .map_err(env.fail(op))?;
+    let verdict = wait_verdict(env, &created.name_any(), timeout).await?;
     Ok(ReviewOutcome {
         review: created.name_any(),
         namespace: env.namespace.clone(),
@@ -229,30 +311,32 @@ pub async fn review(
     })
 }
 
-/// Polls a review until the operator writes `status.accepted`, or the timeout passes.
+/// Watches a review until the operator writes `status.accepted`; `None` when the
+/// timeout passes first.
 pub async fn wait_verdict(
-    api: &Api<AccessReview>,
+    env: &Env,
     name: &str,
     timeout: StdDuration,
-    poll: StdDuration,
 ) -> Result<Option<AccessReviewStatus>, CliError> {
-    let started = std::time::Instant::now();
-    loop {
-        let review = api
-            .get(name)
-            .await
-            .map_err(CliError::kube(format!("reading AccessReview {name}")))?;
-        if let Some(status) = review.status.filter(|s| s.accepted.is_some()) {
-            return Ok(Some(status));
-        }
-        if started.elapsed() >= timeout {
-            return Ok(None);
-        }
-        tokio::time::sleep(
-            poll.min(timeout.saturating_sub(started.elapsed()))
-                .max(StdDuration::from_millis(1)),
-        )
-        .await;
+    let api: Api<AccessReview> = Api::namespaced(env.watch_client.clone(), &env.namespace);
+    let op = Op::namespaced(Verb::Watch, Resource::AccessReviews, &env.namespace, Some(name));
+    let waited = wait::watch_one(
+        api,
+        name,
+        Some(timeout),
+        |r: &AccessReview| Ok(r.status.as_ref().is_some_and(|s| s.accepted.is_some())),
+        None,
+        env.fail(op),
+    )
+    .await?;
+    match waited {
+        wait::Waited::Done(r) => Ok(r.status),
+        wait::Waited::TimedOut(_) => Ok(None),
+        wait::Waited::Gone => Err(CliError::Deleted {
+            kind: "AccessReview",
+            name: name.to_string(),
+            namespace: env.namespace.clone(),
+        }),
     }
 }
 
@@ -264,11 +348,17 @@ pub(super) async fn review_cmd(
     timeout: &str,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let timeout = parse_timeout("timeout", timeout)?;
-    let outcome = review(env, name, decision, comment, timeout).await?;
+    let wait_for = parse_timeout("timeout", timeout)?;
+    let outcome = review(env, name, decision, comment, wait_for).await?;
     match env.output {
         Output::Table => out.write_all(render::review_outcome(&outcome).as_bytes())?,
         fmt => emit(fmt, &outcome, out)?,
+    }
+    if outcome.verdict.is_none() {
+        return Err(CliError::TimedOut(format!(
+            "no verdict on accessreview/{} within {timeout}: {OPERATOR_CHECK}; the review is recorded, see `kubectl gatehouse status {name} -n {}` later",
+            outcome.review, env.namespace
+        )));
     }
     Ok(outcome.exit_code())
 }

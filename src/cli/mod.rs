@@ -1,10 +1,13 @@
 //! `kubectl gatehouse`: the kubectl plugin for requesters and reviewers.
 //!
-//! The binary (`src/bin/kubectl-gatehouse.rs`) only parses arguments, builds a
-//! client from the kubeconfig and resolves who the user is; everything else lives
+//! The binary (`src/bin/kubectl-gatehouse.rs`) only parses arguments, connects by
+//! kubectl's rules ([`connect`]) and resolves who the user is; everything else lives
 //! here so it can be tested against a fake API server. Identity is an argument of
 //! every command (resolved once with [`whoami`]) because the fake API server does not
 //! answer SelfSubjectReviews.
+//!
+//! Every failure is one line saying what failed and what to do ([`CliError`]), with
+//! the API server's full answer behind `-v`. Waits use watches ([`wait`]).
 //!
 //! Exit codes (see [`exit`]): 0 ok, 1 error, 2 usage, 3 a waited-for request ended
 //! without access, 4 a review was not accepted, 5 no outcome before the timeout.
@@ -14,19 +17,25 @@ mod build;
 pub mod certify;
 pub mod certify_render;
 pub mod certify_report;
+mod classify;
 mod commands;
+pub mod complete;
+mod connect;
+mod error;
+pub mod notify;
+mod operation;
 pub mod render;
+pub mod wait;
 
 use std::{io::Write, time::Duration as StdDuration};
 
 use chrono::{DateTime, Utc};
 use kube::Client;
 use serde::Serialize;
-use thiserror::Error;
 
 use crate::api::{Decision, Identity};
 
-pub use self::{args::*, build::*, commands::*};
+pub use self::{args::*, build::*, classify::*, commands::*, connect::*, error::*, operation::*};
 
 /// Exit codes scripts can rely on.
 pub mod exit {
@@ -44,79 +53,80 @@ pub mod exit {
     pub const TIMEOUT: i32 = 5;
 }
 
-/// Errors of the plugin, each saying what to do about it.
-#[derive(Debug, Error)]
-pub enum CliError {
-    /// A Kubernetes API call failed.
-    #[error("{action}: {source}")]
-    Kube {
-        /// What the plugin was doing.
-        action: String,
-        /// The API error.
-        // Boxed: kube::Error is large and every Result of the plugin carries it.
-        #[source]
-        source: Box<kube::Error>,
-    },
-    /// The API server did not say who the user is.
-    #[error("the API server did not return a user for SelfSubjectReview; check your kubeconfig credentials (`kubectl auth whoami`)")]
-    NoIdentity,
-    /// A request has no uid to pin a review to.
-    #[error("ApprovalRequest {0} has no metadata.uid; is it stored by a real API server?")]
-    NoUid(String),
-    /// No AccessPolicy would accept the request.
-    #[error("{0}")]
-    NoPolicy(String),
-    /// The user gave a value the plugin cannot use.
-    #[error("{0}")]
-    Invalid(String),
-    /// Output could not be written or encoded.
-    #[error("writing output: {0}")]
-    Output(String),
-}
-
-impl CliError {
-    fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> CliError {
-        let action = action.into();
-        move |source| CliError::Kube {
-            action,
-            source: Box::new(source),
-        }
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::Output(e.to_string())
-    }
-}
-
 /// Everything a command needs besides its arguments.
 #[derive(Clone)]
 pub struct Env {
-    /// Client of the user's kubeconfig (or a fake one in tests).
+    /// Client for single API calls (bounded by `--request-timeout`), or a fake one in tests.
     pub client: Client,
-    /// The user, as the API server authenticates them.
+    /// Client for watches, which last as long as a wait.
+    pub watch_client: Client,
+    /// The user, as the API server authenticates them (impersonated with `--as`).
     pub me: Identity,
     /// Namespace to work in.
     pub namespace: String,
     /// Output format.
     pub output: Output,
-    /// How often to poll while waiting; one second in the binary, shorter in tests.
-    pub poll: StdDuration,
+    /// The API server's address, for messages.
+    pub server: String,
+    /// Whom the running command serves, so a refusal names the role that fits.
+    pub persona: Persona,
+    /// `request --wait`: how long without any status before saying the operator
+    /// may not be running.
+    pub operator_grace: StdDuration,
     /// The clock, for "time left".
     pub now: fn() -> DateTime<Utc>,
 }
 
-/// Runs a parsed command and writes its output; returns the exit code.
-pub async fn run(env: &Env, command: &Command, out: &mut dyn Write) -> Result<i32, CliError> {
+impl Env {
+    /// Turns the failure of `op` into the one-line error for this user and command.
+    pub fn fail(&self, op: Op) -> impl FnOnce(kube::Error) -> CliError + '_ {
+        move |e| self.blame().error(op, e)
+    }
+
+    fn blame(&self) -> Blame<'_> {
+        Blame {
+            me: Some(&self.me),
+            persona: self.persona,
+            server: &self.server,
+        }
+    }
+}
+
+/// Whom a command serves: reviewers approve, reject, comment and look at pending
+/// requests; revoking is for both but mostly reviewers; the rest is for requesters.
+pub fn persona(command: &Command) -> Persona {
+    match command {
+        Command::Approve(_)
+        | Command::Reject(_)
+        | Command::Revoke(_)
+        | Command::Comment(_)
+        | Command::Pending(_)
+        | Command::Certify(_) => Persona::Reviewer,
+        _ => Persona::Requester,
+    }
+}
+
+/// Runs a parsed command, writing its output to `out` and warnings to `err`;
+/// returns the exit code.
+pub async fn run(
+    env: &Env,
+    command: &Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, CliError> {
+    let env = &Env {
+        persona: persona(command),
+        ..env.clone()
+    };
     if env.output == Output::Csv && !matches!(command, Command::Certify(_)) {
         return Err(CliError::Invalid(
             "-o csv is for `certify report`; use -o json or yaml".into(),
         ));
     }
     match command {
-        Command::Certify(args) => certify::run(env, args, out).await,
-        Command::Request(args) => Ok(request(env, args, out).await?.1),
+        Command::Certify(args) => certify::run(env, args, out, err).await,
+        Command::Request(args) => Ok(request(env, args, out, err).await?.1),
+        Command::Notify { command } => notify::notify(env, command, out).await,
         Command::Approve(a) => {
             review_cmd(
                 env,
@@ -167,6 +177,10 @@ pub async fn run(env: &Env, command: &Command, out: &mut dyn Write) -> Result<i3
                 return Ok(exit::OK);
             }
             emit_list(env, &mine, a.all_namespaces, out)?;
+            Ok(exit::OK)
+        }
+        Command::Completion { shell } => {
+            out.write_all(complete::script(*shell).as_bytes())?;
             Ok(exit::OK)
         }
         Command::Status { name } => {

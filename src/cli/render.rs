@@ -394,10 +394,8 @@ pub fn review_outcome(o: &ReviewOutcome) -> String {
         o.request
     );
     match &o.verdict {
-        None => format!(
-            "{head}\nNo verdict from the operator yet: is it running? Check later with `kubectl gatehouse status {}`.\n",
-            o.request
-        ),
+        // The command then fails with the timeout, on stderr.
+        None => format!("{head}\n"),
         Some(v) if v.accepted == Some(true) => format!("{head}\nAccepted by the operator.\n"),
         Some(v) => format!(
             "{head}\nNot accepted: {}{}\n",

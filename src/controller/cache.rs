@@ -32,8 +32,8 @@ use serde::de::DeserializeOwned;
 use super::health::Health;
 use crate::{
     api::{
-        AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest, BindingKind, Phase,
-        RoleKind, SubjectKind,
+        AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest, BindingKind,
+        NotificationChannel, Phase, RoleKind, SubjectKind,
     },
     labels::{self, REQUEST_NAME, REQUEST_NAMESPACE},
 };
@@ -220,6 +220,8 @@ pub struct Cache {
     pub campaigns: Store<AccessCampaign>,
     /// AccessCertification items, all namespaces.
     pub items: Store<AccessCertification>,
+    /// NotificationChannels, read by the notifier.
+    pub notification_channels: Store<NotificationChannel>,
     reviews_by_request: Index<AccessReview, (String, String)>,
     reviews_by_item: Index<AccessReview, (String, String)>,
     requests_by_requester: Index<ApprovalRequest, String>,
@@ -244,6 +246,7 @@ pub struct Writers {
     pub cluster_roles: Writer<ClusterRole>,
     pub campaigns: Writer<AccessCampaign>,
     pub items: Writer<AccessCertification>,
+    pub notification_channels: Writer<NotificationChannel>,
 }
 
 impl Cache {
@@ -262,6 +265,7 @@ impl Cache {
             cluster_roles: Writer::default(),
             campaigns: Writer::default(),
             items: Writer::default(),
+            notification_channels: Writer::default(),
         };
         let cache = Cache {
             requests: writers.requests.as_reader(),
@@ -276,6 +280,7 @@ impl Cache {
             cluster_roles: writers.cluster_roles.as_reader(),
             campaigns: writers.campaigns.as_reader(),
             items: writers.items.as_reader(),
+            notification_channels: writers.notification_channels.as_reader(),
             reviews_by_request: Index::new(|r: &AccessReview| {
                 // A certification review (no spec.request) belongs to no request.
                 r.namespace()
@@ -454,6 +459,19 @@ impl Cached for Namespace {
 
     fn store(cache: &Cache) -> &Store<Self> {
         &cache.namespaces
+    }
+}
+
+impl Cached for NotificationChannel {
+    const RESOURCE: &'static str = "notificationchannels";
+
+    /// Channels concern the notifier only, which looks at them on its own.
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        Vec::new()
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.notification_channels
     }
 }
 

@@ -43,6 +43,22 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Label: a notification channel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    /// Name of the NotificationChannel.
+    pub channel: String,
+}
+
+/// Labels: a notification channel and an event or failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelOutcomeLabel {
+    /// Name of the NotificationChannel.
+    pub channel: String,
+    /// The event delivered (`Granted`), or why an attempt failed (`connect`, `timeout`, `status_5xx`, ...).
+    pub what: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -76,6 +92,16 @@ pub struct Metrics {
     pub certification_items_created: Counter,
     /// Remediation writes (subject removed, binding deleted) and how they ended.
     pub certification_remediations: Family<ResultLabel, Counter>,
+    /// Notifications an endpoint accepted, by channel and event.
+    pub notifications_delivered: Family<ChannelOutcomeLabel, Counter>,
+    /// Failed delivery attempts, by channel and cause.
+    pub notification_failures: Family<ChannelOutcomeLabel, Counter>,
+    /// Notifications waiting in a channel's queue.
+    pub notification_queue: Family<ChannelLabel, Gauge>,
+    /// Seconds from an event to its acceptance by the endpoint (retries included).
+    pub notification_latency: Histogram,
+    /// Notices not queued because a queue was full (the next resync queues them again).
+    pub notifications_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +124,11 @@ impl Default for Metrics {
             certification_reconcile_duration: buckets(),
             certification_items_created: Counter::default(),
             certification_remediations: Family::default(),
+            notifications_delivered: Family::default(),
+            notification_failures: Family::default(),
+            notification_queue: Family::default(),
+            notification_latency: buckets(),
+            notifications_dropped: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -174,6 +205,31 @@ impl Default for Metrics {
             "certification_remediations",
             "Writes that remove revoked access, by result",
             m.certification_remediations.clone(),
+        );
+        r.register(
+            "notifications_delivered",
+            "Notifications an endpoint accepted, by channel and event (label what)",
+            m.notifications_delivered.clone(),
+        );
+        r.register(
+            "notification_failures",
+            "Failed notification attempts, by channel and cause (label what)",
+            m.notification_failures.clone(),
+        );
+        r.register(
+            "notification_queue_depth",
+            "Notifications waiting in a channel's queue",
+            m.notification_queue.clone(),
+        );
+        r.register(
+            "notification_delivery_seconds",
+            "Time from an event to its acceptance by the endpoint, retries included",
+            m.notification_latency.clone(),
+        );
+        r.register(
+            "notifications_dropped",
+            "Notices not queued because a queue was full (queued again at the next resync)",
+            m.notifications_dropped.clone(),
         );
         m
     }

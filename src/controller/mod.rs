@@ -27,6 +27,7 @@ mod record;
 pub mod run;
 pub mod sweep;
 pub mod watch;
+mod written;
 
 use std::{
     collections::HashMap,
@@ -85,6 +86,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the failure says nothing about the request itself: the API server
+    /// could not be reached, did not answer in time, or was overloaded or down
+    /// (5xx, 429). Such a reconcile is retried soon, without the exponential
+    /// back-off meant for requests the cluster refuses.
+    pub fn is_transient(&self) -> bool {
+        fn transient(e: &kube::Error) -> bool {
+            match e {
+                kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+                _ => false,
+            }
+        }
+        match self {
+            Error::Kube(e) | Error::Binding { source: e, .. } | Error::Job { source: e, .. } => transient(e),
+            Error::Timeout(_) => true,
+            Error::JobConflict { .. } | Error::MissingField(_) => false,
+        }
+    }
+
     /// Metric label of the variant.
     pub fn label(&self) -> &'static str {
         match self {
@@ -114,6 +134,12 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// A reconcile that takes longer is abandoned and retried.
     pub reconcile_timeout: Duration,
+    /// Statuses written that memory may not show yet, by request.
+    pub(crate) written_status: written::Written<crate::api::ApprovalRequestStatus>,
+    /// Verdicts written that memory may not show yet, by review.
+    pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
+    /// Tells people what changed; disabled unless the operator starts it.
+    pub notify: crate::notify::Notifier,
 }
 
 impl Context {
@@ -132,6 +158,9 @@ impl Context {
             clock,
             failures: Mutex::default(),
             reconcile_timeout: Duration::from_secs(30),
+            written_status: Default::default(),
+            written_verdict: Default::default(),
+            notify: crate::notify::Notifier::default(),
         }
     }
 }

@@ -193,7 +193,7 @@ async fn act(
 fn requeue_at(deadline: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Requeue {
     match deadline {
         Some(d) => {
-            let wait = (d - now).to_std().unwrap_or_default() + StdDuration::from_millis(50);
+            let wait = (d - now).to_std().unwrap_or_default() + StdDuration::from_millis(10);
             Requeue::requeue(wait)
         }
         None => Requeue::await_change(),
@@ -278,13 +278,16 @@ pub fn error_policy(req: Arc<ApprovalRequest>, err: &Error, ctx: Arc<Context>) -
         })
         .inc();
     tracing::warn!(request = %req.name_any(), namespace = ?req.namespace(), error = %err, "reconcile failed; retrying");
-    // Conflicts resolve on the next read (memory catches up within
-    // milliseconds); other errors back off exponentially per request (1 s, 2 s,
-    // 4 s, ... up to 5 min), so a role the operator may not bind does not hammer
-    // the API server.
+    // A conflict means memory is behind the API server (usually by our own
+    // last write): the watch event that brings it up to date wakes the request
+    // within milliseconds; the requeue is only the fallback. An unreachable or
+    // overloaded API server is retried every second: when it comes back the
+    // request must not be waiting out a back-off (an expiry would be late). Other
+    // errors back off exponentially per request (1 s, 2 s, 4 s, ... up to 5 min),
+    // so a role the operator may not bind does not hammer the API server.
     let conflict = matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409);
-    if conflict {
-        return Requeue::requeue(StdDuration::from_millis(200));
+    if conflict || err.is_transient() {
+        return Requeue::requeue(StdDuration::from_secs(1));
     }
     let attempt = match ctx.failures.lock() {
         Ok(mut failures) => {

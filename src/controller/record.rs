@@ -10,7 +10,7 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::{metrics, owned, Context, Error};
+use super::{metrics, owned, written::Written, Context, Error};
 use crate::{
     api::{AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase},
     decide::{
@@ -34,7 +34,7 @@ pub async fn record_reviews(
         reason: v.reason.as_str(),
         message: &v.message,
     });
-    write_verdicts(&ctx.client, ns, reviews, verdicts, now)
+    write_verdicts(&ctx.client, &ctx.written_verdict, ns, reviews, verdicts, now)
         .await
         .map_err(Error::Kube)
 }
@@ -52,9 +52,11 @@ pub struct VerdictView<'a> {
 }
 
 /// Writes each verdict to its review's status, only when it changed (requests'
-/// and certification items' reviews alike). A review deleted meanwhile is fine.
+/// and certification items' reviews alike) and was not just written over the
+/// version memory holds ([`Written`]). A review deleted meanwhile is fine.
 pub async fn write_verdicts<'a>(
     client: &kube::Client,
+    written: &Written<AccessReviewStatus>,
     ns: &str,
     reviews: &[AccessReview],
     verdicts: impl Iterator<Item = VerdictView<'a>>,
@@ -72,11 +74,21 @@ pub async fn write_verdicts<'a>(
         {
             continue;
         }
-        let status = AccessReviewStatus {
+        // The verdict without its time: what decides whether it changed.
+        let verdict = AccessReviewStatus {
             accepted: Some(v.accepted),
             reason: Some(v.reason.to_string()),
             message: Some(v.message.to_string()),
+            observed_at: None,
+        };
+        let key = format!("{ns}/{}", v.review);
+        let version = review.resource_version().unwrap_or_default();
+        if written.already(&key, &version, &verdict) {
+            continue;
+        }
+        let status = AccessReviewStatus {
             observed_at: Some(now),
+            ..verdict.clone()
         };
         let patch = json!({"status": status});
         match api
@@ -84,7 +96,7 @@ pub async fn write_verdicts<'a>(
             .await
         {
             Err(e) if !owned::is_status(&e, 404) => return Err(e),
-            _ => {}
+            _ => written.wrote(key, version, verdict),
         }
     }
     Ok(())
@@ -101,13 +113,23 @@ pub async fn record_status(
         debug!(request = %req.name_any(), "status unchanged");
         return Ok(());
     }
+    let key = decide::naming::request_key(req);
+    let version = req.resource_version().unwrap_or_default();
+    if ctx.written_status.already(&key, &version, &ev.status) {
+        debug!(request = %req.name_any(), "status already written; memory is catching up");
+        return Ok(());
+    }
     // Replace, not merge: fields that disappear (eligibleReviewers after approval)
     // must disappear; the resourceVersion makes a stale write fail and retry.
     let mut updated = req.clone();
     updated.status = Some(ev.status.clone());
-    api.replace_status(&req.name_any(), &PostParams::default(), &updated)
+    let written = api
+        .replace_status(&req.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
+    ctx.written_status.wrote(key, version, ev.status.clone());
+    // Notifications are derived from the status as stored (never blocks).
+    ctx.notify.observe_request(&written);
     let before = req.status.as_ref().map(|s| s.phase);
     if before != Some(ev.status.phase) {
         announce(req, ctx, before, ev);

@@ -73,6 +73,13 @@ pub struct RunArgs {
     /// faster, fewer leaves more of the API server to grants and revokes.
     #[arg(long, env = "GATEHOUSE_CERTIFICATION_LAUNCH_PARALLELISM", default_value_t = 8)]
     pub certification_launch_parallelism: u16,
+    /// Send notifications to NotificationChannels (the leader only).
+    #[arg(long, env = "GATEHOUSE_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notifications: bool,
+    /// Events older than this are not sent (after an outage, or to a channel
+    /// created later); delivery records are kept this long (Go duration).
+    #[arg(long, env = "GATEHOUSE_NOTIFY_CATCH_UP", default_value = "1h")]
+    pub notify_catch_up: String,
 }
 
 /// Why the operator could not run.
@@ -205,6 +212,12 @@ async fn client(metrics: &Arc<Metrics>) -> Result<Client, RunError> {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
     let lease_duration = go_duration("lease-duration", &args.lease_duration)?;
+    let catch_up = go_duration("notify-catch-up", &args.notify_catch_up)?;
+    let notify = args.notifications.then(|| {
+        let mut s = crate::notify::Settings::new(&args.lease_namespace);
+        s.catch_up = chrono::Duration::from_std(catch_up).unwrap_or(s.catch_up);
+        s
+    });
     let metrics = Arc::new(Metrics::default());
     let client = client(&metrics).await?;
     let shutdown = shutdown_signal();
@@ -251,6 +264,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             ..Default::default()
         },
         certification_concurrency: args.certification_concurrency,
+        notify,
     };
     if args.leader_election {
         let identity =
@@ -299,6 +313,8 @@ struct Operator {
     concurrency: u16,
     certification: certify::Settings,
     certification_concurrency: u16,
+    /// Notifier settings; `None`: notifications are off.
+    notify: Option<crate::notify::Settings>,
 }
 
 impl Operator {
@@ -333,18 +349,34 @@ impl Operator {
         self.hub.requests.wake(everything);
         let certification = self.certification_controllers(shutdown.clone());
 
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             self.client.clone(),
             self.cache.clone(),
             self.metrics.clone(),
             Arc::new(chrono::Utc::now),
-        ));
-        let sweeper = tokio::spawn(sweep_loop(
-            self.client.clone(),
-            self.cache.clone(),
-            self.metrics.clone(),
-            self.sweep_every,
-        ));
+        );
+        // The notifier runs while this replica leads, like the controller.
+        let notifier = self.notify.clone().and_then(|settings| {
+            let started = crate::notify::Notifier::start(
+                self.client.clone(),
+                self.cache.clone(),
+                self.metrics.clone(),
+                settings,
+                Arc::new(chrono::Utc::now),
+            );
+            match started {
+                Ok((handle, task)) => {
+                    ctx.notify = handle;
+                    Some(task)
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start notifications");
+                    None
+                }
+            }
+        });
+        let ctx = Arc::new(ctx);
+        let sweeper = tokio::spawn(sweep_loop(self.client.clone(), ctx.clone(), self.sweep_every));
         let queue =
             futures::stream::unfold(triggers, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let probes = futures::stream::unfold((), |()| async {
@@ -384,6 +416,9 @@ impl Operator {
             } else {
                 c.abort();
             }
+        }
+        if let Some(n) = notifier {
+            n.abort();
         }
         self.hub.requests.disconnect();
         self.hub.items.disconnect();
@@ -450,11 +485,21 @@ where
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 
-async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, every: StdDuration) {
+async fn sweep_loop(client: Client, ctx: Arc<Context>, every: StdDuration) {
+    let (cache, metrics) = (&ctx.cache, &ctx.metrics);
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        match sweep::sweep(&client, &cache, chrono::Utc::now()).await {
+        // Notes of writes to objects that are gone are not needed any more.
+        ctx.written_status.retain(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| cache.request(ns, name).is_some())
+        });
+        ctx.written_verdict.retain(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| cache.reviews.get(&ObjectRef::new(name).within(ns)).is_some())
+        });
+        match sweep::sweep(&client, cache, chrono::Utc::now()).await {
             Ok(n) => {
                 metrics.swept.inc_by(n as u64);
                 if n > 0 {
@@ -463,6 +508,6 @@ async fn sweep_loop(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, ev
             }
             Err(e) => warn!(error = %e, "sweep failed; will retry"),
         }
-        sweep::refresh_gauges(&cache, &metrics);
+        sweep::refresh_gauges(cache, metrics);
     }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{cache::Cache, grant, metrics::Metrics, Error};
 use crate::{
@@ -65,14 +65,26 @@ pub async fn sweep(client: &kube::Client, cache: &Cache, now: DateTime<Utc>) -> 
             ));
         }
     }
+    // One binding that cannot be deleted must not keep the others alive.
     let mut removed = 0;
+    let mut first_error = None;
     for target in doomed {
-        if grant::delete_binding(client, &target).await? {
-            info!(binding = %target.name, namespace = ?target.namespace, "sweep removed an expired or orphaned binding");
-            removed += 1;
+        match grant::delete_binding(client, &target).await {
+            Ok(true) => {
+                info!(binding = %target.name, namespace = ?target.namespace, "sweep removed an expired or orphaned binding");
+                removed += 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(binding = %target.name, namespace = ?target.namespace, error = %e, "sweep could not remove a binding");
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(removed)
+    match first_error {
+        Some(e) if removed == 0 => Err(e),
+        _ => Ok(removed),
+    }
 }
 
 /// Refreshes the gauges of requests by phase and live grants, from memory.

@@ -56,8 +56,8 @@ impl Default for WatchSettings {
         WatchSettings {
             watch_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
-            backoff_min: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
             page_size: 500,
         }
     }
@@ -464,7 +464,8 @@ impl super::cache::Writers {
             roles,
             cluster_roles,
             campaigns,
-            items
+            items,
+            notification_channels
         )
     }
 }

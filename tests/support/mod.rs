@@ -8,6 +8,8 @@ pub mod admission;
 pub mod cluster;
 /// The in-process fake API server and the controller rig around it.
 pub mod fake;
+/// Restarting the API server and partitioning a client (`hack/control-plane`).
+pub mod faults;
 /// Keeps each e2e operator to its own namespaces.
 pub mod fence;
 /// `gatehouse run` as a subprocess.

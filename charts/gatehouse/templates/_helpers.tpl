@@ -35,9 +35,14 @@ true
 {{- end }}
 {{- end }}
 
-{{/* Whether the MutatingAdmissionPolicies are rendered (same test as templates/admission.yaml). */}}
+{{/*
+Whether the MutatingAdmissionPolicies are rendered: wherever the cluster serves
+their v1 API (Kubernetes >= 1.36 serves it by default), unless turned off; or when
+forced (`helm template` without a cluster knows no kinds: pass
+`--api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy` or force).
+*/}}
 {{- define "gatehouse.mutating" -}}
-{{- if and .Values.admission.mutating.enabled (semverCompare ">=1.36-0" .Capabilities.KubeVersion.Version) -}}
+{{- if and .Values.admission.mutating.enabled (or .Values.admission.mutating.force (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy")) -}}
 true
 {{- end }}
 {{- end }}

@@ -122,6 +122,9 @@ pub struct Context {
     pub settings: Settings,
     /// Consecutive failed reconciles per object (`namespace/name`), for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Verdicts and item statuses written that memory may not show yet.
+    written_verdict: super::written::Written<crate::api::AccessReviewStatus>,
+    written_status: super::written::Written<crate::api::AccessCertificationStatus>,
     /// The items of each launch under way, computed once when it starts (or
     /// when this process first continues it), by campaign uid and run.
     launches: Mutex<HashMap<(String, String), LaunchItems>>,
@@ -147,6 +150,8 @@ impl Context {
             clock,
             settings,
             failures: Mutex::default(),
+            written_verdict: Default::default(),
+            written_status: Default::default(),
             launches: Mutex::default(),
         }
     }

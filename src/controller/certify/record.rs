@@ -36,7 +36,7 @@ pub async fn verdicts(
         reason,
         message: &v.message,
     });
-    write_verdicts(&ctx.client, ns, reviews, views, now)
+    write_verdicts(&ctx.client, &ctx.written_verdict, ns, reviews, views, now)
         .await
         .map_err(Error::Kube)
 }
@@ -54,6 +54,12 @@ pub async fn item_status(
     let ns = item
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
+    let key = format!("{ns}/{}", item.name_any());
+    let version = item.resource_version().unwrap_or_default();
+    if ctx.written_status.already(&key, &version, status) {
+        debug!(item = %item.name_any(), "status already written; memory is catching up");
+        return Ok(false);
+    }
     let api: Api<AccessCertification> = Api::namespaced(ctx.client.clone(), &ns);
     // Replace, not merge: fields that disappear (reviewers once closed) must
     // disappear; the resourceVersion makes a stale write fail and retry.
@@ -62,6 +68,7 @@ pub async fn item_status(
     api.replace_status(&item.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
+    ctx.written_status.wrote(key, version, status.clone());
     Ok(true)
 }
 

@@ -1,24 +1,15 @@
-//! `kubectl gatehouse certify` against an in-process fake API server: which items
+//! `kubectl gatehouse certify` against the fake API server: which items
 //! wait for whom, decisions as AccessReviews (one per item, pinned to its uid,
 //! with every group of the reviewer), on-demand runs, and the audit report. The
 //! operator is not running: tests write the item statuses it would.
 
-use std::time::Duration as StdDuration;
-
-use chrono::{DateTime, Utc};
-use clap::Parser;
 use gatehouse::{
-    api::{AccessCampaign, AccessCertification, AccessReview, Decision, Identity},
-    cli::{self, certify_report, exit, Cli, CliError, Command, Env, Output},
+    api::{AccessCampaign, AccessCertification},
+    cli::certify_report,
 };
-use kube::{
-    api::{Api, ListParams, Patch, PatchParams, PostParams},
-    Client, ResourceExt,
-};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-mod support;
-use support::fake::fake_api;
+use super::*;
 
 const NS: &str = "gatehouse-system";
 const RUN: &str = "quarterly-20261001-0700";
@@ -50,10 +41,13 @@ fn lena() -> Identity {
 fn env(client: &Client, me: Identity, output: Output) -> Env {
     Env {
         client: client.clone(),
+        watch_client: client.clone(),
         me,
         namespace: "default".into(),
         output,
-        poll: StdDuration::from_millis(10),
+        server: "https://fake.invalid".into(),
+        persona: Persona::Reviewer,
+        operator_grace: StdDuration::from_secs(10),
         now,
     }
 }
@@ -108,7 +102,7 @@ async fn seed(client: &Client, objects: Vec<Value>) {
 /// recommended Revoke) and dana (harmless, recommended Accept); and one for the
 /// payments-devs group, which lena is in.
 async fn cluster() -> Client {
-    let client = fake_api(vec![], Default::default()).await;
+    let client = fake_watch::with_watch(fake_api(vec![], Default::default()).await);
     let security = json!({"groups": ["security"]});
     seed(
         &client,
@@ -153,8 +147,8 @@ async fn run(
     output: Output,
     args: &[&str],
 ) -> (Result<i32, CliError>, String) {
-    let mut out = Vec::new();
-    let result = cli::run(&env(client, me, output), &parse(args), &mut out).await;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let result = cli::run(&env(client, me, output), &parse(args), &mut out, &mut err).await;
     (result, String::from_utf8(out).unwrap())
 }
 

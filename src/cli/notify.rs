@@ -1,0 +1,127 @@
+//! `kubectl gatehouse notify test CHANNEL`: asks the operator to send a test
+//! message to a NotificationChannel and prints what the endpoint answered.
+//!
+//! The plugin never reads the channel's Secret (people who may test a channel
+//! need not read Secrets): it sets the `gatehouse.dev/test-requested-at`
+//! annotation on the channel, the operator's leader sends the message from where
+//! real notifications are sent (its network, its Secret), and records the answer
+//! in `status.lastTest`, which the plugin waits for.
+
+use std::io::Write;
+
+use chrono::SecondsFormat;
+use clap::{Args, Subcommand};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use super::{
+    emit, exit,
+    operation::{Op, Place, Resource, Verb},
+    parse_timeout, wait, CliError, Env, Output,
+};
+use crate::{
+    api::{NotificationChannel, TestRecord},
+    notify::status::TEST_ANNOTATION,
+};
+
+/// `notify` subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq)]
+pub enum NotifyCommand {
+    /// Send a test message to a NotificationChannel and print the endpoint's answer.
+    Test(NotifyTestArgs),
+}
+
+/// Arguments of `notify test`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct NotifyTestArgs {
+    /// Name of the NotificationChannel.
+    pub channel: String,
+    /// How long to wait for the operator to send it and record the answer (Go duration).
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+}
+
+/// Runs a `notify` subcommand.
+pub async fn notify(env: &Env, command: &NotifyCommand, out: &mut dyn Write) -> Result<i32, CliError> {
+    match command {
+        NotifyCommand::Test(args) => test(env, args, out).await,
+    }
+}
+
+async fn test(env: &Env, args: &NotifyTestArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let timeout = parse_timeout("timeout", &args.timeout)?;
+    let api: Api<NotificationChannel> = Api::all(env.client.clone());
+    let op = |verb| Op {
+        verb,
+        resource: Resource::NotificationChannels,
+        place: Place::Cluster,
+        name: Some(args.channel.clone()),
+    };
+    // Any new value asks for a test; the time (to the microsecond) is new every time.
+    let asked = (env.now)().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let patch = json!({"metadata": {"annotations": {TEST_ANNOTATION: asked}}});
+    let channel = api
+        .patch(&args.channel, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(env.fail(op(Verb::Patch)))?;
+    let type_ = channel.spec.type_.as_str();
+    let answered = |ch: &NotificationChannel| {
+        ch.status
+            .as_ref()
+            .and_then(|s| s.last_test.clone())
+            .filter(|t| t.requested == asked)
+    };
+    // The operator records the answer in the channel's status: watch for it.
+    let waited = wait::watch_one(
+        Api::<NotificationChannel>::all(env.watch_client.clone()),
+        &args.channel,
+        Some(timeout),
+        |ch: &NotificationChannel| Ok(answered(ch).is_some()),
+        None,
+        env.fail(op(Verb::Watch)),
+    )
+    .await?;
+    let record = match waited {
+        wait::Waited::Done(ch) => answered(&ch),
+        wait::Waited::TimedOut(_) | wait::Waited::Gone => None,
+    };
+    let Some(record) = record else {
+        writeln!(
+            out,
+            "No answer from the operator within {}: is it running, and is this replica the leader? \
+             (kubectl get notificationchannel {} -o yaml shows status.lastTest)",
+            args.timeout, args.channel
+        )?;
+        return Ok(exit::TIMEOUT);
+    };
+    let accepted = record.status_code.is_some_and(|c| (200..300).contains(&c));
+    if env.output != Output::Table {
+        emit(env.output, &record, out)?;
+    } else {
+        write_answer(out, &args.channel, type_, &record)?;
+    }
+    Ok(if accepted { exit::OK } else { exit::NOT_ACCEPTED })
+}
+
+fn write_answer(out: &mut dyn Write, channel: &str, type_: &str, r: &TestRecord) -> Result<(), CliError> {
+    writeln!(
+        out,
+        "Sent a test message to NotificationChannel {channel} ({type_})."
+    )?;
+    match r.status_code {
+        Some(code) => {
+            writeln!(out, "The endpoint answered HTTP {code}:")?;
+            writeln!(
+                out,
+                "{}",
+                if r.answer.is_empty() {
+                    "(empty body)"
+                } else {
+                    &r.answer
+                }
+            )?;
+        }
+        None => writeln!(out, "The message could not be sent: {}", r.answer)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! What a notice says to a person, independent of where it goes: a headline, a
+//! sentence, the facts (who, what role, where, for how long, why) and the exact
+//! commands to act. The renderers ([`super::render`]) only lay this out.
+//!
+//! There is deliberately no approve button anywhere: acting means running the
+//! command as yourself, so the API server authenticates and authorizes the
+//! reviewer (a click in a chat is not a Kubernetes identity).
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    certification::{ItemFacts, RunFacts},
+    events::{Details, Notice, RequestFacts},
+};
+use crate::{
+    api::{NotificationEvent as E, Principals},
+    decide::{eligibility::describe, reason::ApprovalKind, timestamp::rfc3339},
+};
+
+/// How a message should stand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Someone must act.
+    Action,
+    /// Good news.
+    Good,
+    /// For information.
+    Info,
+    /// Something ended badly or needs attention.
+    Warning,
+}
+
+impl Tone {
+    /// The tone's name in the webhook payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tone::Action => "action",
+            Tone::Good => "good",
+            Tone::Info => "info",
+            Tone::Warning => "warning",
+        }
+    }
+
+    /// The colour chat messages use for it.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Tone::Action => "#1f6feb",
+            Tone::Good => "#2da44e",
+            Tone::Info => "#6e7781",
+            Tone::Warning => "#cf222e",
+        }
+    }
+}
+
+/// A message, ready to be laid out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// How it stands out.
+    pub tone: Tone,
+    /// One line: what happened to what.
+    pub title: String,
+    /// One or two sentences.
+    pub text: String,
+    /// Label and value of each fact.
+    pub fields: Vec<(&'static str, String)>,
+    /// The commands to act or look, in order of use.
+    pub commands: Vec<String>,
+}
+
+/// The message of a notice.
+pub fn message(n: &Notice) -> Message {
+    match &n.details {
+        Details::Request(f) => request_message(n, f),
+        Details::Item(f) => item_message(n, f),
+        Details::Run(f) => run_message(n, f),
+    }
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    rfc3339(t)
+}
+
+fn who(p: &Principals) -> String {
+    describe(p)
+}
+
+fn request_message(n: &Notice, f: &RequestFacts) -> Message {
+    let name = &n.object.name;
+    let ns = n.object.namespace.clone().unwrap_or_default();
+    let target = format!("{name} -n {ns}");
+    let place = match &f.namespace {
+        Some(ns) => format!("namespace {ns}"),
+        None => "the whole cluster".to_string(),
+    };
+    let what = format!("{} in {place} for {}", f.role, f.subject);
+    let status = format!("kubectl gatehouse status {target}");
+    let mut fields = vec![
+        ("Requester", f.requester.clone()),
+        ("Access", f.subject.clone()),
+        ("Role", f.role.clone()),
+        ("Where", place.clone()),
+    ];
+    if let Some(d) = &f.duration {
+        fields.push(("Duration", d.clone()));
+    }
+    fields.push((
+        "Reason",
+        f.reason.clone().unwrap_or_else(|| "(none given)".into()),
+    ));
+    if let Some(p) = &f.policy {
+        fields.push(("Policy", p.clone()));
+    }
+    let (tone, title, text, commands) = match n.event {
+        E::ReviewRequired | E::Escalated => {
+            fields.push(("Reviewers", who(&f.reviewers)));
+            if let Some(s) = &f.stage {
+                fields.push(("Stage", s.clone()));
+            }
+            let (title, text) = if n.event == E::Escalated {
+                (
+                    format!("Escalated: {name} still waits for a review"),
+                    format!(
+                        "{} asked for {what}; nobody decided in time, so more reviewers may now: {}.",
+                        f.requester,
+                        who(&f.reviewers)
+                    ),
+                )
+            } else {
+                (
+                    format!("Review needed: {name}"),
+                    format!(
+                        "{} asks for {what}. Reviewers: {}.",
+                        f.requester,
+                        who(&f.reviewers)
+                    ),
+                )
+            };
+            let commands = vec![
+                status,
+                format!("kubectl gatehouse approve {target} --comment \"<why>\""),
+                format!("kubectl gatehouse reject {target} --comment \"<why>\""),
+            ];
+            (Tone::Action, title, text, commands)
+        }
+        E::Approved => {
+            let by = match f.approval {
+                Some(ApprovalKind::AutoApproved) => "automatically by the policy".to_string(),
+                Some(ApprovalKind::ForceApproved) => {
+                    format!("by force approval of {}", f.approvers.join(", "))
+                }
+                _ => format!("by {}", f.approvers.join(", ")),
+            };
+            fields.push(("Approved by", by.clone()));
+            let tone = if f.approval == Some(ApprovalKind::ForceApproved) {
+                Tone::Warning
+            } else {
+                Tone::Good
+            };
+            let text = format!("{name} ({what}) was approved {by}.");
+            (tone, format!("Approved: {name}"), text, vec![status])
+        }
+        E::Granted | E::ExpiringSoon => {
+            let until = f.expires_at.map_or_else(|| "-".to_string(), at);
+            fields.push(("Expires", until.clone()));
+            if let Some(img) = &f.job_image {
+                fields.push(("Job image", img.clone()));
+            }
+            if n.event == E::Granted {
+                let text = format!("{} now has {} in {place}, until {until}.", f.subject, f.role);
+                let commands = vec![
+                    status,
+                    format!("kubectl gatehouse revoke {target} --comment \"<why>\""),
+                ];
+                (Tone::Good, format!("Granted: {name}"), text, commands)
+            } else {
+                let text = format!(
+                    "{} loses {} in {place} at {until}. To keep working, ask again:",
+                    f.subject, f.role
+                );
+                (
+                    Tone::Info,
+                    format!("Expiring soon: {name}"),
+                    text,
+                    vec![again(f, &ns), status],
+                )
+            }
+        }
+        _ => {
+            if let Some(by) = &f.ended_by {
+                fields.push(("By", by.clone()));
+            }
+            if let Some(why) = &f.why {
+                fields.push(("Why", why.clone()));
+            }
+            let (tone, verb) = match n.event {
+                E::Expired => (Tone::Info, "expired"),
+                E::Executed => (Tone::Good, "ran its job successfully"),
+                E::Revoked => (Tone::Warning, "was revoked"),
+                E::Rejected => (Tone::Warning, "was rejected"),
+                E::Denied => (Tone::Warning, "was denied by the policy"),
+                E::TimedOut => (Tone::Warning, "timed out without a decision"),
+                E::Canceled => (Tone::Info, "was canceled by the requester"),
+                _ => (Tone::Warning, "failed to run its job"),
+            };
+            let by = f
+                .ended_by
+                .as_ref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            let text = format!("{name} ({what}) {verb}{by}.");
+            let title = format!("{}: {name}", n.event);
+            (tone, title, text, vec![status])
+        }
+    };
+    Message {
+        tone,
+        title,
+        text,
+        fields,
+        commands,
+    }
+}
+
+/// The command that asks for the same access again.
+fn again(f: &RequestFacts, ns: &str) -> String {
+    let (kind, role) = f.role.split_once('/').unwrap_or(("ClusterRole", f.role.as_str()));
+    let mut cmd = format!("kubectl gatehouse request {role} -n {ns}");
+    if kind == "Role" {
+        cmd.push_str(" --kind Role");
+    }
+    if f.namespace.is_none() {
+        cmd.push_str(" --cluster");
+    }
+    if let Some(d) = &f.duration {
+        cmd.push_str(&format!(" --for {d}"));
+    }
+    cmd.push_str(" --reason \"<why>\"");
+    cmd
+}
+
+fn item_message(n: &Notice, f: &ItemFacts) -> Message {
+    let name = &n.object.name;
+    let ns = n.object.namespace.clone().unwrap_or_default();
+    let describe_item = format!("kubectl describe accesscertification {name} -n {ns}");
+    let mut fields = vec![
+        ("Campaign", format!("{} (run {})", f.campaign, f.run)),
+        ("Holder", f.subject.clone()),
+        ("Role", f.role.clone()),
+        ("Binding", f.binding.clone()),
+        ("Due", at(f.due_at)),
+        ("Recommendation", format!("{:?}", f.recommendation)),
+    ];
+    if let Some(r) = &f.risk {
+        fields.push(("Risk", r.clone()));
+    }
+    if let Some(l) = &f.level {
+        fields.push(("Level", l.clone()));
+    }
+    fields.push(("Reviewers", who(&f.reviewers)));
+    let what = format!("{} holds {} through {}", f.subject, f.role, f.binding);
+    let (tone, title, text) = match n.event {
+        E::CertificationItemWaiting => (
+            Tone::Action,
+            format!("Certification needed: {name}"),
+            format!("Keep or revoke? {what}. Decide by {}.", at(f.due_at)),
+        ),
+        E::CertificationReminder => (
+            Tone::Action,
+            format!("Reminder: {name} is due {}", at(f.due_at)),
+            format!("Still undecided: {what}."),
+        ),
+        E::CertificationEscalated => (
+            Tone::Action,
+            format!("Escalated: {name}"),
+            format!("Nobody decided in time; more reviewers may now. {what}."),
+        ),
+        _ => {
+            let then = match f.closed_by {
+                Some(crate::api::ClosedBy::NoDecisionRevoke) => "the access is removed",
+                Some(crate::api::ClosedBy::NoDecisionRecommendation) => "the recommendation applies",
+                _ => "the access stays",
+            };
+            (
+                Tone::Warning,
+                format!("Overdue: {name}"),
+                format!("{what}; nobody decided by {}, so {then}.", at(f.due_at)),
+            )
+        }
+    };
+    Message {
+        tone,
+        title,
+        text,
+        fields,
+        commands: vec![describe_item],
+    }
+}
+
+fn run_message(n: &Notice, f: &RunFacts) -> Message {
+    let list = format!(
+        "kubectl get accesscertifications -A -l gatehouse.dev/run={}",
+        f.run
+    );
+    let mut fields = vec![
+        ("Campaign", f.campaign.clone()),
+        ("Run", f.run.clone()),
+        ("Started", at(f.started_at)),
+        ("Due", at(f.due_at)),
+        ("Items", f.items.to_string()),
+    ];
+    if n.event == E::CertificationRunStarted {
+        Message {
+            tone: Tone::Info,
+            title: format!("Certification run started: {}", f.run),
+            text: format!(
+                "Campaign {} started run {} with {} items, due {}.",
+                f.campaign,
+                f.run,
+                f.items,
+                at(f.due_at)
+            ),
+            fields,
+            commands: vec![list],
+        }
+    } else {
+        fields.push(("Kept", f.approved.to_string()));
+        fields.push(("Revoked", f.revoked.to_string()));
+        fields.push(("Unreviewed", f.unreviewed.to_string()));
+        Message {
+            tone: if f.unreviewed > 0 {
+                Tone::Warning
+            } else {
+                Tone::Good
+            },
+            title: format!("Certification run completed: {}", f.run),
+            text: format!(
+                "Run {} of {}: {} items, {} kept, {} revoked, {} unreviewed.",
+                f.run, f.campaign, f.items, f.approved, f.revoked, f.unreviewed
+            ),
+            fields,
+            commands: vec![list],
+        }
+    }
+}
