@@ -43,12 +43,19 @@ log "installing the chart's CRDs and admission policies"
 k apply --server-side --force-conflicts -f "$work/install.yaml" >/dev/null
 k wait --for condition=Established crd --all >/dev/null
 k create namespace "$ns" >/dev/null
-# People: alice requests, bob reviews.
+# People: alice requests, bob reviews; what they need and nothing more (the
+# e2e suite relies on bob holding no virtual verbs on this cluster).
 k apply --server-side -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: $ns-people}
+rules:
+- {apiGroups: [gatehouse.dev], resources: [approvalrequests, accessreviews], verbs: [create, get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
-metadata: {name: certify-bench-people}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+metadata: {name: $ns-people}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $ns-people}
 subjects:
 - {kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}
 - {kind: User, name: bob, apiGroup: rbac.authorization.k8s.io}
@@ -78,6 +85,7 @@ cleanup() {
     k delete accesscampaign "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
     k delete accesspolicy "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
     k delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+    k delete clusterrolebinding,clusterrole "$ns-people" --ignore-not-found >/dev/null 2>&1 || true
     # The operator releases its finalizers on the requests before it stops.
     k wait --for=delete approvalrequests --all -n "$ns" --timeout=60s >/dev/null 2>&1 || true
   fi

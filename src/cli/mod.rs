@@ -15,6 +15,7 @@
 mod args;
 mod build;
 pub mod certify;
+mod certify_args;
 pub mod certify_render;
 pub mod certify_report;
 mod classify;

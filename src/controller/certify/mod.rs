@@ -19,6 +19,7 @@ pub mod campaign;
 mod inventory;
 pub mod item;
 mod launch;
+pub mod memory;
 mod record;
 pub mod remediate;
 
