@@ -143,74 +143,9 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
     let mut outcome = None;
     match (&removal, ev.remediate.is_some(), ctx.settings.remediation) {
         (Some(r), true, true) => {
-            let attempt = remediate::perform(&ctx.client, r).await;
-            ctx.metrics
-                .certification_remediations
-                .get_or_create(&crate::controller::metrics::ResultLabel {
-                    result: attempt.label().into(),
-                })
-                .inc();
-            if matches!(attempt, Attempt::Removed(_) | Attempt::Deleted) {
-                ctx.succeeded(&removal_key(item));
-            }
-            match &attempt {
-                Attempt::Removed(after) => {
-                    replace_binding(&mut inv, item, Some(after));
-                    ev = done(
-                        item,
-                        &ev,
-                        &reviews,
-                        &policies,
-                        &inv,
-                        now,
-                        removed_message(item, r),
-                    );
-                }
-                Attempt::Deleted => {
-                    replace_binding(&mut inv, item, None);
-                    ev = done(
-                        item,
-                        &ev,
-                        &reviews,
-                        &policies,
-                        &inv,
-                        now,
-                        removed_message(item, r),
-                    );
-                }
-                Attempt::Forbidden(message) => {
-                    // The API server's first line says who was refused what.
-                    let said = message.lines().next().unwrap_or_default().trim_end_matches(':');
-                    let text = format!(
-                        "revoked; the operator may not {}: Kubernetes lets it edit a binding only for a role \
-                         it may bind, and {} is not among its grantable roles (the API server said: {said}); an \
-                         admin removes the access with the command in `command`",
-                        action_words(item, r),
-                        item.spec.role_ref
-                    );
-                    overlay(
-                        &mut ev.status,
-                        RemediationState::Pending,
-                        text,
-                        Some(remediate::command(r)),
-                    );
-                    retry = Some(FORBIDDEN_RETRY);
-                }
-                Attempt::Failed(message) => {
-                    let text = format!("could not remove the access: {message}; retrying");
-                    overlay(
-                        &mut ev.status,
-                        RemediationState::Failed,
-                        text,
-                        Some(remediate::command(r)),
-                    );
-                    retry = Some(super::super::backoff(ctx.failed(removal_key(item))));
-                }
-                Attempt::Stale => {
-                    // Memory catches up within moments; plan again then.
-                    retry = Some(super::super::backoff(ctx.failed(removal_key(item))));
-                }
-            }
+            let (attempt, wait) =
+                remove_access(ctx, item, r, &mut ev, (&reviews, &policies, &mut inv), now).await;
+            retry = wait;
             outcome = Some(attempt);
         }
         (Some(r), true, false) => {
@@ -240,6 +175,72 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
         announce(ctx, item, &ev.status, outcome.as_ref());
     }
     Ok(requeue(sooner(ev.next_deadline.map(|d| until(d, now)), retry)))
+}
+
+/// Makes the removal, puts what came of it into the evaluation, and says when
+/// to try again if it did not work.
+async fn remove_access(
+    ctx: &Context,
+    item: &AccessCertification,
+    r: &Removal,
+    ev: &mut ItemEvaluation,
+    (reviews, policies, inv): (
+        &[AccessReview],
+        &[crate::api::AccessPolicy],
+        &mut crate::certify::Inventory,
+    ),
+    now: DateTime<Utc>,
+) -> (Attempt, Option<StdDuration>) {
+    let attempt = remediate::perform(&ctx.client, r).await;
+    ctx.metrics
+        .certification_remediations
+        .get_or_create(&crate::controller::metrics::ResultLabel {
+            result: attempt.label().into(),
+        })
+        .inc();
+    let retry = match &attempt {
+        Attempt::Removed(_) | Attempt::Deleted => {
+            ctx.succeeded(&removal_key(item));
+            let after = match &attempt {
+                Attempt::Removed(a) => Some(a.as_ref()),
+                _ => None,
+            };
+            replace_binding(inv, item, after);
+            *ev = done(item, ev, reviews, policies, inv, now, removed_message(item, r));
+            None
+        }
+        Attempt::Forbidden(message) => {
+            // The API server's first line says who was refused what.
+            let said = message.lines().next().unwrap_or_default().trim_end_matches(':');
+            let text = format!(
+                "revoked; the operator may not {}: Kubernetes lets it edit a binding only for a role \
+                 it may bind, and {} is not among its grantable roles (the API server said: {said}); an \
+                 admin removes the access with the command in `command`",
+                action_words(item, r),
+                item.spec.role_ref
+            );
+            overlay(
+                &mut ev.status,
+                RemediationState::Pending,
+                text,
+                Some(remediate::command(r)),
+            );
+            Some(FORBIDDEN_RETRY)
+        }
+        Attempt::Failed(message) => {
+            let text = format!("could not remove the access: {message}; retrying");
+            overlay(
+                &mut ev.status,
+                RemediationState::Failed,
+                text,
+                Some(remediate::command(r)),
+            );
+            Some(super::super::backoff(ctx.failed(removal_key(item))))
+        }
+        // Memory catches up within moments; plan again then.
+        Attempt::Stale => Some(super::super::backoff(ctx.failed(removal_key(item)))),
+    };
+    (attempt, retry)
 }
 
 /// The removal still to make, if the item's access is to go and memory shows
