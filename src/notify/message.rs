@@ -84,21 +84,43 @@ fn who(p: &Principals) -> String {
     describe(p)
 }
 
+/// What every request message says the same way.
+struct Said {
+    name: String,
+    ns: String,
+    /// `NAME -n NAMESPACE`, for commands.
+    target: String,
+    place: String,
+    /// `ROLE in PLACE for SUBJECT`.
+    what: String,
+    /// The `status` command.
+    status: String,
+}
+
+/// What a request message adds to the common fields, by event.
+type Body = (Tone, String, String, Vec<String>);
+
 fn request_message(n: &Notice, f: &RequestFacts) -> Message {
-    let name = &n.object.name;
+    let name = n.object.name.clone();
     let ns = n.object.namespace.clone().unwrap_or_default();
     let target = format!("{name} -n {ns}");
     let place = match &f.namespace {
         Some(ns) => format!("namespace {ns}"),
         None => "the whole cluster".to_string(),
     };
-    let what = format!("{} in {place} for {}", f.role, f.subject);
-    let status = format!("kubectl gatehouse status {target}");
+    let said = Said {
+        what: format!("{} in {place} for {}", f.role, f.subject),
+        status: format!("kubectl gatehouse status {target}"),
+        name,
+        ns,
+        target,
+        place: place.clone(),
+    };
     let mut fields = vec![
         ("Requester", f.requester.clone()),
         ("Access", f.subject.clone()),
         ("Role", f.role.clone()),
-        ("Where", place.clone()),
+        ("Where", place),
     ];
     if let Some(d) = &f.duration {
         fields.push(("Duration", d.clone()));
@@ -111,106 +133,10 @@ fn request_message(n: &Notice, f: &RequestFacts) -> Message {
         fields.push(("Policy", p.clone()));
     }
     let (tone, title, text, commands) = match n.event {
-        E::ReviewRequired | E::Escalated => {
-            fields.push(("Reviewers", who(&f.reviewers)));
-            if let Some(s) = &f.stage {
-                fields.push(("Stage", s.clone()));
-            }
-            let (title, text) = if n.event == E::Escalated {
-                (
-                    format!("Escalated: {name} still waits for a review"),
-                    format!(
-                        "{} asked for {what}; nobody decided in time, so more reviewers may now: {}.",
-                        f.requester,
-                        who(&f.reviewers)
-                    ),
-                )
-            } else {
-                (
-                    format!("Review needed: {name}"),
-                    format!(
-                        "{} asks for {what}. Reviewers: {}.",
-                        f.requester,
-                        who(&f.reviewers)
-                    ),
-                )
-            };
-            let commands = vec![
-                status,
-                format!("kubectl gatehouse approve {target} --comment \"<why>\""),
-                format!("kubectl gatehouse reject {target} --comment \"<why>\""),
-            ];
-            (Tone::Action, title, text, commands)
-        }
-        E::Approved => {
-            let by = match f.approval {
-                Some(ApprovalKind::AutoApproved) => "automatically by the policy".to_string(),
-                Some(ApprovalKind::ForceApproved) => {
-                    format!("by force approval of {}", f.approvers.join(", "))
-                }
-                _ => format!("by {}", f.approvers.join(", ")),
-            };
-            fields.push(("Approved by", by.clone()));
-            let tone = if f.approval == Some(ApprovalKind::ForceApproved) {
-                Tone::Warning
-            } else {
-                Tone::Good
-            };
-            let text = format!("{name} ({what}) was approved {by}.");
-            (tone, format!("Approved: {name}"), text, vec![status])
-        }
-        E::Granted | E::ExpiringSoon => {
-            let until = f.expires_at.map_or_else(|| "-".to_string(), at);
-            fields.push(("Expires", until.clone()));
-            if let Some(img) = &f.job_image {
-                fields.push(("Job image", img.clone()));
-            }
-            if n.event == E::Granted {
-                let text = format!("{} now has {} in {place}, until {until}.", f.subject, f.role);
-                let commands = vec![
-                    status,
-                    format!("kubectl gatehouse revoke {target} --comment \"<why>\""),
-                ];
-                (Tone::Good, format!("Granted: {name}"), text, commands)
-            } else {
-                let text = format!(
-                    "{} loses {} in {place} at {until}. To keep working, ask again:",
-                    f.subject, f.role
-                );
-                (
-                    Tone::Info,
-                    format!("Expiring soon: {name}"),
-                    text,
-                    vec![again(f, &ns), status],
-                )
-            }
-        }
-        _ => {
-            if let Some(by) = &f.ended_by {
-                fields.push(("By", by.clone()));
-            }
-            if let Some(why) = &f.why {
-                fields.push(("Why", why.clone()));
-            }
-            let (tone, verb) = match n.event {
-                E::Expired => (Tone::Info, "expired"),
-                E::Executed => (Tone::Good, "ran its job successfully"),
-                E::Revoked => (Tone::Warning, "was revoked"),
-                E::Rejected => (Tone::Warning, "was rejected"),
-                E::Denied => (Tone::Warning, "was denied by the policy"),
-                E::TimedOut => (Tone::Warning, "timed out without a decision"),
-                E::Canceled => (Tone::Info, "was canceled by the requester"),
-                _ => (Tone::Warning, "failed to run its job"),
-            };
-            let by = f
-                .ended_by
-                .as_ref()
-                .map(|b| format!(" by {b}"))
-                .unwrap_or_default();
-            let text = format!("{name} ({what}) {verb}{by}.");
-            let title = format!("{}: {name}", n.event);
-            (tone, title, text, vec![status])
-        }
+        E::ReviewRequired | E::Escalated => review_needed(n.event, f, &said, &mut fields),
+        E::Approved => approved(f, &said, &mut fields),
+        E::Granted | E::ExpiringSoon => granted(n.event, f, &said, &mut fields),
+        _ => ended(n.event, f, &said, &mut fields),
     };
     Message {
         tone,
@@ -219,6 +145,112 @@ fn request_message(n: &Notice, f: &RequestFacts) -> Message {
         fields,
         commands,
     }
+}
+
+fn review_needed(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, String)>) -> Body {
+    fields.push(("Reviewers", who(&f.reviewers)));
+    if let Some(stage) = &f.stage {
+        fields.push(("Stage", stage.clone()));
+    }
+    let (name, what) = (&s.name, &s.what);
+    let (title, text) = if event == E::Escalated {
+        (
+            format!("Escalated: {name} still waits for a review"),
+            format!(
+                "{} asked for {what}; nobody decided in time, so more reviewers may now: {}.",
+                f.requester,
+                who(&f.reviewers)
+            ),
+        )
+    } else {
+        (
+            format!("Review needed: {name}"),
+            format!(
+                "{} asks for {what}. Reviewers: {}.",
+                f.requester,
+                who(&f.reviewers)
+            ),
+        )
+    };
+    let commands = vec![
+        s.status.clone(),
+        format!("kubectl gatehouse approve {} --comment \"<why>\"", s.target),
+        format!("kubectl gatehouse reject {} --comment \"<why>\"", s.target),
+    ];
+    (Tone::Action, title, text, commands)
+}
+
+fn approved(f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, String)>) -> Body {
+    let by = match f.approval {
+        Some(ApprovalKind::AutoApproved) => "automatically by the policy".to_string(),
+        Some(ApprovalKind::ForceApproved) => {
+            format!("by force approval of {}", f.approvers.join(", "))
+        }
+        _ => format!("by {}", f.approvers.join(", ")),
+    };
+    fields.push(("Approved by", by.clone()));
+    let tone = if f.approval == Some(ApprovalKind::ForceApproved) {
+        Tone::Warning
+    } else {
+        Tone::Good
+    };
+    let text = format!("{} ({}) was approved {by}.", s.name, s.what);
+    (
+        tone,
+        format!("Approved: {}", s.name),
+        text,
+        vec![s.status.clone()],
+    )
+}
+
+fn granted(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, String)>) -> Body {
+    let until = f.expires_at.map_or_else(|| "-".to_string(), at);
+    fields.push(("Expires", until.clone()));
+    if let Some(img) = &f.job_image {
+        fields.push(("Job image", img.clone()));
+    }
+    let place = &s.place;
+    if event == E::Granted {
+        let text = format!("{} now has {} in {place}, until {until}.", f.subject, f.role);
+        let commands = vec![
+            s.status.clone(),
+            format!("kubectl gatehouse revoke {} --comment \"<why>\"", s.target),
+        ];
+        (Tone::Good, format!("Granted: {}", s.name), text, commands)
+    } else {
+        let text = format!(
+            "{} loses {} in {place} at {until}. To keep working, ask again:",
+            f.subject, f.role
+        );
+        let commands = vec![again(f, &s.ns), s.status.clone()];
+        (Tone::Info, format!("Expiring soon: {}", s.name), text, commands)
+    }
+}
+
+fn ended(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, String)>) -> Body {
+    if let Some(by) = &f.ended_by {
+        fields.push(("By", by.clone()));
+    }
+    if let Some(why) = &f.why {
+        fields.push(("Why", why.clone()));
+    }
+    let (tone, verb) = match event {
+        E::Expired => (Tone::Info, "expired"),
+        E::Executed => (Tone::Good, "ran its job successfully"),
+        E::Revoked => (Tone::Warning, "was revoked"),
+        E::Rejected => (Tone::Warning, "was rejected"),
+        E::Denied => (Tone::Warning, "was denied by the policy"),
+        E::TimedOut => (Tone::Warning, "timed out without a decision"),
+        E::Canceled => (Tone::Info, "was canceled by the requester"),
+        _ => (Tone::Warning, "failed to run its job"),
+    };
+    let by = f
+        .ended_by
+        .as_ref()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    let text = format!("{} ({}) {verb}{by}.", s.name, s.what);
+    (tone, format!("{event}: {}", s.name), text, vec![s.status.clone()])
 }
 
 /// The command that asks for the same access again.

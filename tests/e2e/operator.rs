@@ -74,6 +74,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over() {
         .iter()
         .position(|r| r.identity == leader)
         .expect("the holder is one of the replicas");
+    let killed = std::time::Instant::now();
     drop(replicas.remove(position)); // SIGKILL: no release, the lease has to lapse
     let successor = eventually("the other replica to take over", Duration::from_secs(45), || {
         holder(Some(leader.clone()))
@@ -81,6 +82,10 @@ async fn when_the_leader_dies_the_other_replica_takes_over() {
     .await;
     assert_eq!(successor, replicas[0].identity);
     scene.granted("alice-after-failover").await;
+    eprintln!(
+        "e2e: leader killed; the other replica granted a new approval {:?} later",
+        killed.elapsed()
+    );
     drop(replicas);
     scene.finish().await;
 }
