@@ -11,6 +11,9 @@
 //!   holds [`CREATE_ON_BEHALF`].
 //! - `gatehouse-status-writer` (ValidatingAdmissionPolicy): a write to a
 //!   `/status` subresource needs [`WRITE_STATUS`] as well as RBAC's update/patch.
+//! - `gatehouse-certification-issuer` (ValidatingAdmissionPolicy): creating or
+//!   changing an AccessCertification item needs [`ISSUE_ITEMS`]: only the
+//!   operator issues items.
 //! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer`
 //!   (MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
 //!   turned on): fill an empty requester/reviewer from the creator. The chart
@@ -24,6 +27,11 @@ pub const CREATE_ON_BEHALF: &str = "create-on-behalf";
 /// asks of anyone writing status. Only the operator's ClusterRole has it.
 pub const WRITE_STATUS: &str = "write-status";
 
+/// RBAC virtual verb, on `accesscertifications`, that the certification-issuer
+/// policy asks of anyone creating or changing a certification item. Only the
+/// operator's ClusterRole has it: an item is the operator's snapshot of a run.
+pub const ISSUE_ITEMS: &str = "issue";
+
 /// One shipped manifest: its path under the repository and its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyFile {
@@ -34,7 +42,7 @@ pub struct PolicyFile {
 }
 
 /// The ValidatingAdmissionPolicies and their bindings (installed by default).
-pub const VALIDATING: [PolicyFile; 3] = [
+pub const VALIDATING: [PolicyFile; 4] = [
     PolicyFile {
         path: "config/admission/requester-identity.yaml",
         yaml: include_str!("../config/admission/requester-identity.yaml"),
@@ -46,6 +54,10 @@ pub const VALIDATING: [PolicyFile; 3] = [
     PolicyFile {
         path: "config/admission/status-writer.yaml",
         yaml: include_str!("../config/admission/status-writer.yaml"),
+    },
+    PolicyFile {
+        path: "config/admission/certification-issuer.yaml",
+        yaml: include_str!("../config/admission/certification-issuer.yaml"),
     },
 ];
 

@@ -197,6 +197,7 @@ pub fn deployment(namespace: &str) -> Deployment {
                     "--log-format=json",
                     "--sweep-interval=2m",
                     "--concurrency=16",
+                    "--certification-remediation=false",
                 ]
                 .iter()
                 .map(|s| s.to_string())

@@ -64,6 +64,10 @@ enum Command {
         /// Let the operator manage ClusterRoleBindings (for policies with allowClusterScope).
         #[arg(long)]
         cluster_scope: bool,
+        /// Let the operator remove access revoked by certification campaigns (patch and
+        /// delete ClusterRoleBindings too); pair with `gatehouse run --certification-remediation`.
+        #[arg(long)]
+        certification_remediation: bool,
         /// Namespace the operator runs in.
         #[arg(long, default_value = "gatehouse-system")]
         namespace: String,
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         Command::Rbac {
             grantable_roles,
             cluster_scope,
+            certification_remediation,
             namespace,
             service_account,
             out_dir,
@@ -109,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 cluster_scope,
                 namespace,
                 service_account,
+                certification_remediation,
             },
             out_dir,
         ),

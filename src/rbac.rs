@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::admission::{CREATE_ON_BEHALF, WRITE_STATUS};
+use crate::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, WRITE_STATUS};
 use crate::api::GROUP;
 
 /// Name of the operator's ClusterRole and ClusterRoleBinding.
@@ -155,6 +155,10 @@ pub struct RbacOptions {
     pub namespace: String,
     /// Name of the operator's ServiceAccount.
     pub service_account: String,
+    /// The operator removes revoked access found by certification campaigns
+    /// (`remediation: Automatic`): it may then also patch and delete
+    /// ClusterRoleBindings (RoleBindings it may change already, for grants).
+    pub certification_remediation: bool,
 }
 
 impl Default for RbacOptions {
@@ -168,6 +172,7 @@ impl Default for RbacOptions {
             cluster_scope: false,
             namespace: "gatehouse-system".into(),
             service_account: "gatehouse".into(),
+            certification_remediation: false,
         }
     }
 }
@@ -181,6 +186,9 @@ impl RbacOptions {
         }
         if self.cluster_scope {
             cmd.push_str(" --cluster-scope");
+        }
+        if self.certification_remediation {
+            cmd.push_str(" --certification-remediation");
         }
         cmd.push_str(&format!(
             " --namespace {} --service-account {}",
@@ -302,16 +310,43 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
     rules.push(rule(RBAC_GROUP, &["rolebindings"], &BINDING_VERBS));
     if opts.cluster_scope {
         rules.push(rule(RBAC_GROUP, &["clusterrolebindings"], &BINDING_VERBS));
+    } else if opts.certification_remediation {
+        // Certification removes a revoked subject from any ClusterRoleBinding (an
+        // update RBAC allows only for a role the operator may bind) or deletes one
+        // whose only subject was revoked; it never creates one.
+        rules.push(rule(
+            RBAC_GROUP,
+            &["clusterrolebindings"],
+            &["get", "list", "watch", "patch", "delete"],
+        ));
     } else {
         // Without cluster scope the operator still watches and sweeps ClusterRoleBindings
         // carrying its labels (one left from when cluster scope was on must still expire),
-        // so it may read them, but never create, change or delete one.
+        // and certification reviews them all, so it may read them, but never create,
+        // change or delete one.
         rules.push(rule(RBAC_GROUP, &["clusterrolebindings"], &READ));
     }
+    // Certification reviews every binding and judges the risk of the role it grants.
+    rules.push(rule(RBAC_GROUP, &["roles", "clusterroles"], &READ));
     rules.push(rule(
         GROUP,
-        &["approvalrequests", "accessreviews", "accesspolicies"],
+        &[
+            "approvalrequests",
+            "accessreviews",
+            "accesspolicies",
+            "accesscampaigns",
+            "accesscertifications",
+        ],
         &READ,
+    ));
+    // Campaign runs create their items, and delete them (with their reviews) at
+    // the end of their retention. `issue` is the virtual verb the
+    // gatehouse-certification-issuer admission policy asks of whoever creates
+    // or changes an item: only the operator holds it.
+    rules.push(rule(
+        GROUP,
+        &["accesscertifications"],
+        &["create", "delete", ISSUE_ITEMS],
     ));
     // Retention: terminal requests and their reviews are deleted once kept long enough.
     rules.push(rule(GROUP, &["approvalrequests", "accessreviews"], &["delete"]));
@@ -327,6 +362,8 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
             "approvalrequests/status",
             "accessreviews/status",
             "accesspolicies/status",
+            "accesscampaigns/status",
+            "accesscertifications/status",
         ],
         &["update", "patch", WRITE_STATUS],
     ));
@@ -457,12 +494,22 @@ pub fn user_roles() -> Vec<ClusterRole> {
                 rule(GROUP, &["accesspolicies"], &READ),
             ],
         ),
-        // Reviewers record decisions and read what they decide on.
+        // Reviewers record decisions and read what they decide on: requests, and
+        // the certification items of campaigns.
         user_role(
             REVIEWER_ROLE,
             vec![
                 rule(GROUP, &["accessreviews"], &["create", "get", "list", "watch"]),
-                rule(GROUP, &["approvalrequests", "accesspolicies"], &READ),
+                rule(
+                    GROUP,
+                    &[
+                        "approvalrequests",
+                        "accesspolicies",
+                        "accesscertifications",
+                        "accesscampaigns",
+                    ],
+                    &READ,
+                ),
             ],
         ),
         // For a GitOps controller applying requests and reviews written by people:

@@ -3,7 +3,7 @@
 //! the optional mutating policies fill in. The harness that runs the shipped CEL
 //! (and bridges what kube-cel cannot do) is `tests/support/admission/`.
 
-use gatehouse::admission::{CREATE_ON_BEHALF, MUTATING, VALIDATING, WRITE_STATUS};
+use gatehouse::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, MUTATING, VALIDATING, WRITE_STATUS};
 use gatehouse::api::{AccessReview, ApprovalRequest};
 use k8s_openapi::api::admissionregistration::{
     v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
@@ -329,13 +329,167 @@ fn only_holders_of_write_status_may_write_status() {
         json!([
             "approvalrequests/status",
             "accessreviews/status",
-            "accesspolicies/status"
+            "accesspolicies/status",
+            "accesscampaigns/status",
+            "accesscertifications/status"
         ])
     );
     assert_eq!(
         validate(&policy, &Admission::create("dana", &[], dana_view())),
         Outcome::NotMatched
     );
+}
+
+// ---------------------------------------------------------------------------
+// Access certification: reviews of items, and the items themselves.
+
+const ISSUER: &str = "gatehouse-certification-issuer";
+
+/// Sam, of security, revokes an item (a review with spec.certification).
+fn sam_revokes_item(groups: &[&str]) -> Value {
+    json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
+        "metadata": {"name": "devs-edit-sam", "namespace": "gatehouse-system"},
+        "spec": {"certification": {"name": "quarterly-20261001-0700-devs-edit-payments-devs-1a2b3c4d", "uid": "u-item"},
+                 "decision": "Revoke", "reviewer": {"username": "sam", "groups": groups},
+                 "comment": "nobody in payments-devs needs edit"}
+    })
+}
+
+/// An item as the operator creates it, owned by its campaign.
+fn item() -> Value {
+    json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCertification",
+        "metadata": {"name": "quarterly-20261001-0700-devs-edit-bob-0c0ffee0", "namespace": "gatehouse-system",
+                     "labels": {"gatehouse.dev/campaign": "quarterly", "gatehouse.dev/run": "quarterly-20261001-0700"},
+                     "ownerReferences": [{"apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
+                                          "name": "quarterly", "uid": "u-campaign", "controller": true}]},
+        "spec": {"campaign": "quarterly", "run": "quarterly-20261001-0700"}
+    })
+}
+
+#[test]
+fn a_certification_review_lists_every_group_of_its_reviewer() {
+    let policy = vap(REVIEWER);
+    // Sam is in security and in payments-devs, the subject group of the item:
+    // leaving payments-devs out would hide a self-certification from the operator.
+    let sams_groups = ["security", "payments-devs"];
+    let hiding = Admission::create("sam", &sams_groups, sam_revokes_item(&["security"]));
+    let denial = validate(&policy, &hiding).denial();
+    assert!(
+        denial.contains("a review of a certification item must list every group sam is in; spec.reviewer.groups leaves out payments-devs, system:authenticated"),
+        "{denial}"
+    );
+    let complete = sam_revokes_item(&["security", "payments-devs", "system:authenticated"]);
+    assert_eq!(
+        validate(&policy, &Admission::create("sam", &sams_groups, complete)),
+        Outcome::Allowed
+    );
+    // No groups listed at all is hiding them all.
+    let mut bare = sam_revokes_item(&[]);
+    bare["spec"]["reviewer"] = json!({"username": "sam"});
+    assert!(matches!(
+        validate(&policy, &Admission::create("sam", &sams_groups, bare)),
+        Outcome::Denied(_)
+    ));
+    // A GitOps controller recording a signed-off review needs the on-behalf verb, as for requests.
+    let bot = "system:serviceaccount:flux-system:kustomize-controller";
+    let on_behalf = Admission::create(bot, &[], sam_revokes_item(&["security"]))
+        .with_authz(Authz::none().grant(CREATE_ON_BEHALF, "accessreviews", None));
+    assert_eq!(validate(&policy, &on_behalf), Outcome::Allowed);
+    // Reviews of requests keep the subset rule: fewer groups than one has is fine.
+    assert_eq!(
+        validate(
+            &policy,
+            &Admission::create("erin", &["sre", "oncall"], erin_approves())
+        ),
+        Outcome::Allowed
+    );
+}
+
+#[test]
+fn only_the_operator_issues_or_changes_certification_items() {
+    let policy = vap(ISSUER);
+    let operator = "system:serviceaccount:gatehouse-system:gatehouse";
+    let issue = Authz::none().grant(ISSUE_ITEMS, "accesscertifications", None);
+    // A forged item: someone with create on items (granted too broadly) names
+    // themselves reviewer of a binding they want gone.
+    let denial = validate(&policy, &Admission::create("mallory", &["developers"], item())).denial();
+    assert!(
+        denial.contains("only the Gatehouse operator creates or changes AccessCertification items: mallory lacks the issue verb"),
+        "{denial}"
+    );
+    assert_eq!(
+        validate(
+            &policy,
+            &Admission::create(operator, &[], item()).with_authz(issue.clone())
+        ),
+        Outcome::Allowed
+    );
+    assert_eq!(
+        validate(
+            &policy,
+            &Admission::create("admin", &[], item()).with_authz(Authz::cluster_admin())
+        ),
+        Outcome::Allowed
+    );
+    let update = |user: &str, change: &dyn Fn(&mut Value)| {
+        let mut adm = Admission::create(user, &[], item());
+        adm.operation = "UPDATE".into();
+        adm.old_object = Some(item());
+        change(&mut adm.object);
+        adm
+    };
+    // Moving an item to another run by label, or cutting it from its campaign: refused.
+    let relabel = update("mallory", &|o| {
+        o["metadata"]["labels"]["gatehouse.dev/run"] = json!("other")
+    });
+    assert!(matches!(validate(&policy, &relabel), Outcome::Denied(_)));
+    let orphan = update("mallory", &|o| {
+        o["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+    });
+    assert!(matches!(validate(&policy, &orphan), Outcome::Denied(_)));
+    // The garbage collector's finalizer bookkeeping needs no verb.
+    let gc = update(
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        &|o| o["metadata"]["finalizers"] = json!(["foregroundDeletion"]),
+    );
+    assert_eq!(validate(&policy, &gc), Outcome::Allowed);
+    // Deletes are left to RBAC (deleting a campaign deletes its items); status to the status writer.
+    let mut delete = Admission::create("mallory", &[], item());
+    delete.operation = "DELETE".into();
+    assert_eq!(validate(&policy, &delete), Outcome::NotMatched);
+    let status = Admission::write_status("sam", &["security"], item());
+    assert_eq!(validate(&policy, &status), Outcome::NotMatched);
+    let denial = validate(&vap(STATUS), &status).denial();
+    assert!(
+        denial.contains("only the Gatehouse operator writes accesscertifications/status"),
+        "{denial}"
+    );
+    let granted = Authz::none().grant(WRITE_STATUS, "accesscertifications/status", None);
+    let operator_status = Admission::write_status(operator, &[], item()).with_authz(granted);
+    assert_eq!(validate(&vap(STATUS), &operator_status), Outcome::Allowed);
+}
+
+#[test]
+fn the_status_writer_check_works_for_cluster_scoped_objects() {
+    // The API server gives a request for a cluster-scoped object (a campaign's
+    // status) no `namespace` at all: an expression reading request.namespace fails
+    // there, and with failurePolicy Fail every campaign status write was refused
+    // (seen on a real API server). The verb is checked cluster-wide instead.
+    let policy = vap(STATUS);
+    let var = &policy["spec"]["variables"][0]["expression"];
+    assert!(!var.as_str().unwrap().contains("request.namespace"), "{var}");
+    let campaign = json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
+                          "metadata": {"name": "quarterly"}, "spec": {}});
+    let operator = "system:serviceaccount:gatehouse-system:gatehouse";
+    let granted = Authz::none().grant(WRITE_STATUS, "accesscampaigns/status", None);
+    let adm = Admission::write_status(operator, &[], campaign.clone()).with_authz(granted);
+    assert_eq!(validate(&policy, &adm), Outcome::Allowed);
+    // A grant bound in one namespace does not reach it.
+    let narrow = Authz::none().grant(WRITE_STATUS, "accesscampaigns/status", Some("payments"));
+    let adm = Admission::write_status("dana", &[], campaign).with_authz(narrow);
+    assert!(matches!(validate(&policy, &adm), Outcome::Denied(_)));
 }
 
 // ---------------------------------------------------------------------------
@@ -488,7 +642,7 @@ fn manifests_are_well_formed_admissionregistration_objects() {
             .iter()
             .filter(|k| **k == "ValidatingAdmissionPolicy")
             .count(),
-        3
+        4
     );
     assert_eq!(
         kinds.iter().filter(|k| **k == "MutatingAdmissionPolicy").count(),
@@ -514,7 +668,7 @@ fn every_authorizer_check_asks_for_a_gatehouse_virtual_verb() {
     }
     verbs.sort();
     verbs.dedup();
-    assert_eq!(verbs, [CREATE_ON_BEHALF, WRITE_STATUS]);
+    assert_eq!(verbs, [CREATE_ON_BEHALF, ISSUE_ITEMS, WRITE_STATUS]);
 }
 
 #[test]

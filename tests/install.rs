@@ -295,15 +295,19 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
             ],
         ),
     ];
-    for (roles, cluster_scope, grantable_roles) in variants {
+    for ((roles, cluster_scope, grantable_roles), remediation) in
+        variants.into_iter().zip([false, true, true])
+    {
         let opts = RbacOptions {
             grantable_roles,
             cluster_scope,
             namespace: "security".into(),
             service_account: "gatehouse".into(),
+            certification_remediation: remediation,
         };
         let set_roles = format!("grantableRoles={roles}");
         let set_scope = format!("clusterScope={cluster_scope}");
+        let set_remediation = format!("certification.remediation={remediation}");
         let rendered: Vec<Value> = chart_objects(
             "security",
             &[
@@ -313,6 +317,8 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
                 &set_roles,
                 "--set",
                 &set_scope,
+                "--set",
+                &set_remediation,
             ],
         )
         .into_iter()
@@ -321,7 +327,7 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
         assert_eq!(
             by_identity(rendered),
             by_identity(rust_rbac(&opts)),
-            "grantableRoles={roles} clusterScope={cluster_scope}"
+            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation}"
         );
     }
 }
@@ -387,8 +393,8 @@ fn optional_objects_follow_their_values() {
     .is_empty());
 
     // Validating policies on by default.
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 3);
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 3);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 4);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 4);
     let off = chart_objects(NS, &["--set", "admission.validating.enabled=false"]);
     assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
     // Mutating ones by default wherever the cluster serves their v1 API (1.36+);
@@ -401,7 +407,7 @@ fn optional_objects_follow_their_values() {
     let on = chart_objects(NS, &serves);
     assert_eq!(of_kind(&on, "MutatingAdmissionPolicy").len(), 2);
     assert_eq!(of_kind(&on, "MutatingAdmissionPolicyBinding").len(), 2);
-    assert_eq!(of_kind(&on, "ValidatingAdmissionPolicy").len(), 3);
+    assert_eq!(of_kind(&on, "ValidatingAdmissionPolicy").len(), 4);
     let turned_off = [&serves[..], &["--set", "admission.mutating.enabled=false"]].concat();
     assert!(of_kind(&chart_objects(NS, &turned_off), "MutatingAdmissionPolicy").is_empty());
     // 1.34-1.35 serve only v1beta1 (off by default): the chart's v1 objects do not fit.

@@ -324,6 +324,38 @@ async fn the_sweep_removes_expired_and_orphaned_bindings_only() {
 }
 
 #[tokio::test]
+async fn the_sweep_never_touches_a_binding_it_does_not_manage_even_one_that_looks_expired() {
+    // Memory holds every binding (certification reviews them all). This one
+    // carries Gatehouse's request labels and an expiry long past, but not the
+    // managed-by label: someone copied a grant by hand. It is theirs.
+    let lookalike = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "copied-grant", "namespace": "team",
+            "labels": {"gatehouse.dev/request-namespace": "team", "gatehouse.dev/request-name": "gone",
+                       "app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"gatehouse.dev/expires-at": "2000-01-01T00:00:00Z"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
+    });
+    let rig = Rig::new(vec![lookalike]).await;
+    rig.memory.fill().await;
+    let in_memory = rig
+        .ctx
+        .cache
+        .role_bindings
+        .get(&kube::runtime::reflector::ObjectRef::new("copied-grant").within("team"));
+    assert!(in_memory.is_some(), "memory holds unmanaged bindings too");
+    let removed = controller::sweep::sweep(&rig.client, &rig.ctx.cache, at("10:00"))
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert!(rig.bindings().get_opt("copied-grant").await.unwrap().is_some());
+    // Nor is it counted among Gatehouse's grants.
+    controller::sweep::refresh_gauges(&rig.ctx.cache, &rig.ctx.metrics);
+    assert_eq!(rig.ctx.metrics.active_grants.get(), 0);
+}
+
+#[tokio::test]
 async fn a_restarted_operator_picks_up_where_the_old_one_stopped() {
     let rig = Rig::new(vec![]).await;
     let req = rig.request("dana-view", "10:00").await;

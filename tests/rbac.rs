@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use gatehouse::admission::{CREATE_ON_BEHALF, WRITE_STATUS};
+use gatehouse::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, WRITE_STATUS};
 use gatehouse::rbac::{
     operator_rbac, render_all, render_files, user_roles, GrantableRole, RbacOptions, ON_BEHALF_ROLE,
     REQUESTER_ROLE, REVIEWER_ROLE,
@@ -64,6 +64,7 @@ fn variants() -> Vec<RbacOptions> {
             cluster_scope: true,
             namespace: "security".into(),
             service_account: "jit".into(),
+            certification_remediation: true,
         },
     ]
 }
@@ -205,6 +206,95 @@ fn cluster_role_bindings_are_written_only_with_cluster_scope() {
             "{verb}"
         );
     }
+}
+
+#[test]
+fn certification_reads_every_binding_and_role_and_only_the_operator_issues_items() {
+    let rules = operator_rules(&RbacOptions::default());
+    for resource in ["rolebindings", "clusterrolebindings", "roles", "clusterroles"] {
+        for verb in ["get", "list", "watch"] {
+            assert!(allows(&rules, verb, RBAC, resource, None), "{verb} {resource}");
+        }
+    }
+    // Reading roles never becomes changing them: no escalate, no bind beyond the grantable roles.
+    for verb in ["create", "update", "patch", "delete", "escalate"] {
+        assert!(!allows(&rules, verb, RBAC, "clusterroles", None), "{verb}");
+        assert!(!allows(&rules, verb, RBAC, "roles", None), "{verb}");
+    }
+    assert!(!allows(
+        &rules,
+        "bind",
+        RBAC,
+        "clusterroles",
+        Some("cluster-admin")
+    ));
+    for resource in ["accesscampaigns", "accesscertifications"] {
+        for verb in ["get", "list", "watch"] {
+            assert!(allows(&rules, verb, GH, resource, None), "{verb} {resource}");
+        }
+        for verb in ["update", "patch", WRITE_STATUS] {
+            assert!(
+                allows(&rules, verb, GH, &format!("{resource}/status"), None),
+                "{verb} {resource}/status"
+            );
+        }
+    }
+    // Runs create their items and retention deletes them; the spec is a snapshot, never rewritten.
+    for verb in ["create", "delete", ISSUE_ITEMS] {
+        assert!(allows(&rules, verb, GH, "accesscertifications", None), "{verb}");
+    }
+    assert!(!allows(&rules, "update", GH, "accesscertifications", None));
+    // Campaigns are the admins': the operator writes only their status.
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(!allows(&rules, verb, GH, "accesscampaigns", None), "{verb}");
+    }
+    // Nobody else issues items or writes their status.
+    for name in [REQUESTER_ROLE, REVIEWER_ROLE, ON_BEHALF_ROLE] {
+        let user = user_role(name);
+        for verb in ["create", "update", "patch", "delete", ISSUE_ITEMS] {
+            assert!(
+                !allows(&user, verb, GH, "accesscertifications", None),
+                "{name}: {verb}"
+            );
+        }
+        assert!(!allows(&user, "patch", GH, "accesscampaigns", None), "{name}");
+    }
+    // Reviewers see the items they decide, and their campaigns.
+    let reviewer = user_role(REVIEWER_ROLE);
+    assert!(allows(&reviewer, "list", GH, "accesscertifications", None));
+    assert!(allows(&reviewer, "get", GH, "accesscampaigns", None));
+}
+
+#[test]
+fn certification_remediation_may_patch_and_delete_cluster_role_bindings_never_create_them() {
+    let off = operator_rules(&RbacOptions::default());
+    let on = operator_rules(&RbacOptions {
+        certification_remediation: true,
+        ..Default::default()
+    });
+    for verb in ["patch", "delete"] {
+        assert!(!allows(&off, verb, RBAC, "clusterrolebindings", None), "{verb}");
+        assert!(allows(&on, verb, RBAC, "clusterrolebindings", None), "{verb}");
+    }
+    for verb in ["create", "update"] {
+        assert!(!allows(&on, verb, RBAC, "clusterrolebindings", None), "{verb}");
+    }
+    // It binds nothing more: removing a subject from a binding of a role it may
+    // not bind stays refused by the API server's escalation check.
+    let binds = |rules: &[PolicyRule]| {
+        rules
+            .iter()
+            .filter(|r| r.verbs.iter().any(|v| v == "bind"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(binds(&on), binds(&off));
+    assert!(RbacOptions {
+        certification_remediation: true,
+        ..Default::default()
+    }
+    .command_line()
+    .contains(" --certification-remediation"));
 }
 
 #[test]
@@ -407,6 +497,7 @@ fn the_virtual_verbs_are_the_ones_the_admission_policies_check() {
     assert!(admission("requester-identity.yaml").contains(&format!(".check('{CREATE_ON_BEHALF}')")));
     assert!(admission("reviewer-identity.yaml").contains(&format!(".check('{CREATE_ON_BEHALF}')")));
     assert!(admission("status-writer.yaml").contains(&format!(".check('{WRITE_STATUS}')")));
+    assert!(admission("certification-issuer.yaml").contains(&format!(".check('{ISSUE_ITEMS}')")));
     // The operator itself has no business acting on behalf of anyone.
     let rules = operator_rules(&RbacOptions::default());
     assert!(!allows(&rules, CREATE_ON_BEHALF, GH, "approvalrequests", None));

@@ -226,6 +226,11 @@ pub struct AccessCampaignStatus {
     /// Name of the latest run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<String>,
+    /// When the latest run started (its scheduled or requested time). Kept after
+    /// the run itself leaves `runs` at the end of its retention, so a schedule
+    /// never starts the same run twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_started_at: Option<DateTime<Utc>>,
     /// The on-demand request (`gatehouse.dev/run-requested-at`) last honoured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_requested_at: Option<DateTime<Utc>>,
@@ -266,4 +271,36 @@ pub struct CampaignRun {
     /// Items whose remediation is done.
     #[schemars(extend("format" = "int32"))]
     pub remediated: u32,
+    /// Items whose remediation the operator tried and could not do (it retries).
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub failed: u32,
+    /// Items whose binding Helm, Argo CD or Flux owns: to be changed there.
+    #[serde(default)]
+    #[schemars(extend("format" = "int32"))]
+    pub managed_externally: u32,
+    /// What started the run: `Scheduled`, `Created` (a campaign without a schedule)
+    /// or `Requested` (`kubectl gatehouse certify start`, the annotation
+    /// `gatehouse.dev/run-requested-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<RunTrigger>,
+    /// When every item of the run had been created. Absent while the launch is
+    /// under way: an operator restarted mid-launch finishes it, creating only the
+    /// items that do not exist yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<DateTime<Utc>>,
+    /// When the run ended: its due time has passed and every item is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// What started a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RunTrigger {
+    /// The schedule.
+    Scheduled,
+    /// A campaign without a schedule runs once when it is created.
+    Created,
+    /// Asked for with the annotation `gatehouse.dev/run-requested-at`.
+    Requested,
 }

@@ -374,6 +374,12 @@ pub struct RemediationStatus {
     pub managed_by: Option<ExternalManager>,
     /// What to do or what happened, in words.
     pub message: String,
+    /// While `Pending` and the operator does not remove the access itself
+    /// (`remediation: Manual`, remediation turned off in the operator, or a role it
+    /// may not bind): the `kubectl` command that removes exactly this access, guarded
+    /// by the binding's uid, for an admin to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// How far a remediation is.

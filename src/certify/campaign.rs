@@ -67,5 +67,14 @@ pub fn run_summary(run: &RunPlan, items: &[&AccessCertificationStatus]) -> Campa
                     .as_ref()
                     .is_some_and(|r| matches!(r.state, RemediationState::Done | RemediationState::Gone))
         }),
+        failed: count(&|s| remediation_is(s, RemediationState::Failed)),
+        managed_externally: count(&|s| remediation_is(s, RemediationState::ManagedExternally)),
+        trigger: Some(run.trigger),
+        launched_at: None,
+        completed_at: None,
     }
+}
+
+fn remediation_is(s: &AccessCertificationStatus, state: RemediationState) -> bool {
+    s.outcome == Outcome::Remove && s.remediation.as_ref().is_some_and(|r| r.state == state)
 }

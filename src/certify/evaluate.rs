@@ -242,8 +242,16 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
     let closed_at = r.closure.map(|c| match c {
         Closure::Reviewed { at, .. } | Closure::Due { at } => at,
     });
-    let (remediation, remediate) = match outcome {
-        Outcome::Remove => {
+    let done_before = prev
+        .remediation
+        .as_ref()
+        .filter(|r| r.state == RemediationState::Done);
+    let (remediation, remediate) = match (outcome, done_before) {
+        // Once the access is gone it stays gone for this item: the binding the
+        // operator deleted (or that was deleted after the subject was removed) is
+        // no longer "Gone before remediation".
+        (Outcome::Remove, Some(done)) => (Some(done.clone()), None),
+        (Outcome::Remove, None) => {
             let (s, step) = plan(spec, input.inventory);
             (Some(s), step)
         }

@@ -94,6 +94,7 @@ fn status(state: RemediationState, action: Option<RemediationAction>, message: S
         action,
         managed_by: None,
         message,
+        command: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn describe_binding(b: &BindingFacts) -> String {
 
 /// The remediation of an item whose access is to be removed, judged against the
 /// cluster now: its status, and the write to make (Automatic mode, Pending only).
+/// A remediation already `Done` stays done ([`super::evaluate()`] keeps it).
 pub fn plan(spec: &AccessCertificationSpec, inv: &Inventory) -> (RemediationStatus, Option<RemediationStep>) {
     let snap = &spec.binding;
     let subject = &spec.subject;

@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use thiserror::Error;
 
 use super::{naming::run_name, DEFAULT_DURATION, RUN_REQUESTED_AT};
+pub use crate::api::RunTrigger;
 use crate::{
     api::AccessCampaign,
     decide::{duration, to_chrono},
@@ -120,17 +121,6 @@ impl Schedule {
             .ok()
             .map(|d| d.with_timezone(&Utc))
     }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RunTrigger {
-    /// The schedule.
-    Scheduled,
-    /// A campaign without a schedule runs once when it is created.
-    Created,
-    /// The annotation `gatehouse.dev/run-requested-at`.
-    Requested,
 }
 
 /// One run of a campaign.

@@ -88,6 +88,8 @@ pub enum Output {
     Json,
     /// YAML: same content as JSON.
     Yaml,
+    /// CSV: `certify report` only.
+    Csv,
 }
 
 /// The subcommands.
@@ -114,6 +116,8 @@ pub enum Command {
         /// Name of the ApprovalRequest.
         name: String,
     },
+    /// Access certification: review standing access in campaign runs.
+    Certify(super::certify::CertifyArgs),
     /// Print a completion script for `kubectl-gatehouse` (for `kubectl gatehouse`,
     /// kubectl asks `kubectl_complete-gatehouse`; see docs/plugin.md).
     Completion {

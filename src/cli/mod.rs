@@ -14,6 +14,10 @@
 
 mod args;
 mod build;
+pub mod certify;
+mod certify_args;
+pub mod certify_render;
+pub mod certify_report;
 mod classify;
 mod commands;
 pub mod complete;
@@ -97,7 +101,8 @@ pub fn persona(command: &Command) -> Persona {
         | Command::Reject(_)
         | Command::Revoke(_)
         | Command::Comment(_)
-        | Command::Pending(_) => Persona::Reviewer,
+        | Command::Pending(_)
+        | Command::Certify(_) => Persona::Reviewer,
         _ => Persona::Requester,
     }
 }
@@ -114,7 +119,13 @@ pub async fn run(
         persona: persona(command),
         ..env.clone()
     };
+    if env.output == Output::Csv && !matches!(command, Command::Certify(_)) {
+        return Err(CliError::Invalid(
+            "-o csv is for `certify report`; use -o json or yaml".into(),
+        ));
+    }
     match command {
+        Command::Certify(args) => certify::run(env, args, out, err).await,
         Command::Request(args) => Ok(request(env, args, out, err).await?.1),
         Command::Notify { command } => notify::notify(env, command, out).await,
         Command::Approve(a) => {

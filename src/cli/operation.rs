@@ -48,6 +48,10 @@ pub enum Resource {
     SelfSubjectReviews,
     /// gatehouse.dev notificationchannels (cluster-scoped)
     NotificationChannels,
+    /// gatehouse.dev accesscertifications
+    AccessCertifications,
+    /// gatehouse.dev accesscampaigns (cluster-scoped)
+    AccessCampaigns,
 }
 
 impl Resource {
@@ -60,6 +64,8 @@ impl Resource {
             Resource::Namespaces => "Namespace",
             Resource::SelfSubjectReviews => "SelfSubjectReview",
             Resource::NotificationChannels => "NotificationChannel",
+            Resource::AccessCertifications => "AccessCertification",
+            Resource::AccessCampaigns => "AccessCampaign",
         }
     }
 
@@ -72,6 +78,8 @@ impl Resource {
             Resource::Namespaces => "namespaces",
             Resource::SelfSubjectReviews => "selfsubjectreviews",
             Resource::NotificationChannels => "notificationchannels",
+            Resource::AccessCertifications => "accesscertifications",
+            Resource::AccessCampaigns => "accesscampaigns",
         }
     }
 
@@ -82,6 +90,8 @@ impl Resource {
                 | Resource::AccessReviews
                 | Resource::AccessPolicies
                 | Resource::NotificationChannels
+                | Resource::AccessCertifications
+                | Resource::AccessCampaigns
         )
     }
 }

@@ -1,11 +1,16 @@
 //! What the operator knows of the cluster, in memory.
 //!
 //! One kube-runtime [`Store`] per kind, filled by the watch loops in
-//! [`super::watch`], and two secondary indexes kept in step with them: reviews
-//! by the request they name, and requests by requester. A reconcile reads only
-//! from here, so its cost does not grow with the number of objects in the
-//! cluster: it looks up its own reviews, its requester's other requests and its
-//! own binding by key.
+//! [`super::watch`], and secondary indexes kept in step with them: reviews by
+//! the request or certification item they name, requests by requester, items by
+//! campaign and by what they depend on. A reconcile reads only from here, so its
+//! cost does not grow with the number of objects in the cluster: it looks up its
+//! own reviews, its requester's other requests and its own binding by key.
+//!
+//! Bindings, Roles, ClusterRoles and ServiceAccounts are held whole, not only
+//! the ones the operator manages: access certification reviews every standing
+//! binding. What acts on managed objects only (the sweep, the gauges, the JIT
+//! grants) tells them apart by their labels ([`labels::is_managed`]).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -16,7 +21,7 @@ use std::{
 use k8s_openapi::api::{
     batch::v1::Job,
     core::v1::{Namespace, ServiceAccount},
-    rbac::v1::{ClusterRoleBinding, RoleBinding},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::{
     runtime::reflector::{store::Writer, ObjectRef, Store},
@@ -24,9 +29,15 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::health::Health;
+use super::{
+    certify::memory::{binding_concern, concerns, items_only, Concern},
+    health::Health,
+};
 use crate::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, NotificationChannel, Phase},
+    api::{
+        AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest, BindingKind,
+        NotificationChannel, Phase,
+    },
     labels::{self, REQUEST_NAME, REQUEST_NAMESPACE},
 };
 
@@ -42,11 +53,26 @@ pub trait Cached:
     /// The requests to reconcile when this object appears, changes or goes.
     fn wakes(&self, cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>>;
 
+    /// The certification items and campaigns to reconcile when this object
+    /// appears, changes or goes.
+    fn wakes_certification(&self, _cache: &Cache) -> CertificationWakes {
+        CertificationWakes::default()
+    }
+
     /// Keeps the cache's secondary indexes in step with the store.
     fn index(_cache: &Cache, _change: Change<'_, Self>) {}
 
     /// The store of this kind in the cache.
     fn store(cache: &Cache) -> &Store<Self>;
+}
+
+/// What a change means for access certification.
+#[derive(Debug, Default)]
+pub struct CertificationWakes {
+    /// Items to evaluate again.
+    pub items: Vec<ObjectRef<AccessCertification>>,
+    /// Campaigns whose status (run counts) may change.
+    pub campaigns: Vec<ObjectRef<AccessCampaign>>,
 }
 
 /// A change to apply to an index.
@@ -59,17 +85,27 @@ pub enum Change<'a, K> {
     Rebuild(&'a [K]),
 }
 
-/// Objects by a key taken from fields that never change (specs are immutable),
-/// so an update never moves an object between keys.
+// References only: a change can be applied to several indexes.
+impl<K> Clone for Change<'_, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Change<'_, K> {}
+
+/// Objects by keys taken from fields that never change (specs are immutable),
+/// so an update never moves an object between keys. An object may sit under
+/// several keys.
 pub struct Index<K: Resource<DynamicType = ()>, Key> {
-    key_of: fn(&K) -> Option<Key>,
+    keys_of: fn(&K) -> Vec<Key>,
     map: RwLock<HashMap<Key, HashSet<ObjectRef<K>>>>,
 }
 
 impl<K: Resource<DynamicType = ()>, Key: Eq + Hash + Clone> Index<K, Key> {
-    fn new(key_of: fn(&K) -> Option<Key>) -> Self {
+    fn new(keys_of: fn(&K) -> Vec<Key>) -> Self {
         Index {
-            key_of,
+            keys_of,
             map: RwLock::default(),
         }
     }
@@ -78,12 +114,12 @@ impl<K: Resource<DynamicType = ()>, Key: Eq + Hash + Clone> Index<K, Key> {
         let Ok(mut map) = self.map.write() else { return };
         match change {
             Change::Upsert(obj) => {
-                if let Some(key) = (self.key_of)(obj) {
+                for key in (self.keys_of)(obj) {
                     map.entry(key).or_default().insert(ObjectRef::from_obj(obj));
                 }
             }
             Change::Remove(obj) => {
-                if let Some(key) = (self.key_of)(obj) {
+                for key in (self.keys_of)(obj) {
                     if let Some(set) = map.get_mut(&key) {
                         set.remove(&ObjectRef::from_obj(obj));
                         if set.is_empty() {
@@ -95,11 +131,22 @@ impl<K: Resource<DynamicType = ()>, Key: Eq + Hash + Clone> Index<K, Key> {
             Change::Rebuild(all) => {
                 map.clear();
                 for obj in all {
-                    if let Some(key) = (self.key_of)(obj) {
+                    for key in (self.keys_of)(obj) {
                         map.entry(key).or_default().insert(ObjectRef::from_obj(obj));
                     }
                 }
             }
+        }
+    }
+
+    /// The references under `key`, whether or not the store holds them yet.
+    fn refs(&self, key: &Key) -> Vec<ObjectRef<K>> {
+        match self.map.read() {
+            Ok(map) => map
+                .get(key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -108,14 +155,7 @@ impl<K: Resource<DynamicType = ()>, Key: Eq + Hash + Clone> Index<K, Key> {
     where
         K: Clone,
     {
-        let refs: Vec<ObjectRef<K>> = match self.map.read() {
-            Ok(map) => map
-                .get(key)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        refs.iter().filter_map(|r| store.get(r)).collect()
+        self.refs(key).iter().filter_map(|r| store.get(r)).collect()
     }
 }
 
@@ -129,18 +169,29 @@ pub struct Cache {
     pub policies: Store<AccessPolicy>,
     /// Namespaces, for policies that select them by label.
     pub namespaces: Store<Namespace>,
-    /// RoleBindings the operator manages.
+    /// Every RoleBinding (the operator's grants carry its labels).
     pub role_bindings: Store<RoleBinding>,
-    /// ClusterRoleBindings the operator manages.
+    /// Every ClusterRoleBinding (the operator's grants carry its labels).
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     /// Jobs the operator created (OneTime).
     pub jobs: Store<Job>,
-    /// ServiceAccounts the operator created (OneTime).
+    /// Every ServiceAccount (those of OneTime jobs carry the operator's labels).
     pub service_accounts: Store<ServiceAccount>,
+    /// Every Role, for the risk of the bindings under review.
+    pub roles: Store<Role>,
+    /// Every ClusterRole, for the risk of the bindings under review.
+    pub cluster_roles: Store<ClusterRole>,
+    /// AccessCampaigns.
+    pub campaigns: Store<AccessCampaign>,
+    /// AccessCertification items, all namespaces.
+    pub items: Store<AccessCertification>,
     /// NotificationChannels, read by the notifier.
     pub notification_channels: Store<NotificationChannel>,
     reviews_by_request: Index<AccessReview, (String, String)>,
+    reviews_by_item: Index<AccessReview, (String, String)>,
     requests_by_requester: Index<ApprovalRequest, String>,
+    items_by_campaign: Index<AccessCertification, String>,
+    items_by_concern: Index<AccessCertification, Concern>,
     /// Whether each kind is synced and its watch healthy.
     pub health: Arc<Health>,
 }
@@ -156,6 +207,10 @@ pub struct Writers {
     pub cluster_role_bindings: Writer<ClusterRoleBinding>,
     pub jobs: Writer<Job>,
     pub service_accounts: Writer<ServiceAccount>,
+    pub roles: Writer<Role>,
+    pub cluster_roles: Writer<ClusterRole>,
+    pub campaigns: Writer<AccessCampaign>,
+    pub items: Writer<AccessCertification>,
     pub notification_channels: Writer<NotificationChannel>,
 }
 
@@ -171,6 +226,10 @@ impl Cache {
             cluster_role_bindings: Writer::default(),
             jobs: Writer::default(),
             service_accounts: Writer::default(),
+            roles: Writer::default(),
+            cluster_roles: Writer::default(),
+            campaigns: Writer::default(),
+            items: Writer::default(),
             notification_channels: Writer::default(),
         };
         let cache = Cache {
@@ -182,12 +241,27 @@ impl Cache {
             cluster_role_bindings: writers.cluster_role_bindings.as_reader(),
             jobs: writers.jobs.as_reader(),
             service_accounts: writers.service_accounts.as_reader(),
+            roles: writers.roles.as_reader(),
+            cluster_roles: writers.cluster_roles.as_reader(),
+            campaigns: writers.campaigns.as_reader(),
+            items: writers.items.as_reader(),
             notification_channels: writers.notification_channels.as_reader(),
             reviews_by_request: Index::new(|r: &AccessReview| {
                 // A certification review (no spec.request) belongs to no request.
-                Some((r.namespace()?, r.spec.request.as_ref()?.name.clone()))
+                r.namespace()
+                    .zip(r.spec.request.as_ref().map(|q| q.name.clone()))
+                    .into_iter()
+                    .collect()
             }),
-            requests_by_requester: Index::new(|r: &ApprovalRequest| Some(r.spec.requester.username.clone())),
+            reviews_by_item: Index::new(|r: &AccessReview| {
+                r.namespace()
+                    .zip(r.spec.certification.as_ref().map(|c| c.name.clone()))
+                    .into_iter()
+                    .collect()
+            }),
+            requests_by_requester: Index::new(|r: &ApprovalRequest| vec![r.spec.requester.username.clone()]),
+            items_by_campaign: Index::new(|i: &AccessCertification| vec![i.spec.campaign.clone()]),
+            items_by_concern: Index::new(concerns),
             health: Arc::new(Health::default()),
         };
         (Arc::new(cache), writers)
@@ -223,6 +297,28 @@ impl Cache {
         self.namespaces
             .get(&ObjectRef::new(name))
             .map(|n| n.labels().clone())
+    }
+
+    /// The reviews in the item's namespace that name it.
+    pub fn reviews_of_item(&self, item: &AccessCertification) -> Vec<Arc<AccessReview>> {
+        let key = (item.namespace().unwrap_or_default(), item.name_any());
+        self.reviews_by_item.get(&key, &self.reviews)
+    }
+
+    /// The items of a campaign, every run.
+    pub fn items_of_campaign(&self, campaign: &str) -> Vec<Arc<AccessCertification>> {
+        self.items_by_campaign.get(&campaign.to_string(), &self.items)
+    }
+
+    /// Keeps the item indexes in step with the item store.
+    pub(crate) fn index_items(&self, change: Change<'_, AccessCertification>) {
+        self.items_by_campaign.apply(change);
+        self.items_by_concern.apply(change);
+    }
+
+    /// The items that depend on this object.
+    pub fn items_concerned(&self, concern: &Concern) -> Vec<ObjectRef<AccessCertification>> {
+        self.items_by_concern.refs(concern)
     }
 
     /// Requests that have not taken their policy snapshot yet (a policy or
@@ -286,8 +382,19 @@ impl Cached for AccessReview {
         }
     }
 
+    fn wakes_certification(&self, _cache: &Cache) -> CertificationWakes {
+        match (self.namespace(), &self.spec.certification) {
+            (Some(ns), Some(c)) => CertificationWakes {
+                items: vec![ObjectRef::new(&c.name).within(&ns)],
+                campaigns: Vec::new(),
+            },
+            _ => CertificationWakes::default(),
+        }
+    }
+
     fn index(cache: &Cache, change: Change<'_, Self>) {
         cache.reviews_by_request.apply(change);
+        cache.reviews_by_item.apply(change);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {
@@ -316,6 +423,11 @@ impl Cached for Namespace {
         cache.undecided_requests(Some(&self.name_any()))
     }
 
+    /// A namespace that goes makes its bindings stale.
+    fn wakes_certification(&self, cache: &Cache) -> CertificationWakes {
+        items_only(cache.items_concerned(&Concern::Namespace(self.name_any())))
+    }
+
     fn store(cache: &Cache) -> &Store<Self> {
         &cache.namespaces
     }
@@ -334,27 +446,68 @@ impl Cached for NotificationChannel {
     }
 }
 
-macro_rules! managed_kind {
-    ($kind:ty, $resource:literal, $field:ident) => {
-        impl Cached for $kind {
-            const RESOURCE: &'static str = $resource;
-            const MANAGED_ONLY: bool = true;
+impl Cached for RoleBinding {
+    const RESOURCE: &'static str = "rolebindings";
 
-            fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
-                owner_request(self)
-            }
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        owner_request(self)
+    }
 
-            fn store(cache: &Cache) -> &Store<Self> {
-                &cache.$field
-            }
-        }
-    };
+    fn wakes_certification(&self, cache: &Cache) -> CertificationWakes {
+        items_only(cache.items_concerned(&binding_concern(BindingKind::RoleBinding, self)))
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.role_bindings
+    }
 }
 
-managed_kind!(RoleBinding, "rolebindings", role_bindings);
-managed_kind!(ClusterRoleBinding, "clusterrolebindings", cluster_role_bindings);
-managed_kind!(Job, "jobs", jobs);
-managed_kind!(ServiceAccount, "serviceaccounts", service_accounts);
+impl Cached for ClusterRoleBinding {
+    const RESOURCE: &'static str = "clusterrolebindings";
+
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        owner_request(self)
+    }
+
+    fn wakes_certification(&self, cache: &Cache) -> CertificationWakes {
+        items_only(cache.items_concerned(&binding_concern(BindingKind::ClusterRoleBinding, self)))
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.cluster_role_bindings
+    }
+}
+
+impl Cached for ServiceAccount {
+    const RESOURCE: &'static str = "serviceaccounts";
+
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        owner_request(self)
+    }
+
+    /// A ServiceAccount that goes makes its bindings stale.
+    fn wakes_certification(&self, cache: &Cache) -> CertificationWakes {
+        let key = Concern::ServiceAccount(self.namespace().unwrap_or_default(), self.name_any());
+        items_only(cache.items_concerned(&key))
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.service_accounts
+    }
+}
+
+impl Cached for Job {
+    const RESOURCE: &'static str = "jobs";
+    const MANAGED_ONLY: bool = true;
+
+    fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
+        owner_request(self)
+    }
+
+    fn store(cache: &Cache) -> &Store<Self> {
+        &cache.jobs
+    }
+}
 
 /// The label selector of a kind's watch.
 pub fn selector<K: Cached>() -> Option<String> {

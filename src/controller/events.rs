@@ -1,6 +1,6 @@
-//! Kubernetes Events on requests, published off the reconcile path: a reconcile
-//! queues its Event and moves on, so granting and revoking never wait for the
-//! events API. The queue is bounded; when it is full an Event is dropped and
+//! Kubernetes Events on requests (and certification items and bindings),
+//! published off the reconcile path: a reconcile queues its Event and moves on,
+//! so granting and revoking never wait for the events API. The queue is bounded; when it is full an Event is dropped and
 //! counted (`gatehouse_events_dropped_total`), never the reconcile slowed.
 
 use std::sync::Arc;
@@ -58,6 +58,19 @@ impl Events {
 
     /// Queues an Event on the request.
     pub fn publish(&self, req: &ApprovalRequest, type_: EventType, reason: &str, action: &str, note: String) {
+        self.publish_about(req.object_ref(&()), type_, reason, action, note);
+    }
+
+    /// Queues an Event on any object (an Event lives in the object's namespace;
+    /// for a cluster-scoped object, in `default`).
+    pub fn publish_about(
+        &self,
+        regarding: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -65,7 +78,7 @@ impl Events {
             action: action.to_string(),
             secondary: None,
         };
-        if self.tx.try_send((req.object_ref(&()), event)).is_err() {
+        if self.tx.try_send((regarding, event)).is_err() {
             self.metrics.events_dropped.inc();
         }
     }

@@ -86,7 +86,12 @@ pub async fn delete_service_account(
     cache: &Cache,
     target: &ObjectName,
 ) -> Result<bool, Error> {
-    if cache.health.trusted(ServiceAccount::RESOURCE) && cache.service_accounts.get(&key(target)).is_none() {
+    // Memory holds every ServiceAccount: one of this name the operator does not
+    // manage is someone else's, and is left alone like one that is absent.
+    let found = cache.service_accounts.get(&key(target));
+    if cache.health.trusted(ServiceAccount::RESOURCE)
+        && found.is_none_or(|sa| !crate::labels::is_managed(&sa.metadata))
+    {
         return Ok(false);
     }
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &target.namespace);

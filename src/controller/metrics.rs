@@ -36,6 +36,13 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label: how a remediation attempt ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `removed`, `deleted`, `forbidden`, `conflict`, `failed`.
+    pub result: String,
+}
+
 /// Label: a notification channel.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabel {
@@ -79,6 +86,12 @@ pub struct Metrics {
     pub last_sync: Family<KindLabel, Gauge>,
     /// Kubernetes Events not published because the queue was full.
     pub events_dropped: Counter,
+    /// Duration of one certification reconcile (campaign or item), in seconds.
+    pub certification_reconcile_duration: Histogram,
+    /// AccessCertification items created by campaign runs.
+    pub certification_items_created: Counter,
+    /// Remediation writes (subject removed, binding deleted) and how they ended.
+    pub certification_remediations: Family<ResultLabel, Counter>,
     /// Notifications an endpoint accepted, by channel and event.
     pub notifications_delivered: Family<ChannelOutcomeLabel, Counter>,
     /// Failed delivery attempts, by channel and cause.
@@ -108,6 +121,9 @@ impl Default for Metrics {
             watch_restarts: Family::default(),
             last_sync: Family::default(),
             events_dropped: Counter::default(),
+            certification_reconcile_duration: buckets(),
+            certification_items_created: Counter::default(),
+            certification_remediations: Family::default(),
             notifications_delivered: Family::default(),
             notification_failures: Family::default(),
             notification_queue: Family::default(),
@@ -174,6 +190,21 @@ impl Default for Metrics {
             "events_dropped",
             "Kubernetes Events dropped because the publishing queue was full",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "certification_reconcile_duration_seconds",
+            "Duration of one certification reconcile (campaign or item)",
+            m.certification_reconcile_duration.clone(),
+        );
+        r.register(
+            "certification_items_created",
+            "AccessCertification items created by campaign runs",
+            m.certification_items_created.clone(),
+        );
+        r.register(
+            "certification_remediations",
+            "Writes that remove revoked access, by result",
+            m.certification_remediations.clone(),
         );
         r.register(
             "notifications_delivered",

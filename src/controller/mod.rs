@@ -5,12 +5,15 @@
 //! - [`reconcile`](reconcile()) loads a request's facts from memory, evaluates
 //!   it, applies the actions ([`grant`], [`job`], through [`owned`]), records the
 //!   verdicts and the status, and requeues at the next deadline;
+//! - [`certify`] runs access-certification campaigns and their items, in
+//!   controllers of their own;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`] says
 //!   whether the process can be trusted; [`leader`] makes one replica act;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
 pub mod cache;
+pub mod certify;
 mod events;
 mod finalize;
 pub mod grant;

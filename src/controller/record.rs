@@ -10,7 +10,7 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::{metrics, owned, Context, Error};
+use super::{metrics, owned, written::Written, Context, Error};
 use crate::{
     api::{AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase},
     decide::{
@@ -28,28 +28,62 @@ pub async fn record_reviews(
     ev: &Evaluation,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let api: Api<AccessReview> = Api::namespaced(ctx.client.clone(), ns);
-    for v in &ev.verdicts {
+    let verdicts = ev.verdicts.iter().map(|v| VerdictView {
+        review: &v.review,
+        accepted: v.accepted,
+        reason: v.reason.as_str(),
+        message: &v.message,
+    });
+    write_verdicts(&ctx.client, &ctx.written_verdict, ns, reviews, verdicts, now)
+        .await
+        .map_err(Error::Kube)
+}
+
+/// A review's verdict as written to its status.
+pub struct VerdictView<'a> {
+    /// Name of the AccessReview.
+    pub review: &'a str,
+    /// Whether it counted.
+    pub accepted: bool,
+    /// How it counted or why not.
+    pub reason: &'a str,
+    /// In words.
+    pub message: &'a str,
+}
+
+/// Writes each verdict to its review's status, only when it changed (requests'
+/// and certification items' reviews alike) and was not just written over the
+/// version memory holds ([`Written`]). A review deleted meanwhile is fine.
+pub async fn write_verdicts<'a>(
+    client: &kube::Client,
+    written: &Written<AccessReviewStatus>,
+    ns: &str,
+    reviews: &[AccessReview],
+    verdicts: impl Iterator<Item = VerdictView<'a>>,
+    now: DateTime<Utc>,
+) -> Result<(), kube::Error> {
+    let api: Api<AccessReview> = Api::namespaced(client.clone(), ns);
+    for v in verdicts {
         let Some(review) = reviews.iter().find(|r| r.name_any() == v.review) else {
             continue;
         };
         let current = review.status.clone().unwrap_or_default();
         if current.accepted == Some(v.accepted)
-            && current.reason.as_deref() == Some(v.reason.as_str())
-            && current.message.as_deref() == Some(v.message.as_str())
+            && current.reason.as_deref() == Some(v.reason)
+            && current.message.as_deref() == Some(v.message)
         {
             continue;
         }
         // The verdict without its time: what decides whether it changed.
         let verdict = AccessReviewStatus {
             accepted: Some(v.accepted),
-            reason: Some(v.reason.as_str().to_string()),
-            message: Some(v.message.clone()),
+            reason: Some(v.reason.to_string()),
+            message: Some(v.message.to_string()),
             observed_at: None,
         };
         let key = format!("{ns}/{}", v.review);
         let version = review.resource_version().unwrap_or_default();
-        if ctx.written_verdict.already(&key, &version, &verdict) {
+        if written.already(&key, &version, &verdict) {
             continue;
         }
         let status = AccessReviewStatus {
@@ -58,11 +92,11 @@ pub async fn record_reviews(
         };
         let patch = json!({"status": status});
         match api
-            .patch_status(&v.review, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(v.review, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Err(e) if !owned::is_status(&e, 404) => return Err(Error::Kube(e)),
-            _ => ctx.written_verdict.wrote(key, version, verdict),
+            Err(e) if !owned::is_status(&e, 404) => return Err(e),
+            _ => written.wrote(key, version, verdict),
         }
     }
     Ok(())

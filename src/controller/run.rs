@@ -25,12 +25,12 @@ use tracing::{error, info, warn};
 use super::{
     api_count::ApiCountLayer,
     cache::Cache,
-    error_policy,
+    certify, error_policy,
     health::{Health, Thresholds},
     leader::{self, LeaseSettings},
     metrics::Metrics,
     reconcile, sweep,
-    watch::{Triggers, WatchSettings},
+    watch::{Hub, WatchSettings},
     Context,
 };
 use crate::{api::ApprovalRequest, decide::duration};
@@ -60,6 +60,19 @@ pub struct RunArgs {
     /// Requests reconciled in parallel.
     #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
+    /// Remove revoked access in campaigns with `remediation: Automatic` (needs
+    /// patch and delete on bindings: chart value `certification.remediation`).
+    /// Off: every removal waits for an admin, with the exact command in the item.
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_REMEDIATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub certification_remediation: bool,
+    /// Certification items reconciled in parallel (their own workers, apart from
+    /// requests').
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_CONCURRENCY", default_value_t = 8)]
+    pub certification_concurrency: u16,
+    /// Items a campaign run creates at once while it launches: more launches
+    /// faster, fewer leaves more of the API server to grants and revokes.
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_LAUNCH_PARALLELISM", default_value_t = 8)]
+    pub certification_launch_parallelism: u16,
     /// Send notifications to NotificationChannels (the leader only).
     #[arg(long, env = "GATEHOUSE_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub notifications: bool,
@@ -210,8 +223,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = shutdown_signal();
 
     let (cache, writers) = Cache::new();
-    let triggers = Arc::new(Triggers::default());
-    let watches = writers.spawn(&client, &cache, &triggers, &metrics, WatchSettings::default());
+    let hub = Arc::new(Hub::default());
+    let watches = writers.spawn(&client, &cache, &hub, &metrics, WatchSettings::default());
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -241,10 +254,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let operator = Operator {
         client: client.clone(),
         cache: cache.clone(),
-        triggers,
+        hub,
         metrics,
         sweep_every,
         concurrency: args.concurrency,
+        certification: certify::Settings {
+            remediation: args.certification_remediation,
+            create_parallelism: usize::from(args.certification_launch_parallelism.max(1)),
+            ..Default::default()
+        },
+        certification_concurrency: args.certification_concurrency,
         notify,
     };
     if args.leader_election {
@@ -288,10 +307,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 struct Operator {
     client: Client,
     cache: Arc<Cache>,
-    triggers: Arc<Triggers>,
+    hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     sweep_every: StdDuration,
     concurrency: u16,
+    certification: certify::Settings,
+    certification_concurrency: u16,
     /// Notifier settings; `None`: notifications are off.
     notify: Option<crate::notify::Settings>,
 }
@@ -317,7 +338,7 @@ impl Operator {
             "memory synced; reconciling every request"
         );
         health.controller_reset(Some(Instant::now()));
-        let triggers = self.triggers.connect();
+        let triggers = self.hub.requests.connect();
         let everything: Vec<ObjectRef<ApprovalRequest>> = self
             .cache
             .requests
@@ -325,7 +346,8 @@ impl Operator {
             .iter()
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect();
-        self.triggers.wake(everything);
+        self.hub.requests.wake(everything);
+        let certification = self.certification_controllers(shutdown.clone());
 
         let mut ctx = Context::new(
             self.client.clone(),
@@ -391,12 +413,81 @@ impl Operator {
             _ = fence => warn!("leadership lost: stopped acting"),
         }
         sweeper.abort();
+        for c in certification {
+            // On SIGTERM their in-flight reconciles finish (graceful shutdown);
+            // when leadership is lost they stop at once.
+            if *shutdown.borrow() {
+                let _ = tokio::time::timeout(StdDuration::from_secs(10), c).await;
+            } else {
+                c.abort();
+            }
+        }
         if let Some(n) = notifier {
             n.abort();
         }
-        self.triggers.disconnect();
+        self.hub.requests.disconnect();
+        self.hub.items.disconnect();
+        self.hub.campaigns.disconnect();
         self.cache.health.controller_reset(None);
     }
+
+    /// The campaign and item controllers, each a task of its own with its own
+    /// queue and workers: a launch of thousands of items, or a run falling due,
+    /// takes nothing from the requests' controller.
+    fn certification_controllers(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let ctx = Arc::new(certify::Context::new(
+            self.client.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            Arc::new(chrono::Utc::now),
+            self.certification,
+        ));
+        let items = queue(&self.hub.items, self.cache.items.state());
+        let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());
+        let mut graceful = shutdown.clone();
+        let item_controller = Controller::for_stream(futures::stream::pending(), self.cache.items.clone())
+            .with_config(controller::Config::default().concurrency(self.certification_concurrency))
+            .reconcile_on(items)
+            .graceful_shutdown_on(async move { wait_for(&mut graceful, true).await })
+            .run(
+                certify::reconcile_item,
+                certify::item::item_error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {});
+        let mut graceful = shutdown;
+        // Item changes wake their campaign by the thousand during a launch or at
+        // a due time: one reconcile a second is enough for the counts.
+        let campaign_controller =
+            Controller::for_stream(futures::stream::pending(), self.cache.campaigns.clone())
+                .with_config(
+                    controller::Config::default()
+                        .concurrency(2)
+                        .debounce(StdDuration::from_secs(1)),
+                )
+                .reconcile_on(campaigns)
+                .graceful_shutdown_on(async move { wait_for(&mut graceful, true).await })
+                .run(
+                    certify::reconcile_campaign,
+                    certify::campaign::campaign_error_policy,
+                    ctx,
+                )
+                .for_each(|_| async {});
+        vec![tokio::spawn(item_controller), tokio::spawn(campaign_controller)]
+    }
+}
+
+/// Connects a controller's trigger queue and wakes every object it holds.
+fn queue<K>(
+    triggers: &super::watch::Triggers<K>,
+    all: Vec<Arc<K>>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    let rx = triggers.connect();
+    triggers.wake(all.iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect());
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 
 async fn sweep_loop(client: Client, ctx: Arc<Context>, every: StdDuration) {

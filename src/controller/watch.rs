@@ -30,10 +30,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{
-    cache::{selector, Cache, Cached, Change},
+    cache::{selector, Cache, Cached, CertificationWakes, Change},
     metrics::Metrics,
 };
-use crate::api::ApprovalRequest;
+use crate::api::{AccessCampaign, AccessCertification, ApprovalRequest};
 
 /// Timing of the watch loops.
 #[derive(Debug, Clone, Copy)]
@@ -82,16 +82,21 @@ pub enum WatchError {
     },
 }
 
-/// Where watch loops send the requests to reconcile: to the running controller,
-/// if this replica leads; nowhere otherwise.
-#[derive(Default)]
-pub struct Triggers {
-    to: Mutex<Option<mpsc::UnboundedSender<ObjectRef<ApprovalRequest>>>>,
+/// Where watch loops send the objects of one kind to reconcile: to the running
+/// controller of that kind, if this replica leads; nowhere otherwise.
+pub struct Triggers<K: Resource<DynamicType = ()>> {
+    to: Mutex<Option<mpsc::UnboundedSender<ObjectRef<K>>>>,
 }
 
-impl Triggers {
-    /// Sends the requests to the controller, if one runs.
-    pub fn wake(&self, refs: Vec<ObjectRef<ApprovalRequest>>) {
+impl<K: Resource<DynamicType = ()>> Default for Triggers<K> {
+    fn default() -> Self {
+        Triggers { to: Mutex::new(None) }
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Triggers<K> {
+    /// Sends the objects to the controller, if one runs.
+    pub fn wake(&self, refs: Vec<ObjectRef<K>>) {
         if refs.is_empty() {
             return;
         }
@@ -105,7 +110,7 @@ impl Triggers {
     }
 
     /// A controller starts: from now on it receives every trigger.
-    pub fn connect(&self) -> mpsc::UnboundedReceiver<ObjectRef<ApprovalRequest>> {
+    pub fn connect(&self) -> mpsc::UnboundedReceiver<ObjectRef<K>> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut to) = self.to.lock() {
             *to = Some(tx);
@@ -118,6 +123,56 @@ impl Triggers {
         if let Ok(mut to) = self.to.lock() {
             *to = None;
         }
+    }
+}
+
+/// One trigger hub per controller: JIT requests, certification items and
+/// campaigns each have their own queue, so a campaign launch of thousands of
+/// items never waits in front of a grant or a revoke.
+#[derive(Default)]
+pub struct Hub {
+    /// ApprovalRequests.
+    pub requests: Triggers<ApprovalRequest>,
+    /// AccessCertification items.
+    pub items: Triggers<AccessCertification>,
+    /// AccessCampaigns.
+    pub campaigns: Triggers<AccessCampaign>,
+}
+
+/// What one change concerns, for every controller.
+#[derive(Default)]
+struct Wake {
+    requests: Vec<ObjectRef<ApprovalRequest>>,
+    certification: CertificationWakes,
+}
+
+impl Wake {
+    fn of<K: Cached>(cache: &Cache, obj: &K) -> Self {
+        Wake {
+            requests: obj.wakes(cache),
+            certification: obj.wakes_certification(cache),
+        }
+    }
+
+    fn extend(&mut self, other: Wake) {
+        self.requests.extend(other.requests);
+        self.certification.items.extend(other.certification.items);
+        self.certification.campaigns.extend(other.certification.campaigns);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+            && self.certification.items.is_empty()
+            && self.certification.campaigns.is_empty()
+    }
+}
+
+impl Hub {
+    /// Sends what a change concerns to the controllers.
+    fn wake(&self, wake: Wake) {
+        self.requests.wake(wake.requests);
+        self.items.wake(wake.certification.items);
+        self.campaigns.wake(wake.certification.campaigns);
     }
 }
 
@@ -153,7 +208,7 @@ pub struct Loop<K: Cached> {
     api: Api<K>,
     cache: Arc<Cache>,
     writer: Writer<K>,
-    triggers: Arc<Triggers>,
+    hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     settings: WatchSettings,
 }
@@ -164,7 +219,7 @@ impl<K: Cached> Loop<K> {
         client: Client,
         cache: Arc<Cache>,
         writer: Writer<K>,
-        triggers: Arc<Triggers>,
+        hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         settings: WatchSettings,
     ) -> Self {
@@ -173,7 +228,7 @@ impl<K: Cached> Loop<K> {
             api: Api::all_with(client, &()),
             cache,
             writer,
-            triggers,
+            hub,
             metrics,
             settings,
         }
@@ -272,21 +327,21 @@ impl<K: Cached> Loop<K> {
     }
 
     fn replace_all(&mut self, objects: Vec<K>) {
-        replace_all(&self.cache, &mut self.writer, &self.triggers, objects);
+        replace_all(&self.cache, &mut self.writer, &self.hub, objects);
     }
 
     fn upsert(&mut self, obj: K) {
         K::index(&self.cache, Change::Upsert(&obj));
-        let wake = obj.wakes(&self.cache);
+        let wake = Wake::of(&self.cache, &obj);
         self.writer.apply_watcher_event(&Event::Apply(obj));
-        self.triggers.wake(wake);
+        self.hub.wake(wake);
     }
 
     fn remove(&mut self, obj: K) {
         K::index(&self.cache, Change::Remove(&obj));
-        let wake = obj.wakes(&self.cache);
+        let wake = Wake::of(&self.cache, &obj);
         self.writer.apply_watcher_event(&Event::Delete(obj));
-        self.triggers.wake(wake);
+        self.hub.wake(wake);
     }
 }
 
@@ -326,11 +381,12 @@ async fn list<K: Cached>(api: &Api<K>, settings: &WatchSettings) -> Result<(Vec<
     }
 }
 
-/// Puts a full list in memory; wakes the requests whose objects are new,
-/// changed or gone compared to what memory held.
-fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, triggers: &Triggers, objects: Vec<K>) {
+/// Puts a full list in memory; wakes what the objects that are new, changed or
+/// gone compared to what memory held concern.
+fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, hub: &Hub, objects: Vec<K>) {
     let store = K::store(cache);
-    let mut wake = Vec::new();
+    let mut wake = Wake::default();
+    let mut changed = 0;
     let mut seen = HashSet::new();
     for obj in &objects {
         let key = ObjectRef::from_obj(obj);
@@ -338,13 +394,15 @@ fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, triggers: &Trig
             .get(&key)
             .is_some_and(|old| old.resource_version() == obj.resource_version());
         if !same {
-            wake.extend(obj.wakes(cache));
+            wake.extend(Wake::of(cache, obj));
+            changed += 1;
         }
         seen.insert(key);
     }
     for old in store.state() {
         if !seen.contains(&ObjectRef::from_obj(old.as_ref())) {
-            wake.extend(old.wakes(cache));
+            wake.extend(Wake::of(cache, old.as_ref()));
+            changed += 1;
         }
     }
     K::index(cache, Change::Rebuild(&objects));
@@ -356,11 +414,11 @@ fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, triggers: &Trig
     if !wake.is_empty() {
         debug!(
             kind = K::RESOURCE,
-            requests = wake.len(),
+            objects = changed,
             "list changed what was in memory"
         );
     }
-    triggers.wake(wake);
+    hub.wake(wake);
 }
 
 /// Fills one kind of the cache once from the API, without watching: what a
@@ -372,7 +430,7 @@ pub async fn load_once<K: Cached>(
 ) -> Result<(), WatchError> {
     let api: Api<K> = Api::all_with(client.clone(), &());
     let (objects, _) = list(&api, &WatchSettings::default()).await?;
-    replace_all(cache, writer, &Triggers::default(), objects);
+    replace_all(cache, writer, &Hub::default(), objects);
     cache.health.alive(K::RESOURCE, Instant::now(), true);
     Ok(())
 }
@@ -383,14 +441,14 @@ impl super::cache::Writers {
         self,
         client: &Client,
         cache: &Arc<Cache>,
-        triggers: &Arc<Triggers>,
+        hub: &Arc<Hub>,
         metrics: &Arc<Metrics>,
         settings: WatchSettings,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         macro_rules! start {
             ($($field:ident),+) => {
                 vec![$(tokio::spawn(
-                    Loop::new(client.clone(), cache.clone(), self.$field, triggers.clone(), metrics.clone(), settings).run(),
+                    Loop::new(client.clone(), cache.clone(), self.$field, hub.clone(), metrics.clone(), settings).run(),
                 )),+]
             };
         }
@@ -403,6 +461,10 @@ impl super::cache::Writers {
             cluster_role_bindings,
             jobs,
             service_accounts,
+            roles,
+            cluster_roles,
+            campaigns,
+            items,
             notification_channels
         )
     }

@@ -68,7 +68,7 @@ fn the_engine_knows_what_each_word_is() {
     assert_eq!(at("request ").want, Want::Roles);
     assert_eq!(at("request view --policy ").want, Want::Policies);
     assert_eq!(values(&at("request view --kind ").want), ["ClusterRole", "Role"]);
-    assert_eq!(values(&at("list -o ").want), ["table", "json", "yaml"]);
+    assert_eq!(values(&at("list -o ").want), ["table", "json", "yaml", "csv"]);
     assert_eq!(values(&at("completion ").want), ["bash", "zsh", "fish"]);
     assert_eq!(at("list --context ").want, Want::Contexts);
     assert_eq!(at("list --cluster ").want, Want::Clusters);

@@ -6,6 +6,7 @@
 //!
 //! - `parse`: command line, pure builders, rendering.
 //! - `commands`: every command against the fake.
+//! - `certify`: `kubectl gatehouse certify`, access certification.
 //! - `flags`: kubectl's connection flags, kubeconfig rules, impersonation.
 //! - `errors`: the one-line message of each common failure.
 //! - `completion`: shell completion, in kubectl's plugin protocol.
@@ -27,6 +28,7 @@ use kube::{
 };
 use serde_json::json;
 
+mod certify;
 mod commands;
 mod completion;
 mod errors;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use gatehouse::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest},
+    api::{AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest},
     controller::{
         cache::{Cache, Writers},
         metrics::Metrics,
@@ -51,16 +51,20 @@ pub fn team_policy(name: &str, role: &str, extra: Value) -> AccessPolicy {
     .unwrap()
 }
 
-/// A fake API server serving the three Gatehouse kinds (with status
+/// A fake API server serving the Gatehouse kinds (with status
 /// subresources), holding `extra` objects, with `funcs` intercepting calls.
 pub async fn fake_api(extra: Vec<Value>, funcs: Funcs) -> Client {
     ClientBuilder::new()
         .with_resource::<AccessPolicy>()
         .with_resource::<ApprovalRequest>()
         .with_resource::<AccessReview>()
+        .with_resource::<AccessCampaign>()
+        .with_resource::<AccessCertification>()
         .with_status_subresource::<AccessPolicy>()
         .with_status_subresource::<ApprovalRequest>()
         .with_status_subresource::<AccessReview>()
+        .with_status_subresource::<AccessCampaign>()
+        .with_status_subresource::<AccessCertification>()
         .with_runtime_objects(extra)
         .with_interceptor_funcs(funcs)
         .build()

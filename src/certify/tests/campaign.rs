@@ -66,4 +66,25 @@ fn the_run_summary_counts_decisions_and_finished_remediations() {
         ),
         (2, 0, 1, 1, 1)
     );
+    assert_eq!((summary.failed, summary.managed_externally), (0, 0));
+    assert_eq!(summary.trigger, Some(crate::api::RunTrigger::Scheduled));
+
+    // A binding Helm owns is counted apart: it is changed in the chart.
+    let helm = PAYMENTS.replace(
+        "namespace: payments, creationTimestamp",
+        "namespace: payments, labels: {app.kubernetes.io/managed-by: Helm}, creationTimestamp",
+    );
+    let helm_inv = cluster(&helm);
+    let l = launched(
+        &campaign(&format!("{TWO_LEVELS}remediation: Automatic\n")),
+        &helm_inv,
+    );
+    let bob = item_of(&l, "bob");
+    let revoked = [
+        review(&bob, "olaf", &["ops-leads"], Revoke, "10-02 09:00"),
+        review(&bob, "sam", &["security"], Revoke, "10-03 09:00"),
+    ];
+    let external = eval(&bob, &revoked, &helm_inv, "10-04 00:00").status;
+    let summary = run_summary(&run(), &[&external]);
+    assert_eq!((summary.remediated, summary.managed_externally), (0, 1));
 }

@@ -85,6 +85,24 @@ fn manual_remediation_says_what_to_do_and_turns_done_when_it_is_done() {
 }
 
 #[test]
+fn access_removed_stays_removed_when_the_binding_goes_afterwards() {
+    // The operator deleted bob's binding (he was its only subject), or removed
+    // bob and someone deleted the rest later: the item stays Done, not Gone.
+    let (mut bob, reviews) = revoked(PAYMENTS, "bob", "Automatic");
+    let removed = cluster(&PAYMENTS.replace("- {kind: User, name: bob}\n", ""));
+    bob.status = Some(eval(&bob, &reviews, &removed, "10-04 00:00").status);
+    assert_eq!(
+        bob.status.as_ref().unwrap().remediation.as_ref().unwrap().state,
+        RemediationState::Done
+    );
+    let deleted = cluster(&PAYMENTS[..PAYMENTS.find("kind: RoleBinding").unwrap()]);
+    let later = eval(&bob, &reviews, &deleted, "10-05 00:00");
+    let rem = later.status.remediation.as_ref().unwrap();
+    assert_eq!(rem.state, RemediationState::Done, "{}", rem.message);
+    assert!(later.remediate.is_none());
+}
+
+#[test]
 fn a_binding_re_created_or_deleted_since_the_review_is_never_touched() {
     let (bob, reviews) = revoked(PAYMENTS, "bob", "Automatic");
     let recreated = cluster(&PAYMENTS.replace(

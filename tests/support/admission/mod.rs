@@ -59,6 +59,8 @@ impl Admission {
             "ApprovalRequest" => "approvalrequests",
             "AccessReview" => "accessreviews",
             "AccessPolicy" => "accesspolicies",
+            "AccessCertification" => "accesscertifications",
+            "AccessCampaign" => "accesscampaigns",
             other => panic!("not a Gatehouse kind: {other}"),
         };
         Admission {

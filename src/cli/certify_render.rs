@@ -1,0 +1,189 @@
+//! What `kubectl gatehouse certify` prints: the table of items, one item in
+//! full, and the outcome of decisions. Pure functions of the objects and the
+//! clock.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+
+use super::{
+    certify_report::ItemOutcome,
+    render::{short_duration, table},
+};
+use crate::{
+    api::{AccessCertification, AccessReview, LevelState, Principals},
+    decide::{eligibility::describe, timestamp::rfc3339_or_dash},
+};
+
+fn binding(item: &AccessCertification) -> String {
+    let b = &item.spec.binding;
+    match &b.namespace {
+        Some(ns) => format!("{ns}/{}", b.name),
+        None => b.name.clone(),
+    }
+}
+
+fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
+    let due = item.spec.due_at;
+    if due > now {
+        short_duration(due - now)
+    } else {
+        "due".into()
+    }
+}
+
+fn open_level(item: &AccessCertification) -> String {
+    item.status
+        .as_ref()
+        .and_then(|s| s.levels.iter().find(|l| l.state == LevelState::Open))
+        .map_or("-".into(), |l| l.name.clone())
+}
+
+/// The table of `certify list`.
+pub fn item_table(items: &[AccessCertification], now: DateTime<Utc>) -> String {
+    let headers = [
+        "ITEM",
+        "SUBJECT",
+        "ROLE",
+        "BINDING",
+        "RISK",
+        "RECOMMENDATION",
+        "LEVEL",
+        "DECISION",
+        "DUE IN",
+        "REMEDIATION",
+    ];
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let s = i.status.clone().unwrap_or_default();
+            vec![
+                i.name_any(),
+                i.spec.subject.to_string(),
+                i.spec.role_ref.to_string(),
+                binding(i),
+                s.risk_summary.clone().unwrap_or_else(|| "-".into()),
+                s.recommendation.to_string(),
+                open_level(i),
+                s.decision.to_string(),
+                due(i, now),
+                s.remediation.as_ref().map_or("-".into(), |r| r.state.to_string()),
+            ]
+        })
+        .collect();
+    table(&headers, &rows)
+}
+
+fn people(p: &Option<Principals>) -> String {
+    p.as_ref().map_or("-".into(), describe)
+}
+
+/// `certify status ITEM`.
+pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTime<Utc>) -> String {
+    let spec = &item.spec;
+    let s = item.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Item:            {}/{}",
+        item.namespace().unwrap_or_default(),
+        item.name_any()
+    );
+    let _ = writeln!(out, "Campaign:        {} (run {})", spec.campaign, spec.run);
+    let _ = writeln!(
+        out,
+        "Access:          {} has {} through {:?} {}",
+        spec.subject,
+        spec.role_ref,
+        spec.binding.kind,
+        binding(item)
+    );
+    let _ = writeln!(
+        out,
+        "Due:             {} ({})",
+        rfc3339_or_dash(Some(spec.due_at)),
+        due(item, now)
+    );
+    let _ = writeln!(out, "Recommendation:  {}", s.recommendation);
+    for r in &s.reasons {
+        let _ = writeln!(out, "  - {}", r.message);
+    }
+    let _ = writeln!(out, "Decision:        {} (access: {})", s.decision, s.outcome);
+    if let Some(by) = s.closed_by {
+        let _ = writeln!(out, "Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at));
+    }
+    let _ = writeln!(out, "Reviewers now:   {}", people(&s.reviewers));
+    let _ = writeln!(out, "Levels:");
+    for l in &s.levels {
+        let mut line = format!("  {:<12} {:?}", l.name, l.state);
+        if let (Some(d), Some(by)) = (&l.decision, &l.reviewed_by) {
+            let _ = write!(line, ": {d} by {by} at {}", rfc3339_or_dash(l.reviewed_at));
+        }
+        if let Some(c) = &l.comment {
+            let _ = write!(line, " \"{c}\"");
+        }
+        if let Some(to) = &l.reassigned_to {
+            let _ = write!(line, " (reassigned to {})", describe(to));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(rem) = &s.remediation {
+        let _ = writeln!(out, "Remediation:     {}: {}", rem.state, rem.message);
+        if let Some(cmd) = &rem.command {
+            let _ = writeln!(out, "  run: {cmd}");
+        }
+    }
+    if let Some(policy) = &s.converted_to {
+        let _ = writeln!(
+            out,
+            "Converted to:    AccessPolicy {policy} (request the role just in time)"
+        );
+    }
+    if !s.decisions.is_empty() {
+        let _ = writeln!(out, "Reviews:");
+        for d in &s.decisions {
+            let comment = reviews
+                .iter()
+                .find(|r| r.name_any() == d.review)
+                .and_then(|r| r.spec.comment.clone())
+                .map(|c| format!(" \"{c}\""))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {} {} ({}: {}){comment}",
+                rfc3339_or_dash(Some(d.at)),
+                d.reviewer,
+                d.decision,
+                if d.accepted { "counted" } else { "ignored" },
+                d.message
+            );
+        }
+    }
+    out
+}
+
+/// The outcome of `approve`, `revoke` or `reassign`, one line per item.
+pub fn outcomes(outcomes: &[ItemOutcome]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        let verdict = match &o.verdict {
+            None => "no verdict from the operator yet (is it running?)".to_string(),
+            Some(v) => format!(
+                "{}: {}",
+                if v.accepted == Some(true) {
+                    "accepted"
+                } else {
+                    "NOT accepted"
+                },
+                v.message.clone().unwrap_or_default()
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} (accessreview/{}): {verdict}",
+            o.decision, o.item, o.review
+        );
+    }
+    out
+}

@@ -1,0 +1,428 @@
+//! One certification item: load from memory, evaluate (the pure core), remove
+//! revoked access when the operator may, record, requeue at the next deadline.
+
+use std::{sync::Arc, time::Duration as StdDuration};
+
+use chrono::{DateTime, Utc};
+use kube::{
+    runtime::{controller::Action as Requeue, events::EventType, reflector::ObjectRef},
+    Resource, ResourceExt,
+};
+use tracing::info;
+
+use super::{
+    bounded, inventory,
+    record::{self, on_binding, on_item},
+    remediate::{self, Attempt, BindingAfter, Removal},
+    requeue, retry_after, sooner, until, Context, Error,
+};
+use crate::{
+    api::{
+        AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, ClosedBy,
+        ConditionStatus, RemediationAction, RemediationState,
+    },
+    certify::{evaluate, evaluate::REMEDIATED, ItemEvaluation, ItemInput},
+};
+
+/// How long an item may exist before its campaign shows the run that made it
+/// (the campaign's watch may deliver the run a moment after the items).
+const ISSUE_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+/// A removal the operator may not make is tried again this often (RBAC may
+/// have been widened meanwhile).
+const FORBIDDEN_RETRY: StdDuration = StdDuration::from_secs(600);
+
+fn key(item: &AccessCertification) -> String {
+    format!("{}/{}", item.namespace().unwrap_or_default(), item.name_any())
+}
+
+/// Failed removals back off on their own count: the reconcile that records
+/// the failure succeeds.
+fn removal_key(item: &AccessCertification) -> String {
+    format!("remove {}", key(item))
+}
+
+/// Reconciles one AccessCertification item.
+pub async fn reconcile_item(item: Arc<AccessCertification>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    bounded(&ctx, &key(&item), reconcile_inner(&item, &ctx)).await
+}
+
+/// After an error: retry with backoff, never crash.
+pub fn item_error_policy(item: Arc<AccessCertification>, err: &Error, ctx: Arc<Context>) -> Requeue {
+    retry_after(&ctx, key(&item), err)
+}
+
+/// Whether the operator issued this item for a run of its campaign.
+enum Issued {
+    Yes,
+    /// Not yet visible as such; young enough to be a run just recorded.
+    NotYet,
+    No(String),
+}
+
+fn issued(ctx: &Context, item: &AccessCertification, now: DateTime<Utc>) -> Issued {
+    let spec = &item.spec;
+    let young = item
+        .creation_timestamp()
+        .and_then(|t| crate::decide::to_chrono(&t))
+        .is_some_and(|t| now - t < ISSUE_GRACE);
+    let Some(campaign) = ctx
+        .cache
+        .campaigns
+        .get(&ObjectRef::<AccessCampaign>::new(&spec.campaign))
+    else {
+        return match young {
+            true => Issued::NotYet,
+            false => Issued::No(format!("campaign {} does not exist", spec.campaign)),
+        };
+    };
+    let owned = item.owner_references().iter().any(|o| {
+        o.controller == Some(true)
+            && o.kind == AccessCampaign::kind(&())
+            && Some(&o.uid) == campaign.meta().uid.as_ref()
+    });
+    if !owned {
+        return Issued::No(format!(
+            "it is not owned by campaign {} (uid {}): the operator did not create it",
+            spec.campaign,
+            campaign.uid().unwrap_or_default()
+        ));
+    }
+    let recorded = campaign
+        .status
+        .as_ref()
+        .is_some_and(|s| s.runs.iter().any(|r| r.name == spec.run));
+    match (recorded, young) {
+        (true, _) => Issued::Yes,
+        (false, true) => Issued::NotYet,
+        (false, false) => Issued::No(format!(
+            "run {} is not a run of campaign {}",
+            spec.run, spec.campaign
+        )),
+    }
+}
+
+async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Requeue, Error> {
+    let ns = item
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let now = ctx.now();
+    match issued(ctx, item, now) {
+        Issued::Yes => {}
+        Issued::NotYet => return Ok(Requeue::requeue(StdDuration::from_secs(2))),
+        Issued::No(why) => {
+            // A forged item decides nothing and removes nothing.
+            let note = format!("ignored: {why}");
+            tracing::warn!(item = %key(item), "{note}");
+            on_item(ctx, item, EventType::Warning, "NotIssued", note);
+            return Ok(Requeue::await_change());
+        }
+    }
+    let reviews: Vec<AccessReview> = ctx
+        .cache
+        .reviews_of_item(item)
+        .iter()
+        .map(|r| (**r).clone())
+        .collect();
+    // Policies matter only to a review that converts to JIT access.
+    let policies = if reviews.iter().any(|r| r.spec.convert_to.is_some()) {
+        ctx.cache.policies()
+    } else {
+        Vec::new()
+    };
+    let mut inv = inventory::for_item(&ctx.cache, item);
+    let input = ItemInput {
+        item,
+        reviews: &reviews,
+        policies: &policies,
+        inventory: &inv,
+        now,
+    };
+    let mut ev = evaluate(&input);
+    let removal = pending_removal(ctx, item, &ev.status);
+    let mut retry = None;
+    let mut outcome = None;
+    match (&removal, ev.remediate.is_some(), ctx.settings.remediation) {
+        (Some(r), true, true) => {
+            let (attempt, wait) =
+                remove_access(ctx, item, r, &mut ev, (&reviews, &policies, &mut inv), now).await;
+            retry = wait;
+            outcome = Some(attempt);
+        }
+        (Some(r), true, false) => {
+            let text = format!(
+                "revoked; remediation is turned off in this operator (chart value \
+                 certification.remediation: false): an admin removes the access with the command in `command` \
+                 ({})",
+                action_words(item, r)
+            );
+            overlay(
+                &mut ev.status,
+                RemediationState::Pending,
+                text,
+                Some(remediate::command(r)),
+            );
+        }
+        (Some(r), false, _) => {
+            // remediation: Manual: the core's message says what to do; add how.
+            if let Some(rem) = ev.status.remediation.as_mut() {
+                rem.command = Some(remediate::command(r));
+            }
+        }
+        (None, _, _) => {}
+    }
+    record::verdicts(ctx, &ns, &reviews, &ev.verdicts, now).await?;
+    if record::item_status(ctx, item, &ev.status).await? {
+        announce(ctx, item, &ev.status, outcome.as_ref());
+    }
+    Ok(requeue(sooner(ev.next_deadline.map(|d| until(d, now)), retry)))
+}
+
+/// Makes the removal, puts what came of it into the evaluation, and says when
+/// to try again if it did not work.
+async fn remove_access(
+    ctx: &Context,
+    item: &AccessCertification,
+    r: &Removal,
+    ev: &mut ItemEvaluation,
+    (reviews, policies, inv): (
+        &[AccessReview],
+        &[crate::api::AccessPolicy],
+        &mut crate::certify::Inventory,
+    ),
+    now: DateTime<Utc>,
+) -> (Attempt, Option<StdDuration>) {
+    let attempt = remediate::perform(&ctx.client, r).await;
+    ctx.metrics
+        .certification_remediations
+        .get_or_create(&crate::controller::metrics::ResultLabel {
+            result: attempt.label().into(),
+        })
+        .inc();
+    let retry = match &attempt {
+        Attempt::Removed(_) | Attempt::Deleted => {
+            ctx.succeeded(&removal_key(item));
+            let after = match &attempt {
+                Attempt::Removed(a) => Some(a.as_ref()),
+                _ => None,
+            };
+            replace_binding(inv, item, after);
+            *ev = done(item, ev, reviews, policies, inv, now, removed_message(item, r));
+            None
+        }
+        Attempt::Forbidden(message) => {
+            // The API server's first line says who was refused what.
+            let said = message.lines().next().unwrap_or_default().trim_end_matches(':');
+            let text = format!(
+                "revoked; the operator may not {}: Kubernetes lets it edit a binding only for a role \
+                 it may bind, and {} is not among its grantable roles (the API server said: {said}); an \
+                 admin removes the access with the command in `command`",
+                action_words(item, r),
+                item.spec.role_ref
+            );
+            overlay(
+                &mut ev.status,
+                RemediationState::Pending,
+                text,
+                Some(remediate::command(r)),
+            );
+            Some(FORBIDDEN_RETRY)
+        }
+        Attempt::Failed(message) => {
+            let text = format!("could not remove the access: {message}; retrying");
+            overlay(
+                &mut ev.status,
+                RemediationState::Failed,
+                text,
+                Some(remediate::command(r)),
+            );
+            Some(super::super::backoff(ctx.failed(removal_key(item))))
+        }
+        // Memory catches up within moments; plan again then.
+        Attempt::Stale => Some(super::super::backoff(ctx.failed(removal_key(item)))),
+    };
+    (attempt, retry)
+}
+
+/// The removal still to make, if the item's access is to go and memory shows
+/// the reviewed binding with the subject in it.
+fn pending_removal(
+    ctx: &Context,
+    item: &AccessCertification,
+    status: &AccessCertificationStatus,
+) -> Option<Removal> {
+    let rem = status.remediation.as_ref()?;
+    if rem.state != RemediationState::Pending {
+        return None;
+    }
+    remediate::removal(&ctx.cache, &item.spec.binding, &item.spec.subject, rem.action?)
+}
+
+fn action_words(item: &AccessCertification, r: &Removal) -> String {
+    let b = &item.spec.binding;
+    let binding = match &b.namespace {
+        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
+        None => format!("{:?} {}", b.kind, b.name),
+    };
+    match r {
+        Removal::RemoveSubject { .. } => format!("remove {} from {binding}", item.spec.subject),
+        Removal::DeleteBinding { .. } => {
+            format!("delete {binding}, whose only subject is {}", item.spec.subject)
+        }
+    }
+}
+
+fn removed_message(item: &AccessCertification, r: &Removal) -> String {
+    let b = &item.spec.binding;
+    let binding = match &b.namespace {
+        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
+        None => format!("{:?} {}", b.kind, b.name),
+    };
+    match r {
+        Removal::RemoveSubject { .. } => {
+            format!("the operator removed {} from {binding}", item.spec.subject)
+        }
+        Removal::DeleteBinding { .. } => format!(
+            "the operator deleted {binding} (its only subject was {})",
+            item.spec.subject
+        ),
+    }
+}
+
+/// Memory with the binding as the write left it (`None`: deleted).
+fn replace_binding(
+    inv: &mut crate::certify::Inventory,
+    item: &AccessCertification,
+    after: Option<&BindingAfter>,
+) {
+    let b = &item.spec.binding;
+    inv.bindings
+        .retain(|f| !(f.kind == b.kind && f.namespace == b.namespace && f.name == b.name));
+    match after {
+        Some(BindingAfter::Role(rb)) => inv.add_role_binding(rb),
+        Some(BindingAfter::Cluster(crb)) => inv.add_cluster_role_binding(crb),
+        None => {}
+    }
+}
+
+/// Evaluates again after a successful removal, with the remediation recorded
+/// as done (the core keeps a done remediation done).
+fn done(
+    item: &AccessCertification,
+    ev: &ItemEvaluation,
+    reviews: &[AccessReview],
+    policies: &[crate::api::AccessPolicy],
+    inv: &crate::certify::Inventory,
+    now: DateTime<Utc>,
+    message: String,
+) -> ItemEvaluation {
+    let mut planned = item.clone();
+    let mut status = ev.status.clone();
+    if let Some(rem) = status.remediation.as_mut() {
+        rem.state = RemediationState::Done;
+        rem.message = message;
+        rem.command = None;
+    }
+    planned.status = Some(status);
+    evaluate(&ItemInput {
+        item: &planned,
+        reviews,
+        policies,
+        inventory: inv,
+        now,
+    })
+}
+
+/// Puts what the operator found into the remediation status and its condition.
+fn overlay(
+    status: &mut AccessCertificationStatus,
+    state: RemediationState,
+    message: String,
+    command: Option<String>,
+) {
+    if let Some(rem) = status.remediation.as_mut() {
+        rem.state = state;
+        rem.message = message.clone();
+        rem.command = command;
+    }
+    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == REMEDIATED) {
+        c.status = ConditionStatus::False;
+        c.reason = state.to_string();
+        c.message = message;
+    }
+}
+
+/// Events for what changed: the item closed, the access was removed, or
+/// removing it needs someone.
+fn announce(
+    ctx: &Context,
+    item: &AccessCertification,
+    status: &AccessCertificationStatus,
+    attempt: Option<&Attempt>,
+) {
+    let before = item.status.clone().unwrap_or_default();
+    let spec = &item.spec;
+    if before.closed_at.is_none() && status.closed_by == Some(ClosedBy::Reviewers) {
+        let by = status
+            .levels
+            .last()
+            .and_then(|l| l.reviewed_by.clone())
+            .unwrap_or_default();
+        let note = format!(
+            "{} of {} through {}: {} by {by}",
+            spec.subject, spec.role_ref, spec.binding.name, status.decision
+        );
+        info!(item = %key(item), decision = %status.decision, "item decided");
+        on_item(ctx, item, EventType::Normal, "Decided", note);
+    }
+    let Some(rem) = status.remediation.as_ref() else {
+        return;
+    };
+    let unchanged = before
+        .remediation
+        .as_ref()
+        .is_some_and(|b| b.state == rem.state && b.message == rem.message);
+    if unchanged {
+        return;
+    }
+    let origin = format!(
+        "certification item {}/{} (campaign {}, run {})",
+        item.namespace().unwrap_or_default(),
+        item.name_any(),
+        spec.campaign,
+        spec.run
+    );
+    match (rem.state, attempt) {
+        (RemediationState::Done, Some(Attempt::Removed(_) | Attempt::Deleted)) => {
+            info!(item = %key(item), "{}", rem.message);
+            on_item(ctx, item, EventType::Normal, "AccessRemoved", rem.message.clone());
+            let what = match rem.action {
+                Some(RemediationAction::DeleteBinding) => "deleted this binding",
+                _ => "removed a subject from this binding",
+            };
+            let note = format!("Gatehouse {what}: {} was revoked in {origin}", spec.subject);
+            on_binding(ctx, &spec.binding, EventType::Normal, "AccessRemoved", note);
+        }
+        (RemediationState::Done | RemediationState::Gone, _) => {
+            on_item(ctx, item, EventType::Normal, "Remediated", rem.message.clone());
+        }
+        (RemediationState::ManagedExternally | RemediationState::Pending, _) => {
+            let (type_, reason) = match rem.state {
+                RemediationState::ManagedExternally => (EventType::Warning, "ManagedExternally"),
+                _ if rem.command.is_some() => (EventType::Warning, "RemediationNeedsAdmin"),
+                _ => (EventType::Normal, "RemediationPending"),
+            };
+            on_item(ctx, item, type_, reason, rem.message.clone());
+            let note = format!("{} was revoked in {origin}: {}", spec.subject, rem.message);
+            on_binding(ctx, &spec.binding, type_, "AccessRevoked", note);
+        }
+        (RemediationState::Failed, _) => {
+            on_item(
+                ctx,
+                item,
+                EventType::Warning,
+                "RemediationFailed",
+                rem.message.clone(),
+            );
+        }
+    }
+}
