@@ -315,9 +315,11 @@ impl Scene {
                 .unwrap();
         }
         let requests = self.requests(&self.admin);
+        // The namespace controller does this (and after a fault it may first be
+        // catching up with the API server itself): generous.
         eventually(
             "the requests of the deleted namespace to be gone",
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             || async {
                 let left = requests.list(&ListParams::default()).await.ok()?;
                 left.items.is_empty().then_some(())
