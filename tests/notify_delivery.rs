@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use fixtures::*;
 use gatehouse::{
-    api::{ApprovalRequest, NotificationChannel},
+    api::{AccessCampaign, AccessCertification, ApprovalRequest, NotificationChannel},
     controller::{cache::Cache, metrics::Metrics, watch::load_once},
     notify::{hmac, ledger::ledger_name, Notifier, Settings},
 };
@@ -23,7 +23,7 @@ use k8s_openapi::{
 use kube::{
     api::{Api, PostParams},
     core::{ApiResource, DynamicObject},
-    Client,
+    Client, ResourceExt,
 };
 use kube_fake_client::ClientBuilder;
 use receiver::Receiver;
@@ -304,4 +304,87 @@ async fn an_endpoint_that_keeps_failing_is_retried_by_the_next_leader() {
     eventually("retried by the next leader", || rx.attempts() > before).await;
     second.abort();
     assert!(rx.received().is_empty());
+}
+
+/// Puts an item and its campaign in the fake, with their statuses.
+async fn certification_in_api(client: &Client) {
+    let items: Api<AccessCertification> = Api::namespaced(client.clone(), NS);
+    let mut i = item();
+    let status = i.status.take();
+    let created = items.create(&PostParams::default(), &i).await.unwrap();
+    let mut with_status = created.clone();
+    with_status.status = status;
+    items
+        .replace_status(&created.name_any(), &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    // The fake keeps cluster-scoped custom resources under a placeholder namespace.
+    let resource = ApiResource::erase::<AccessCampaign>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "fake-cluster-scope", &resource);
+    let obj: DynamicObject = serde_json::from_value(serde_json::to_value(campaign(0, 0)).unwrap()).unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+/// A notifier whose memory holds the certification items and campaigns too.
+async fn start_with_certification(client: &Client, now: DateTime<Utc>) -> tokio::task::JoinHandle<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (cache, mut writers) = Cache::new();
+    load_once(client, &cache, &mut writers.notification_channels)
+        .await
+        .unwrap();
+    load_once(client, &cache, &mut writers.items).await.unwrap();
+    load_once(client, &cache, &mut writers.campaigns).await.unwrap();
+    let (_handle, task) = Notifier::start(
+        client.clone(),
+        cache,
+        Arc::new(Metrics::default()),
+        settings(),
+        Arc::new(move || now),
+    )
+    .unwrap();
+    task
+}
+
+#[tokio::test]
+async fn certification_events_from_memory_are_sent_once_across_a_restart() {
+    let rx = Receiver::default();
+    let url = rx.serve("127.0.0.1:0".parse().unwrap()).await;
+    let client = ClientBuilder::new()
+        .with_resource::<NotificationChannel>()
+        .with_resource::<AccessCertification>()
+        .with_resource::<AccessCampaign>()
+        .with_status_subresource::<NotificationChannel>()
+        .with_status_subresource::<AccessCertification>()
+        .with_status_subresource::<AccessCampaign>()
+        .with_runtime_objects(vec![secret("hook", &url)])
+        .build()
+        .await
+        .unwrap();
+    create_channel(&client, &channel("ops", "webhook", "hook", json!({}))).await;
+    certification_in_api(&client).await;
+    // The leader finds the open item and the run in memory at start-up.
+    let first = start_with_certification(&client, t("2026-10-01T00:05:00Z")).await;
+    eventually("the run start and the waiting item", || rx.received().len() == 2).await;
+    first.abort();
+    let mut events: Vec<String> = rx.received().iter().map(|m| m.event.clone()).collect();
+    events.sort();
+    // A new leader derives the same notices and sends none of them again.
+    let second = start_with_certification(&client, t("2026-10-01T00:06:00Z")).await;
+    quiet().await;
+    assert_eq!(rx.received().len(), 2, "{:?}", rx.received());
+    second.abort();
+    // A day before it is due, the reminder is new: exactly that one goes out.
+    let third = start_with_certification(&client, t("2026-10-14T00:30:00Z")).await;
+    eventually("the reminder", || rx.received().len() == 3).await;
+    quiet().await;
+    assert_eq!(rx.received().len(), 3);
+    third.abort();
+    assert_eq!(
+        events,
+        [
+            "CertificationItemWaiting",
+            "CertificationRunStarted"
+        ]
+    );
+    assert_eq!(rx.received()[2].event, "CertificationReminder");
 }

@@ -347,8 +347,6 @@ impl Operator {
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect();
         self.hub.requests.wake(everything);
-        let certification = self.certification_controllers(shutdown.clone());
-
         let mut ctx = Context::new(
             self.client.clone(),
             self.cache.clone(),
@@ -375,6 +373,7 @@ impl Operator {
                 }
             }
         });
+        let certification = self.certification_controllers(shutdown.clone(), ctx.notify.clone());
         let ctx = Arc::new(ctx);
         let sweeper = tokio::spawn(sweep_loop(self.client.clone(), ctx.clone(), self.sweep_every));
         let queue =
@@ -434,14 +433,20 @@ impl Operator {
     /// The campaign and item controllers, each a task of its own with its own
     /// queue and workers: a launch of thousands of items, or a run falling due,
     /// takes nothing from the requests' controller.
-    fn certification_controllers(&self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        let ctx = Arc::new(certify::Context::new(
+    fn certification_controllers(
+        &self,
+        shutdown: watch::Receiver<bool>,
+        notify: crate::notify::Notifier,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut ctx = certify::Context::new(
             self.client.clone(),
             self.cache.clone(),
             self.metrics.clone(),
             Arc::new(chrono::Utc::now),
             self.certification,
-        ));
+        );
+        ctx.notify = notify;
+        let ctx = Arc::new(ctx);
         let items = queue(&self.hub.items, self.cache.items.state());
         let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());
         let mut graceful = shutdown.clone();

@@ -132,11 +132,26 @@ impl Dispatcher {
         for r in self.cache.requests.state() {
             self.request(&r, only);
         }
-        let items: Vec<AccessCertification> = self.items.values().cloned().collect();
+        // Items and campaigns as memory holds them (what was observed last is
+        // only a fallback for a cache without them).
+        let mut items: Vec<AccessCertification> =
+            self.cache.items.state().iter().map(|i| (**i).clone()).collect();
+        if items.is_empty() {
+            items = self.items.values().cloned().collect();
+        }
         for i in items {
             self.item(i, only);
         }
-        let campaigns: Vec<AccessCampaign> = self.campaigns.values().cloned().collect();
+        let mut campaigns: Vec<AccessCampaign> = self
+            .cache
+            .campaigns
+            .state()
+            .iter()
+            .map(|c| (**c).clone())
+            .collect();
+        if campaigns.is_empty() {
+            campaigns = self.campaigns.values().cloned().collect();
+        }
         for c in campaigns {
             self.campaign(c, only);
         }
@@ -156,7 +171,13 @@ impl Dispatcher {
                     }
                 }
                 Due::Item(ns, name) => {
-                    if let Some(i) = self.items.get(&(ns, name)).cloned() {
+                    let item = self
+                        .cache
+                        .items
+                        .get(&ObjectRef::new(&name).within(&ns))
+                        .map(|i| (*i).clone())
+                        .or_else(|| self.items.get(&(ns, name)).cloned());
+                    if let Some(i) = item {
                         self.item(i, None);
                     }
                 }

@@ -129,6 +129,8 @@ pub struct Context {
     /// The items of each launch under way, computed once when it starts (or
     /// when this process first continues it), by campaign uid and run.
     launches: Mutex<HashMap<(String, String), LaunchItems>>,
+    /// Tells people what changed; disabled unless the operator starts it.
+    pub notify: crate::notify::Notifier,
 }
 
 /// The items a launch creates.
@@ -154,6 +156,7 @@ impl Context {
             written_verdict: Default::default(),
             written_status: Default::default(),
             launches: Mutex::default(),
+            notify: crate::notify::Notifier::default(),
         }
     }
 

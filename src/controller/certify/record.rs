@@ -65,10 +65,13 @@ pub async fn item_status(
     // disappear; the resourceVersion makes a stale write fail and retry.
     let mut updated = item.clone();
     updated.status = Some(status.clone());
-    api.replace_status(&item.name_any(), &PostParams::default(), &updated)
+    let written = api
+        .replace_status(&item.name_any(), &PostParams::default(), &updated)
         .await
         .map_err(Error::Kube)?;
     ctx.written_status.wrote(key, version, status.clone());
+    // Notifications are derived from the status as stored (never blocks).
+    ctx.notify.observe_certification(&written);
     Ok(true)
 }
 
@@ -85,9 +88,12 @@ pub async fn campaign_status(
     let api: Api<AccessCampaign> = Api::all(ctx.client.clone());
     let mut updated = campaign.clone();
     updated.status = Some(status.clone());
-    api.replace_status(&campaign.name_any(), &PostParams::default(), &updated)
+    let written = api
+        .replace_status(&campaign.name_any(), &PostParams::default(), &updated)
         .await
-        .map_err(Error::Kube)
+        .map_err(Error::Kube)?;
+    ctx.notify.observe_campaign(&written);
+    Ok(written)
 }
 
 /// An Event on the item.
