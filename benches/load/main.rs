@@ -11,6 +11,7 @@
 //!   cargo bench --bench load -- [--requests N] [--expiries M] [--live L] [--quick] [--json FILE]
 
 mod cluster;
+mod logs;
 mod metrics;
 mod operator;
 mod phases;
@@ -278,13 +279,18 @@ async fn finish(bench: &mut Bench, report: &mut Report) {
         health.events_dropped += s.events_dropped();
     }
     for log in &bench.logs {
-        let (warns, errors, examples) = operator::log_problems(log, 8);
+        let (warns, errors, problems) = logs::problems(log);
         health.warnings += warns;
         health.errors += errors;
-        health.examples.extend(examples);
+        for p in problems {
+            match health.problems.iter_mut().find(|q| q.kind == p.kind) {
+                Some(q) => q.count += p.count,
+                None => health.problems.push(p),
+            }
+        }
         health.logs.push(log.display().to_string());
     }
-    health.examples.truncate(8);
+    health.problems.sort_by_key(|p| std::cmp::Reverse(p.count));
     report.health = health;
     report.steps = std::mem::take(&mut bench.steps);
     let relists = bench.bindings.relists();

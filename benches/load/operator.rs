@@ -16,7 +16,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::metrics::Scrape;
+use crate::{logs::tail, metrics::Scrape};
 
 /// A running `gatehouse run`.
 pub struct Operator {
@@ -199,31 +199,4 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String)> {
         rest = after.get(size..).unwrap_or_default().trim_start_matches("\r\n");
     }
     Ok((code, out))
-}
-
-/// The last `n` lines of a file (empty if unreadable).
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Warning and error lines in a log: (warnings, errors, up to `keep` distinct examples).
-pub fn log_problems(path: &Path, keep: usize) -> (usize, usize, Vec<String>) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (mut warns, mut errors, mut examples) = (0, 0, Vec::<String>::new());
-    for line in text.lines() {
-        let warn = line.contains(" WARN ");
-        let error = line.contains(" ERROR ");
-        warns += usize::from(warn);
-        errors += usize::from(error);
-        if (warn || error) && examples.len() < keep {
-            // Drop the timestamp so repeats of one message collapse.
-            let message = line.split_once(' ').map_or(line, |(_, m)| m).trim().to_string();
-            if !examples.contains(&message) {
-                examples.push(message);
-            }
-        }
-    }
-    (warns, errors, examples)
 }

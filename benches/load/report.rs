@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
+    logs::Problem,
     metrics::{Cost, OperatorView},
     operator::Memory,
     stats::{human, Summary},
@@ -116,8 +117,8 @@ pub struct Health {
     pub warnings: usize,
     /// ERROR lines in its logs.
     pub errors: usize,
-    /// Distinct examples of those lines.
-    pub examples: Vec<String>,
+    /// Those lines by kind, most frequent first (all logs).
+    pub problems: Vec<Problem>,
     /// Failed reconciles (`gatehouse_reconcile_errors_total`), all processes.
     pub reconcile_errors: u64,
     /// Watch loops restarted (`gatehouse_watch_restarts_total`), all processes.
@@ -277,8 +278,8 @@ impl Report {
             "\noperator: {} WARN / {} ERROR log lines, {} failed reconciles, {} watch restarts, {} events dropped",
             h.warnings, h.errors, h.reconcile_errors, h.watch_restarts, h.events_dropped
         );
-        for e in &h.examples {
-            let _ = writeln!(out, "  e.g. {e}");
+        for p in h.problems.iter().take(8) {
+            let _ = writeln!(out, "  {:>6}× {}", p.count, p.kind);
         }
         let _ = writeln!(out, "  logs: {}", h.logs.join(", "));
         let _ = writeln!(out, "\nsetup steps");
