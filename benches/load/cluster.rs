@@ -237,17 +237,10 @@ where
         .await
 }
 
-/// Deletes what the bench created. Requests first, while the operator runs, so
-/// it revokes and drops its finalizer; a request it leaves behind after `bound`
-/// has its finalizer removed here (and is reported). Then the namespaces (the
-/// namespace controller of kube-controller-manager empties them), the policies
-/// and the role. Returns notes on anything that needed forcing.
-pub async fn clean_up(
-    client: &Client,
-    namespaces: &[String],
-    role: &str,
-    bound: Duration,
-) -> Result<Vec<String>> {
+/// Deletes the bench's requests while the operator runs, so it revokes and
+/// drops its finalizer; a request it leaves behind after `bound` has its
+/// finalizer removed here. Returns notes on anything that needed forcing.
+pub async fn delete_requests(client: &Client, namespaces: &[String], bound: Duration) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     for ns in namespaces {
         let requests: Api<ApprovalRequest> = Api::namespaced(client.clone(), ns);
@@ -284,6 +277,17 @@ pub async fn clean_up(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    Ok(notes)
+}
+
+/// Deletes the namespaces (the namespace controller of kube-controller-manager
+/// empties them), the policies and the role, and waits until the namespaces are gone.
+pub async fn delete_scenes(
+    client: &Client,
+    namespaces: &[String],
+    role: &str,
+    bound: Duration,
+) -> Result<()> {
     let ns_api: Api<Namespace> = Api::all(client.clone());
     let policies: Api<AccessPolicy> = Api::all(client.clone());
     let dp = DeleteParams::default();
@@ -310,7 +314,7 @@ pub async fn clean_up(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    Ok(notes)
+    Ok(())
 }
 
 /// A delete of something that is not there (a phase that never created it) is done.

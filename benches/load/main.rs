@@ -249,36 +249,61 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Clean-up, the operator's health, and stopping it.
+/// Clean-up (a second Ctrl-C abandons it), the operator's health, and stopping it.
 async fn finish(bench: &mut Bench, report: &mut Report) {
-    let started = std::time::Instant::now();
-    let cleanup_bound = bench.bound.max(Duration::from_secs(60));
-    match cluster::clean_up(&bench.client, &bench.namespaces, &bench.role, cleanup_bound).await {
-        Ok(notes) => report.notes.extend(notes),
-        Err(e) => {
-            let message = format!("clean-up failed: {e:#}");
-            match &mut report.error {
-                Some(_) => report.notes.push(message),
-                None => report.error = Some(message),
-            }
+    let cleaned = tokio::select! {
+        r = clean_up(bench, report) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    if let Err(e) = cleaned {
+        let message = format!("clean-up failed: {e:#}; leftovers are named {}-*", bench.prefix);
+        match &report.error {
+            Some(_) => report.notes.push(message),
+            None => report.error = Some(message),
         }
     }
-    bench.step(
-        "clean-up: requests finalized, namespaces deleted",
-        started.elapsed(),
-    );
     let mut scrapes = std::mem::take(&mut bench.final_scrapes);
     if let Ok(s) = bench.scrape().await {
         scrapes.push(s);
     }
     bench.operator.kill();
+    report.health = health(&scrapes, &bench.logs);
+    report.steps = std::mem::take(&mut bench.steps);
+    let relists = bench.bindings.relists();
+    if relists > 1 {
+        report.notes.push(format!(
+            "the bench's RoleBinding watch listed {relists} times (once is normal): events seen on a re-list are timed late"
+        ));
+    }
+}
+
+/// Deletes everything the run created, the requests while the operator still runs.
+async fn clean_up(bench: &mut Bench, report: &mut Report) -> Result<()> {
+    // A dead operator finalizes nothing: do not wait for it.
+    let bound = match bench.operator.check_alive() {
+        Ok(()) => bench.bound.max(Duration::from_secs(60)),
+        Err(_) => Duration::ZERO,
+    };
+    let started = std::time::Instant::now();
+    let notes = cluster::delete_requests(&bench.client, &bench.namespaces, bound).await?;
+    report.notes.extend(notes);
+    bench.step("clean-up: requests deleted and finalized", started.elapsed());
+    let started = std::time::Instant::now();
+    let bound = bench.bound.max(Duration::from_secs(60));
+    cluster::delete_scenes(&bench.client, &bench.namespaces, &bench.role, bound).await?;
+    bench.step("clean-up: namespaces, policies and role gone", started.elapsed());
+    Ok(())
+}
+
+/// The operator's health over the run, from the last scrape of each process and their logs.
+fn health(scrapes: &[metrics::Scrape], logs: &[PathBuf]) -> Health {
     let mut health = Health::default();
-    for s in &scrapes {
+    for s in scrapes {
         health.reconcile_errors += s.reconcile_errors();
         health.watch_restarts += s.watch_restarts();
         health.events_dropped += s.events_dropped();
     }
-    for log in &bench.logs {
+    for log in logs {
         let (warns, errors, problems) = logs::problems(log);
         health.warnings += warns;
         health.errors += errors;
@@ -291,12 +316,5 @@ async fn finish(bench: &mut Bench, report: &mut Report) {
         health.logs.push(log.display().to_string());
     }
     health.problems.sort_by_key(|p| std::cmp::Reverse(p.count));
-    report.health = health;
-    report.steps = std::mem::take(&mut bench.steps);
-    let relists = bench.bindings.relists();
-    if relists > 1 {
-        report.notes.push(format!(
-            "the bench's RoleBinding watch listed {relists} times (once is normal): events seen on a re-list are timed late"
-        ));
-    }
+    health
 }

@@ -282,7 +282,7 @@ impl Report {
             let _ = writeln!(out, "  {:>6}× {}", p.count, p.kind);
         }
         let _ = writeln!(out, "  logs: {}", h.logs.join(", "));
-        let _ = writeln!(out, "\nsetup steps");
+        let _ = writeln!(out, "\nsteps (wall time)");
         for (what, secs) in &self.steps {
             let _ = writeln!(out, "  {what:<60} {}", human(*secs));
         }
