@@ -153,7 +153,10 @@ async fn run(args: Args) -> ExitCode {
             }
             finish(&mut bench, &mut report).await;
         }
-        Err(e) => report.error = Some(format!("{e:#}")),
+        Err(e) => {
+            eprintln!("bench: FAILED before measuring anything: {e:#}");
+            return ExitCode::FAILURE;
+        }
     }
     report.targets = targets::judge(&report);
     println!("{}", report.text());

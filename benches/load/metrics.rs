@@ -234,11 +234,13 @@ impl Cost {
     pub fn breakdown(&self) -> String {
         let mut items: Vec<(&String, &u64)> = self.by_request.iter().collect();
         items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let parts: Vec<String> = items.iter().map(|(k, n)| format!("{n}× {k}")).collect();
+        let mut parts: Vec<String> = items.iter().map(|(k, n)| format!("{n}× {k}")).collect();
         if parts.is_empty() {
-            "none".into()
-        } else {
-            parts.join(", ")
+            parts.push("no API requests".into());
         }
+        if self.reconcile_errors > 0 {
+            parts.push(format!("({} reconciles failed)", self.reconcile_errors));
+        }
+        parts.join(", ")
     }
 }

@@ -29,6 +29,15 @@ pub struct Machine {
     pub server: String,
 }
 
+/// A timed step of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What was done.
+    pub what: String,
+    /// Wall-clock seconds it took.
+    pub secs: f64,
+}
+
 /// The sizes of the run.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Sizes {
@@ -148,7 +157,7 @@ pub struct Report {
     /// N, M, L.
     pub sizes: Sizes,
     /// Setup steps and their seconds, in order.
-    pub steps: Vec<(String, f64)>,
+    pub steps: Vec<Step>,
     /// Raw RoleBinding creates, 64 at a time (the floor).
     pub floor: Option<Summary>,
     /// N approved at once.
@@ -283,8 +292,8 @@ impl Report {
         }
         let _ = writeln!(out, "  logs: {}", h.logs.join(", "));
         let _ = writeln!(out, "\nsteps (wall time)");
-        for (what, secs) in &self.steps {
-            let _ = writeln!(out, "  {what:<60} {}", human(*secs));
+        for Step { what, secs } in &self.steps {
+            let _ = writeln!(out, "  {what:<74} {}", human(*secs));
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");

@@ -12,7 +12,13 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Result;
 use kube::Client;
 
-use crate::{cluster, metrics::Scrape, operator::Operator, report::Sizes, watch::BindingWatch};
+use crate::{
+    cluster,
+    metrics::Scrape,
+    operator::Operator,
+    report::{Sizes, Step},
+    watch::BindingWatch,
+};
 
 /// Everything a phase needs.
 pub struct Bench {
@@ -45,7 +51,7 @@ pub struct Bench {
     /// Objects per second the API server took during the approval phase (requests and reviews).
     pub create_rate: Option<f64>,
     /// Timed steps, in order.
-    pub steps: Vec<(String, f64)>,
+    pub steps: Vec<Step>,
 }
 
 impl Bench {
@@ -61,7 +67,10 @@ impl Bench {
     pub fn step(&mut self, what: impl Into<String>, took: Duration) {
         let what = what.into();
         eprintln!("bench: {what}: {:.2} s", took.as_secs_f64());
-        self.steps.push((what, took.as_secs_f64()));
+        self.steps.push(Step {
+            what,
+            secs: took.as_secs_f64(),
+        });
     }
 
     /// A scrape of the running operator, after checking it still runs.
