@@ -239,15 +239,33 @@ where
 
 /// Deletes the bench's requests while the operator runs, so it revokes and
 /// drops its finalizer; a request it leaves behind after `bound` has its
-/// finalizer removed here. Returns notes on anything that needed forcing.
-pub async fn delete_requests(client: &Client, namespaces: &[String], bound: Duration) -> Result<Vec<String>> {
+/// finalizer removed here. One delete per request, `concurrency` at a time (a
+/// deletecollection is done one object at a time by the API server). Returns
+/// how many were deleted, and notes on anything that needed forcing.
+pub async fn delete_requests(
+    client: &Client,
+    namespaces: &[String],
+    concurrency: usize,
+    bound: Duration,
+) -> Result<(usize, Vec<String>)> {
     let mut notes = Vec::new();
+    let mut deleted = 0;
     for ns in namespaces {
         let requests: Api<ApprovalRequest> = Api::namespaced(client.clone(), ns);
-        requests
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
+        let listed = requests
+            .list_metadata(&ListParams::default())
             .await
-            .with_context(|| format!("deleting the requests of {ns}"))?;
+            .with_context(|| format!("listing the requests of {ns}"))?;
+        let names: Vec<String> = listed.items.iter().map(|r| r.name_any()).collect();
+        deleted += names.len();
+        bounded(names, concurrency, |name| {
+            let requests = requests.clone();
+            async move {
+                gone_is_fine(requests.delete(&name, &DeleteParams::default()).await)
+                    .with_context(|| format!("deleting the request {ns}/{name}"))
+            }
+        })
+        .await?;
     }
     let start = Instant::now();
     for ns in namespaces {
@@ -277,7 +295,7 @@ pub async fn delete_requests(client: &Client, namespaces: &[String], bound: Dura
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    Ok(notes)
+    Ok((deleted, notes))
 }
 
 /// Deletes the namespaces (the namespace controller of kube-controller-manager

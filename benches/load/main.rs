@@ -218,7 +218,8 @@ async fn setup(args: &Args, sizes: Sizes, report: &mut Report) -> Result<Bench> 
         logs: vec![log],
         final_scrapes: Vec::new(),
         namespaces: Vec::new(),
-        create_rate: None,
+        throughput: None,
+        notes: Vec::new(),
         steps: Vec::new(),
     };
     bench.step(
@@ -272,6 +273,7 @@ async fn finish(bench: &mut Bench, report: &mut Report) {
     bench.operator.kill();
     report.health = health(&scrapes, &bench.logs);
     report.steps = std::mem::take(&mut bench.steps);
+    report.notes.splice(0..0, std::mem::take(&mut bench.notes));
     let relists = bench.bindings.relists();
     if relists > 1 {
         report.notes.push(format!(
@@ -288,9 +290,13 @@ async fn clean_up(bench: &mut Bench, report: &mut Report) -> Result<()> {
         Err(_) => Duration::ZERO,
     };
     let started = std::time::Instant::now();
-    let notes = cluster::delete_requests(&bench.client, &bench.namespaces, bound).await?;
+    let (deleted, notes) =
+        cluster::delete_requests(&bench.client, &bench.namespaces, bench.concurrency, bound).await?;
     report.notes.extend(notes);
-    bench.step("clean-up: requests deleted and finalized", started.elapsed());
+    bench.step(
+        format!("clean-up: {deleted} requests deleted and finalized"),
+        started.elapsed(),
+    );
     let started = std::time::Instant::now();
     let bound = bench.bound.max(Duration::from_secs(60));
     cluster::delete_scenes(&bench.client, &bench.namespaces, &bench.role, bound).await?;

@@ -246,30 +246,37 @@ impl RequestWatch {
         Ok(RequestWatch { store, task })
     }
 
+    /// The named requests not (yet) in `phase` with their policy snapshot
+    /// taken, counted by where they are instead.
+    pub fn off_phase(&self, names: &[String], phase: Phase) -> BTreeMap<String, usize> {
+        let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+        let mut off: BTreeMap<String, usize> = BTreeMap::new();
+        let mut seen = 0;
+        for r in self.store.state() {
+            if !wanted.contains(r.name_any().as_str()) {
+                continue;
+            }
+            seen += 1;
+            let status = r.status.as_ref();
+            let at = status.map(|s| s.phase);
+            let settled = at == Some(phase) && status.is_some_and(|s| s.requirements.is_some());
+            if !settled {
+                *off.entry(at.map_or("no status".into(), |p| p.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        if seen < wanted.len() {
+            *off.entry("not seen yet".into()).or_default() += wanted.len() - seen;
+        }
+        off
+    }
+
     /// Waits until every named request is in `phase` with its policy snapshot
     /// taken; fails after `bound` with the phases seen instead.
     pub async fn wait_phase(&self, names: &[String], phase: Phase, bound: Duration) -> Result<()> {
         let start = Instant::now();
-        let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
         loop {
-            let mut off: BTreeMap<String, usize> = BTreeMap::new();
-            let mut seen = 0;
-            for r in self.store.state() {
-                if !wanted.contains(r.name_any().as_str()) {
-                    continue;
-                }
-                seen += 1;
-                let status = r.status.as_ref();
-                let at = status.map(|s| s.phase);
-                let settled = at == Some(phase) && status.is_some_and(|s| s.requirements.is_some());
-                if !settled {
-                    *off.entry(at.map_or("no status".into(), |p| p.to_string()))
-                        .or_default() += 1;
-                }
-            }
-            if seen < wanted.len() {
-                *off.entry("not seen yet".into()).or_default() += wanted.len() - seen;
-            }
+            let off = self.off_phase(names, phase);
             if off.is_empty() {
                 return Ok(());
             }

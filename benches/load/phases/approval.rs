@@ -32,8 +32,6 @@ pub async fn run(bench: &mut Bench) -> Result<Approval> {
         async move { cluster::create_request(&client, &req).await }
     })
     .await?;
-    let create_secs = started.elapsed().as_secs_f64();
-    bench.create_rate = Some(created.len() as f64 / create_secs.max(0.001));
     requests.wait_phase(&names, Phase::Pending, bench.bound).await?;
     let setup = started.elapsed();
     bench.step(
@@ -69,6 +67,7 @@ pub async fn run(bench: &mut Bench) -> Result<Approval> {
         .filter_map(|(n, t)| Some(signed_secs(*returned.get(n)?, t.added?.at)))
         .collect();
     requests.wait_phase(&names, Phase::Active, bench.bound).await?;
+    bench.throughput = Some(names.len() as f64 / started.elapsed().as_secs_f64().max(0.001));
     let after = settle(bench).await?;
     Ok(Approval {
         latency: summarize(&latencies).context("no approval latency measured")?,

@@ -4,7 +4,7 @@
 //! notBefore → binding and the revoke lag (binding gone − (T + D)), and the
 //! operator's API requests for these whole lifecycles.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -13,7 +13,7 @@ use gatehouse::api::Phase;
 use super::{names, settle, Bench};
 use crate::{
     cluster::{self, bounded},
-    metrics::Cost,
+    metrics::{Cost, Scrape},
     report::Expiry,
     stats::summarize,
     watch::RequestWatch,
@@ -31,115 +31,6 @@ pub struct Schedule {
     pub spacing_secs: i64,
     /// Duration of each grant, seconds.
     pub duration_secs: i64,
-}
-
-fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
-    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
-}
-
-/// How far ahead to put the first `notBefore`: three times the time the API
-/// server took for as many objects in the approval phase, at least 8 s.
-fn lead_time(bench: &Bench, count: usize) -> i64 {
-    let rate = bench.create_rate.unwrap_or(50.0).max(1.0);
-    let estimate = (2 * count) as f64 / rate;
-    (3.0 * estimate + 3.0).max(8.0).ceil() as i64
-}
-
-/// Runs one schedule in its own namespace.
-pub async fn run(bench: &mut Bench, plan: Schedule) -> Result<Expiry> {
-    let ns = bench.scene(plan.phase).await?;
-    let requests = RequestWatch::start(&bench.client, &ns).await?;
-    let names = names(plan.count);
-    let lead = lead_time(bench, plan.count);
-    let first =
-        DateTime::from_timestamp(Utc::now().timestamp() + lead + 1, 0).context("clock out of range")?;
-    let start_of = |i: usize| first + TimeDelta::seconds(plan.spacing_secs * i as i64);
-    let duration = TimeDelta::seconds(plan.duration_secs);
-    let client = bench.client.clone();
-    let role = bench.role.clone();
-    let length = format!("{}s", plan.duration_secs);
-
-    let before = bench.scrape().await?;
-    let started = Instant::now();
-    let planned: Vec<(String, DateTime<Utc>)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), start_of(i)))
-        .collect();
-    bounded(planned, bench.concurrency, |(name, not_before)| {
-        let req = cluster::request(&ns, &name, &role, &length, Some(not_before));
-        let client = client.clone();
-        async move {
-            let created = cluster::create_request(&client, &req).await?;
-            cluster::create_review(&client, &cluster::approval(&created)?).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let until_first = (first - Utc::now()).to_std().unwrap_or_default();
-    requests
-        .wait_phase(&names, Phase::Approved, until_first)
-        .await
-        .with_context(|| {
-            format!(
-                "setup ran past the first notBefore ({first}, {lead} s after it began): the machine is too busy for this size"
-            )
-        })?;
-    let setup = started.elapsed();
-    bench.step(
-        format!(
-            "{}: {} requests created and approved before notBefore",
-            plan.label, plan.count
-        ),
-        setup,
-    );
-
-    let last = start_of(plan.count.saturating_sub(1));
-    let to_std = |t: DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default();
-    let timelines = bench
-        .bindings
-        .wait(&ns, &names, "created", to_std(last) + bench.bound, |t| {
-            t.added.is_some()
-        })
-        .await?;
-    let grant: Vec<f64> = timelines
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| Some(secs_between(start_of(i), t.added?.wall)))
-        .collect();
-    let early = grant.iter().filter(|g| **g < 0.0).count();
-    if early > 0 {
-        bail!("{early} bindings appeared before their notBefore");
-    }
-    let timelines = bench
-        .bindings
-        .wait(
-            &ns,
-            &names,
-            "removed",
-            to_std(last + duration) + bench.bound,
-            |t| t.deleted.is_some(),
-        )
-        .await?;
-    let lag: Vec<f64> = timelines
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| Some(secs_between(start_of(i) + duration, t.deleted?.wall)))
-        .collect();
-    requests.wait_phase(&names, Phase::Expired, bench.bound).await?;
-    let after = settle(bench).await?;
-    Ok(Expiry {
-        label: plan.label,
-        count: plan.count,
-        duration_secs: plan.duration_secs as f64,
-        setup_secs: setup.as_secs_f64(),
-        grant: summarize(&grant).context("no grant measured")?,
-        lag: summarize(&lag).context("no revoke measured")?,
-        operator_lag: after
-            .histogram("expiry_lag_seconds")
-            .since(&before.histogram("expiry_lag_seconds")),
-        cost: Cost::between(&before, &after),
-    })
 }
 
 /// The lone expiries: `count` grants one second apart, each alone at its end.
@@ -163,4 +54,188 @@ pub fn burst(phase: &'static str, label: String, count: usize) -> Schedule {
         spacing_secs: 0,
         duration_secs: 20,
     }
+}
+
+/// Setup attempts before the phase fails: each doubles the lead time.
+const ATTEMPTS: u32 = 3;
+
+fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+/// How far ahead to put the first `notBefore`: three times what the operator
+/// took for as many requests in the approval phase, plus 5 s, at least 10 s.
+fn lead_secs(bench: &Bench, count: usize, factor: u32) -> i64 {
+    let per_second = bench.throughput.unwrap_or(20.0).max(1.0);
+    let estimate = 3.0 * count as f64 / per_second + 5.0;
+    (f64::from(factor) * estimate.max(10.0)).ceil() as i64
+}
+
+/// One attempt's requests, created and approved before their first `notBefore`.
+struct Prepared {
+    ns: String,
+    names: Vec<String>,
+    requests: RequestWatch,
+    first: DateTime<Utc>,
+    before: Scrape,
+    setup: Duration,
+}
+
+/// Runs one schedule; if setting it up runs past `notBefore` (a busy
+/// machine), waits for that attempt to end and tries again with twice the lead.
+pub async fn run(bench: &mut Bench, plan: Schedule) -> Result<Expiry> {
+    for attempt in 1..=ATTEMPTS {
+        let factor = 1 << (attempt - 1);
+        match prepare(bench, &plan, attempt, factor).await? {
+            Ok(prepared) => return measure(bench, &plan, prepared).await,
+            Err(Overran {
+                requests,
+                names,
+                lead,
+            }) => {
+                let note = format!(
+                    "{}: attempt {attempt} was not approved within its {lead} s lead before notBefore; it was discarded",
+                    plan.label
+                );
+                eprintln!("bench: {note}");
+                bench.notes.push(note);
+                // Its grants must be over before the next attempt is measured.
+                let bound = Duration::from_secs(plan.duration_secs as u64 + lead as u64) + bench.bound;
+                requests.wait_phase(&names, Phase::Expired, bound).await?;
+            }
+        }
+    }
+    bail!(
+        "{}: setup ran past notBefore {ATTEMPTS} times: the machine is too busy for this size",
+        plan.label
+    )
+}
+
+/// An attempt whose requests were not all Approved before the first `notBefore`.
+struct Overran {
+    requests: RequestWatch,
+    names: Vec<String>,
+    lead: i64,
+}
+
+/// Creates and approves the requests.
+async fn prepare(
+    bench: &mut Bench,
+    plan: &Schedule,
+    attempt: u32,
+    factor: u32,
+) -> Result<std::result::Result<Prepared, Overran>> {
+    let phase = match attempt {
+        1 => plan.phase.to_string(),
+        n => format!("{}-{n}", plan.phase),
+    };
+    let ns = bench.scene(&phase).await?;
+    let requests = RequestWatch::start(&bench.client, &ns).await?;
+    let names = names(plan.count);
+    let lead = lead_secs(bench, plan.count, factor);
+    let first =
+        DateTime::from_timestamp(Utc::now().timestamp() + lead + 1, 0).context("clock out of range")?;
+    let client = bench.client.clone();
+    let role = bench.role.clone();
+    let length = format!("{}s", plan.duration_secs);
+    let planned: Vec<(String, DateTime<Utc>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.clone(),
+                first + TimeDelta::seconds(plan.spacing_secs * i as i64),
+            )
+        })
+        .collect();
+
+    let before = bench.scrape().await?;
+    let started = Instant::now();
+    bounded(planned, bench.concurrency, |(name, not_before)| {
+        let req = cluster::request(&ns, &name, &role, &length, Some(not_before));
+        let client = client.clone();
+        async move {
+            let created = cluster::create_request(&client, &req).await?;
+            cluster::create_review(&client, &cluster::approval(&created)?).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    loop {
+        if requests.off_phase(&names, Phase::Approved).is_empty() {
+            break;
+        }
+        if Utc::now() >= first - TimeDelta::milliseconds(200) {
+            return Ok(Err(Overran {
+                requests,
+                names,
+                lead,
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let setup = started.elapsed();
+    bench.step(
+        format!(
+            "{}: {} requests created and approved, {lead} s lead",
+            plan.label, plan.count
+        ),
+        setup,
+    );
+    Ok(Ok(Prepared {
+        ns,
+        names,
+        requests,
+        first,
+        before,
+        setup,
+    }))
+}
+
+/// Waits for the grants to start and end; the figures.
+async fn measure(bench: &mut Bench, plan: &Schedule, p: Prepared) -> Result<Expiry> {
+    let start_of = |i: usize| p.first + TimeDelta::seconds(plan.spacing_secs * i as i64);
+    let duration = TimeDelta::seconds(plan.duration_secs);
+    let last = start_of(plan.count.saturating_sub(1));
+    let until = |t: DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default() + bench.bound;
+    let timelines = bench
+        .bindings
+        .wait(&p.ns, &p.names, "created", until(last), |t| t.added.is_some())
+        .await?;
+    let grant: Vec<f64> = timelines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some(secs_between(start_of(i), t.added?.wall)))
+        .collect();
+    let early = grant.iter().filter(|g| **g < 0.0).count();
+    if early > 0 {
+        bail!("{early} bindings in {} appeared before their notBefore", p.ns);
+    }
+    let timelines = bench
+        .bindings
+        .wait(&p.ns, &p.names, "removed", until(last + duration), |t| {
+            t.deleted.is_some()
+        })
+        .await?;
+    let lag: Vec<f64> = timelines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some(secs_between(start_of(i) + duration, t.deleted?.wall)))
+        .collect();
+    p.requests
+        .wait_phase(&p.names, Phase::Expired, bench.bound)
+        .await?;
+    let after = settle(bench).await?;
+    Ok(Expiry {
+        label: plan.label.clone(),
+        count: plan.count,
+        duration_secs: plan.duration_secs as f64,
+        setup_secs: p.setup.as_secs_f64(),
+        grant: summarize(&grant).context("no grant measured")?,
+        lag: summarize(&lag).context("no revoke measured")?,
+        operator_lag: after
+            .histogram("expiry_lag_seconds")
+            .since(&p.before.histogram("expiry_lag_seconds")),
+        cost: Cost::between(&p.before, &after),
+    })
 }

@@ -48,8 +48,10 @@ pub struct Bench {
     pub final_scrapes: Vec<Scrape>,
     /// Namespaces created (and to delete).
     pub namespaces: Vec<String>,
-    /// Objects per second the API server took during the approval phase (requests and reviews).
-    pub create_rate: Option<f64>,
+    /// Requests per second the operator took from creation to Active in the approval phase.
+    pub throughput: Option<f64>,
+    /// Things the reader of the report should know.
+    pub notes: Vec<String>,
     /// Timed steps, in order.
     pub steps: Vec<Step>,
 }
