@@ -58,7 +58,8 @@ type Key = (String, String);
 
 #[derive(Default)]
 struct Bindings {
-    by_request: HashMap<Key, Timeline>,
+    /// Namespace → request name → timeline (nested, so lookups borrow `&str`).
+    by_request: HashMap<String, HashMap<String, Timeline>>,
     /// Keys listed since the last `Init`; a re-list also reveals deletions missed meanwhile.
     listing: HashSet<Key>,
     relists: u64,
@@ -79,35 +80,45 @@ fn key_of(rb: &RoleBinding, prefix: &str) -> Option<Key> {
 }
 
 impl Bindings {
+    fn entry(&mut self, (ns, name): Key) -> &mut Timeline {
+        self.by_request.entry(ns).or_default().entry(name).or_default()
+    }
+
+    fn get(&self, ns: &str, name: &str) -> Timeline {
+        self.by_request
+            .get(ns)
+            .and_then(|m| m.get(name))
+            .copied()
+            .unwrap_or_default()
+    }
+
     fn apply(&mut self, event: Event<RoleBinding>, prefix: &str) {
         let now = Seen::now();
         match event {
             Event::Apply(rb) => {
                 if let Some(k) = key_of(&rb, prefix) {
-                    let t = self.by_request.entry(k).or_default();
-                    t.added.get_or_insert(now);
+                    self.entry(k).added.get_or_insert(now);
                 }
             }
             Event::Delete(rb) => {
                 if let Some(k) = key_of(&rb, prefix) {
-                    self.by_request.entry(k).or_default().deleted.get_or_insert(now);
+                    self.entry(k).deleted.get_or_insert(now);
                 }
             }
             Event::Init => self.listing.clear(),
             Event::InitApply(rb) => {
                 if let Some(k) = key_of(&rb, prefix) {
-                    self.by_request
-                        .entry(k.clone())
-                        .or_default()
-                        .added
-                        .get_or_insert(now);
+                    self.entry(k.clone()).added.get_or_insert(now);
                     self.listing.insert(k);
                 }
             }
             Event::InitDone => {
-                for (k, t) in &mut self.by_request {
-                    if t.added.is_some() && t.deleted.is_none() && !self.listing.contains(k) {
-                        t.deleted = Some(now);
+                for (ns, requests) in &mut self.by_request {
+                    for (name, t) in requests {
+                        let listed = self.listing.contains(&(ns.clone(), name.clone()));
+                        if t.added.is_some() && t.deleted.is_none() && !listed {
+                            t.deleted = Some(now);
+                        }
                     }
                 }
                 self.relists += 1;
@@ -156,15 +167,7 @@ impl BindingWatch {
         let Ok(s) = self.state.lock() else {
             return Vec::new();
         };
-        names
-            .iter()
-            .map(|n| {
-                s.by_request
-                    .get(&(ns.to_string(), n.clone()))
-                    .copied()
-                    .unwrap_or_default()
-            })
-            .collect()
+        names.iter().map(|n| s.get(ns, n)).collect()
     }
 
     /// Times the watch listed everything again (the first list included).
@@ -183,22 +186,21 @@ impl BindingWatch {
         done: impl Fn(&Timeline) -> bool,
     ) -> Result<Vec<Timeline>> {
         let start = Instant::now();
+        // Only the requests not done yet are looked at again: cheap with thousands.
+        let mut waiting: Vec<&String> = names.iter().collect();
         loop {
-            let timelines = self.timelines(ns, names);
-            let missing = timelines.iter().filter(|t| !done(t)).count();
-            if missing == 0 {
-                return Ok(timelines);
+            if let Ok(s) = self.state.lock() {
+                waiting.retain(|n| !done(&s.get(ns, n)));
+            }
+            if waiting.is_empty() {
+                return Ok(self.timelines(ns, names));
             }
             if start.elapsed() > bound {
-                let example = names
-                    .iter()
-                    .zip(&timelines)
-                    .find(|(_, t)| !done(t))
-                    .map(|(n, _)| n.as_str())
-                    .unwrap_or_default();
                 bail!(
-                    "{missing} of {} requests in {ns} had no binding {what} after {bound:?} (e.g. {example})",
-                    names.len()
+                    "{} of {} requests in {ns} had no binding {what} after {bound:?} (e.g. {})",
+                    waiting.len(),
+                    names.len(),
+                    waiting[0]
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -253,7 +255,7 @@ impl RequestWatch {
         let mut off: BTreeMap<String, usize> = BTreeMap::new();
         let mut seen = 0;
         for r in self.store.state() {
-            if !wanted.contains(r.name_any().as_str()) {
+            if !r.metadata.name.as_deref().is_some_and(|n| wanted.contains(n)) {
                 continue;
             }
             seen += 1;
@@ -287,7 +289,7 @@ impl RequestWatch {
                     names.len()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
