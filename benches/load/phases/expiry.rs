@@ -63,11 +63,11 @@ fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
 }
 
-/// How far ahead to put the first `notBefore`: three times what the operator
-/// took for as many requests in the approval phase, plus 5 s, at least 10 s.
+/// How far ahead to put the first `notBefore`: twice what the operator took
+/// for as many requests in the approval phase, plus 5 s, at least 10 s.
 fn lead_secs(bench: &Bench, count: usize, factor: u32) -> i64 {
     let per_second = bench.throughput.unwrap_or(20.0).max(1.0);
-    let estimate = 3.0 * count as f64 / per_second + 5.0;
+    let estimate = 2.0 * count as f64 / per_second + 5.0;
     (f64::from(factor) * estimate.max(10.0)).ceil() as i64
 }
 
