@@ -35,6 +35,7 @@ state=$out/control-plane
 log "building the operator and the bench in release (the first build takes a while)"
 cargo bench --locked --bench load --no-run
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() { "$repo/hack/control-plane/down.sh" "$state" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 eval "$(hack/control-plane/up.sh "$state")"
