@@ -235,10 +235,11 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     report.floor = Some(floor::run(bench).await?);
     report.approval = Some(approval::run(bench).await?);
     report.lone = Some(expiry::run(bench, expiry::lone(LONE)).await?);
-    let burst = expiry::burst("burst", format!("{} at once", z.expiries), z.expiries);
+    let burst = expiry::burst(bench, "burst", format!("{} at once", z.expiries), z.expiries);
     report.burst = Some(expiry::run(bench, burst).await?);
     report.live = Some(live::run(bench).await?);
     let busy = expiry::burst(
+        bench,
         "busy",
         format!("{} at once, {} live", z.expiries, z.live),
         z.expiries,

@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
     api::Api,
     runtime::{
-        reflector::{self, Store},
+        reflector::{self, ObjectRef, Store},
         watcher::{self, Event},
         WatchStreamExt,
     },
@@ -170,6 +170,14 @@ impl BindingWatch {
         names.iter().map(|n| s.get(ns, n)).collect()
     }
 
+    /// The named requests of `ns` whose timeline does not pass `done` yet.
+    pub fn waiting(&self, ns: &str, names: &[String], done: impl Fn(&Timeline) -> bool) -> Vec<String> {
+        let Ok(s) = self.state.lock() else {
+            return names.to_vec();
+        };
+        names.iter().filter(|n| !done(&s.get(ns, n))).cloned().collect()
+    }
+
     /// Times the watch listed everything again (the first list included).
     pub fn relists(&self) -> u64 {
         self.state.lock().map(|s| s.relists).unwrap_or(0)
@@ -216,6 +224,7 @@ impl Drop for BindingWatch {
 
 /// The requests of one namespace, in memory.
 pub struct RequestWatch {
+    namespace: String,
     store: Store<ApprovalRequest>,
     task: JoinHandle<()>,
 }
@@ -245,7 +254,11 @@ impl RequestWatch {
         {
             bail!("the ApprovalRequest watch of {ns} did not list within 60 s");
         }
-        Ok(RequestWatch { store, task })
+        Ok(RequestWatch {
+            namespace: ns.to_string(),
+            store,
+            task,
+        })
     }
 
     /// The named requests not (yet) in `phase` with their policy snapshot
@@ -271,6 +284,20 @@ impl RequestWatch {
             *off.entry("not seen yet".into()).or_default() += wanted.len() - seen;
         }
         off
+    }
+
+    /// Those of the named requests that are in a terminal phase.
+    pub fn ended(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| {
+                self.store
+                    .get(&ObjectRef::new(n.as_str()).within(&self.namespace))
+                    .and_then(|r| r.status.as_ref().map(|s| s.phase.is_terminal()))
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Waits until every named request is in `phase` with its policy snapshot

@@ -45,14 +45,18 @@ pub fn lone(count: usize) -> Schedule {
     }
 }
 
-/// M grants that start together and end together.
-pub fn burst(phase: &'static str, label: String, count: usize) -> Schedule {
+/// M grants that start together and end together. They last three times what
+/// the operator took for as many requests in the approval phase (at least
+/// 20 s), so that all of them are granted before the first one ends and the
+/// end is a true burst.
+pub fn burst(bench: &Bench, phase: &'static str, label: String, count: usize) -> Schedule {
+    let per_second = bench.throughput.unwrap_or(20.0).max(1.0);
     Schedule {
         phase,
         label,
         count,
         spacing_secs: 0,
-        duration_secs: 20,
+        duration_secs: (3.0 * count as f64 / per_second).max(20.0).ceil() as i64,
     }
 }
 
@@ -198,10 +202,8 @@ async fn measure(bench: &mut Bench, plan: &Schedule, p: Prepared) -> Result<Expi
     let duration = TimeDelta::seconds(plan.duration_secs);
     let last = start_of(plan.count.saturating_sub(1));
     let until = |t: DateTime<Utc>| (t - Utc::now()).to_std().unwrap_or_default() + bench.bound;
-    let timelines = bench
-        .bindings
-        .wait(&p.ns, &p.names, "created", until(last), |t| t.added.is_some())
-        .await?;
+    granted(bench, plan, &p, until(last)).await?;
+    let timelines = bench.bindings.timelines(&p.ns, &p.names);
     let grant: Vec<f64> = timelines
         .iter()
         .enumerate()
@@ -238,4 +240,39 @@ async fn measure(bench: &mut Bench, plan: &Schedule, p: Prepared) -> Result<Expi
             .since(&p.before.histogram("expiry_lag_seconds")),
         cost: Cost::between(&p.before, &after),
     })
+}
+
+/// Waits until every request's binding has appeared; fails as soon as one
+/// request has ended without ever being granted (its access window passed
+/// before the operator got to it), or after `bound`.
+async fn granted(bench: &Bench, plan: &Schedule, p: &Prepared, bound: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let waiting = bench.bindings.waiting(&p.ns, &p.names, |t| t.added.is_some());
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let ended = p.requests.ended(&waiting);
+        if !ended.is_empty() {
+            bail!(
+                "{} of {} requests in {} ({}) ended without ever being granted (e.g. {}): the operator did not get to them within their {} s",
+                ended.len(),
+                plan.count,
+                p.ns,
+                plan.label,
+                ended[0],
+                plan.duration_secs
+            );
+        }
+        if start.elapsed() > bound {
+            bail!(
+                "{} of {} requests in {} had no binding after {bound:?} (e.g. {})",
+                waiting.len(),
+                plan.count,
+                p.ns,
+                waiting[0]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
