@@ -140,6 +140,7 @@ async fn run(args: Args) -> ExitCode {
         health: Health::default(),
         targets: Vec::new(),
         notes: Vec::new(),
+        failures: Vec::new(),
         error: None,
     };
     match setup(&args, sizes, &mut report).await {
@@ -169,7 +170,7 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if report.error.is_some() {
+    if report.error.is_some() || !report.failures.is_empty() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -234,9 +235,9 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let z = bench.sizes;
     report.floor = Some(floor::run(bench).await?);
     report.approval = Some(approval::run(bench).await?);
-    report.lone = Some(expiry::run(bench, expiry::lone(LONE)).await?);
+    report.lone = Some(checked(expiry::run(bench, expiry::lone(LONE)).await?, report));
     let burst = expiry::burst(bench, "burst", format!("{} at once", z.expiries), z.expiries);
-    report.burst = Some(expiry::run(bench, burst).await?);
+    report.burst = Some(checked(expiry::run(bench, burst).await?, report));
     report.live = Some(live::run(bench).await?);
     let busy = expiry::burst(
         bench,
@@ -244,7 +245,7 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
         format!("{} at once, {} live", z.expiries, z.live),
         z.expiries,
     );
-    let lifecycle = expiry::run(bench, busy).await?;
+    let lifecycle = checked(expiry::run(bench, busy).await?, report);
     let memory = bench.operator.memory()?;
     if let Some(l) = report.live.as_mut() {
         l.lifecycle = Some(lifecycle);
@@ -252,6 +253,21 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     }
     report.restart = Some(restart::run(bench).await?);
     Ok(())
+}
+
+/// Requests never granted fail the run, but the measuring goes on.
+fn checked(e: report::Expiry, report: &mut Report) -> report::Expiry {
+    if let Some(first) = e.ungranted.first() {
+        report.failures.push(format!(
+            "{} of {} requests in {} ({}) ended without ever being granted (e.g. {first}): the operator did not get to them within their {} s",
+            e.ungranted.len(),
+            e.count,
+            e.namespace,
+            e.label,
+            e.duration_secs
+        ));
+    }
+    e
 }
 
 /// Clean-up (a second Ctrl-C abandons it), the operator's health, and stopping it.

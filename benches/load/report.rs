@@ -79,6 +79,10 @@ pub struct Expiry {
     pub grant: Summary,
     /// `notBefore + duration` → binding seen gone.
     pub lag: Summary,
+    /// Requests that ended without ever being granted (the run fails on them).
+    pub ungranted: Vec<String>,
+    /// Where they ran.
+    pub namespace: String,
     /// The operator's own `gatehouse_expiry_lag_seconds` over the phase.
     pub operator_lag: Option<OperatorView>,
     /// The operator's API requests for the whole lifecycle of these requests.
@@ -176,7 +180,9 @@ pub struct Report {
     pub targets: Vec<Target>,
     /// Things the reader should know (forced clean-up, watch re-lists).
     pub notes: Vec<String>,
-    /// Why the run failed, if it did.
+    /// Operator misbehaviour that fails the run, found while measuring went on.
+    pub failures: Vec<String>,
+    /// Why the run stopped early, if it did.
     pub error: Option<String>,
 }
 
@@ -297,6 +303,9 @@ impl Report {
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
+        }
+        for f in &self.failures {
+            let _ = writeln!(out, "\nFAILED: {f}");
         }
         if let Some(e) = &self.error {
             let _ = writeln!(out, "\nFAILED: {e}");

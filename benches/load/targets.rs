@@ -2,7 +2,7 @@
 //! a miss is reported, never a failure of the run.
 
 use crate::{
-    report::{Report, Target},
+    report::{Expiry, Report, Target},
     stats::human,
 };
 
@@ -12,6 +12,15 @@ fn target(goal: &str, reached: String, met: Option<bool>) -> Target {
         reached,
         met,
     }
+}
+
+/// A burst's end: its slowest revoke, and no request left ungranted.
+fn all_gone(goal: &str, e: &Expiry) -> Target {
+    let mut reached = format!("all gone within {}", human(e.lag.max));
+    if !e.ungranted.is_empty() {
+        reached.push_str(&format!(" ({} never granted)", e.ungranted.len()));
+    }
+    target(goal, reached, Some(e.lag.max <= 2.0 && e.ungranted.is_empty()))
 }
 
 /// Every target, met, missed or not measured.
@@ -35,21 +44,13 @@ pub fn judge(r: &Report) -> Vec<Target> {
     });
     let goal = format!("all {} simultaneous expiries gone ≤ 2 s", r.sizes.expiries);
     out.push(match &r.burst {
-        Some(e) => target(
-            &goal,
-            format!("all gone within {}", human(e.lag.max)),
-            Some(e.lag.max <= 2.0),
-        ),
+        Some(e) => all_gone(&goal, e),
         None => target(&goal, "-".into(), None),
     });
     let lifecycle = r.live.as_ref().and_then(|l| l.lifecycle.as_ref());
     let goal = format!("the same, with {} grants live", r.sizes.live);
     out.push(match lifecycle {
-        Some(e) => target(
-            &goal,
-            format!("all gone within {}", human(e.lag.max)),
-            Some(e.lag.max <= 2.0),
-        ),
+        Some(e) => all_gone(&goal, e),
         None => target(&goal, "-".into(), None),
     });
     let goal = format!("{} live grants in < 128 MiB RSS", r.sizes.live);
