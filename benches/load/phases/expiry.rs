@@ -181,8 +181,8 @@ async fn prepare(
     let setup = started.elapsed();
     bench.step(
         format!(
-            "{}: {} requests created and approved, {lead} s lead",
-            plan.label, plan.count
+            "{}: {} requests created and approved ({lead} s before notBefore, for {} s)",
+            plan.label, plan.count, plan.duration_secs
         ),
         setup,
     );
