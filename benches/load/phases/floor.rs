@@ -1,0 +1,59 @@
+//! The floor: how long the API server takes to create a RoleBinding at all,
+//! N of them with the bench's concurrency. Nothing the operator does can be
+//! faster than this.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use k8s_openapi::{
+    api::rbac::v1::{RoleBinding, RoleRef, Subject},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::api::{Api, PostParams};
+
+use super::Bench;
+use crate::{
+    cluster::{bounded, REQUESTER},
+    stats::{summarize, Summary},
+};
+
+/// Creates N plain RoleBindings (not managed by Gatehouse); their latencies.
+pub async fn run(bench: &mut Bench) -> Result<Summary> {
+    let ns = bench.scene("floor").await?;
+    let api: Api<RoleBinding> = Api::namespaced(bench.client.clone(), &ns);
+    let role = bench.role.clone();
+    let started = Instant::now();
+    let latencies = bounded((0..bench.sizes.requests).collect(), bench.concurrency, |i| {
+        let api = api.clone();
+        let binding = RoleBinding {
+            metadata: ObjectMeta {
+                name: Some(format!("floor-{i:05}")),
+                ..ObjectMeta::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: role.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "User".into(),
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                name: REQUESTER.0.into(),
+                namespace: None,
+            }]),
+        };
+        async move {
+            let t = Instant::now();
+            api.create(&PostParams::default(), &binding)
+                .await
+                .with_context(|| format!("creating the RoleBinding floor-{i:05}"))?;
+            Ok(t.elapsed().as_secs_f64())
+        }
+    })
+    .await?;
+    bench.step(
+        format!("floor: {} raw RoleBinding creates", latencies.len()),
+        started.elapsed(),
+    );
+    summarize(&latencies).context("no RoleBinding was created (--requests 0?)")
+}

@@ -1,0 +1,404 @@
+//! What one run measured, the issue's targets beside it, as a plain-text table
+//! for people and JSON for machines.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::{
+    logs::Problem,
+    metrics::{Cost, OperatorView},
+    operator::Memory,
+    stats::{human, Summary},
+};
+
+/// Where and how the run happened.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Machine {
+    /// UTC start of the run, RFC 3339.
+    pub date: String,
+    /// Host name.
+    pub host: String,
+    /// CPUs the bench could use.
+    pub cpus: usize,
+    /// /proc/loadavg when the run started.
+    pub load_before: String,
+    /// `release` (cargo bench) or `debug` (cargo test).
+    pub build: String,
+    /// The API server's version.
+    pub server: String,
+}
+
+/// A timed step of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What was done.
+    pub what: String,
+    /// Wall-clock seconds it took.
+    pub secs: f64,
+}
+
+/// The sizes of the run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    /// N: requests approved at once; raw creates of the floor.
+    pub requests: usize,
+    /// M: simultaneous expiries.
+    pub expiries: usize,
+    /// L: live grants (and reviews) held for the cost, idle and restart phases.
+    pub live: usize,
+}
+
+/// N requests approved at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    /// Review created (call returned) → binding seen by the bench's watch.
+    pub latency: Summary,
+    /// Seconds to create the N requests and see them Pending.
+    pub setup_secs: f64,
+    /// Seconds to create the N approvals.
+    pub approve_secs: f64,
+    /// The operator's own `gatehouse_approval_to_grant_seconds` over the phase.
+    pub operator: Option<OperatorView>,
+    /// The operator's API requests over the phase (from the approvals on).
+    pub cost: Cost,
+}
+
+/// Grants that start at a shared `notBefore` and end `duration` later.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expiry {
+    /// What ran (e.g. "1 at a time").
+    pub label: String,
+    /// Requests.
+    pub count: usize,
+    /// Their duration, seconds.
+    pub duration_secs: f64,
+    /// Seconds to create and approve them (before `notBefore`).
+    pub setup_secs: f64,
+    /// `notBefore` → binding seen.
+    pub grant: Summary,
+    /// `notBefore + duration` → binding seen gone.
+    pub lag: Summary,
+    /// Requests that ended without ever being granted (the run fails on them).
+    pub ungranted: Vec<String>,
+    /// Where they ran.
+    pub namespace: String,
+    /// The operator's own `gatehouse_expiry_lag_seconds` over the phase.
+    pub operator_lag: Option<OperatorView>,
+    /// The operator's API requests for the whole lifecycle of these requests.
+    pub cost: Cost,
+}
+
+/// The phase with L live grants.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    /// L.
+    pub count: usize,
+    /// Seconds to create L requests and approvals and see every binding and Active status.
+    pub setup_secs: f64,
+    /// The operator's API requests for those L requests (create → Active).
+    pub setup_cost: Cost,
+    /// Memory once L grants are live and settled.
+    pub memory: Memory,
+    /// Seconds of the idle window.
+    pub idle_secs: f64,
+    /// The operator's API requests during the idle window.
+    pub idle: Cost,
+    /// M full lifecycles (create → Active → Expired) with L grants live.
+    pub lifecycle: Option<Expiry>,
+    /// Memory after the lifecycles.
+    pub memory_after: Option<Memory>,
+}
+
+/// SIGKILL and a new process, with L grants live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restart {
+    /// New process start → /readyz 200.
+    pub ready_secs: f64,
+    /// New process start → the binding of a request created and approved right after it.
+    pub binding_secs: f64,
+    /// Memory of the new process once the binding exists.
+    pub memory: Memory,
+    /// The new process's API requests until then (its initial lists included).
+    pub cost: Cost,
+}
+
+/// What the operator said about itself over the whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// WARN lines in its logs.
+    pub warnings: usize,
+    /// ERROR lines in its logs.
+    pub errors: usize,
+    /// Those lines by kind, most frequent first (all logs).
+    pub problems: Vec<Problem>,
+    /// Failed reconciles (`gatehouse_reconcile_errors_total`), all processes.
+    pub reconcile_errors: u64,
+    /// Watch loops restarted (`gatehouse_watch_restarts_total`), all processes.
+    pub watch_restarts: u64,
+    /// Events dropped (`gatehouse_events_dropped_total`), all processes.
+    pub events_dropped: u64,
+    /// Log files.
+    pub logs: Vec<String>,
+}
+
+/// One of the issue's targets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// The goal, as the issue states it.
+    pub goal: String,
+    /// The figure reached.
+    pub reached: String,
+    /// Met, missed, or not measured (None).
+    pub met: Option<bool>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where and how.
+    pub machine: Machine,
+    /// N, M, L.
+    pub sizes: Sizes,
+    /// Setup steps and their seconds, in order.
+    pub steps: Vec<Step>,
+    /// Raw RoleBinding creates, 64 at a time (the floor).
+    pub floor: Option<Summary>,
+    /// N approved at once.
+    pub approval: Option<Approval>,
+    /// Expiries one at a time.
+    pub lone: Option<Expiry>,
+    /// M simultaneous expiries.
+    pub burst: Option<Expiry>,
+    /// L live grants.
+    pub live: Option<Live>,
+    /// Restart with L live grants.
+    pub restart: Option<Restart>,
+    /// The operator's own view of its health.
+    pub health: Health,
+    /// The issue's targets.
+    pub targets: Vec<Target>,
+    /// Things the reader should know (forced clean-up, watch re-lists).
+    pub notes: Vec<String>,
+    /// Operator misbehaviour that fails the run, found while measuring went on.
+    pub failures: Vec<String>,
+    /// Why the run stopped early, if it did.
+    pub error: Option<String>,
+}
+
+fn row(out: &mut String, what: &str, s: Option<&Summary>) {
+    match s {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  {what:<44} {:>6} {:>9} {:>9} {:>9}",
+                s.n,
+                human(s.p50),
+                human(s.p99),
+                human(s.max)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  {what:<44} {:>6}", "-");
+        }
+    }
+}
+
+fn cost_row(out: &mut String, what: &str, c: &Cost, per: usize) {
+    let per = per.max(1) as f64;
+    let per_transition = if c.transitions > 0 {
+        format!("{:.2}", c.writes as f64 / c.transitions as f64)
+    } else {
+        "-".into()
+    };
+    let _ = writeln!(
+        out,
+        "  {what:<44} {:>7} {:>7} {:>9.2} {:>9.2} {:>11} {:>10}",
+        c.reads,
+        c.writes,
+        c.reads as f64 / per,
+        c.writes as f64 / per,
+        c.transitions,
+        per_transition
+    );
+    let _ = writeln!(out, "      {}", c.breakdown());
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl Report {
+    /// The plain-text report.
+    pub fn text(&self) -> String {
+        let m = &self.machine;
+        let z = &self.sizes;
+        let mut out = String::new();
+        let _ = writeln!(out, "Gatehouse load benchmark");
+        let _ = writeln!(
+            out,
+            "  {} · host {} · {} CPUs · load before {} · {} build · API server {}",
+            m.date, m.host, m.cpus, m.load_before, m.build, m.server
+        );
+        let _ = writeln!(
+            out,
+            "  sizes: --requests {} --expiries {} --live {}",
+            z.requests, z.expiries, z.live
+        );
+        let _ = writeln!(
+            out,
+            "\nlatency (seen by the bench's own watch)           n       p50       p99       max"
+        );
+        row(
+            &mut out,
+            "raw RoleBinding create, 64 in flight (floor)",
+            self.floor.as_ref(),
+        );
+        row(
+            &mut out,
+            "approval → binding, N at once",
+            self.approval.as_ref().map(|a| &a.latency),
+        );
+        for e in [&self.lone, &self.burst].into_iter().flatten() {
+            row(
+                &mut out,
+                &format!("notBefore → binding, {}", e.label),
+                Some(&e.grant),
+            );
+            row(&mut out, &format!("revoke lag, {}", e.label), Some(&e.lag));
+        }
+        if let Some(e) = self.live.as_ref().and_then(|l| l.lifecycle.as_ref()) {
+            row(
+                &mut out,
+                &format!("notBefore → binding, {}", e.label),
+                Some(&e.grant),
+            );
+            row(&mut out, &format!("revoke lag, {}", e.label), Some(&e.lag));
+        }
+        self.operator_views(&mut out);
+        self.costs(&mut out);
+        self.resources(&mut out);
+        let _ = writeln!(out, "\ntargets (issue 14; compass goals, never a failure)");
+        for t in &self.targets {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "not measured",
+            };
+            let _ = writeln!(out, "  [{verdict:^12}] {:<58} {}", t.goal, t.reached);
+        }
+        let h = &self.health;
+        let _ = writeln!(
+            out,
+            "\noperator: {} WARN / {} ERROR log lines, {} failed reconciles, {} watch restarts, {} events dropped",
+            h.warnings, h.errors, h.reconcile_errors, h.watch_restarts, h.events_dropped
+        );
+        for p in h.problems.iter().take(8) {
+            let _ = writeln!(out, "  {:>6}× {}", p.count, p.kind);
+        }
+        let _ = writeln!(out, "  logs: {}", h.logs.join(", "));
+        let _ = writeln!(out, "\nsteps (wall time)");
+        for Step { what, secs } in &self.steps {
+            let _ = writeln!(out, "  {what:<74} {}", human(*secs));
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        for f in &self.failures {
+            let _ = writeln!(out, "\nFAILED: {f}");
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(out, "\nFAILED: {e}");
+        }
+        out
+    }
+
+    fn operator_views(&self, out: &mut String) {
+        let mut views = Vec::new();
+        if let Some(v) = self.approval.as_ref().and_then(|a| a.operator) {
+            views.push(("approval_to_grant_seconds, N at once".to_string(), v));
+        }
+        let live = self.live.as_ref().and_then(|l| l.lifecycle.as_ref());
+        for e in [self.lone.as_ref(), self.burst.as_ref(), live]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = e.operator_lag {
+                views.push((format!("expiry_lag_seconds, {}", e.label), v));
+            }
+        }
+        if views.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nthe operator's own histograms (gatehouse_*)        n      mean  p99 at most"
+        );
+        for (what, v) in views {
+            let _ = writeln!(
+                out,
+                "  {what:<44} {:>6} {:>9} {:>9}",
+                v.n,
+                human(v.mean),
+                human(v.p99_at_most)
+            );
+        }
+    }
+
+    fn costs(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\noperator API requests (no watches)             reads  writes reads/req writes/req transitions writes/tr."
+        );
+        if let Some(a) = &self.approval {
+            cost_row(out, "N approvals (Pending → Active)", &a.cost, a.latency.n);
+        }
+        for e in [&self.lone, &self.burst].into_iter().flatten() {
+            cost_row(out, &format!("lifecycle, {}", e.label), &e.cost, e.count);
+        }
+        if let Some(l) = &self.live {
+            cost_row(out, "L live: create → Active", &l.setup_cost, l.count);
+            if let Some(e) = &l.lifecycle {
+                cost_row(out, &format!("lifecycle, {}", e.label), &e.cost, e.count);
+            }
+            cost_row(
+                out,
+                &format!("idle {:.0} s with L live (totals)", l.idle_secs),
+                &l.idle,
+                1,
+            );
+        }
+        if let Some(r) = &self.restart {
+            cost_row(out, "restart until the new binding (totals)", &r.cost, 1);
+        }
+    }
+
+    fn resources(&self, out: &mut String) {
+        if let Some(l) = &self.live {
+            let _ = writeln!(
+                out,
+                "\nmemory with L={} live grants and reviews: RSS {} (peak {})",
+                l.count,
+                mib(l.memory.rss_kib),
+                mib(l.memory.peak_kib)
+            );
+            if let Some(m) = l.memory_after {
+                let _ = writeln!(
+                    out,
+                    "  after the lifecycles: RSS {} (peak {})",
+                    mib(m.rss_kib),
+                    mib(m.peak_kib)
+                );
+            }
+        }
+        if let Some(r) = &self.restart {
+            let _ = writeln!(
+                out,
+                "restart (SIGKILL, new process): /readyz 200 after {}, new approval granted after {}, RSS {}",
+                human(r.ready_secs),
+                human(r.binding_secs),
+                mib(r.memory.rss_kib)
+            );
+        }
+    }
+}
