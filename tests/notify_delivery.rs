@@ -326,7 +326,10 @@ async fn certification_in_api(client: &Client) {
 }
 
 /// A notifier whose memory holds the certification items and campaigns too.
-async fn start_with_certification(client: &Client, now: DateTime<Utc>) -> tokio::task::JoinHandle<()> {
+async fn start_with_certification(
+    client: &Client,
+    now: DateTime<Utc>,
+) -> (Notifier, tokio::task::JoinHandle<()>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (cache, mut writers) = Cache::new();
     load_once(client, &cache, &mut writers.notification_channels)
@@ -334,15 +337,15 @@ async fn start_with_certification(client: &Client, now: DateTime<Utc>) -> tokio:
         .unwrap();
     load_once(client, &cache, &mut writers.items).await.unwrap();
     load_once(client, &cache, &mut writers.campaigns).await.unwrap();
-    let (_handle, task) = Notifier::start(
+    // The handle must outlive the test's use: dropping the last one stops the notifier.
+    Notifier::start(
         client.clone(),
         cache,
         Arc::new(Metrics::default()),
         settings(),
         Arc::new(move || now),
     )
-    .unwrap();
-    task
+    .unwrap()
 }
 
 #[tokio::test]
@@ -360,31 +363,30 @@ async fn certification_events_from_memory_are_sent_once_across_a_restart() {
         .build()
         .await
         .unwrap();
-    create_channel(&client, &channel("ops", "webhook", "hook", json!({}))).await;
+    // A channel older than the run (a channel hears nothing from before it existed).
+    let mut ops = channel("ops", "webhook", "hook", json!({}));
+    ops.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(t("2026-09-01T00:00:00Z").timestamp()).unwrap(),
+    ));
+    create_channel(&client, &ops).await;
     certification_in_api(&client).await;
     // The leader finds the open item and the run in memory at start-up.
-    let first = start_with_certification(&client, t("2026-10-01T00:05:00Z")).await;
+    let (_first_handle, first) = start_with_certification(&client, t("2026-10-01T00:05:00Z")).await;
     eventually("the run start and the waiting item", || rx.received().len() == 2).await;
     first.abort();
     let mut events: Vec<String> = rx.received().iter().map(|m| m.event.clone()).collect();
     events.sort();
     // A new leader derives the same notices and sends none of them again.
-    let second = start_with_certification(&client, t("2026-10-01T00:06:00Z")).await;
+    let (_second_handle, second) = start_with_certification(&client, t("2026-10-01T00:06:00Z")).await;
     quiet().await;
     assert_eq!(rx.received().len(), 2, "{:?}", rx.received());
     second.abort();
     // A day before it is due, the reminder is new: exactly that one goes out.
-    let third = start_with_certification(&client, t("2026-10-14T00:30:00Z")).await;
+    let (_third_handle, third) = start_with_certification(&client, t("2026-10-14T00:30:00Z")).await;
     eventually("the reminder", || rx.received().len() == 3).await;
     quiet().await;
     assert_eq!(rx.received().len(), 3);
     third.abort();
-    assert_eq!(
-        events,
-        [
-            "CertificationItemWaiting",
-            "CertificationRunStarted"
-        ]
-    );
+    assert_eq!(events, ["CertificationItemWaiting", "CertificationRunStarted"]);
     assert_eq!(rx.received()[2].event, "CertificationReminder");
 }
