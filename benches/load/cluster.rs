@@ -193,13 +193,14 @@ pub fn approval(created: &ApprovalRequest) -> Result<AccessReview> {
     let mut review = AccessReview::new(
         &format!("{name}-approve"),
         AccessReviewSpec {
-            request: RequestRef { name, uid },
+            request: Some(RequestRef { name, uid }),
             decision: Decision::Approve,
             reviewer: Identity {
                 username: REVIEWER.0.into(),
                 groups: vec![REVIEWER.1.into()],
             },
             comment: None,
+            ..Default::default()
         },
     );
     review.metadata.namespace = created.namespace();
