@@ -581,3 +581,25 @@ async fn a_settled_request_costs_no_api_call_and_a_transition_three_writes() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn a_deadline_that_passes_without_a_reconcile_is_found_by_the_watchdog() {
+    let rig = Rig::new(vec![]).await;
+    let req = rig.request("dana-view", "10:00").await;
+    rig.review(&req, "erin-ok", "erin", "sre", "Approve", "10:05")
+        .await;
+    rig.set_time("10:05");
+    rig.reconcile("dana-view").await.unwrap();
+    // The grant ends at 11:05: the reconcile noted that deadline.
+    let grace = Duration::seconds(2);
+    assert!(rig.ctx.overdue(at("11:05"), grace).is_empty(), "not late yet");
+    // Two seconds past it and still not reconciled: a lost wake-up, found once.
+    let late = rig.ctx.overdue(at("11:05") + grace, grace);
+    assert_eq!(late, ["team/dana-view"]);
+    assert!(rig.ctx.overdue(at("11:10"), grace).is_empty(), "handed over once");
+    // The reconcile it triggers notes the next deadline (the end of retention).
+    rig.set_time("11:07");
+    rig.reconcile("dana-view").await.unwrap();
+    assert_eq!(rig.phase("dana-view").await, Phase::Expired);
+    assert!(rig.ctx.overdue(at("12:00"), grace).is_empty());
+}

@@ -190,6 +190,7 @@ pub struct Cache {
     reviews_by_request: Index<AccessReview, (String, String)>,
     reviews_by_item: Index<AccessReview, (String, String)>,
     requests_by_requester: Index<ApprovalRequest, String>,
+    requests_by_extended: Index<ApprovalRequest, (String, String)>,
     items_by_campaign: Index<AccessCertification, String>,
     items_by_concern: Index<AccessCertification, Concern>,
     /// Whether each kind is synced and its watch healthy.
@@ -260,6 +261,10 @@ impl Cache {
                     .collect()
             }),
             requests_by_requester: Index::new(|r: &ApprovalRequest| vec![r.spec.requester.username.clone()]),
+            requests_by_extended: Index::new(|r: &ApprovalRequest| match (r.namespace(), &r.spec.extends) {
+                (Some(ns), Some(old)) => vec![(ns, old.clone())],
+                _ => Vec::new(),
+            }),
             items_by_campaign: Index::new(|i: &AccessCertification| vec![i.spec.campaign.clone()]),
             items_by_concern: Index::new(concerns),
             health: Arc::new(Health::default()),
@@ -285,6 +290,13 @@ impl Cache {
             .into_iter()
             .filter(|o| o.uid() != req.uid())
             .collect()
+    }
+
+    /// The requests in the request's namespace whose `spec.extends` names it:
+    /// what can supersede it, found by key however many requests its requester has.
+    pub fn extenders_of(&self, req: &ApprovalRequest) -> Vec<Arc<ApprovalRequest>> {
+        let key = (req.namespace().unwrap_or_default(), req.name_any());
+        self.requests_by_extended.get(&key, &self.requests)
     }
 
     /// Every policy.
@@ -364,6 +376,7 @@ impl Cached for ApprovalRequest {
 
     fn index(cache: &Cache, change: Change<'_, Self>) {
         cache.requests_by_requester.apply(change);
+        cache.requests_by_extended.apply(change);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub last_sync: Family<KindLabel, Gauge>,
     /// Kubernetes Events not published because the queue was full.
     pub events_dropped: Counter,
+    /// Requests woken by the watchdog: their deadline passed without a reconcile.
+    pub watchdog_wakes: Counter,
     /// Duration of one certification reconcile (campaign or item), in seconds.
     pub certification_reconcile_duration: Histogram,
     /// AccessCertification items created by campaign runs.
@@ -121,6 +123,7 @@ impl Default for Metrics {
             watch_restarts: Family::default(),
             last_sync: Family::default(),
             events_dropped: Counter::default(),
+            watchdog_wakes: Counter::default(),
             certification_reconcile_duration: buckets(),
             certification_items_created: Counter::default(),
             certification_remediations: Family::default(),
@@ -185,6 +188,11 @@ impl Default for Metrics {
             "last_sync_timestamp_seconds",
             "Unix time of the last complete list of a kind into memory",
             m.last_sync.clone(),
+        );
+        r.register(
+            "watchdog_wakes",
+            "Requests woken because their deadline passed without a reconcile",
+            m.watchdog_wakes.clone(),
         );
         r.register(
             "events_dropped",

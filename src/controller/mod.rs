@@ -136,6 +136,9 @@ pub struct Context {
     pub reconcile_timeout: Duration,
     /// Versions of requests written over that memory may still show.
     pub(crate) superseded: written::Superseded,
+    /// The next deadline of each request, as its last reconcile computed it: the
+    /// watchdog wakes a request whose deadline passed without a reconcile.
+    pub deadlines: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Verdicts written that memory may not show yet, by review.
     pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
     /// Tells people what changed; disabled unless the operator starts it.
@@ -143,6 +146,24 @@ pub struct Context {
 }
 
 impl Context {
+    /// The requests whose deadline passed more than `grace` before `now`
+    /// without a reconcile (the scheduler should have woken them), removed from
+    /// the watch list: each is reconciled again, which notes its next deadline.
+    pub fn overdue(&self, now: DateTime<Utc>, grace: chrono::Duration) -> Vec<String> {
+        let Ok(mut deadlines) = self.deadlines.lock() else {
+            return Vec::new();
+        };
+        let late: Vec<String> = deadlines
+            .iter()
+            .filter(|(_, d)| **d + grace <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &late {
+            deadlines.remove(k);
+        }
+        late
+    }
+
     /// A context on the given clock; starts the Event publisher.
     pub fn new(
         client: Client,
@@ -159,6 +180,7 @@ impl Context {
             failures: Mutex::default(),
             reconcile_timeout: Duration::from_secs(30),
             superseded: Default::default(),
+            deadlines: Mutex::default(),
             written_verdict: Default::default(),
             notify: crate::notify::Notifier::default(),
         }

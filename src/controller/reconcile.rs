@@ -91,6 +91,12 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         now,
     };
     let mut ev = decide::evaluate(&input);
+    if let Ok(mut deadlines) = ctx.deadlines.lock() {
+        match ev.next_deadline {
+            Some(d) => deadlines.insert(key.clone(), d),
+            None => deadlines.remove(&key),
+        };
+    }
 
     let created_job = match act(req, ctx, &requests, &ev, &loaded, now).await? {
         Acted::Deleted => return Ok(Requeue::await_change()),
@@ -267,7 +273,12 @@ fn load(req: &ApprovalRequest, ctx: &Context, ns: &str, now: DateTime<Utc>) -> R
             .policies
             .iter()
             .any(|p| p.spec.max_active_per_requester.is_some());
-    if status.approved_at.is_some() || max_active {
+    // The newer requests that extend this one (by key, cheap), and, only while a
+    // maxActivePerRequester policy may still refuse the approval, every other
+    // request of the requester (a requester with thousands of requests, a bot,
+    // pays this only until approval).
+    loaded.requester_requests = cache.extenders_of(req);
+    if status.approved_at.is_none() && max_active {
         loaded.requester_requests = cache.requests_of_requester(req);
     }
     if req.spec.type_ == RequestType::OneTime {

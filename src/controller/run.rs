@@ -376,6 +376,7 @@ impl Operator {
         let certification = self.certification_controllers(shutdown.clone(), ctx.notify.clone());
         let ctx = Arc::new(ctx);
         let sweeper = tokio::spawn(sweep_loop(self.client.clone(), ctx.clone(), self.sweep_every));
+        let watchdog = tokio::spawn(watchdog(ctx.clone(), self.hub.clone()));
         let queue =
             futures::stream::unfold(triggers, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let probes = futures::stream::unfold((), |()| async {
@@ -412,6 +413,7 @@ impl Operator {
             _ = fence => warn!("leadership lost: stopped acting"),
         }
         sweeper.abort();
+        watchdog.abort();
         for c in certification {
             // On SIGTERM their in-flight reconciles finish (graceful shutdown);
             // when leadership is lost they stop at once.
@@ -493,6 +495,31 @@ where
     let rx = triggers.connect();
     triggers.wake(all.iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect());
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+}
+
+/// Belt and braces for the scheduler: every second, wakes the requests whose
+/// deadline (an expiry, a start, a window edge) passed two seconds ago without a
+/// reconcile. Each one found is a wake-up the scheduler lost; none is expected.
+async fn watchdog(ctx: Arc<Context>, hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(StdDuration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let late = ctx.overdue((ctx.clock)(), chrono::Duration::seconds(2));
+        if late.is_empty() {
+            continue;
+        }
+        warn!(
+            requests = late.len(),
+            "deadlines passed without a reconcile; waking them"
+        );
+        ctx.metrics.watchdog_wakes.inc_by(late.len() as u64);
+        let refs = late
+            .iter()
+            .filter_map(|k| k.split_once('/'))
+            .map(|(ns, name)| ObjectRef::new(name).within(ns))
+            .collect();
+        hub.requests.wake(refs);
+    }
 }
 
 async fn sweep_loop(client: Client, ctx: Arc<Context>, every: StdDuration) {
