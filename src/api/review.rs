@@ -150,7 +150,8 @@ pub struct AccessReviewStatus {
     /// Human-readable explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When the operator decided.
+    /// When the operator first judged the review (kept when the verdict changes;
+    /// reviews made in the same second are replayed in this order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<DateTime<Utc>>,
 }

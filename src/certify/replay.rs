@@ -22,7 +22,7 @@ use crate::{
         AccessCertification, AccessPolicy, AccessReview, Decision, Identity, Justification, LevelReviewers,
         Principals, ReviewVerdict, Subject, SubjectKind,
     },
-    decide::{duration, eligibility::describe, to_chrono},
+    decide::{duration, eligibility::describe, order, to_chrono},
 };
 
 /// Everything a replay looks at.
@@ -453,19 +453,13 @@ pub fn replay(input: ReplayInput) -> Replay {
         })
         .filter(|(_, t)| *t <= input.now)
         .collect();
-    // creationTimestamp has one-second resolution. Within one second the order is
-    // the one that keeps the least access: comments and reassignments first, a
-    // revoke before an approval; then by name, so the input order never matters.
-    let rank = |r: &AccessReview| match r.spec.decision {
+    // Within one second, the order that keeps the least access: comments and
+    // reassignments first, a revoke before an approval.
+    order::sort_for_replay(&mut reviews, |r| match r.spec.decision {
         Decision::Comment => 0,
         Decision::Reassign => 1,
         Decision::Revoke | Decision::Reject | Decision::Cancel => 2,
         Decision::Approve => 3,
-    };
-    reviews.sort_by(|(a, ta), (b, tb)| {
-        ta.cmp(tb)
-            .then_with(|| rank(a).cmp(&rank(b)))
-            .then_with(|| a.name_any().cmp(&b.name_any()))
     });
     let mut r = Replayer::new(input);
     for (review, t) in reviews {

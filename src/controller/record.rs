@@ -86,8 +86,10 @@ pub async fn write_verdicts<'a>(
         if written.already(&key, &version, &verdict) {
             continue;
         }
+        // The first judgement's instant stays: the replay orders reviews of one
+        // second by it (decide::order), so it must not move when a verdict does.
         let status = AccessReviewStatus {
-            observed_at: Some(now),
+            observed_at: current.observed_at.or(Some(now)),
             ..verdict.clone()
         };
         let patch = json!({"status": status});

@@ -30,6 +30,7 @@ pub mod job;
 pub mod model;
 pub mod naming;
 pub mod onetime;
+pub mod order;
 pub mod policy;
 pub mod reason;
 pub mod related;
@@ -103,19 +104,13 @@ fn history<'a>(input: &Input<'a>, created: DateTime<Utc>) -> Vec<(&'a AccessRevi
         .map(|r| (r, created_at(r).unwrap_or(now).max(created)))
         .filter(|(_, t)| *t <= now)
         .collect();
-    // creationTimestamp has one-second resolution. Within one second the order
-    // is the one that grants the least: a reject or cancel before an approval,
-    // a revoke after it.
-    let rank = |r: &AccessReview| match r.spec.decision {
+    // Within one second, the order that grants the least: a reject or cancel
+    // before an approval, a revoke after it.
+    order::sort_for_replay(&mut reviews, |r| match r.spec.decision {
         Decision::Comment | Decision::Reassign => 0,
         Decision::Reject | Decision::Cancel => 1,
         Decision::Approve => 2,
         Decision::Revoke => 3,
-    };
-    reviews.sort_by(|(a, ta), (b, tb)| {
-        ta.cmp(tb)
-            .then_with(|| rank(a).cmp(&rank(b)))
-            .then_with(|| a.name_any().cmp(&b.name_any()))
     });
     reviews
 }

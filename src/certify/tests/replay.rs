@@ -112,6 +112,30 @@ fn one_person_decides_one_level_of_an_item() {
 }
 
 #[test]
+fn a_second_decision_in_the_same_second_is_the_one_refused() {
+    let (inv, bob, _) = payments("");
+    // lena's first Revoke was judged; her second, made within the same second,
+    // sorts before it by name and must not take its place.
+    let mut first = commented(by(&bob, LENA, Revoke, "10-02 09:00"), "left the team");
+    first.metadata.name = Some("lena-revoke-x".into());
+    first.status = Some(crate::api::AccessReviewStatus {
+        accepted: Some(true),
+        reason: Some("Accepted".into()),
+        message: Some("level owners decided Revoke".into()),
+        observed_at: Some(at("10-02 09:00") + chrono::Duration::milliseconds(200)),
+    });
+    let mut second = commented(by(&bob, LENA, Revoke, "10-02 09:00"), "again");
+    second.metadata.name = Some("lena-revoke-a".into());
+    let ev = eval(&bob, &[second, first], &inv, "10-02 10:00");
+    assert_eq!(verdict(&ev, "lena-revoke-x"), ReviewVerdict::Decided);
+    assert_eq!(
+        verdict(&ev, "lena-revoke-a"),
+        ReviewVerdict::NotEligible,
+        "level two is not hers"
+    );
+}
+
+#[test]
 fn reassign_hands_the_level_to_someone_else_with_a_comment() {
     let (inv, bob, _) = payments("");
     let bare = reassigned(by(&bob, LENA, Reassign, "10-02 09:00"), &["mona"], &[]);

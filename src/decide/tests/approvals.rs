@@ -283,3 +283,47 @@ fn eligible_reviewers_follow_the_open_stage() {
         ["security", "compliance", "oncall", "ic"]
     );
 }
+
+#[test]
+fn a_second_click_in_the_same_second_is_the_duplicate_not_the_first() {
+    let mut p = simple_policy();
+    p.spec.approval.min_approvals = 2;
+    // "erin-z" came first and was judged; "erin-a" sorts before it by name.
+    let mut first = review("erin-z", "erin", &["sre"], Decision::Approve, "10:05");
+    first.status = Some(crate::api::AccessReviewStatus {
+        accepted: Some(true),
+        reason: Some("Accepted".into()),
+        message: Some("counted".into()),
+        observed_at: Some(at("10:05") + chrono::Duration::milliseconds(300)),
+    });
+    let mut second = review("erin-a", "erin", &["sre"], Decision::Approve, "10:05");
+    let ev = eval(
+        std::slice::from_ref(&p),
+        &dana_view(),
+        &[second.clone(), first.clone()],
+        "10:10",
+    );
+    assert!(verdict(&ev, "erin-z").accepted);
+    assert_eq!(verdict(&ev, "erin-a").reason, reason::VerdictReason::Duplicate);
+    // Once both are judged, the earlier judgement still comes first.
+    second.status = Some(crate::api::AccessReviewStatus {
+        accepted: Some(false),
+        reason: Some("Duplicate".into()),
+        message: Some("duplicate".into()),
+        observed_at: Some(at("10:05") + chrono::Duration::milliseconds(900)),
+    });
+    let again = eval(&[p.clone()], &dana_view(), &[second, first.clone()], "10:10");
+    assert_eq!(again.verdicts, ev.verdicts);
+    // Without any judgement yet, the name decides.
+    let fresh = eval(
+        &[p],
+        &dana_view(),
+        &[review("erin-a", "erin", &["sre"], Decision::Approve, "10:05"), {
+            first.status = None;
+            first
+        }],
+        "10:10",
+    );
+    assert!(verdict(&fresh, "erin-a").accepted);
+    assert_eq!(verdict(&fresh, "erin-z").reason, reason::VerdictReason::Duplicate);
+}
