@@ -210,17 +210,39 @@ pub fn approval(created: &ApprovalRequest) -> Result<AccessReview> {
 /// Creates a request; the error names it.
 pub async fn create_request(client: &Client, req: &ApprovalRequest) -> Result<ApprovalRequest> {
     let ns = req.namespace().unwrap_or_default();
-    Api::<ApprovalRequest>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), req)
+    create_once(&Api::<ApprovalRequest>::namespaced(client.clone(), &ns), req)
         .await
         .with_context(|| format!("creating the ApprovalRequest {ns}/{}", req.name_any()))
+}
+
+/// Creates `obj`, retrying a few times when the connection failed under the
+/// request (a keep-alive connection the API server closed as it was reused):
+/// the bench measures the operator, not its own client's luck. A retry that
+/// finds the object already there (the first attempt got through) reads it.
+async fn create_once<K>(api: &Api<K>, obj: &K) -> kube::Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match api.create(&PostParams::default(), obj).await {
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt > 1 => {
+                return api.get(&obj.name_any()).await;
+            }
+            Err(e @ (kube::Error::Service(_) | kube::Error::HyperError(_))) if attempt < 4 => {
+                tracing::debug!(error = %e, attempt, "create failed on the connection; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Creates a review; the error names it.
 pub async fn create_review(client: &Client, review: &AccessReview) -> Result<AccessReview> {
     let ns = review.namespace().unwrap_or_default();
-    Api::<AccessReview>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), review)
+    create_once(&Api::<AccessReview>::namespaced(client.clone(), &ns), review)
         .await
         .with_context(|| format!("creating the AccessReview {ns}/{}", review.name_any()))
 }
