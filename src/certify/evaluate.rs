@@ -15,7 +15,7 @@ use crate::api::{
     ConditionStatus, Decision, ItemDecision, ItemDecisionRecord, LevelState, LevelStatus, NoDecision,
     Outcome, Principals, Recommendation, RemediationState, RemediationStatus, ReviewVerdict,
 };
-use crate::decide::eligibility::describe;
+use crate::decide::{eligibility::describe, status as decide_status};
 
 /// Condition type: the item is closed (decided, or due).
 pub const DECIDED: &str = "Decided";
@@ -132,7 +132,7 @@ fn level_statuses(r: &Replay) -> Vec<LevelStatus> {
 }
 
 /// A condition whose transition time is kept from the stored status while its
-/// status does not change.
+/// status does not change (the conventions of [`decide_status::condition`]).
 fn condition(
     prev: &[Condition],
     type_: &str,
@@ -142,18 +142,9 @@ fn condition(
     since: DateTime<Utc>,
     generation: Option<i64>,
 ) -> Condition {
-    let kept = prev
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time);
-    Condition {
-        type_: type_.to_string(),
-        status,
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time: kept.unwrap_or(since),
-    }
+    let next = decide_status::condition(type_, status, reason, message, since, generation);
+    let mut settled = decide_status::settle_conditions(vec![next.clone()], prev);
+    settled.pop().unwrap_or(next)
 }
 
 /// The `Decided` condition, and `Remediated` once access is to be removed.

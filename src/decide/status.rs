@@ -470,7 +470,7 @@ fn next_deadline(
 }
 
 /// A condition following the `metav1.Condition` conventions.
-pub(super) fn condition(
+pub fn condition(
     type_: &str,
     status: ConditionStatus,
     reason: &str,
@@ -489,7 +489,7 @@ pub(super) fn condition(
 }
 
 /// Keeps `lastTransitionTime` of conditions whose status did not change.
-pub(super) fn settle_conditions(mut next: Vec<Condition>, prev: &[Condition]) -> Vec<Condition> {
+pub fn settle_conditions(mut next: Vec<Condition>, prev: &[Condition]) -> Vec<Condition> {
     for c in &mut next {
         if let Some(p) = prev.iter().find(|p| p.type_ == c.type_ && p.status == c.status) {
             c.last_transition_time = p.last_transition_time;
