@@ -6,6 +6,9 @@
 //! - A full request lifecycle (waiting, approved, granted, expiring soon,
 //!   expired) and a rejected request, with an operator restart (SIGKILL) in the
 //!   middle: the receiver gets exactly one message per event.
+//! - A certification run (two items, one decided, one left to its due time) on
+//!   a second channel, across the same restart: exactly one message per event
+//!   (run started, item waiting, reminder, overdue, run completed).
 //! - A receiver that takes 5 s over every message while a grant expires: the
 //!   binding is still removed on time.
 
@@ -26,7 +29,7 @@ use std::{
 
 use chrono::Utc;
 use gatehouse::{
-    api::{AccessReview, ApprovalRequest, NotificationChannel, Phase},
+    api::{AccessCampaign, AccessCertification, AccessReview, ApprovalRequest, NotificationChannel, Phase},
     notify::hmac,
 };
 use k8s_openapi::{
@@ -194,6 +197,112 @@ async fn wait_for_message(rx: &Receiver, request: &str, event: &str, timeout: Du
     .await;
 }
 
+/// A webhook channel named `name` over the Secret `secret` (in the operator's
+/// namespace `sys`, holding the receiver's address and the HMAC key), with `spec`
+/// merged in; returns once the operator has found its Secret.
+async fn channel(admin: &Client, sys: &str, name: &str, secret: &str, url: String, spec: serde_json::Value) {
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(secret.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("address".to_string(), ByteString(url.into_bytes())),
+            ("token".to_string(), ByteString(KEY.as_bytes().to_vec())),
+        ])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), sys)
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap();
+    let mut body = json!({"type": "webhook", "secretRef": {"name": secret}});
+    for (k, v) in spec.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let channel: NotificationChannel = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "NotificationChannel",
+        "metadata": {"name": name}, "spec": body
+    }))
+    .unwrap();
+    Api::<NotificationChannel>::all(admin.clone())
+        .create(&PostParams::default(), &channel)
+        .await
+        .unwrap();
+}
+
+async fn channel_ready(admin: &Client, name: &str) {
+    let channels: Api<NotificationChannel> = Api::all(admin.clone());
+    eventually(
+        &format!("the channel {name} to be Ready"),
+        Duration::from_secs(30),
+        || {
+            let channels = channels.clone();
+            async move {
+                let c = channels.get(name).await.ok()?;
+                c.status?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == gatehouse::api::ConditionStatus::True)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// The certification scene: two RoleBindings (carol's and dave's `view`) in
+/// `ns`, and a campaign over them due in `due`, reviewed by bob; returns the
+/// campaign's name and the two items once launched.
+async fn certification(
+    admin: &Client,
+    ns: &str,
+    run: &str,
+    due: &str,
+) -> (String, AccessCertification, AccessCertification) {
+    let label = format!("e2e-notify-{run}");
+    for who in ["carol", "dave"] {
+        let rb: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": format!("standing-{who}"), "labels": {"e2e-notify-cert": label}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": who, "apiGroup": "rbac.authorization.k8s.io"}]
+        }))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(admin.clone(), ns)
+            .create(&PostParams::default(), &rb)
+            .await
+            .unwrap();
+    }
+    let name = format!("gh-e2e-notify-{run}");
+    let campaign: AccessCampaign = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
+        "metadata": {"name": name},
+        "spec": {"duration": due, "reviewNamespace": ns,
+                 "scope": {"bindingSelector": {"matchLabels": {"e2e-notify-cert": label}}},
+                 "reviewers": {"levels": [{"name": "owners", "users": ["bob"]}]}}
+    }))
+    .unwrap();
+    Api::<AccessCampaign>::all(admin.clone())
+        .create(&PostParams::default(), &campaign)
+        .await
+        .unwrap();
+    let items: Api<AccessCertification> = Api::namespaced(admin.clone(), ns);
+    let of = |list: &[AccessCertification], who: &str| {
+        list.iter()
+            .find(|i| i.spec.subject.name == who && i.status.is_some())
+            .cloned()
+    };
+    let (carol, dave) = eventually("the campaign's two items", Duration::from_secs(30), || {
+        let items = items.clone();
+        async move {
+            let list = items.list(&Default::default()).await.ok()?.items;
+            Some((of(&list, "carol")?, of(&list, "dave")?))
+        }
+    })
+    .await;
+    (name, carol, dave)
+}
+
 #[tokio::test]
 async fn notifications_on_a_real_api_server() {
     // The one skip guard of the server-side tests (fails instead when required).
@@ -212,8 +321,11 @@ async fn notifications_on_a_real_api_server() {
     let run = format!("{:x}", Utc::now().timestamp_millis());
     let ns = format!("gh-e2e-notify-{run}");
     let sys = format!("gh-e2e-notify-sys-{run}");
+    // Certification items and the bindings they review: out of the first
+    // channel's namespace.
+    let cert = format!("gh-e2e-notify-cert-{run}");
     let pp = PatchParams::apply("gatehouse-e2e-notify").force();
-    for n in [&ns, &sys] {
+    for n in [&ns, &sys, &cert] {
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": n}})).unwrap();
         Api::<Namespace>::all(admin.clone())
             .create(&PostParams::default(), &namespace)
@@ -258,30 +370,10 @@ async fn notifications_on_a_real_api_server() {
     // The receiver, its Secret in the operator's namespace, and the channel.
     let rx = Receiver::default();
     let url = rx.serve("127.0.0.1:0".parse().unwrap()).await;
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("hook".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("address".to_string(), ByteString(url.into_bytes())),
-            ("token".to_string(), ByteString(KEY.as_bytes().to_vec())),
-        ])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(admin.clone(), &sys)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
     let channel_name = format!("gh-e2e-notify-{run}");
-    let channel: NotificationChannel = serde_json::from_value(json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "NotificationChannel",
-        "metadata": {"name": channel_name},
-        "spec": {"type": "webhook", "secretRef": {"name": "hook"}, "namespaces": [ns], "expiringSoonBefore": "10s"}
-    }))
-    .unwrap();
+    let spec = json!({"namespaces": [ns], "expiringSoonBefore": "10s"});
+    channel(&admin, &sys, &channel_name, "hook", url, spec).await;
     let channels: Api<NotificationChannel> = Api::all(admin.clone());
-    channels.create(&PostParams::default(), &channel).await.unwrap();
 
     let scene = Scene {
         admin: admin.clone(),
@@ -291,19 +383,7 @@ async fn notifications_on_a_real_api_server() {
     };
     let mut operator = start_operator(&path, &sys);
     // The channel is Ready once the operator found its Secret.
-    eventually("the channel to be Ready", Duration::from_secs(30), || {
-        let channels = channels.clone();
-        let name = channel_name.clone();
-        async move {
-            let c = channels.get(&name).await.ok()?;
-            c.status?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == gatehouse::api::ConditionStatus::True)
-                .then_some(())
-        }
-    })
-    .await;
+    channel_ready(&admin, &channel_name).await;
 
     // `kubectl gatehouse notify test`: the operator sends, the plugin prints the answer.
     // Off the test's thread: the receiver answers on it meanwhile.
@@ -337,6 +417,56 @@ async fn notifications_on_a_real_api_server() {
         &test.body,
         test.signature.as_deref().unwrap()
     ));
+
+    // A certification run, on a channel of its own (its campaign's events only),
+    // due in 40 s with a reminder 20 s before; bob keeps carol's access at once
+    // and leaves dave's undecided. The restart below falls in the middle of it.
+    let rx_cert = Receiver::default();
+    let cert_url = rx_cert.serve("127.0.0.1:0".parse().unwrap()).await;
+    let cert_channel = format!("gh-e2e-notify-{run}-cert");
+    let certification_events = [
+        "CertificationRunStarted",
+        "CertificationItemWaiting",
+        "CertificationReminder",
+        "CertificationEscalated",
+        "CertificationOverdue",
+        "CertificationRunCompleted",
+    ];
+    let spec = json!({"campaigns": [format!("gh-e2e-notify-{run}")], "events": certification_events,
+                      "remindBefore": "20s"});
+    channel(&admin, &sys, &cert_channel, "hook-cert", cert_url, spec).await;
+    channel_ready(&admin, &cert_channel).await;
+    let (campaign, carol, dave) = certification(&admin, &cert, &run, "40s").await;
+    let (carol, dave) = (carol.name_any(), dave.name_any());
+    let waiting = Duration::from_secs(20);
+    wait_for_message(&rx_cert, &campaign, "CertificationRunStarted", waiting).await;
+    wait_for_message(&rx_cert, &carol, "CertificationItemWaiting", waiting).await;
+    wait_for_message(&rx_cert, &dave, "CertificationItemWaiting", waiting).await;
+    let carol_item = Api::<AccessCertification>::namespaced(admin.clone(), &cert)
+        .get(&carol)
+        .await
+        .unwrap();
+    let keep: AccessReview = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
+        "metadata": {"name": format!("{carol}-bob"), "namespace": cert},
+        "spec": {"certification": {"name": carol, "uid": carol_item.uid().unwrap()}, "decision": "Approve",
+                 "reviewer": {"username": "bob", "groups": ["sre"]}, "comment": "still on call"}
+    }))
+    .unwrap();
+    Api::<AccessReview>::namespaced(scene.bob.clone(), &cert)
+        .create(&PostParams::default(), &keep)
+        .await
+        .unwrap();
+    let items: Api<AccessCertification> = Api::namespaced(admin.clone(), &cert);
+    eventually("carol's item to be Approved", Duration::from_secs(20), || {
+        let items = items.clone();
+        let carol = carol.clone();
+        async move {
+            let decision = items.get(&carol).await.ok()?.status?.decision;
+            (decision == gatehouse::api::ItemDecision::Approved).then_some(())
+        }
+    })
+    .await;
 
     // A full lifecycle, with a restart of the operator in the middle.
     let short = scene.request("alice-short", "30s").await;
@@ -389,6 +519,44 @@ async fn notifications_on_a_real_api_server() {
         got.len()
     );
 
+    // The certification run, to its due time: dave's item is reminded, then
+    // overdue (kept, `onNoDecision: Keep`), and the run completes; carol's
+    // decided item gets neither.
+    let due = Duration::from_secs(60);
+    wait_for_message(&rx_cert, &dave, "CertificationReminder", due).await;
+    wait_for_message(&rx_cert, &dave, "CertificationOverdue", due).await;
+    wait_for_message(&rx_cert, &campaign, "CertificationRunCompleted", due).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = story(&rx_cert);
+    let order = got.clone();
+    got.sort();
+    let mut want: Vec<(String, String)> = [
+        (&campaign, "CertificationRunStarted"),
+        (&carol, "CertificationItemWaiting"),
+        (&dave, "CertificationItemWaiting"),
+        (&dave, "CertificationReminder"),
+        (&dave, "CertificationOverdue"),
+        (&campaign, "CertificationRunCompleted"),
+    ]
+    .iter()
+    .map(|(o, e)| (o.to_string(), e.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "exactly one message per certification event; received in order: {order:?}"
+    );
+    for m in rx_cert.received() {
+        assert!(
+            hmac::verify(KEY.as_bytes(), &m.body, m.signature.as_deref().unwrap()),
+            "every message is signed"
+        );
+    }
+    eprintln!(
+        "e2e notify: certification run, {} messages, one per event, across an operator restart",
+        order.len()
+    );
+
     // A receiver that takes 5 s over each message while a grant expires.
     rx.delay(Duration::from_secs(5));
     let slow = scene.request("alice-slow", "20s").await;
@@ -415,7 +583,11 @@ async fn notifications_on_a_real_api_server() {
 
     drop(operator);
     let _ = channels.delete(&channel_name, &DeleteParams::default()).await;
-    for n in [&ns, &sys] {
+    let _ = channels.delete(&cert_channel, &DeleteParams::default()).await;
+    let _ = Api::<AccessCampaign>::all(admin.clone())
+        .delete(&campaign, &DeleteParams::default())
+        .await;
+    for n in [&ns, &sys, &cert] {
         let _ = Api::<Namespace>::all(admin.clone())
             .delete(n, &DeleteParams::default())
             .await;
