@@ -2,7 +2,8 @@
 #
 # Builder: the official Rust image of the toolchain Cargo.toml declares
 # (rust-version = 1.89). The binary is linked statically against glibc
-# (crt-static), so the final image needs no libc, no shell, nothing but the binary.
+# (crt-static), so the final image needs no libc, no shell, nothing but the binary;
+# with jemalloc as its allocator (feature `jemalloc`, see docs/performance.md).
 FROM rust:1.89-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -11,7 +12,7 @@ COPY benches ./benches
 # include_str! pulls the admission policies into the binary.
 COPY config/admission ./config/admission
 RUN RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --bin gatehouse --target x86_64-unknown-linux-gnu \
+    cargo build --release --locked --features jemalloc --bin gatehouse --target x86_64-unknown-linux-gnu \
  && cp target/x86_64-unknown-linux-gnu/release/gatehouse /gatehouse \
  && strip /gatehouse
 

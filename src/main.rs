@@ -96,10 +96,11 @@ enum Command {
     },
 }
 
-// jemalloc instead of the system allocator: glibc's malloc keeps per-thread
-// arenas whose freed memory is rarely returned, and the operator holds tens of
-// thousands of small cached objects that watches replace all day.
-#[cfg(not(target_env = "msvc"))]
+// jemalloc instead of the system allocator (feature `jemalloc`, on in the image):
+// glibc's malloc keeps per-thread arenas whose freed memory is rarely returned,
+// and the operator holds tens of thousands of small cached objects that watches
+// replace all day (docs/performance.md).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
