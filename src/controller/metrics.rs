@@ -133,117 +133,134 @@ impl Default for Metrics {
             notification_latency: buckets(),
             notifications_dropped: Counter::default(),
         };
-        let r = &mut m.registry;
-        r.register(
-            "requests",
-            "ApprovalRequests by phase (refreshed by the sweep)",
-            m.requests.clone(),
-        );
-        r.register(
-            "active_grants",
-            "Bindings managed by Gatehouse (refreshed by the sweep)",
-            m.active_grants.clone(),
-        );
-        r.register(
-            "phase_transitions",
-            "Phase transitions recorded",
-            m.transitions.clone(),
-        );
-        r.register(
-            "reconcile_duration_seconds",
-            "Duration of one reconcile",
-            m.reconcile_duration.clone(),
-        );
-        r.register(
-            "reconcile_errors",
-            "Failed reconciles by error",
-            m.reconcile_errors.clone(),
-        );
-        r.register(
-            "approval_to_grant_seconds",
-            "Time from approval to the binding being in place",
-            m.approval_to_grant.clone(),
-        );
-        r.register(
-            "expiry_lag_seconds",
-            "Time from expiresAt to the binding's removal",
-            m.expiry_lag.clone(),
-        );
-        r.register(
-            "swept_bindings",
-            "Expired or orphaned bindings removed by the sweep",
-            m.swept.clone(),
-        );
-        r.register(
-            "api_requests",
-            "API requests the operator made, by verb and resource",
-            m.api_requests.clone(),
-        );
-        r.register(
-            "watch_restarts",
-            "Watch loops that failed and listed again, by kind",
-            m.watch_restarts.clone(),
-        );
-        r.register(
-            "last_sync_timestamp_seconds",
-            "Unix time of the last complete list of a kind into memory",
-            m.last_sync.clone(),
-        );
-        r.register(
-            "watchdog_wakes",
-            "Requests woken because their deadline passed without a reconcile",
-            m.watchdog_wakes.clone(),
-        );
-        r.register(
-            "events_dropped",
-            "Kubernetes Events dropped because the publishing queue was full",
-            m.events_dropped.clone(),
-        );
-        r.register(
-            "certification_reconcile_duration_seconds",
-            "Duration of one certification reconcile (campaign or item)",
-            m.certification_reconcile_duration.clone(),
-        );
-        r.register(
-            "certification_items_created",
-            "AccessCertification items created by campaign runs",
-            m.certification_items_created.clone(),
-        );
-        r.register(
-            "certification_remediations",
-            "Writes that remove revoked access, by result",
-            m.certification_remediations.clone(),
-        );
-        r.register(
-            "notifications_delivered",
-            "Notifications an endpoint accepted, by channel and event (label what)",
-            m.notifications_delivered.clone(),
-        );
-        r.register(
-            "notification_failures",
-            "Failed notification attempts, by channel and cause (label what)",
-            m.notification_failures.clone(),
-        );
-        r.register(
-            "notification_queue_depth",
-            "Notifications waiting in a channel's queue",
-            m.notification_queue.clone(),
-        );
-        r.register(
-            "notification_delivery_seconds",
-            "Time from an event to its acceptance by the endpoint, retries included",
-            m.notification_latency.clone(),
-        );
-        r.register(
-            "notifications_dropped",
-            "Notices not queued because a queue was full (queued again at the next resync)",
-            m.notifications_dropped.clone(),
-        );
+        m.register_requests();
+        m.register_certification();
+        m.register_notifications();
         m
     }
 }
 
 impl Metrics {
+    /// Requests, grants, the controller's memory and its API calls.
+    fn register_requests(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "requests",
+            "ApprovalRequests by phase (refreshed by the sweep)",
+            self.requests.clone(),
+        );
+        r.register(
+            "active_grants",
+            "Bindings managed by Gatehouse (refreshed by the sweep)",
+            self.active_grants.clone(),
+        );
+        r.register(
+            "phase_transitions",
+            "Phase transitions recorded",
+            self.transitions.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconcile",
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Failed reconciles by error",
+            self.reconcile_errors.clone(),
+        );
+        r.register(
+            "approval_to_grant_seconds",
+            "Time from approval to the binding being in place",
+            self.approval_to_grant.clone(),
+        );
+        r.register(
+            "expiry_lag_seconds",
+            "Time from expiresAt to the binding's removal",
+            self.expiry_lag.clone(),
+        );
+        r.register(
+            "swept_bindings",
+            "Expired or orphaned bindings removed by the sweep",
+            self.swept.clone(),
+        );
+        r.register(
+            "api_requests",
+            "API requests the operator made, by verb and resource",
+            self.api_requests.clone(),
+        );
+        r.register(
+            "watch_restarts",
+            "Watch loops that failed and listed again, by kind",
+            self.watch_restarts.clone(),
+        );
+        r.register(
+            "last_sync_timestamp_seconds",
+            "Unix time of the last complete list of a kind into memory",
+            self.last_sync.clone(),
+        );
+        r.register(
+            "watchdog_wakes",
+            "Requests woken because their deadline passed without a reconcile",
+            self.watchdog_wakes.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Kubernetes Events dropped because the publishing queue was full",
+            self.events_dropped.clone(),
+        );
+    }
+
+    /// Certification campaigns and items.
+    fn register_certification(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "certification_reconcile_duration_seconds",
+            "Duration of one certification reconcile (campaign or item)",
+            self.certification_reconcile_duration.clone(),
+        );
+        r.register(
+            "certification_items_created",
+            "AccessCertification items created by campaign runs",
+            self.certification_items_created.clone(),
+        );
+        r.register(
+            "certification_remediations",
+            "Writes that remove revoked access, by result",
+            self.certification_remediations.clone(),
+        );
+    }
+
+    /// Notification delivery.
+    fn register_notifications(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "notifications_delivered",
+            "Notifications an endpoint accepted, by channel and event (label what)",
+            self.notifications_delivered.clone(),
+        );
+        r.register(
+            "notification_failures",
+            "Failed notification attempts, by channel and cause (label what)",
+            self.notification_failures.clone(),
+        );
+        r.register(
+            "notification_queue_depth",
+            "Notifications waiting in a channel's queue",
+            self.notification_queue.clone(),
+        );
+        r.register(
+            "notification_delivery_seconds",
+            "Time from an event to its acceptance by the endpoint, retries included",
+            self.notification_latency.clone(),
+        );
+        r.register(
+            "notifications_dropped",
+            "Notices not queued because a queue was full (queued again at the next resync)",
+            self.notifications_dropped.clone(),
+        );
+    }
+
     /// A watch loop of `kind` failed and starts over.
     pub fn watch_restarted(&self, kind: &str) {
         self.watch_restarts
