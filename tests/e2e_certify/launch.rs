@@ -1,5 +1,5 @@
-//! Steps 2 and 3: an operator killed in the middle of a launch, and an item
-//! nobody decided at the due time.
+//! Steps 2 to 4: an operator killed in the middle of a launch, an item nobody
+//! decided at the due time, and a run past its retention.
 
 use gatehouse::api::{AccessCampaign, AccessReview};
 use kube::{
@@ -126,5 +126,82 @@ pub(crate) async fn unreviewed_at_due_time(w: &World) -> String {
     })
     .await;
     assert_eq!((run.unreviewed, run.remediated, run.revoked), (1, 1, 0));
+    campaign
+}
+
+/// Step 4: a run past its retention leaves nothing behind (its items, their
+/// reviews, its entry in `status.runs`) and is not started again.
+pub(crate) async fn retention_ends(w: &World) -> String {
+    let kim = json!([{"kind": "User", "name": "kim", "apiGroup": "rbac.authorization.k8s.io"}]);
+    w.binding("kept", "kim-view", "view", kim, json!({})).await;
+    let campaign = w
+        .campaign(
+            "kept",
+            json!({"duration": "5s", "retention": "5s",
+                   "reviewers": {"levels": [{"name": "owners", "namespaceOwners": true}]}}),
+        )
+        .await;
+    let item = w.launched(&campaign, 1).await.remove(0);
+    super::ok(
+        &w.lena,
+        &[
+            "certify",
+            "approve",
+            &item.name_any(),
+            "-m",
+            "kim stays",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let reviews: Api<AccessReview> = Api::namespaced(w.admin(), &w.ns);
+    let of_item = |list: Vec<AccessReview>| {
+        list.into_iter()
+            .filter(|r| {
+                r.spec
+                    .certification
+                    .as_ref()
+                    .is_some_and(|c| c.name == item.name_any())
+            })
+            .count()
+    };
+    assert_eq!(
+        of_item(reviews.list(&ListParams::default()).await.unwrap().items),
+        1
+    );
+    let api = Api::<AccessCampaign>::all(w.admin());
+    let label = format!("gatehouse.dev/campaign={campaign}");
+    let items = w.items();
+    let status = eventually("the run to leave at the end of its retention", WAIT, || async {
+        let status = api.get(&campaign).await.ok()?.status?;
+        let left = items
+            .list(&ListParams::default().labels(&label))
+            .await
+            .ok()?
+            .items;
+        (status.runs.is_empty() && left.is_empty()).then_some(status)
+    })
+    .await;
+    assert_eq!(
+        of_item(reviews.list(&ListParams::default()).await.unwrap().items),
+        0,
+        "its review went too"
+    );
+    assert!(
+        status.last_run_started_at.is_some(),
+        "the start is remembered: {status:?}"
+    );
+    // Not started again: the campaign has no schedule and ran once.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let left = items
+        .list(&ListParams::default().labels(&label))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        left.is_empty(),
+        "no second run: {:?}",
+        left.iter().map(|i| i.name_any()).collect::<Vec<_>>()
+    );
     campaign
 }

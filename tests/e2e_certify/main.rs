@@ -15,7 +15,9 @@
 //!    and the report;
 //! 2. an operator killed in the middle of a launch of 400 items, and a decision
 //!    made while it is down: no duplicate, no lost decision;
-//! 3. an unreviewed item at the due time of a campaign with `onNoDecision: Revoke`.
+//! 3. an unreviewed item at the due time of a campaign with `onNoDecision: Revoke`;
+//! 4. a run past its retention: its items and their reviews deleted, the run
+//!    gone from `status.runs`, and not started again.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -36,7 +38,7 @@ mod support;
 mod launch;
 mod quarterly;
 
-use launch::{restart_mid_launch, unreviewed_at_due_time};
+use launch::{restart_mid_launch, retention_ends, unreviewed_at_due_time};
 use quarterly::quarterly_review;
 use support::{
     cluster::eventually,
@@ -304,8 +306,9 @@ async fn access_certification_on_a_real_api_server() {
     let quarterly = quarterly_review(&world).await;
     let bulk = restart_mid_launch(&mut world).await;
     let due = unreviewed_at_due_time(&world).await;
+    let kept = retention_ends(&world).await;
 
-    for campaign in [quarterly, bulk, due] {
+    for campaign in [quarterly, bulk, due, kept] {
         let _ = Api::<AccessCampaign>::all(world.admin())
             .delete(&campaign, &DeleteParams::default())
             .await;
