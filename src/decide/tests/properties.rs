@@ -205,6 +205,51 @@ proptest! {
     }
 }
 
+/// The reviews as the operator leaves them after writing `ev`'s verdicts: each
+/// judged at `at` (one pass writes every verdict with the same instant).
+fn judged(reviews: &[AccessReview], ev: &Evaluation, at: DateTime<Utc>) -> Vec<AccessReview> {
+    reviews
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(v) = ev.verdicts.iter().find(|v| v.review == r.name_any()) {
+                r.status = Some(crate::api::AccessReviewStatus {
+                    accepted: Some(v.accepted),
+                    reason: Some(v.reason.to_string()),
+                    message: Some(v.message.clone()),
+                    observed_at: Some(at),
+                });
+            }
+            r
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// A verdict once written does not move: the same evaluation over the judged
+    /// reviews gives the same verdicts, and a second click by the same person in
+    /// the same second (named to sort first) is the one that does not count.
+    #[test]
+    fn a_written_verdict_stays((p, req, reviews, now, _later) in arb_case()) {
+        let ev = run(&p, &req, &reviews, now);
+        let reviews = judged(&reviews, &ev, now);
+        let again = run(&p, &req, &reviews, now);
+        prop_assert_eq!(&again.verdicts, &ev.verdicts);
+        let Some(first) = ev.verdicts.iter().find(|v| v.accepted) else { return Ok(()); };
+        let original = reviews.iter().find(|r| r.name_any() == first.review).unwrap();
+        let mut twice = original.clone();
+        twice.metadata.name = Some(format!("0-{}", first.review));
+        twice.status = None;
+        let mut with_twice = reviews.clone();
+        with_twice.push(twice);
+        let later = run(&p, &req, &with_twice, now);
+        let kept = later.verdicts.iter().find(|v| v.review == first.review).unwrap();
+        prop_assert_eq!(kept, first);
+    }
+}
+
 /// How the Job fares once created: still running, succeeded or failed after some minutes.
 #[derive(Debug, Clone)]
 enum Fate {
