@@ -16,163 +16,30 @@
 mod receiver;
 mod support;
 
-use support::{
-    cluster::{self, eventually},
-    tools,
-};
+use support::{cluster::eventually, scene::Scene};
 
-use std::{
-    collections::BTreeMap,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use chrono::Utc;
 use gatehouse::{
-    api::{AccessCampaign, AccessCertification, AccessReview, ApprovalRequest, NotificationChannel, Phase},
+    api::{AccessCampaign, AccessCertification, AccessReview, NotificationChannel, Phase},
     notify::hmac,
 };
 use k8s_openapi::{
     api::{
         core::v1::{Namespace, Secret},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
+        rbac::v1::RoleBinding,
     },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     ByteString,
 };
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
-    Client, Config, ResourceExt,
+    api::{Api, DeleteParams, PostParams},
+    Client, ResourceExt,
 };
 use receiver::Receiver;
 use serde_json::json;
 
 const KEY: &str = "e2e-hmac-key";
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_operator(kubeconfig: &str, namespace: &str) -> Operator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    Operator(
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args([
-                "run",
-                "--http-addr",
-                &format!("127.0.0.1:{port}"),
-                "--leader-election=false",
-            ])
-            .env("KUBECONFIG", kubeconfig)
-            .env("POD_NAMESPACE", namespace)
-            .env("RUST_LOG", "info,gatehouse::notify=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn as_user(admin: &Config, user: &str, groups: &[&str]) -> Client {
-    let mut c = admin.clone();
-    c.auth_info.impersonate = Some(user.to_string());
-    c.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-    Client::try_from(c).unwrap()
-}
-
-fn apply<K: serde::Serialize>(obj: &K) -> Patch<&K> {
-    Patch::Apply(obj)
-}
-
-/// The chart's CRDs, applied as `helm install` would create them.
-async fn install_crds(admin: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let pp = PatchParams::apply("gatehouse-e2e-notify").force();
-    for doc in tools::chart_objects("gatehouse-system", &[]) {
-        if doc["kind"] != "CustomResourceDefinition" {
-            continue;
-        }
-        let crd: CustomResourceDefinition = serde_json::from_value(doc).unwrap();
-        let name = crd.name_any();
-        api.patch(&name, &pp, &apply(&crd)).await.unwrap();
-        eventually(&format!("CRD {name}"), Duration::from_secs(30), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move {
-                let c = api.get(&name).await.ok()?.status?.conditions?;
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
-    }
-}
-
-struct Scene {
-    admin: Client,
-    alice: Client,
-    bob: Client,
-    ns: String,
-}
-
-impl Scene {
-    async fn request(&self, name: &str, duration: &str) -> ApprovalRequest {
-        let r: ApprovalRequest = serde_json::from_value(json!({
-            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "ApprovalRequest",
-            "metadata": {"name": name, "namespace": self.ns},
-            "spec": {"requester": {"username": "alice", "groups": ["developers"]},
-                     "role": {"kind": "ClusterRole", "name": "view"}, "duration": duration, "reason": "e2e notify"}
-        }))
-        .unwrap();
-        Api::<ApprovalRequest>::namespaced(self.alice.clone(), &self.ns)
-            .create(&PostParams::default(), &r)
-            .await
-            .unwrap()
-    }
-
-    async fn review(&self, req: &ApprovalRequest, decision: &str) {
-        let r: AccessReview = serde_json::from_value(json!({
-            "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
-            "metadata": {"name": format!("{}-bob-{}", req.name_any(), decision.to_lowercase()), "namespace": self.ns},
-            "spec": {"request": {"name": req.name_any(), "uid": req.uid().unwrap()}, "decision": decision,
-                     "reviewer": {"username": "bob", "groups": ["sre"]}, "comment": "e2e"}
-        }))
-        .unwrap();
-        Api::<AccessReview>::namespaced(self.bob.clone(), &self.ns)
-            .create(&PostParams::default(), &r)
-            .await
-            .unwrap();
-    }
-
-    async fn phase_becomes(&self, name: &str, phase: Phase) -> ApprovalRequest {
-        let api: Api<ApprovalRequest> = Api::namespaced(self.admin.clone(), &self.ns);
-        eventually(
-            &format!("{name} to become {phase}"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                async move {
-                    api.get(name)
-                        .await
-                        .ok()
-                        .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == phase))
-                }
-            },
-        )
-        .await
-    }
-}
 
 /// (request, event) of every message received, in arrival order.
 fn story(rx: &Receiver) -> Vec<(String, String)> {
@@ -305,67 +172,28 @@ async fn certification(
 
 #[tokio::test]
 async fn notifications_on_a_real_api_server() {
-    // The one skip guard of the server-side tests (fails instead when required).
-    let Some(path) = cluster::kubeconfig() else {
+    // The scenario's namespace, policy (alice asks, bob in sre approves) and
+    // people; the operator here runs with the admin's rights, since it must act
+    // in three namespaces (the channels' Secrets live in `sys`, the operator's).
+    let Some(scene) = Scene::with_own_operators("notify").await else {
         return;
     };
-    let path = path.to_string_lossy().into_owned();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let admin_config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let admin = Client::try_from(admin_config.clone()).unwrap();
-    install_crds(&admin).await;
-
-    let run = format!("{:x}", Utc::now().timestamp_millis());
-    let ns = format!("gh-e2e-notify-{run}");
-    let sys = format!("gh-e2e-notify-sys-{run}");
+    let admin = scene.admin.clone();
+    let path = scene.cluster.kubeconfig.clone();
+    let run = scene.cluster.run.clone();
+    let ns = scene.ns.clone();
+    let sys = format!("{ns}-sys");
     // Certification items and the bindings they review: out of the first
     // channel's namespace.
-    let cert = format!("gh-e2e-notify-cert-{run}");
-    let pp = PatchParams::apply("gatehouse-e2e-notify").force();
-    for n in [&ns, &sys, &cert] {
+    let cert = format!("{ns}-cert");
+    for n in [&sys, &cert] {
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": n}})).unwrap();
         Api::<Namespace>::all(admin.clone())
             .create(&PostParams::default(), &namespace)
             .await
             .unwrap();
     }
-    // alice may request and bob may review (and nothing else).
-    let people = format!("gh-e2e-notify-{run}");
-    let role: ClusterRole = serde_json::from_value(json!({
-        "metadata": {"name": people},
-        "rules": [{"apiGroups": ["gatehouse.dev"], "resources": ["approvalrequests", "accessreviews"], "verbs": ["create", "get", "list", "watch"]}]
-    }))
-    .unwrap();
-    Api::<ClusterRole>::all(admin.clone())
-        .patch(&people, &pp, &apply(&role))
-        .await
-        .unwrap();
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": people},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": people},
-        "subjects": [{"kind": "Group", "name": "developers", "apiGroup": "rbac.authorization.k8s.io"},
-                     {"kind": "Group", "name": "sre", "apiGroup": "rbac.authorization.k8s.io"}]
-    }))
-    .unwrap();
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .patch(&people, &pp, &apply(&binding))
-        .await
-        .unwrap();
-    let policy = json!({
-        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessPolicy",
-        "metadata": {"name": format!("gh-e2e-notify-{run}")},
-        "spec": {"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "view"}],
-                 "namespaces": {"names": [ns]}, "duration": {"default": "1h", "max": "2h"},
-                 "approval": {"reviewers": {"groups": ["sre"]}}}
-    });
-    let policy: gatehouse::api::AccessPolicy = serde_json::from_value(policy).unwrap();
-    Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
-        .create(&PostParams::default(), &policy)
-        .await
-        .unwrap();
+    let operator_args = ["--leader-election=false", "--lease-namespace", sys.as_str()];
 
     // The receiver, its Secret in the operator's namespace, and the channel.
     let rx = Receiver::default();
@@ -375,13 +203,7 @@ async fn notifications_on_a_real_api_server() {
     channel(&admin, &sys, &channel_name, "hook", url, spec).await;
     let channels: Api<NotificationChannel> = Api::all(admin.clone());
 
-    let scene = Scene {
-        admin: admin.clone(),
-        alice: as_user(&admin_config, "alice", &["developers"]),
-        bob: as_user(&admin_config, "bob", &["sre"]),
-        ns: ns.clone(),
-    };
-    let mut operator = start_operator(&path, &sys);
+    let mut operator = scene.start_operator(&path, "notify", &operator_args).await;
     // The channel is Ready once the operator found its Secret.
     channel_ready(&admin, &channel_name).await;
 
@@ -473,7 +295,7 @@ async fn notifications_on_a_real_api_server() {
     // A full lifecycle, with a restart of the operator in the middle.
     let short = scene.request("alice-short", "30s").await;
     wait_for_message(&rx, "alice-short", "ReviewRequired", Duration::from_secs(20)).await;
-    scene.review(&short, "Approve").await;
+    scene.approve(&short).await;
     wait_for_message(&rx, "alice-short", "Granted", Duration::from_secs(20)).await;
     let rejected = scene.request("alice-rejected", "1h").await;
     wait_for_message(&rx, "alice-rejected", "ReviewRequired", Duration::from_secs(20)).await;
@@ -482,8 +304,8 @@ async fn notifications_on_a_real_api_server() {
     // answer and the write is tests/notify_delivery.rs's business).
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop(operator);
-    scene.review(&rejected, "Reject").await;
-    operator = start_operator(&path, &sys);
+    scene.review(&scene.bob, "bob", "sre", &rejected, "Reject").await;
+    operator = scene.start_operator(&path, "notify", &operator_args).await;
     wait_for_message(&rx, "alice-rejected", "Rejected", Duration::from_secs(30)).await;
     wait_for_message(&rx, "alice-short", "ExpiringSoon", Duration::from_secs(40)).await;
     wait_for_message(&rx, "alice-short", "Expired", Duration::from_secs(40)).await;
@@ -563,7 +385,7 @@ async fn notifications_on_a_real_api_server() {
     rx.delay(Duration::from_secs(5));
     let slow = scene.request("alice-slow", "20s").await;
     scene.phase_becomes("alice-slow", Phase::Pending).await;
-    scene.review(&slow, "Approve").await;
+    scene.approve(&slow).await;
     let active = scene.phase_becomes("alice-slow", Phase::Active).await;
     let grant = active.status.as_ref().unwrap().grant.clone().unwrap();
     let expires_at = grant.expires_at.unwrap();
@@ -589,18 +411,10 @@ async fn notifications_on_a_real_api_server() {
     let _ = Api::<AccessCampaign>::all(admin.clone())
         .delete(&campaign, &DeleteParams::default())
         .await;
-    for n in [&ns, &sys, &cert] {
+    for n in [&sys, &cert] {
         let _ = Api::<Namespace>::all(admin.clone())
             .delete(n, &DeleteParams::default())
             .await;
     }
-    let _ = Api::<gatehouse::api::AccessPolicy>::all(admin.clone())
-        .delete(&format!("gh-e2e-notify-{run}"), &DeleteParams::default())
-        .await;
-    let _ = Api::<ClusterRoleBinding>::all(admin.clone())
-        .delete(&people, &DeleteParams::default())
-        .await;
-    let _ = Api::<ClusterRole>::all(admin.clone())
-        .delete(&people, &DeleteParams::default())
-        .await;
+    scene.finish().await;
 }
