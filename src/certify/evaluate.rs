@@ -15,7 +15,10 @@ use crate::api::{
     ConditionStatus, Decision, ItemDecision, ItemDecisionRecord, LevelState, LevelStatus, NoDecision,
     Outcome, Principals, Recommendation, RemediationState, RemediationStatus, ReviewVerdict,
 };
-use crate::decide::{eligibility::describe, status as decide_status};
+use crate::decide::{
+    eligibility::describe,
+    status::{condition, settle_conditions},
+};
 
 /// Condition type: the item is closed (decided, or due).
 pub const DECIDED: &str = "Decided";
@@ -131,23 +134,8 @@ fn level_statuses(r: &Replay) -> Vec<LevelStatus> {
         .collect()
 }
 
-/// A condition whose transition time is kept from the stored status while its
-/// status does not change (the conventions of [`decide_status::condition`]).
-fn condition(
-    prev: &[Condition],
-    type_: &str,
-    status: ConditionStatus,
-    reason: &str,
-    message: String,
-    since: DateTime<Utc>,
-    generation: Option<i64>,
-) -> Condition {
-    let next = decide_status::condition(type_, status, reason, message, since, generation);
-    let mut settled = decide_status::settle_conditions(vec![next.clone()], prev);
-    settled.pop().unwrap_or(next)
-}
-
-/// The `Decided` condition, and `Remediated` once access is to be removed.
+/// The `Decided` condition, and `Remediated` once access is to be removed
+/// (built as the request's conditions are, [`condition`]).
 fn conditions(
     input: &ItemInput,
     prev: &[Condition],
@@ -163,7 +151,6 @@ fn conditions(
     let generation = input.item.metadata.generation;
     let mut conditions = vec![match (closed_by, closed_at) {
         (Some(by), Some(at)) => condition(
-            prev,
             DECIDED,
             ConditionStatus::True,
             &format!("{by:?}"),
@@ -172,7 +159,6 @@ fn conditions(
             generation,
         ),
         _ => condition(
-            prev,
             DECIDED,
             ConditionStatus::False,
             "AwaitingReview",
@@ -187,7 +173,6 @@ fn conditions(
     if let Some(rem) = remediation {
         let done = matches!(rem.state, RemediationState::Done | RemediationState::Gone);
         conditions.push(condition(
-            prev,
             REMEDIATED,
             if done {
                 ConditionStatus::True
@@ -200,7 +185,8 @@ fn conditions(
             generation,
         ));
     }
-    conditions
+    // A condition keeps its transition time while its status does not change.
+    settle_conditions(conditions, prev)
 }
 
 /// Evaluates one item. See the module documentation.
