@@ -65,7 +65,7 @@ fn a_request_naming_another_user_is_refused_with_what_to_fix() {
         "{denial}"
     );
     assert!(
-        denial.contains("create-on-behalf verb on approvalrequests in namespace payments"),
+        denial.contains("create-on-behalf verb on approvalrequests granted cluster-wide"),
         "{denial}"
     );
     // Case and whitespace matter: usernames are compared exactly.
@@ -138,20 +138,19 @@ fn filing_on_behalf_of_someone_needs_the_create_on_behalf_verb() {
         attempt(Authz::none().grant("create", "approvalrequests", None)),
         Outcome::Denied(_)
     ));
-    // The verb on the other resource, or in another namespace, does not count.
+    // The verb on the other resource, or bound in any namespace (the request's
+    // own included: a namespace admin's `*` Role would hold it there), does not count.
     assert!(matches!(
         attempt(Authz::none().grant(CREATE_ON_BEHALF, "accessreviews", None)),
         Outcome::Denied(_)
     ));
-    assert!(matches!(
-        attempt(Authz::none().grant(CREATE_ON_BEHALF, "approvalrequests", Some("checkout"))),
-        Outcome::Denied(_)
-    ));
-    // Granted in the request's namespace, or cluster-wide: it may name Dana and her groups.
-    assert_eq!(
-        attempt(Authz::none().grant(CREATE_ON_BEHALF, "approvalrequests", Some("payments"))),
-        Outcome::Allowed
-    );
+    for ns in ["checkout", "payments"] {
+        assert!(matches!(
+            attempt(Authz::none().grant(CREATE_ON_BEHALF, "approvalrequests", Some(ns))),
+            Outcome::Denied(_)
+        ));
+    }
+    // Granted cluster-wide (a ClusterRoleBinding): it may name Dana and her groups.
     assert_eq!(
         attempt(Authz::none().grant(CREATE_ON_BEHALF, "approvalrequests", None)),
         Outcome::Allowed
@@ -247,10 +246,50 @@ fn recording_a_review_on_behalf_needs_the_verb_on_accessreviews() {
         attempt(Authz::none().grant(CREATE_ON_BEHALF, "approvalrequests", None)),
         Outcome::Denied(_)
     ));
-    assert_eq!(
+    // Bound in the review's namespace only: not enough (a namespace admin has that).
+    assert!(matches!(
         attempt(Authz::none().grant(CREATE_ON_BEHALF, "accessreviews", Some("payments"))),
+        Outcome::Denied(_)
+    ));
+    assert_eq!(
+        attempt(Authz::none().grant(CREATE_ON_BEHALF, "accessreviews", None)),
         Outcome::Allowed
     );
+}
+
+#[test]
+fn a_namespace_admin_cannot_act_on_behalf_or_issue_items() {
+    // Dana owns `payments` with a Role of `*` on `*` there: every verb, virtual
+    // ones included, but only in her namespace. The policies ask at cluster scope.
+    let admin_of_payments = Authz::namespace_admin("payments");
+    let request =
+        Admission::create("mallory", &["developers"], dana_view()).with_authz(admin_of_payments.clone());
+    let denial = validate(&vap(REQUESTER), &request).denial();
+    assert!(denial.contains("granted cluster-wide"), "{denial}");
+    let review =
+        Admission::create("mallory", &["developers"], erin_approves()).with_authz(admin_of_payments.clone());
+    let denial = validate(&vap(REVIEWER), &review).denial();
+    assert!(
+        denial.contains(r#"spec.reviewer.username is "erin" but you are authenticated as "mallory""#),
+        "{denial}"
+    );
+    let mut forged = item();
+    forged["metadata"]["namespace"] = json!("payments");
+    let issue = Admission::create("mallory", &["developers"], forged).with_authz(admin_of_payments.clone());
+    let denial = validate(&vap(ISSUER), &issue).denial();
+    assert!(denial.contains("mallory lacks the issue verb"), "{denial}");
+    let status =
+        Admission::write_status("mallory", &["developers"], dana_view()).with_authz(admin_of_payments);
+    assert!(matches!(validate(&vap(STATUS), &status), Outcome::Denied(_)));
+    // Every authorizer check of the shipped policies is made at cluster scope.
+    for d in shipped() {
+        for var in d["spec"]["variables"].as_array().into_iter().flatten() {
+            let expr = var["expression"].as_str().unwrap();
+            if expr.contains("authorizer") {
+                assert!(!expr.contains(".namespace("), "{expr}");
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
