@@ -71,6 +71,12 @@ enum Command {
         /// Namespace the operator runs in.
         #[arg(long, default_value = "gatehouse-system")]
         namespace: String,
+        /// Bind gatehouse-create-on-behalf to this subject with a ClusterRoleBinding (the
+        /// admission policies ask for the verb cluster-wide): User/NAME, Group/NAME or
+        /// ServiceAccount/NAMESPACE/NAME, e.g. a GitOps controller. Repeat for each subject.
+        #[arg(long = "on-behalf", value_name = "SUBJECT",
+              value_parser = |s: &str| gatehouse::rbac::parse_subject(s).map_err(|e| e.to_string()))]
+        on_behalf: Vec<k8s_openapi::api::rbac::v1::Subject>,
         /// ServiceAccount the operator runs as.
         #[arg(long, default_value = "gatehouse")]
         service_account: String,
@@ -114,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             cluster_scope,
             certification_remediation,
             namespace,
+            on_behalf,
             service_account,
             out_dir,
         } => rbac(
@@ -124,6 +131,7 @@ fn main() -> anyhow::Result<()> {
                 service_account,
                 certification_remediation,
             },
+            &on_behalf,
             out_dir,
         ),
         Command::Admission { mutating } => std::io::stdout()
@@ -158,16 +166,33 @@ fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rbac(opts: &gatehouse::rbac::RbacOptions, out_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn rbac(
+    opts: &gatehouse::rbac::RbacOptions,
+    on_behalf: &[k8s_openapi::api::rbac::v1::Subject],
+    out_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let on_behalf = gatehouse::rbac::render_on_behalf(on_behalf)?;
     match out_dir {
-        None => std::io::stdout()
-            .write_all(gatehouse::rbac::render_all(opts)?.as_bytes())
-            .context("writing to stdout")?,
+        None => {
+            let mut all = gatehouse::rbac::render_all(opts)?;
+            if !on_behalf.is_empty() {
+                all.push_str("---\n");
+                all.push_str(&on_behalf);
+            }
+            std::io::stdout()
+                .write_all(all.as_bytes())
+                .context("writing to stdout")?
+        }
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for file in gatehouse::rbac::render_files(opts)? {
                 let path = dir.join(&file.file_name);
                 std::fs::write(&path, file.yaml).with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !on_behalf.is_empty() {
+                // Apart from the Kustomization's list: applied with `kubectl apply -f DIR`.
+                let path = dir.join("on-behalf.yaml");
+                std::fs::write(&path, on_behalf).with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }

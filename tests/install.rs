@@ -705,3 +705,35 @@ fn rendered_objects_are_accepted_by_a_real_api_server() {
         let _ = kubectl(kubeconfig, &["delete", "namespace", NS, "--wait=false"], None);
     }
 }
+
+#[test]
+fn the_on_behalf_binding_is_cluster_wide_and_what_gatehouse_rbac_prints() {
+    // Off by default: nobody acts on behalf of others.
+    assert!(of_kind(&chart_objects(NS, &[]), "ClusterRoleBinding")
+        .iter()
+        .all(|b| name(b) != "gatehouse-create-on-behalf"));
+    let subjects = r#"rbac.onBehalf=[{"kind":"ServiceAccount","name":"argocd-application-controller","namespace":"argocd"}]"#;
+    let rendered = chart_objects(
+        NS,
+        &["--show-only", "templates/on-behalf.yaml", "--set-json", subjects],
+    );
+    let subject =
+        gatehouse::rbac::parse_subject("ServiceAccount/argocd/argocd-application-controller").unwrap();
+    let expected = gatehouse::rbac::on_behalf_binding(&[subject]).unwrap();
+    assert_eq!(
+        rendered
+            .into_iter()
+            .map(without_helm_metadata)
+            .collect::<Vec<_>>(),
+        [serde_json::to_value(&expected)
+            .unwrap()
+            .as_object()
+            .cloned()
+            .map(|mut o| {
+                o.insert("apiVersion".into(), json!("rbac.authorization.k8s.io/v1"));
+                o.insert("kind".into(), json!("ClusterRoleBinding"));
+                Value::Object(o)
+            })
+            .unwrap()]
+    );
+}

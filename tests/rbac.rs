@@ -591,3 +591,59 @@ fn the_rbac_command_prints_the_same_and_refuses_a_wildcard() {
         "{err}"
     );
 }
+
+#[test]
+fn acting_on_behalf_is_bound_cluster_wide_only() {
+    // The admission policies ask for create-on-behalf at cluster scope, so the
+    // only binding `gatehouse rbac` makes for it is a ClusterRoleBinding.
+    let subjects: Vec<_> = [
+        "ServiceAccount/argocd/argocd-application-controller",
+        "Group/gitops-bots",
+    ]
+    .iter()
+    .map(|s| gatehouse::rbac::parse_subject(s).unwrap())
+    .collect();
+    let binding = gatehouse::rbac::on_behalf_binding(&subjects).unwrap();
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(binding.role_ref.name, ON_BEHALF_ROLE);
+    assert_eq!(
+        binding.subjects.as_ref().unwrap()[0].namespace.as_deref(),
+        Some("argocd")
+    );
+    assert!(gatehouse::rbac::on_behalf_binding(&[]).is_none());
+    for bad in [
+        "argocd",
+        "User/",
+        "ServiceAccount/argocd",
+        "ServiceAccount/Arg ocd/x",
+        "Role/x",
+    ] {
+        let err = gatehouse::rbac::parse_subject(bad).unwrap_err().to_string();
+        assert!(err.contains("ServiceAccount/NAMESPACE/NAME"), "{bad}: {err}");
+    }
+    let bin = env!("CARGO_BIN_EXE_gatehouse");
+    let out = Command::new(bin)
+        .args([
+            "rbac",
+            "--on-behalf",
+            "ServiceAccount/argocd/argocd-application-controller",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs = serde_saphyr::from_multiple::<Value>(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let last: ClusterRoleBinding = serde_json::from_value(docs.last().unwrap().clone()).unwrap();
+    assert_eq!(last, binding_for_argocd());
+    // Without the flag, nothing binds it.
+    let plain = Command::new(bin).arg("rbac").output().unwrap();
+    let docs = serde_saphyr::from_multiple::<Value>(&String::from_utf8(plain.stdout).unwrap()).unwrap();
+    assert!(docs
+        .iter()
+        .all(|d| !(d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == ON_BEHALF_ROLE)));
+}
+
+fn binding_for_argocd() -> ClusterRoleBinding {
+    let subject =
+        gatehouse::rbac::parse_subject("ServiceAccount/argocd/argocd-application-controller").unwrap();
+    gatehouse::rbac::on_behalf_binding(&[subject]).unwrap()
+}

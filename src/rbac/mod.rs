@@ -8,9 +8,11 @@
 //! any other role fails at binding time with a clear status, not by widening the
 //! operator's own power.
 //!
-//! Users get three ClusterRoles to bind as they see fit: `gatehouse-requester`,
-//! `gatehouse-reviewer` and `gatehouse-create-on-behalf` (for GitOps controllers).
-//! None of them reaches a `/status` subresource: only the operator writes status.
+//! Users get three ClusterRoles: `gatehouse-requester` and `gatehouse-reviewer`
+//! to bind as they see fit, and `gatehouse-create-on-behalf` (for GitOps
+//! controllers), which counts only through a ClusterRoleBinding
+//! (`--on-behalf SUBJECT` prints one). None of them reaches a `/status`
+//! subresource: only the operator writes status.
 //!
 //! - [`operator`]: the operator's ServiceAccount, roles and bindings;
 //! - [`users`]: the ClusterRoles for people;
@@ -28,8 +30,8 @@ use thiserror::Error;
 
 pub use self::{
     operator::{operator_rbac, operator_rules, OperatorRbac},
-    render::{render_all, render_files, render_operator, render_users, RenderedFile},
-    users::user_roles,
+    render::{render_all, render_files, render_on_behalf, render_operator, render_users, RenderedFile},
+    users::{on_behalf_binding, parse_subject, user_roles},
 };
 
 /// Name of the operator's ClusterRole and ClusterRoleBinding.
@@ -74,6 +76,9 @@ pub enum RbacError {
         "service account {0:?} is not a valid name (lowercase letters, digits, '-' and '.', at most 253)"
     )]
     InvalidServiceAccount(String),
+    /// An `--on-behalf` subject is not `User/NAME`, `Group/NAME` or `ServiceAccount/NAMESPACE/NAME`.
+    #[error("subject {0:?}: use User/NAME, Group/NAME or ServiceAccount/NAMESPACE/NAME")]
+    InvalidSubject(String),
     /// An object could not be serialized.
     #[error("cannot serialize {kind} {name}: {source}")]
     Serialize {

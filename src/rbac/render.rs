@@ -98,3 +98,16 @@ pub fn render_files(opts: &RbacOptions) -> Result<Vec<RenderedFile>, RbacError> 
         },
     ])
 }
+
+/// The ClusterRoleBinding of `gatehouse-create-on-behalf` to `subjects` as YAML
+/// (empty without subjects): what `gatehouse rbac --on-behalf SUBJECT` adds.
+pub fn render_on_behalf(subjects: &[k8s_openapi::api::rbac::v1::Subject]) -> Result<String, RbacError> {
+    let Some(binding) = on_behalf_binding(subjects) else {
+        return Ok(String::new());
+    };
+    Ok(format!(
+        "# Lets these subjects name someone else as requester or reviewer. A ClusterRoleBinding on\n\
+         # purpose: the admission policies ask for create-on-behalf cluster-wide, never per namespace.\n{}",
+        to_yaml(&binding, "ClusterRoleBinding", ON_BEHALF_ROLE)?
+    ))
+}

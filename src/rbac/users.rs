@@ -1,14 +1,17 @@
 //! The ClusterRoles for people.
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 
 use super::*;
 use crate::admission::CREATE_ON_BEHALF;
 use crate::api::GROUP;
 
 /// ClusterRoles for people: `gatehouse-requester`, `gatehouse-reviewer` and
-/// `gatehouse-create-on-behalf`. Bind them with RoleBindings per namespace (or a
-/// ClusterRoleBinding: AccessPolicies are cluster-scoped, so reading them takes one).
+/// `gatehouse-create-on-behalf`. Bind the first two with RoleBindings per
+/// namespace (or a ClusterRoleBinding: AccessPolicies are cluster-scoped, so
+/// reading them takes one). `gatehouse-create-on-behalf` works only through a
+/// ClusterRoleBinding ([`on_behalf_binding`]): the admission policies ask for its
+/// verb at cluster scope, so that a namespace admin's `*` Role never counts.
 /// None grants update, delete or any `/status`.
 pub fn user_roles() -> Vec<ClusterRole> {
     let user_role = |name: &str, rules: Vec<PolicyRule>| ClusterRole {
@@ -60,4 +63,53 @@ pub fn user_roles() -> Vec<ClusterRole> {
             )],
         ),
     ]
+}
+
+/// One subject of `gatehouse rbac --on-behalf`: `User/NAME`, `Group/NAME` or
+/// `ServiceAccount/NAMESPACE/NAME`.
+pub fn parse_subject(s: &str) -> Result<Subject, RbacError> {
+    let invalid = || RbacError::InvalidSubject(s.to_string());
+    let user_or_group = |kind: &str, name: &str| Subject {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        api_group: Some(RBAC_GROUP.to_string()),
+        ..Default::default()
+    };
+    let subject = match s.split_once('/') {
+        Some(("User", name)) if !name.is_empty() => user_or_group("User", name),
+        Some(("Group", name)) if !name.is_empty() => user_or_group("Group", name),
+        Some(("ServiceAccount", rest)) => {
+            let (ns, name) = rest.split_once('/').ok_or_else(invalid)?;
+            if !is_dns_label(ns) || !is_dns_subdomain(name) {
+                return Err(invalid());
+            }
+            Subject {
+                kind: "ServiceAccount".into(),
+                name: name.to_string(),
+                namespace: Some(ns.to_string()),
+                ..Default::default()
+            }
+        }
+        _ => return Err(invalid()),
+    };
+    Ok(subject)
+}
+
+/// The ClusterRoleBinding of `gatehouse-create-on-behalf` to `subjects` (a GitOps
+/// controller's ServiceAccount), or `None` without subjects. Cluster-wide on
+/// purpose: the admission policies ask for `create-on-behalf` at cluster scope,
+/// which no RoleBinding satisfies.
+pub fn on_behalf_binding(subjects: &[Subject]) -> Option<ClusterRoleBinding> {
+    if subjects.is_empty() {
+        return None;
+    }
+    Some(ClusterRoleBinding {
+        metadata: meta(ON_BEHALF_ROLE, None, "users"),
+        role_ref: RoleRef {
+            api_group: RBAC_GROUP.into(),
+            kind: "ClusterRole".into(),
+            name: ON_BEHALF_ROLE.into(),
+        },
+        subjects: Some(subjects.to_vec()),
+    })
 }
