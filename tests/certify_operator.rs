@@ -12,8 +12,8 @@ use std::sync::{
 
 use chrono::{DateTime, Utc};
 use gatehouse::{
-    api::{AccessCampaign, AccessCertification, AccessReview, RemediationState},
-    certify::{inventory::Observed, scope, Inventory, RunPlan, RunTrigger},
+    api::{AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, RemediationState},
+    certify::{inventory::Observed, issue::spec_digest, scope, Inventory, RunPlan, RunTrigger},
     controller::{
         cache::{Cache, Writers},
         certify::{self, Settings},
@@ -121,9 +121,15 @@ impl Rig {
         load_once(client, cache, &mut w.items).await.unwrap();
     }
 
-    /// The run's item for `subject`, as the operator creates it (owned by the
-    /// campaign unless `forged`), stored in the fake.
+    /// The run's item for `subject`, as the operator issues it (owned by the
+    /// campaign, with the digest of its spec in its status), stored in the fake.
     async fn item(&self, subject: &str, forged: bool) -> AccessCertification {
+        self.item_as(subject, if forged { Forgery::NoOwner } else { Forgery::None })
+            .await
+    }
+
+    /// The run's item for `subject`, forged as `forgery` says.
+    async fn item_as(&self, subject: &str, forgery: Forgery) -> AccessCertification {
         let mut inv = Inventory::observing(&[Observed::ClusterRoles]);
         for b in self.cache.role_bindings.state() {
             inv.add_role_binding(&b);
@@ -145,10 +151,20 @@ impl Rig {
             .unwrap();
         item.metadata.uid = Some(format!("uid-item-{subject}"));
         item.metadata.creation_timestamp = Some(stamp(at("01T07:00")));
-        if forged {
-            item.metadata.owner_references = None;
+        let digest = Some(spec_digest(&item.spec));
+        item.status = Some(AccessCertificationStatus {
+            issued_digest: digest,
+            ..Default::default()
+        });
+        let mut ns = NS;
+        match forgery {
+            Forgery::None => {}
+            Forgery::NoOwner => item.metadata.owner_references = None,
+            Forgery::NoDigest => item.status = None,
+            Forgery::OtherNamespace(other) => ns = other,
         }
-        Api::<AccessCertification>::namespaced(self.client.clone(), NS)
+        item.metadata.namespace = Some(ns.to_string());
+        Api::<AccessCertification>::namespaced(self.client.clone(), ns)
             .create(&PostParams::default(), &item)
             .await
             .unwrap()
@@ -200,6 +216,18 @@ impl Rig {
                 .collect(),
         )
     }
+}
+
+/// How a test item differs from one the operator issued.
+#[derive(Clone, Copy)]
+enum Forgery {
+    None,
+    /// No owner reference to the campaign.
+    NoOwner,
+    /// Owned by the campaign, but without the digest the operator records.
+    NoDigest,
+    /// Owned, with the right digest, but in another namespace than the campaign's review namespace.
+    OtherNamespace(&'static str),
 }
 
 fn remediation(item: &AccessCertification) -> gatehouse::api::RemediationStatus {
@@ -393,7 +421,7 @@ async fn an_item_its_campaign_did_not_issue_decides_nothing() {
     let forged = rig.item("carol", true).await;
     rig.revoke_at_both_levels(&forged).await;
     let after = rig.reconcile(&forged).await;
-    assert!(after.status.is_none(), "not evaluated");
+    assert_eq!(after.status, forged.status, "not evaluated");
     assert_eq!(rig.subjects("devs-edit").await.unwrap(), ["bob", "carol"]);
     let reviews = Api::<AccessReview>::namespaced(rig.client.clone(), NS)
         .list(&Default::default())
@@ -403,4 +431,49 @@ async fn an_item_its_campaign_did_not_issue_decides_nothing() {
         reviews.items.iter().all(|r| r.status.is_none()),
         "no verdicts either"
     );
+}
+
+#[tokio::test]
+async fn an_item_without_the_operators_digest_or_outside_the_review_namespace_decides_nothing() {
+    // Owned by the real campaign and naming a real run, but never issued by the
+    // operator: no digest in its status (past the grace for the status write),
+    // or in a tenant's own namespace. Neither removes carol's access.
+    for forgery in [Forgery::NoDigest, Forgery::OtherNamespace("team-a")] {
+        let rig = Rig::new(
+            vec![binding("devs-edit", &["bob", "carol"])],
+            "Automatic",
+            automatic(),
+            Funcs::new(),
+        )
+        .await;
+        let forged = rig.item_as("carol", forgery).await;
+        let ns = forged.namespace().unwrap();
+        for (who, group, day) in [("olaf", "owners", "02T09:00"), ("sam", "security", "03T09:00")] {
+            let mut r: AccessReview = serde_json::from_value(json!({
+                "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
+                "metadata": {"name": format!("{}-{who}", forged.name_any()), "namespace": ns},
+                "spec": {"certification": {"name": forged.name_any(), "uid": forged.uid().unwrap()}, "decision": "Revoke",
+                         "reviewer": {"username": who, "groups": [group]}}
+            }))
+            .unwrap();
+            r.metadata.creation_timestamp = Some(stamp(at(day)));
+            Api::<AccessReview>::namespaced(rig.client.clone(), &ns)
+                .create(&PostParams::default(), &r)
+                .await
+                .unwrap();
+        }
+        rig.fill().await;
+        let current = rig
+            .cache
+            .items
+            .get(&kube::runtime::reflector::ObjectRef::from_obj(&forged))
+            .unwrap();
+        certify::reconcile_item(current, rig.ctx.clone()).await.unwrap();
+        let after = Api::<AccessCertification>::namespaced(rig.client.clone(), &ns)
+            .get(&forged.name_any())
+            .await
+            .unwrap();
+        assert_eq!(after.status, forged.status, "not evaluated");
+        assert_eq!(rig.subjects("devs-edit").await.unwrap(), ["bob", "carol"]);
+    }
 }

@@ -178,6 +178,12 @@ pub struct AccessCertificationStatus {
     /// Generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `sha256:` digest of the spec, written by the operator right after it
+    /// created the item. Only the operator writes status, so an item without it
+    /// (or with another digest) was not issued by the operator: it decides
+    /// nothing and removes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_digest: Option<String>,
 }
 
 /// The reviewers' final word on an item.

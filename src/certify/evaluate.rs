@@ -292,6 +292,8 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
             .collect(),
         conditions,
         observed_generation: generation,
+        // Written once by the operator when it issued the item; kept as is.
+        issued_digest: prev.issued_digest.clone(),
     };
     let verdicts = r
         .records

@@ -9,6 +9,7 @@
 //! revoked subject takes. [`schedule`] says when runs start, [`campaign`] what the
 //! campaign's own status says. [`evaluate()`] puts it together into the status the
 //! operator writes. [`convert`] checks `convertTo` against the request admission code.
+//! [`issue`] says which items the operator issued (the only ones it trusts).
 //!
 //! Like [`crate::decide`], nothing here reads the clock or the cluster: `now` and
 //! every object are parameters, and the same inputs always give the same answer.
@@ -18,6 +19,7 @@ pub mod campaign;
 pub mod convert;
 pub mod evaluate;
 pub mod inventory;
+pub mod issue;
 pub mod naming;
 pub mod remediation;
 pub mod replay;

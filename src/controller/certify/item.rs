@@ -21,12 +21,18 @@ use crate::{
         AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, ClosedBy,
         ConditionStatus, RemediationAction, RemediationState,
     },
-    certify::{evaluate, evaluate::REMEDIATED, ItemEvaluation, ItemInput},
+    certify::{
+        evaluate,
+        evaluate::REMEDIATED,
+        issue::{issuance, Issuance},
+        ItemEvaluation, ItemInput,
+    },
 };
 
 /// How long an item may exist before its campaign shows the run that made it
-/// (the campaign's watch may deliver the run a moment after the items).
-const ISSUE_GRACE: chrono::Duration = chrono::Duration::seconds(60);
+/// (the campaign's watch may deliver the run a moment after the items), and
+/// before it must carry the digest the operator records when it issues it.
+const ISSUE_GRACE: chrono::Duration = crate::certify::issue::ISSUE_GRACE;
 /// A removal the operator may not make is tried again this often (RBAC may
 /// have been widened meanwhile).
 const FORBIDDEN_RETRY: StdDuration = StdDuration::from_secs(600);
@@ -87,12 +93,25 @@ fn issued(ctx: &Context, item: &AccessCertification, now: DateTime<Utc>) -> Issu
             campaign.uid().unwrap_or_default()
         ));
     }
+    // Only in the review namespace, and only with the digest of the spec the
+    // operator issued: an item a tenant created elsewhere (or slipped past the
+    // admission policies) is never trusted, whatever its owner reference says.
+    let review_namespace = campaign
+        .spec
+        .review_namespace
+        .as_deref()
+        .unwrap_or(crate::certify::DEFAULT_REVIEW_NAMESPACE);
+    let issuance = match issuance(item, review_namespace, now) {
+        Issuance::NotIssued(why) => return Issued::No(why.to_string()),
+        other => other,
+    };
     let recorded = campaign
         .status
         .as_ref()
         .is_some_and(|s| s.runs.iter().any(|r| r.name == spec.run));
     match (recorded, young) {
-        (true, _) => Issued::Yes,
+        (true, _) if issuance == Issuance::Issued => Issued::Yes,
+        (true, _) => Issued::NotYet,
         (false, true) => Issued::NotYet,
         (false, false) => Issued::No(format!(
             "run {} is not a run of campaign {}",

@@ -7,11 +7,7 @@
 use std::{sync::Arc, time::Instant};
 
 use futures::StreamExt;
-use kube::{
-    api::{Api, PostParams},
-    runtime::reflector::ObjectRef,
-    ResourceExt,
-};
+use kube::{api::Api, ResourceExt};
 
 use super::{inventory, Context, Error};
 use crate::{
@@ -39,7 +35,7 @@ pub async fn launch(ctx: &Context, campaign: &AccessCampaign, plan: &RunPlan) ->
     let total = u32::try_from(items.len()).unwrap_or(u32::MAX);
     let missing: Vec<AccessCertification> = items
         .iter()
-        .filter(|i| ctx.cache.items.get(&ObjectRef::from_obj(*i)).is_none())
+        .filter(|i| super::issue::needs_issuing(ctx, i))
         .cloned()
         .collect();
     let wanted = missing.len();
@@ -54,7 +50,7 @@ pub async fn launch(ctx: &Context, campaign: &AccessCampaign, plan: &RunPlan) ->
         .map(|item| {
             let api = api.clone();
             async move {
-                match api.create(&PostParams::default(), &item).await {
+                match super::issue::create(&api, &item).await {
                     Ok(_) => Ok(true),
                     // Created before a restart, or by the previous leader.
                     Err(e) if is_status(&e, 409) => Ok(false),

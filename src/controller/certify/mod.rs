@@ -17,6 +17,7 @@
 
 pub mod campaign;
 mod inventory;
+mod issue;
 pub mod item;
 mod launch;
 pub mod memory;
