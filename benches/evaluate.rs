@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
         requester_requests: &[],
         extended: None,
         job: None,
+        protected_namespaces: &[],
         now,
     };
     assert_eq!(evaluate(&input).status.phase, gatehouse::api::Phase::Active);

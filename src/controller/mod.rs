@@ -14,6 +14,7 @@
 pub mod api_count;
 pub mod cache;
 pub mod certify;
+mod confirm;
 mod events;
 mod finalize;
 pub mod grant;
@@ -143,6 +144,9 @@ pub struct Context {
     pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
     /// Tells people what changed; disabled unless the operator starts it.
     pub notify: crate::notify::Notifier,
+    /// Namespaces where nothing is granted: the operator's own and
+    /// `kube-system`, minus those `--allow-grants-in` names.
+    pub protected_namespaces: Vec<String>,
 }
 
 impl Context {
@@ -183,6 +187,10 @@ impl Context {
             deadlines: Mutex::default(),
             written_verdict: Default::default(),
             notify: crate::notify::Notifier::default(),
+            protected_namespaces: crate::decide::protected::protected_namespaces(
+                crate::decide::protected::DEFAULT_OPERATOR_NAMESPACE,
+                &[],
+            ),
         }
     }
 }

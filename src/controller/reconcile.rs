@@ -10,6 +10,7 @@ use tracing::info;
 
 use super::{
     cache::Cached,
+    confirm,
     finalize::{self, FINALIZER},
     grant, job, metrics,
     record::{record_failure, record_reviews, record_status},
@@ -88,9 +89,22 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         requester_requests: &requester_requests,
         extended: loaded.extended.as_deref(),
         job: loaded.job.as_ref(),
+        protected_namespaces: &ctx.protected_namespaces,
         now,
     };
-    let mut ev = decide::evaluate(&input);
+    let first = decide::evaluate(&input);
+    // A final outcome that rests on something memory does not show is confirmed
+    // with one live read first; what the read finds is decided on instead.
+    let live = confirm::absence(ctx, &first, &input).await?;
+    let input = match &live {
+        Some(found) => found.input(input),
+        None => input,
+    };
+    let mut ev = if live.is_some() {
+        decide::evaluate(&input)
+    } else {
+        first
+    };
     if let Ok(mut deadlines) = ctx.deadlines.lock() {
         match ev.next_deadline {
             Some(d) => deadlines.insert(key.clone(), d),

@@ -50,9 +50,21 @@ pub struct RunArgs {
     /// Name of the Lease used for leader election.
     #[arg(long, env = "GATEHOUSE_LEASE_NAME", default_value = "gatehouse-leader")]
     pub lease_name: String,
-    /// Namespace of the Lease (the operator's own namespace).
+    /// The operator's own namespace: where its Lease and its notification
+    /// Secrets live, and a namespace where nothing is granted (see
+    /// --allow-grants-in). In a pod, POD_NAMESPACE from the downward API.
     #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
     pub lease_namespace: String,
+    /// Grant access in this protected namespace after all (the operator's own
+    /// namespace and kube-system are protected: no request is granted there,
+    /// whatever a policy says). Repeat, or separate with commas.
+    #[arg(
+        long = "allow-grants-in",
+        env = "GATEHOUSE_ALLOW_GRANTS_IN",
+        value_name = "NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub allow_grants_in: Vec<String>,
     /// How long a Lease nobody renews stays taken (Go duration); the holder stops
     /// acting after two thirds of it without a successful renewal.
     #[arg(long, env = "GATEHOUSE_LEASE_DURATION", default_value = "15s")]
@@ -265,6 +277,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         },
         certification_concurrency: args.certification_concurrency,
         notify,
+        protected_namespaces: crate::decide::protected::protected_namespaces(
+            &args.lease_namespace,
+            &args.allow_grants_in,
+        ),
     };
     if args.leader_election {
         let identity =
@@ -315,6 +331,8 @@ struct Operator {
     certification_concurrency: u16,
     /// Notifier settings; `None`: notifications are off.
     notify: Option<crate::notify::Settings>,
+    /// Where nothing is granted (the operator's namespace, kube-system).
+    protected_namespaces: Vec<String>,
 }
 
 impl Operator {
@@ -353,6 +371,7 @@ impl Operator {
             self.metrics.clone(),
             Arc::new(chrono::Utc::now),
         );
+        ctx.protected_namespaces = self.protected_namespaces.clone();
         // The notifier runs while this replica leads, like the controller.
         let notifier = self.notify.clone().and_then(|settings| {
             let started = crate::notify::Notifier::start(

@@ -11,6 +11,7 @@ use super::{
     model::{Denial, Input},
     naming::subject_of,
     policy::{policy_problems, selector_matches, DEFAULT_DURATION, DEFAULT_MAX_DURATION, DEFAULT_RETENTION},
+    protected,
     reason::DenialReason,
 };
 use crate::api::{
@@ -336,6 +337,15 @@ pub fn first_admission(input: &Input) -> Result<Requirements, Denial> {
                 DenialReason::InvalidExtends,
                 format!("request {name} is {phase}; only an Active request can be extended"),
             ));
+        }
+    }
+    // Before any policy: a protected namespace is refused whichever policy
+    // matches it (a label selector reaches it as easily as any other).
+    if req.spec.scope == Scope::Namespace {
+        if let Some(denial) =
+            protected::refusal(&req.namespace().unwrap_or_default(), input.protected_namespaces)
+        {
+            return Err(denial);
         }
     }
     let chosen = select(req, input.policies, input.namespace_labels)?;

@@ -15,7 +15,8 @@
 //!
 //! The rooms, in the order an evaluation walks through them:
 //! - [`model`]: what goes in ([`Input`]) and comes out ([`Evaluation`], [`Action`], [`Verdict`]);
-//! - [`admit`]: the first evaluation: which policy, and whether it admits the request;
+//! - [`admit`]: the first evaluation: which policy, and whether it admits the request
+//!   (never in a [`protected`] namespace; a named policy not there yet is waited for);
 //! - [`policy`]: the policy snapshot as validated [`policy::Rules`];
 //! - [`replay`], [`review`], [`eligibility`], [`tally`]: the history, one review at a time;
 //! - [`related`]: rules over the requester's other requests (live grants, supersession);
@@ -32,6 +33,7 @@ pub mod naming;
 pub mod onetime;
 pub mod order;
 pub mod policy;
+pub mod protected;
 pub mod reason;
 pub mod related;
 pub mod replay;
@@ -55,7 +57,7 @@ pub use self::{
 use self::{
     reason::DenialReason,
     replay::Replay,
-    terminal::{denied, keep_terminal},
+    terminal::{awaiting_policy, denied, keep_terminal, POLICY_WAIT},
 };
 use crate::api::{AccessReview, Decision, RequestType};
 
@@ -74,6 +76,18 @@ pub fn evaluate(input: &Input) -> Evaluation {
         Some(r) => Ok(r.clone()),
         None => admit::first_admission(input),
     };
+    // A named policy that memory does not show (yet) is waited for: it may be
+    // applied together with the request and arrive a moment later.
+    let mut denied_at = created;
+    if let Err(d) = &requirements {
+        if d.reason == DenialReason::PolicyNotFound {
+            let deadline = created + POLICY_WAIT;
+            if now < deadline {
+                return awaiting_policy(input, created, d.clone(), deadline);
+            }
+            denied_at = deadline;
+        }
+    }
     let rules = requirements.as_ref().map_err(Clone::clone).and_then(|r| {
         policy::rules_from_snapshot(r).map_err(|e| {
             Denial::new(
@@ -84,7 +98,7 @@ pub fn evaluate(input: &Input) -> Evaluation {
     });
     let (requirements, rules) = match (requirements, rules) {
         (Ok(snapshot), Ok(rules)) => (snapshot, rules),
-        (_, Err(denial)) | (Err(denial), _) => return denied(input, created, denial, &reviews),
+        (_, Err(denial)) | (Err(denial), _) => return denied(input, denied_at, denial, &reviews),
     };
     let job = (req.spec.type_ == RequestType::OneTime).then(|| onetime::job_facts(input, &prev));
     let mut replay = Replay::new(input, &rules, created, job);

@@ -31,6 +31,9 @@ pub struct Input<'a> {
     pub extended: Option<&'a ApprovalRequest>,
     /// OneTime: the request's Job as it is in the cluster (by its deterministic name), if it exists.
     pub job: Option<&'a JobObservation>,
+    /// Namespaces where nothing is granted, whatever the policy says (the
+    /// operator's own and `kube-system`, see [`super::protected`]).
+    pub protected_namespaces: &'a [String],
     /// The evaluation time.
     pub now: DateTime<Utc>,
 }

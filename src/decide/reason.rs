@@ -87,6 +87,9 @@ reasons! {
         InvalidExtends,
         /// The requester already holds the policy's maximum of live grants.
         TooManyActiveGrants,
+        /// The namespace is protected (the operator's own, `kube-system`): no
+        /// grant there unless the operator is started with `--allow-grants-in`.
+        ProtectedNamespace,
     }
 }
 

@@ -107,8 +107,9 @@ pub fn retention_deadline(status: &ApprovalRequestStatus) -> Option<DateTime<Utc
     status.completed_at.map(|c| c + retention)
 }
 
-/// A request the policy refused at first sight: denied at its creation, kept for
-/// the default retention.
+/// A request the policy refused at first sight: denied at `created` (its
+/// creation, or the end of the wait for a named policy), kept for the default
+/// retention.
 pub fn denied(
     input: &Input,
     created: DateTime<Utc>,
@@ -172,5 +173,71 @@ pub fn denied(
         next_deadline: (deadline > input.now).then_some(deadline),
         approval: None,
         ending: Some(Ending::Denied(denial.reason)),
+    }
+}
+
+/// How long a request waits for the policy it names before it is denied with
+/// `PolicyNotFound`. A GitOps sync applies a policy and the requests naming it
+/// together, in any order, and the operator may see a request before its policy.
+pub const POLICY_WAIT: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A request whose named policy does not exist (yet): `Pending` with `Approved`
+/// false for `PolicyNotFound` until `deadline`, when it is evaluated again (a new
+/// policy wakes it sooner). Reviews wait too: they are replayed once the policy
+/// is there.
+pub fn awaiting_policy(
+    input: &Input,
+    created: DateTime<Utc>,
+    denial: Denial,
+    deadline: DateTime<Utc>,
+) -> Evaluation {
+    let generation = input.request.metadata.generation;
+    let prev = input.request.status.clone().unwrap_or_default();
+    let message = format!(
+        "{}; the request waits for it until {} and is denied if it does not appear by then",
+        denial.message,
+        deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let status = ApprovalRequestStatus {
+        phase: Phase::Pending,
+        observed_generation: generation,
+        conditions: settle_conditions(
+            vec![
+                condition(
+                    APPROVED,
+                    ConditionStatus::False,
+                    denial.reason.as_str(),
+                    message,
+                    created,
+                    generation,
+                ),
+                condition(
+                    GRANTED,
+                    ConditionStatus::False,
+                    Progress::NotApproved.as_str(),
+                    "no access was granted".into(),
+                    created,
+                    generation,
+                ),
+                condition(
+                    COMPLETE,
+                    ConditionStatus::False,
+                    Progress::InProgress.as_str(),
+                    "waiting for the policy the request names".into(),
+                    created,
+                    generation,
+                ),
+            ],
+            &prev.conditions,
+        ),
+        ..Default::default()
+    };
+    Evaluation {
+        status,
+        actions: Vec::new(),
+        verdicts: Vec::new(),
+        next_deadline: Some(deadline),
+        approval: None,
+        ending: None,
     }
 }

@@ -85,6 +85,9 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Vec<RequestResult> {
         m.requests.iter().filter(|r| existing(created_at(*r))).collect();
     requests.sort_by_key(|r| (r.namespace(), r.name_any()));
 
+    // As an operator in its default namespace would: nothing granted there or in kube-system.
+    let protected =
+        decide::protected::protected_namespaces(decide::protected::DEFAULT_OPERATOR_NAMESPACE, &[]);
     // `seen`: the requests evaluated so far, with their status; `related`: whether
     // this pass shows the requester's other requests to the core.
     let eval = |r: &ApprovalRequest, seen: &BTreeMap<String, ApprovalRequest>, related: bool| {
@@ -118,6 +121,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>) -> Vec<RequestResult> {
             requester_requests: &others,
             extended,
             job: job.as_ref(),
+            protected_namespaces: &protected,
             now,
         })
     };

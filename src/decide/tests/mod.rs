@@ -132,6 +132,7 @@ pub(super) fn eval_with<'a>(
         requester_requests: &[],
         extended: None,
         job: None,
+        protected_namespaces: &[],
         now: at(now),
     };
     tweak(&mut input);

@@ -296,6 +296,7 @@ fn run_job(
         requester_requests: &[],
         extended: None,
         job,
+        protected_namespaces: &[],
         now,
     })
 }

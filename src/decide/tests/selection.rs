@@ -58,7 +58,7 @@ fn a_named_policy_must_exist_and_allow_the_request() {
     let mut req = dana_view();
     req.spec.policy = Some("nope".into());
     assert_eq!(
-        denial(&eval(&[simple_policy()], &req, &[], "10:01")).0,
+        denial(&eval(&[simple_policy()], &req, &[], "10:06")).0,
         "PolicyNotFound"
     );
 
@@ -145,4 +145,66 @@ fn an_invalid_policy_denies_with_the_field_named() {
     let (reason, message) = denial(&eval(&[p], &dana_view(), &[], "10:01"));
     assert_eq!(reason, "InvalidPolicy");
     assert!(message.contains("Mars/Olympus"), "{message}");
+}
+
+#[test]
+fn a_named_policy_is_waited_for_before_the_request_is_denied() {
+    // A GitOps sync applies the policy and the request together; the operator
+    // may see the request first. It stays Pending, says why, and is evaluated
+    // again when the wait ends (or sooner, when the policy appears).
+    let mut req = dana_view();
+    req.spec.policy = Some("simple".into());
+    let waiting = eval(&[], &req, &[approve("bob", &["sre"], "10:02")], "10:03");
+    assert_eq!(waiting.status.phase, Phase::Pending);
+    assert!(waiting.status.requirements.is_none());
+    assert!(waiting.actions.is_empty() && waiting.verdicts.is_empty());
+    let c = cond(&waiting, APPROVED);
+    assert_eq!(c.reason, "PolicyNotFound");
+    assert!(
+        c.message.contains("waits for it until 2026-11-23T10:05:00Z"),
+        "{}",
+        c.message
+    );
+    assert_eq!(waiting.next_deadline, Some(at("10:05")));
+    assert_eq!(waiting.ending, None);
+    // The policy appears within the wait: decided as if it had always been there.
+    let decided = eval(
+        &[simple_policy()],
+        &req,
+        &[approve("bob", &["sre"], "10:02")],
+        "10:04",
+    );
+    assert_eq!(decided.status.phase, Phase::Active);
+    // It never does: denied when the wait ends, not before.
+    let denied = eval(&[], &req, &[], "10:05");
+    assert_eq!(denial(&denied).0, "PolicyNotFound");
+    assert_eq!(denied.status.completed_at, Some(at("10:05")));
+}
+
+#[test]
+fn nothing_is_granted_in_a_protected_namespace_whatever_the_policy() {
+    // The policy covers the namespace (here by name; a label selector reaches
+    // it as easily), but it is the operator's own.
+    let protected = vec!["team".to_string(), "kube-system".to_string()];
+    let ev = eval_with(&[simple_policy()], &dana_view(), &[], "10:01", |i| {
+        i.protected_namespaces = &protected
+    });
+    let (reason, message) = denial(&ev);
+    assert_eq!(reason, "ProtectedNamespace");
+    assert!(message.contains("namespace team is protected"), "{message}");
+    assert!(message.contains("--allow-grants-in team"), "{message}");
+    // Even naming the policy.
+    let mut named = dana_view();
+    named.spec.policy = Some("simple".into());
+    let ev = eval_with(&[simple_policy()], &named, &[], "10:01", |i| {
+        i.protected_namespaces = &protected
+    });
+    assert_eq!(denial(&ev).0, "ProtectedNamespace");
+    // Another namespace is not affected.
+    let elsewhere = vec!["gatehouse-system".to_string()];
+    let ev = eval_with(&[simple_policy()], &dana_view(), &[], "10:01", |i| {
+        i.protected_namespaces = &elsewhere
+    });
+    assert_eq!(ev.status.phase, Phase::Pending);
+    assert!(ev.status.requirements.is_some());
 }
