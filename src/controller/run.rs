@@ -282,6 +282,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             &args.allow_grants_in,
         ),
     };
+    info!(namespaces = ?operator.protected_namespaces, "nothing is granted in these protected namespaces");
     if args.leader_election {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("gatehouse-{}", std::process::id()));
