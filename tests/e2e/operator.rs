@@ -45,9 +45,13 @@ async fn when_the_leader_dies_the_other_replica_takes_over() {
         return;
     };
     let kubeconfig = scene.operator_kubeconfig();
+    // The scenario's namespace is both the operators' own (their Lease) and
+    // where alice asks for access: a protected namespace, opened with the flag.
     let lease_args = [
         "--leader-election=true",
         "--lease-namespace",
+        scene.ns.as_str(),
+        "--allow-grants-in",
         scene.ns.as_str(),
         "--lease-name",
         "gatehouse-e2e",
@@ -126,7 +130,15 @@ async fn with_the_charts_rbac_the_operator_grants_only_grantable_roles() {
         .start_operator(
             &sa_kubeconfig,
             "chart-rbac",
-            &["--leader-election=true", "--lease-namespace", ns],
+            // Its own namespace (the chart's, with its Role for Leases) is
+            // where alice asks: protected unless opened with the flag.
+            &[
+                "--leader-election=true",
+                "--lease-namespace",
+                ns,
+                "--allow-grants-in",
+                ns,
+            ],
         )
         .await;
 

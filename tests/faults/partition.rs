@@ -128,9 +128,13 @@ async fn a_partitioned_leader_stops_before_the_standby_takes_over() {
     let Some((_one, scene, control_plane)) = fault_scene("fence").await else {
         return;
     };
+    // The Lease lives where alice asks for access: that namespace is the
+    // operators' own, protected unless opened with the flag.
     let lease_args = [
         "--leader-election=true",
         "--lease-namespace",
+        scene.ns.as_str(),
+        "--allow-grants-in",
         scene.ns.as_str(),
         "--lease-name",
         "gatehouse-fault",
