@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::{exit, CliError};
+use crate::escape::csv::field;
 use crate::api::{
     AccessCampaign, AccessCertification, AccessReview, AccessReviewStatus, CampaignRun, Decision, Principals,
 };
@@ -234,14 +235,6 @@ pub fn json(report: &Report) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
 
 const COLUMNS: [&str; 20] = [
     "campaign",
@@ -289,7 +282,9 @@ fn review_text(r: &ReviewRow) -> String {
 }
 
 /// The report as CSV: a header, then one row per item; reviews one per line
-/// within their cell.
+/// within their cell. A cell a spreadsheet would read as a formula (a binding
+/// named `=HYPERLINK(...)`) starts with `'` ([`crate::escape::csv`]); the
+/// digest is of these bytes, as written.
 pub fn csv(report: &Report) -> String {
     let mut out = COLUMNS.join(",");
     out.push_str("\r\n");
@@ -337,11 +332,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_with_commas_quotes_or_line_breaks_are_quoted() {
+    fn fields_with_commas_quotes_or_line_breaks_are_quoted_and_formulas_neutralised() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a, b"), "\"a, b\"");
         assert_eq!(field("say \"no\""), "\"say \"\"no\"\"\"");
         assert_eq!(field("one\ntwo"), "\"one\ntwo\"");
+        assert_eq!(field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(field("@SUM(1,2)"), "\"'@SUM(1,2)\"");
     }
 
     #[test]
