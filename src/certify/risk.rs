@@ -79,7 +79,14 @@ const PROBES: &[Probe] = &[
     Probe {
         tag: RiskTag::Impersonate,
         groups: &["", "authentication.k8s.io"],
-        resources: &["users", "groups", "serviceaccounts", "uids", "userextras", "userextras/*"],
+        resources: &[
+            "users",
+            "groups",
+            "serviceaccounts",
+            "uids",
+            "userextras",
+            "userextras/*",
+        ],
         verbs: &["impersonate"],
     },
     Probe {

@@ -414,7 +414,11 @@ async fn start(env: &Env, name: &str, out: &mut dyn Write) -> Result<i32, CliErr
                 "--all"
             ])
         )?,
-        fmt => emit(fmt, &json!({"campaign": name, "run": run, "requestedAt": at}), out)?,
+        fmt => emit(
+            fmt,
+            &json!({"campaign": name, "run": run, "requestedAt": at}),
+            out,
+        )?,
     }
     Ok(super::exit::OK)
 }

@@ -92,31 +92,49 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     let spec = &item.spec;
     let s = item.status.clone().unwrap_or_default();
     let mut out = String::new();
-    put(&mut out, format!(
-        "Item:            {}/{}",
-        item.namespace().unwrap_or_default(),
-        item.name_any()
-    ));
-    put(&mut out, format!("Campaign:        {} (run {})", spec.campaign, spec.run));
-    put(&mut out, format!(
-        "Access:          {} has {} through {:?} {}",
-        spec.subject,
-        spec.role_ref,
-        spec.binding.kind,
-        binding(item)
-    ));
-    put(&mut out, format!(
-        "Due:             {} ({})",
-        rfc3339_or_dash(Some(spec.due_at)),
-        due(item, now)
-    ));
+    put(
+        &mut out,
+        format!(
+            "Item:            {}/{}",
+            item.namespace().unwrap_or_default(),
+            item.name_any()
+        ),
+    );
+    put(
+        &mut out,
+        format!("Campaign:        {} (run {})", spec.campaign, spec.run),
+    );
+    put(
+        &mut out,
+        format!(
+            "Access:          {} has {} through {:?} {}",
+            spec.subject,
+            spec.role_ref,
+            spec.binding.kind,
+            binding(item)
+        ),
+    );
+    put(
+        &mut out,
+        format!(
+            "Due:             {} ({})",
+            rfc3339_or_dash(Some(spec.due_at)),
+            due(item, now)
+        ),
+    );
     put(&mut out, format!("Recommendation:  {}", s.recommendation));
     for r in &s.reasons {
         put(&mut out, format!("  - {}", r.message));
     }
-    put(&mut out, format!("Decision:        {} (access: {})", s.decision, s.outcome));
+    put(
+        &mut out,
+        format!("Decision:        {} (access: {})", s.decision, s.outcome),
+    );
     if let Some(by) = s.closed_by {
-        put(&mut out, format!("Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at)));
+        put(
+            &mut out,
+            format!("Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at)),
+        );
     }
     put(&mut out, format!("Reviewers now:   {}", people(&s.reviewers)));
     put(&mut out, "Levels:".into());
@@ -134,15 +152,19 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
         put(&mut out, line);
     }
     if let Some(rem) = &s.remediation {
-        put(&mut out, format!("Remediation:     {}: {}", rem.state, rem.message));
+        put(
+            &mut out,
+            format!("Remediation:     {}: {}", rem.state, rem.message),
+        );
         if let Some(cmd) = &rem.command {
             put(&mut out, format!("  run: {cmd}"));
         }
     }
     if let Some(policy) = &s.converted_to {
-        put(&mut out, format!(
-            "Converted to:    AccessPolicy {policy} (request the role just in time)"
-        ));
+        put(
+            &mut out,
+            format!("Converted to:    AccessPolicy {policy} (request the role just in time)"),
+        );
     }
     if !s.decisions.is_empty() {
         put(&mut out, "Reviews:".into());
@@ -153,14 +175,17 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
                 .and_then(|r| r.spec.comment.clone())
                 .map(|c| format!(" \"{c}\""))
                 .unwrap_or_default();
-            put(&mut out, format!(
-                "  {} {} {} ({}: {}){comment}",
-                rfc3339_or_dash(Some(d.at)),
-                d.reviewer,
-                d.decision,
-                if d.accepted { "counted" } else { "ignored" },
-                d.message
-            ));
+            put(
+                &mut out,
+                format!(
+                    "  {} {} {} ({}: {}){comment}",
+                    rfc3339_or_dash(Some(d.at)),
+                    d.reviewer,
+                    d.decision,
+                    if d.accepted { "counted" } else { "ignored" },
+                    d.message
+                ),
+            );
         }
     }
     out
@@ -182,10 +207,10 @@ pub fn outcomes(outcomes: &[ItemOutcome]) -> String {
                 v.message.clone().unwrap_or_default()
             ),
         };
-        put(&mut out, format!(
-            "{} {} (accessreview/{}): {verdict}",
-            o.decision, o.item, o.review
-        ));
+        put(
+            &mut out,
+            format!("{} {} (accessreview/{}): {verdict}", o.decision, o.item, o.review),
+        );
     }
     out
 }

@@ -8,10 +8,10 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::{exit, CliError};
-use crate::escape::csv::field;
 use crate::api::{
     AccessCampaign, AccessCertification, AccessReview, AccessReviewStatus, CampaignRun, Decision, Principals,
 };
+use crate::escape::csv::field;
 
 /// Outcome of one decision command on one item.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -234,7 +234,6 @@ pub fn json(report: &Report) -> Result<String, CliError> {
     text.push('\n');
     Ok(text)
 }
-
 
 const COLUMNS: [&str; 20] = [
     "campaign",

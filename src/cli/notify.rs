@@ -91,7 +91,14 @@ async fn test(env: &Env, args: &NotifyTestArgs, out: &mut dyn Write) -> Result<i
             "No answer from the operator within {}: is it running, and is this replica the leader? \
              ({} shows status.lastTest)",
             args.timeout,
-            crate::escape::shell::join(&["kubectl", "get", "notificationchannel", &args.channel, "-o", "yaml"])
+            crate::escape::shell::join(&[
+                "kubectl",
+                "get",
+                "notificationchannel",
+                &args.channel,
+                "-o",
+                "yaml"
+            ])
         )?;
         return Ok(exit::TIMEOUT);
     };

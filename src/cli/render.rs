@@ -6,10 +6,10 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 
 use super::ReviewOutcome;
-use crate::escape::terminal;
 use crate::api::{
     ApprovalRequest, DecisionRecord, GrantStatus, Identity, Phase, ReviewGroupStatus, StageStatus,
 };
+use crate::escape::terminal;
 
 /// Lays out rows under headers, columns separated by three spaces, like kubectl.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -226,9 +226,8 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
     let mut out = String::new();
     // One line per field, whatever the value holds (a reason with a newline
     // could otherwise forge a `Phase:` line).
-    let mut field = |k: &str, v: String| {
-        out.push_str(&format!("{:<12}{}\n", format!("{k}:"), terminal::line(&v)))
-    };
+    let mut field =
+        |k: &str, v: String| out.push_str(&format!("{:<12}{}\n", format!("{k}:"), terminal::line(&v)));
     field("Name", s.name.clone());
     field("Namespace", s.namespace.clone());
     field("Requester", who(&s.requester));
@@ -373,7 +372,9 @@ fn indent(s: &str) -> String {
 pub fn wait_result(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
     let name = req.name_any();
     let s = summary(req, now);
-    let why = s.message.map_or(String::new(), |m| format!(": {}", terminal::line(&m)));
+    let why = s
+        .message
+        .map_or(String::new(), |m| format!(": {}", terminal::line(&m)));
     match s.phase {
         Some(Phase::Active) => format!(
             "Access granted: {} in {}{}\n",

@@ -48,7 +48,10 @@ mod tests {
         assert_eq!(field("a, b"), "\"a, b\"");
         assert_eq!(field("say \"no\""), "\"say \"\"no\"\"\"");
         assert_eq!(field("one\ntwo"), "\"one\ntwo\"");
-        assert_eq!(field("=HYPERLINK(\"http://x\",\"y\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"");
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
         assert_eq!(field("\r=1"), "\"'\r=1\"");
     }
 }

@@ -55,14 +55,23 @@ mod tests {
             r"\[Approve here\](https://evil.example)"
         );
         assert_eq!(escape("**urgent** _now_ `x`"), r"\*\*urgent\*\* \_now\_ \`x\`");
-        assert_eq!(escape("<at>everyone</at> & {{DATE(x)}}"), r"\<at\>everyone\</at\> & \{\{DATE(x)\}\}");
-        assert_eq!(escape("# big\n> quote"), r"\# big
-\> quote");
+        assert_eq!(
+            escape("<at>everyone</at> & {{DATE(x)}}"),
+            r"\<at\>everyone\</at\> & \{\{DATE(x)\}\}"
+        );
+        assert_eq!(
+            escape("# big\n> quote"),
+            r"\# big
+\> quote"
+        );
     }
 
     #[test]
     fn list_markers_are_escaped_only_where_they_start_a_line() {
-        assert_eq!(escape("- approved\n  + by\n1. security\n12) x"), "\\- approved\n  \\+ by\n1\\. security\n12\\) x");
+        assert_eq!(
+            escape("- approved\n  + by\n1. security\n12) x"),
+            "\\- approved\n  \\+ by\n1\\. security\n12\\) x"
+        );
         assert_eq!(escape("devs-edit v1.2 a+b (x)"), "devs-edit v1.2 a+b (x)");
     }
 }

@@ -37,7 +37,10 @@ mod tests {
 
     #[test]
     fn controls_are_c0_del_c1_and_bidi_overrides() {
-        for c in ['\0', '\n', '\t', '\r', '\x1b', '\x07', '\x7f', '\u{80}', '\u{9b}', '\u{9f}', '\u{202e}', '\u{2066}', '\u{2029}'] {
+        for c in [
+            '\0', '\n', '\t', '\r', '\x1b', '\x07', '\x7f', '\u{80}', '\u{9b}', '\u{9f}', '\u{202e}',
+            '\u{2066}', '\u{2029}',
+        ] {
             assert!(is_control(c), "{c:?}");
         }
         for c in ['a', ' ', '~', '\u{a0}', 'é', '名', '\u{1f600}'] {

@@ -94,7 +94,11 @@ pub(crate) mod tests {
             .env("LC_ALL", "C")
             .output()
             .expect("bash runs");
-        assert!(out.status.success(), "bash -c {line:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bash -c {line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut words: Vec<String> = out
             .stdout
             .split(|b| *b == 0)
@@ -107,7 +111,10 @@ pub(crate) mod tests {
     #[test]
     fn plain_words_stay_as_they_are() {
         assert_eq!(quote("devs-edit"), "devs-edit");
-        assert_eq!(quote("system:serviceaccount:ci:bot"), "system:serviceaccount:ci:bot");
+        assert_eq!(
+            quote("system:serviceaccount:ci:bot"),
+            "system:serviceaccount:ci:bot"
+        );
         assert_eq!(
             quote("/apis/rbac.authorization.k8s.io/v1/namespaces/payments/rolebindings/x"),
             "/apis/rbac.authorization.k8s.io/v1/namespaces/payments/rolebindings/x"
@@ -117,7 +124,10 @@ pub(crate) mod tests {
 
     #[test]
     fn shell_syntax_in_a_name_is_quoted() {
-        assert_eq!(quote("gh-inj;touch${IFS}gh-pwned;true"), "'gh-inj;touch${IFS}gh-pwned;true'");
+        assert_eq!(
+            quote("gh-inj;touch${IFS}gh-pwned;true"),
+            "'gh-inj;touch${IFS}gh-pwned;true'"
+        );
         assert_eq!(quote("o'brien"), r#""o'brien""#);
         assert_eq!(quote(""), "''");
         assert_eq!(join(&["echo", "a b", "$(x)", "`y`"]), "echo 'a b' '$(x)' '`y`'");
@@ -144,8 +154,8 @@ pub(crate) mod tests {
     fn bash_reads_back_every_word_of_the_edge_cases() {
         let words = [
             "plain", "", " ", "a b", "'", "\"", "\\", "!", "!!", "^x", "$HOME", "${IFS}", "`id`", "$(id)",
-            "a;b", "a|b", "a&b", "*", "?", "[a]", "{a,b}", "~", "#c", "x=y", "-n", "\n", "a\nb", "\r",
-            "\t", "\x1b[2J", "\x7f", "\u{85}", "\u{202e}", "名前", "é'!\\\n",
+            "a;b", "a|b", "a&b", "*", "?", "[a]", "{a,b}", "~", "#c", "x=y", "-n", "\n", "a\nb", "\r", "\t",
+            "\x1b[2J", "\x7f", "\u{85}", "\u{202e}", "名前", "é'!\\\n",
         ];
         assert_eq!(bash_words(&join(&words)), words);
     }

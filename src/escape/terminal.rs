@@ -141,6 +141,9 @@ mod tests {
             // A cut-off character at the end.
             g.write_all(b"\xe2\x80").unwrap();
         }
-        assert_eq!(String::from_utf8(out).unwrap(), "ok\n\\x1b]52;é\\xff\\x07\n\\xe2\\x80");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ok\n\\x1b]52;é\\xff\\x07\n\\xe2\\x80"
+        );
     }
 }

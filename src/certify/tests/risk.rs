@@ -74,7 +74,10 @@ fn each_risky_permission_has_its_tag() {
     assert!(tags(&["{apiGroups: [''], resources: [secrets], verbs: [delete]}"]).is_empty());
     assert!(tags(&["{apiGroups: [''], resources: [pods/ephemeralcontainers], verbs: [get]}"]).is_empty());
     // Asking the API server whether a token is valid mints nothing.
-    assert!(tags(&["{apiGroups: [authentication.k8s.io], resources: [tokenreviews], verbs: [create]}"]).is_empty());
+    assert!(
+        tags(&["{apiGroups: [authentication.k8s.io], resources: [tokenreviews], verbs: [create]}"])
+            .is_empty()
+    );
 }
 
 #[test]
@@ -206,7 +209,11 @@ fn exec_by_an_ephemeral_container_is_never_recommended_for_acceptance() {
     let a = assessed(debug, "carol");
     assert_eq!(a.recommendation, Recommendation::Review);
     assert_eq!(a.risk, [RiskTag::PodExec]);
-    assert!(a.findings[0].message.contains("ephemeral container"), "{:?}", a.findings);
+    assert!(
+        a.findings[0].message.contains("ephemeral container"),
+        "{:?}",
+        a.findings
+    );
 }
 
 #[test]

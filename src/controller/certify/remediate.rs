@@ -390,7 +390,8 @@ mod tests {
             stored: json!({"kind": "User", "name": "bob"}),
         };
         assert!(
-            command(&remove).starts_with("kubectl patch 'rolebinding/gh-inj;touch${IFS}gh-pwned;true' -n payments "),
+            command(&remove)
+                .starts_with("kubectl patch 'rolebinding/gh-inj;touch${IFS}gh-pwned;true' -n payments "),
             "{}",
             command(&remove)
         );
