@@ -17,22 +17,14 @@ use super::is_control;
 
 /// `word` as one word for a shell: unchanged when nothing in it is special.
 pub fn quote(word: &str) -> Cow<'_, str> {
-    let word: Cow<'_, str> = if word.contains('\0') {
-        Cow::Owned(word.replace('\0', ""))
-    } else {
-        Cow::Borrowed(word)
-    };
+    if word.contains('\0') {
+        return Cow::Owned(quote(&word.replace('\0', "")).into_owned());
+    }
     if word.chars().any(is_control) {
-        return Cow::Owned(dollar_quote(&word));
+        return Cow::Owned(dollar_quote(word));
     }
-    match word {
-        Cow::Borrowed(w) => shlex::try_quote(w).unwrap_or_else(|_| Cow::Owned(dollar_quote(w))),
-        Cow::Owned(w) => Cow::Owned(
-            shlex::try_quote(&w)
-                .map(Cow::into_owned)
-                .unwrap_or_else(|_| dollar_quote(&w)),
-        ),
-    }
+    // shlex refuses only NUL, which is gone by now.
+    shlex::try_quote(word).unwrap_or_else(|_| Cow::Owned(dollar_quote(word)))
 }
 
 /// `$'...'`: printable ASCII as is, every other byte of a control character
