@@ -240,6 +240,17 @@ fn chat_payloads_cannot_be_used_to_ping_or_disguise_links() {
     let text = payload(ChannelType::Slack, waiting).to_string();
     assert!(!text.contains("<!channel>"), "{text}");
     assert!(text.contains("&lt;!channel&gt; &amp; co"));
+    // Teams reads Markdown in every text of a card: the same reason is shown
+    // as written, its markup escaped.
+    let teams = payload(ChannelType::MsTeams, waiting);
+    let facts = &teams["attachments"][0]["content"]["body"][2]["facts"];
+    let reason = facts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["title"] == "Reason")
+        .unwrap();
+    assert_eq!(reason["value"], "debug checkout \\<!channel\\> & co");
 }
 
 #[test]
