@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 use super::{
     certify::memory::{binding_concern, concerns, items_only, Concern},
     health::Health,
+    trim,
 };
 use crate::{
     api::{
@@ -61,6 +62,16 @@ pub trait Cached:
 
     /// Keeps the cache's secondary indexes in step with the store.
     fn index(_cache: &Cache, _change: Change<'_, Self>) {}
+
+    /// Cuts the object down to what memory keeps of it ([`trim`]): by default
+    /// the metadata the operator never reads.
+    fn trim(&mut self) {
+        trim::metadata(self.meta_mut(), trim::Labels::Selectable);
+    }
+
+    /// Objects per list page, when this kind's objects may be large (a page is
+    /// held whole while it is read).
+    const PAGE_SIZE: Option<u32> = None;
 
     /// The store of this kind in the cache.
     fn store(cache: &Cache) -> &Store<Self>;
@@ -461,6 +472,11 @@ impl Cached for NotificationChannel {
 
 impl Cached for RoleBinding {
     const RESOURCE: &'static str = "rolebindings";
+    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
+
+    fn trim(&mut self) {
+        trim::role_binding(self);
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -477,6 +493,11 @@ impl Cached for RoleBinding {
 
 impl Cached for ClusterRoleBinding {
     const RESOURCE: &'static str = "clusterrolebindings";
+    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
+
+    fn trim(&mut self) {
+        trim::cluster_role_binding(self);
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -493,6 +514,10 @@ impl Cached for ClusterRoleBinding {
 
 impl Cached for ServiceAccount {
     const RESOURCE: &'static str = "serviceaccounts";
+
+    fn trim(&mut self) {
+        trim::service_account(self);
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -521,6 +546,10 @@ impl Cached for Job {
         &cache.jobs
     }
 }
+
+/// Objects per list page of the kinds a tenant can make a megabyte each
+/// (bindings, roles): a page is read whole before it is trimmed.
+pub(crate) const BIG_PAGE: u32 = 20;
 
 /// The label selector of a kind's watch.
 pub fn selector<K: Cached>() -> Option<String> {

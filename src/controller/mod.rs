@@ -26,6 +26,7 @@ mod reconcile;
 mod record;
 pub mod run;
 pub mod sweep;
+pub mod trim;
 pub mod watch;
 mod written;
 

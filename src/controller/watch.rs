@@ -345,13 +345,13 @@ impl<K: Cached> Loop<K> {
     }
 }
 
-/// managedFields are large and never read: not kept in memory.
-fn strip<K: Resource>(mut obj: K) -> K {
-    obj.meta_mut().managed_fields = None;
+/// What memory keeps of the object ([`super::trim`]).
+fn strip<K: Cached>(mut obj: K) -> K {
+    obj.trim();
     obj
 }
 
-fn strip_event<K: Resource>(e: WatchEvent<K>) -> WatchEvent<K> {
+fn strip_event<K: Cached>(e: WatchEvent<K>) -> WatchEvent<K> {
     match e {
         WatchEvent::Added(o) => WatchEvent::Added(strip(o)),
         WatchEvent::Modified(o) => WatchEvent::Modified(strip(o)),
@@ -363,7 +363,8 @@ fn strip_event<K: Resource>(e: WatchEvent<K>) -> WatchEvent<K> {
 /// Lists every object of the kind (or every managed one), page by page.
 async fn list<K: Cached>(api: &Api<K>, settings: &WatchSettings) -> Result<(Vec<K>, String), WatchError> {
     let mut objects = Vec::new();
-    let mut params = ListParams::default().limit(settings.page_size);
+    let page = K::PAGE_SIZE.map_or(settings.page_size, |p| p.min(settings.page_size));
+    let mut params = ListParams::default().limit(page);
     if let Some(sel) = selector::<K>() {
         params = params.labels(&sel);
     }

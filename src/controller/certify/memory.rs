@@ -10,7 +10,10 @@ use kube::{
 
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, BindingKind, RoleKind, SubjectKind},
-    controller::cache::{Cache, Cached, CertificationWakes, Change},
+    controller::{
+        cache::{Cache, Cached, CertificationWakes, Change, BIG_PAGE},
+        trim,
+    },
 };
 
 /// What an item's evaluation depends on besides its reviews: a change to any of
@@ -69,6 +72,11 @@ pub(crate) fn binding_concern<K: Resource>(kind: BindingKind, obj: &K) -> Concer
 
 impl Cached for Role {
     const RESOURCE: &'static str = "roles";
+    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
+
+    fn trim(&mut self) {
+        trim::role(self);
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
@@ -87,6 +95,11 @@ impl Cached for Role {
 
 impl Cached for ClusterRole {
     const RESOURCE: &'static str = "clusterroles";
+    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
+
+    fn trim(&mut self) {
+        trim::cluster_role(self);
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
