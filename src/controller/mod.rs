@@ -20,6 +20,7 @@ pub mod grant;
 pub mod health;
 pub mod job;
 pub mod leader;
+mod listing;
 pub mod metrics;
 pub mod owned;
 mod reconcile;
@@ -28,6 +29,7 @@ pub mod run;
 pub mod sweep;
 pub mod trim;
 pub mod watch;
+pub mod wire;
 mod written;
 
 use std::{

@@ -65,11 +65,13 @@ const MARK_PREFIXES: &[&str] = &[
     "kubernetes.io/bootstrapping",
 ];
 
-fn is_mark(key: &str) -> bool {
+/// Whether the operator reads this label or annotation key.
+pub fn is_mark(key: &str) -> bool {
     MARK_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
-fn is_own_mark(key: &str) -> bool {
+/// Whether the key is one of the marks this module sets on the copy in memory.
+pub fn is_own_mark(key: &str) -> bool {
     matches!(key, SUBJECTS_TRUNCATED | LABELS_TRUNCATED | RULES_TRUNCATED)
 }
 
@@ -147,14 +149,19 @@ fn rules(meta: &mut ObjectMeta, rules: &mut Option<Vec<PolicyRule>>) {
     if list.len() > MAX_RULES {
         let had = list.len();
         list.truncate(MAX_RULES - 1);
-        list.push(PolicyRule {
-            api_groups: Some(vec!["*".into()]),
-            resources: Some(vec!["*".into()]),
-            verbs: vec!["*".into()],
-            ..Default::default()
-        });
+        list.push(wildcard_rule());
         list.shrink_to_fit();
         mark(meta, RULES_TRUNCATED, had);
+    }
+}
+
+/// Every verb on every resource: what the rules cut from a role are read as.
+pub fn wildcard_rule() -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec!["*".into()]),
+        resources: Some(vec!["*".into()]),
+        verbs: vec!["*".into()],
+        ..Default::default()
     }
 }
 

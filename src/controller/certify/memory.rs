@@ -11,8 +11,9 @@ use kube::{
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, BindingKind, RoleKind, SubjectKind},
     controller::{
-        cache::{Cache, Cached, CertificationWakes, Change, BIG_PAGE},
+        cache::{Cache, Cached, CertificationWakes, Change},
         trim,
+        wire::WireRole,
     },
 };
 
@@ -72,10 +73,11 @@ pub(crate) fn binding_concern<K: Resource>(kind: BindingKind, obj: &K) -> Concer
 
 impl Cached for Role {
     const RESOURCE: &'static str = "roles";
-    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
 
-    fn trim(&mut self) {
-        trim::role(self);
+    type Wire = WireRole;
+
+    fn from_wire(wire: WireRole) -> Self {
+        Self::from(wire)
     }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
@@ -95,10 +97,13 @@ impl Cached for Role {
 
 impl Cached for ClusterRole {
     const RESOURCE: &'static str = "clusterroles";
-    const PAGE_SIZE: Option<u32> = Some(BIG_PAGE);
 
-    fn trim(&mut self) {
-        trim::cluster_role(self);
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut role = wire;
+        trim::cluster_role(&mut role);
+        role
     }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
@@ -118,6 +123,13 @@ impl Cached for ClusterRole {
 
 impl Cached for AccessCampaign {
     const RESOURCE: &'static str = "accesscampaigns";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
@@ -137,6 +149,13 @@ impl Cached for AccessCampaign {
 
 impl Cached for AccessCertification {
     const RESOURCE: &'static str = "accesscertifications";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
