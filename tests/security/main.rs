@@ -13,4 +13,5 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod memory;
 mod shell;
