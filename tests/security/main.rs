@@ -13,4 +13,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod memory;
+mod shell;
 mod tenant;
