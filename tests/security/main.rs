@@ -12,3 +12,4 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod launch;
