@@ -168,7 +168,15 @@ impl Launch {
     }
 
     /// A review of `item` by `who` (in `groups`), as `who`.
-    async fn review(&self, name: &str, item: &AccessCertification, uid: &str, who: &str, groups: &[&str], decision: &str) {
+    async fn review(
+        &self,
+        name: &str,
+        item: &AccessCertification,
+        uid: &str,
+        who: &str,
+        groups: &[&str],
+        decision: &str,
+    ) {
         let review: AccessReview = serde_json::from_value(json!({
             "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
             "metadata": {"name": name, "namespace": self.ns()},
@@ -213,12 +221,10 @@ async fn a_binding_that_cannot_become_an_item_does_not_stop_the_run() {
     t.start_operator().await;
     let ns = t.ns().to_string();
     let long = format!("user-{}", "x".repeat(295));
-    t.binding(&ns, "fine-ann", "view", user("ann"), json!({}))
-        .await;
+    t.binding(&ns, "fine-ann", "view", user("ann"), json!({})).await;
     t.binding(&ns, "bad-subject", "view", user(&long), json!({}))
         .await;
-    t.binding(&ns, "fine-ben", "view", user("ben"), json!({}))
-        .await;
+    t.binding(&ns, "fine-ben", "view", user("ben"), json!({})).await;
     let campaign = t.campaign("skip", json!({})).await.name_any();
 
     let run = t.launched_run(&campaign).await;
@@ -234,7 +240,10 @@ async fn a_binding_that_cannot_become_an_item_does_not_stop_the_run() {
     assert_eq!(run["skipped"], 1, "one binding skipped: {run:#}");
     let skip = &run["skippedItems"][0];
     assert!(
-        skip["binding"].as_str().unwrap_or_default().contains("bad-subject"),
+        skip["binding"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad-subject"),
         "the skipped binding is named: {run:#}"
     );
     assert_eq!(skip["reason"], "Invalid", "{run:#}");
@@ -257,8 +266,7 @@ async fn many_ignored_reviews_keep_an_item_small_and_decidable() {
     };
     t.start_operator().await;
     let ns = t.ns().to_string();
-    t.binding(&ns, "flooded", "view", user("ann"), json!({}))
-        .await;
+    t.binding(&ns, "flooded", "view", user("ann"), json!({})).await;
     let campaign = t.campaign("flood", json!({})).await.name_any();
     t.launched_run(&campaign).await;
     let item = t.items_of(&campaign).await.remove(0);
@@ -301,8 +309,15 @@ async fn many_ignored_reviews_keep_an_item_small_and_decidable() {
     assert_eq!(seen["ignoredReviews"], IGNORED, "every ignored review counted");
 
     // The reviewer still decides the item.
-    t.review("sam-approves", &item, &item.uid().unwrap(), "sam", &["security"], "Approve")
-        .await;
+    t.review(
+        "sam-approves",
+        &item,
+        &item.uid().unwrap(),
+        "sam",
+        &["security"],
+        "Approve",
+    )
+    .await;
     eventually("sam's approval to decide the item", WAIT, || async {
         let i = t.item_json(&name).await?;
         (i["status"]["decision"] == "Approved").then_some(())
@@ -320,11 +335,8 @@ async fn a_squatted_item_name_is_a_recorded_conflict() {
         return;
     };
     let ns = t.ns().to_string();
-    let target = t
-        .binding(&ns, "squatted", "edit", user("ann"), json!({}))
-        .await;
-    t.binding(&ns, "plain", "view", user("ben"), json!({}))
-        .await;
+    let target = t.binding(&ns, "squatted", "edit", user("ann"), json!({})).await;
+    t.binding(&ns, "plain", "view", user("ben"), json!({})).await;
     // The operator is not running yet: the squatter goes first.
     let campaign = t.campaign("squat", json!({})).await;
     let started = campaign.metadata.creation_timestamp.clone().unwrap();
@@ -356,10 +368,7 @@ async fn a_squatted_item_name_is_a_recorded_conflict() {
                  "review": {"levels": [{"name": "security", "reviewers": {"users": ["mallory"]}}]}}
     }))
     .unwrap();
-    t.items()
-        .create(&PostParams::default(), &squat)
-        .await
-        .unwrap();
+    t.items().create(&PostParams::default(), &squat).await.unwrap();
 
     t.start_operator().await;
     let launched = t.launched_run(&campaign.name_any()).await;
@@ -492,9 +501,14 @@ async fn a_binding_with_gatehouse_labels_but_no_request_is_swept() {
     .await;
     let bindings: Api<RoleBinding> = Api::namespaced(t.admin(), &ns);
     // The sweep runs every 5 s in these tests.
-    eventually("the sweep to remove the orphaned binding", Duration::from_secs(30), || async {
-        matches!(bindings.get("fake-grant").await, Err(kube::Error::Api(s)) if s.code == 404).then_some(())
-    })
+    eventually(
+        "the sweep to remove the orphaned binding",
+        Duration::from_secs(30),
+        || async {
+            matches!(bindings.get("fake-grant").await, Err(kube::Error::Api(s)) if s.code == 404)
+                .then_some(())
+        },
+    )
     .await;
     t.finish(&[]).await;
 }
