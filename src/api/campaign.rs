@@ -343,7 +343,9 @@ pub enum SkipReason {
     /// The item would break the AccessCertification schema (a name longer than it
     /// holds: RBAC accepts longer ones). Review this binding by hand.
     Invalid,
-    /// The API server refused to create the item (its answer is in `message`).
+    /// The API server's schema refused a field of the item, or its size (its
+    /// answer is in `message`). An admission policy's denial is not this: the
+    /// launch is retried.
     Rejected,
     /// An AccessCertification of the item's name already exists with another
     /// spec: someone else created it. It is not this run's item and decides

@@ -58,10 +58,22 @@ enum Made {
     Rejected(String),
 }
 
-/// Whether an error is the item's own fault (the same item would fail again).
+/// Whether an error is the item's own fault (the same item would fail again):
+/// the schema refused one of its fields (422 naming a field), or it is too
+/// large (413). An admission policy's or webhook's denial is 422 too, but names
+/// no field: it is the cluster's configuration, retried like any other failure,
+/// never a reason to launch a run without its items.
 fn refused(e: &kube::Error) -> Option<String> {
     match e {
-        kube::Error::Api(s) if matches!(s.code, 400 | 413 | 422) => Some(s.message.clone()),
+        kube::Error::Api(s) if s.code == 413 => Some(s.message.clone()),
+        kube::Error::Api(s)
+            if s.code == 422
+                && s.details
+                    .as_ref()
+                    .is_some_and(|d| d.causes.iter().any(|c| !c.field.is_empty())) =>
+        {
+            Some(s.message.clone())
+        }
         _ => None,
     }
 }
