@@ -13,3 +13,6 @@
 mod launch;
 #[path = "../support/mod.rs"]
 mod support;
+
+mod memory;
+mod shell;
