@@ -333,7 +333,8 @@ fn only_holders_of_write_status_may_write_status() {
             "accessreviews/status",
             "accesspolicies/status",
             "accesscampaigns/status",
-            "accesscertifications/status"
+            "accesscertifications/status",
+            "notificationchannels/status"
         ])
     );
     assert_eq!(
@@ -931,4 +932,10 @@ fn a_tester_may_ask_for_a_test_and_change_nothing_else() {
     );
     let status = Admission::write_status("tess", &[], channel());
     assert_eq!(validate(&policy, &status), Outcome::NotMatched);
+    // A forged test result (say a 200 from an endpoint that is down) needs write-status.
+    let denial = validate(&vap(STATUS), &status).denial();
+    assert!(
+        denial.contains("only the Gatehouse operator writes notificationchannels/status"),
+        "{denial}"
+    );
 }

@@ -149,7 +149,7 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
     rules.push(rule(
         GROUP,
         &["notificationchannels/status"],
-        &["update", "patch"],
+        &["update", "patch", WRITE_STATUS],
     ));
     rules
 }
