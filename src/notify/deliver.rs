@@ -353,6 +353,8 @@ impl Failure {
     fn label(&self) -> &'static str {
         match self {
             Failure::Send(e) => e.label(),
+            // The same rule as at connect time, caught earlier.
+            Failure::Secret(EndpointError::Refused { .. }) => "refused",
             Failure::Secret(_) => "secret",
         }
     }
