@@ -33,7 +33,7 @@ use crate::{
 /// `notify` subcommands.
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum NotifyCommand {
-    /// Send a test message to a NotificationChannel and print the endpoint's answer.
+    /// Send a test message to a NotificationChannel and print the endpoint's status code and timing.
     Test(NotifyTestArgs),
 }
 

@@ -273,7 +273,7 @@ async fn attempts(shared: &Shared, ch: &Channel, job: &Job) -> Outcome {
 }
 
 /// Sends a test message to a channel (`kubectl gatehouse notify test`) and
-/// records the endpoint's answer on its status. Not in the ledger: every test
+/// records the endpoint's status code and timing on its status. Not in the ledger: every test
 /// request is sent once, and it is about the channel, not an object.
 pub async fn send_test(shared: Arc<Shared>, channel: NotificationChannel, requested: String) {
     let name = channel.name_any();
