@@ -333,6 +333,9 @@ pub enum RiskTag {
     ServiceAccountTokens,
     /// nodes/proxy: the kubelet API, exec into any pod on the node.
     NodesProxy,
+    /// pods/proxy or services/proxy: any port of any pod or Service of the
+    /// namespace through the API server, past NetworkPolicies.
+    Proxy,
     /// Change admission webhooks or policies: see or alter every write.
     AdmissionWebhooks,
     /// Approve CertificateSigningRequests: mint client certificates.
@@ -353,6 +356,7 @@ impl RiskTag {
             RiskTag::Impersonate => "impersonate",
             RiskTag::ServiceAccountTokens => "tokens",
             RiskTag::NodesProxy => "nodes-proxy",
+            RiskTag::Proxy => "proxy",
             RiskTag::AdmissionWebhooks => "webhooks",
             RiskTag::CsrApproval => "csr-approval",
         }

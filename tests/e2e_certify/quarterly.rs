@@ -371,7 +371,7 @@ async fn cluster_admin_needs_an_admin(w: &World, campaign: &str, crb: &str) {
     );
     let status = ok(&w.sam, &["certify", "status", &frank.name_any()]);
     assert!(
-        status.contains("run: kubectl patch clusterrolebinding"),
+        status.contains("run: kubectl patch clusterrolebinding/"),
         "{status}"
     );
     let command = rem.command.unwrap();

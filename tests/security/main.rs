@@ -13,3 +13,6 @@
 mod channels;
 #[path = "../support/mod.rs"]
 mod support;
+
+mod memory;
+mod shell;
