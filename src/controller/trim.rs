@@ -37,7 +37,7 @@ use k8s_openapi::{
 };
 
 /// Subjects of a binding kept in memory.
-pub const MAX_SUBJECTS: usize = 256;
+pub const MAX_SUBJECTS: usize = crate::certify::scope::MAX_HELD_SUBJECTS;
 /// Rules of a role kept in memory.
 pub const MAX_RULES: usize = 256;
 /// Entries of one list in a rule (verbs, resources, resource names, ...) kept.
@@ -252,10 +252,21 @@ mod tests {
         assert_eq!(subjects[0], user(0));
         assert_eq!(subjects_truncated_from(&rb.metadata), Some(15_000));
         let annotations = rb.metadata.annotations.as_ref().unwrap();
-        assert_eq!(annotations.get("meta.helm.sh/release-name").map(String::as_str), Some("web"));
+        assert_eq!(
+            annotations.get("meta.helm.sh/release-name").map(String::as_str),
+            Some("web")
+        );
         assert!(!annotations.contains_key(LAST_APPLIED));
         assert!(!annotations.contains_key("tenant.example/notes"));
-        assert_eq!(rb.metadata.labels.as_ref().unwrap().get("team").map(String::as_str), Some("payments"));
+        assert_eq!(
+            rb.metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("team")
+                .map(String::as_str),
+            Some("payments")
+        );
         assert!(!labels_truncated(&rb.metadata));
     }
 
@@ -297,7 +308,10 @@ mod tests {
         role(&mut r);
         let rules = r.rules.as_ref().unwrap();
         assert_eq!(rules.len(), MAX_RULES);
-        assert_eq!(rules[0].resource_names, None, "cut resource names mean every name");
+        assert_eq!(
+            rules[0].resource_names, None,
+            "cut resource names mean every name"
+        );
         let last = rules.last().unwrap();
         assert_eq!(last.verbs, vec!["*".to_string()]);
         assert_eq!(last.resources, Some(vec!["*".to_string()]));

@@ -229,7 +229,13 @@ pub struct WireRoleBinding {
     subjects: Option<Capped<Subject, MAX_SUBJECTS>>,
 }
 
-wire_resource!(WireRoleBinding, "RoleBinding", "rolebindings", "rbac.authorization.k8s.io", "rbac.authorization.k8s.io/v1");
+wire_resource!(
+    WireRoleBinding,
+    "RoleBinding",
+    "rolebindings",
+    "rbac.authorization.k8s.io",
+    "rbac.authorization.k8s.io/v1"
+);
 
 impl From<WireRoleBinding> for RoleBinding {
     fn from(w: WireRoleBinding) -> Self {
@@ -289,7 +295,13 @@ pub struct WireRole {
     rules: Option<Capped<WireRule, MAX_RULES>>,
 }
 
-wire_resource!(WireRole, "Role", "roles", "rbac.authorization.k8s.io", "rbac.authorization.k8s.io/v1");
+wire_resource!(
+    WireRole,
+    "Role",
+    "roles",
+    "rbac.authorization.k8s.io",
+    "rbac.authorization.k8s.io/v1"
+);
 
 impl From<WireRole> for Role {
     fn from(w: WireRole) -> Self {
@@ -349,7 +361,9 @@ mod tests {
     #[test]
     fn a_megabyte_binding_is_read_as_its_first_subjects_and_their_count() {
         let subjects: Vec<_> = (0..15_000)
-            .map(|i| json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": format!("u{i}")}))
+            .map(
+                |i| json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": format!("u{i}")}),
+            )
             .collect();
         let body = json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -367,10 +381,16 @@ mod tests {
         assert_eq!(rb.subjects.as_ref().unwrap()[1].name, "u1");
         assert_eq!(trim::subjects_truncated_from(&rb.metadata), Some(15_000));
         assert_eq!(rb.metadata.uid.as_deref(), Some("u-1"));
-        assert_eq!(rb.metadata.labels.unwrap().get("team").map(String::as_str), Some("a"));
+        assert_eq!(
+            rb.metadata.labels.unwrap().get("team").map(String::as_str),
+            Some("a")
+        );
         let annotations = rb.metadata.annotations.unwrap();
         assert_eq!(annotations.len(), 2, "{annotations:?}");
-        assert_eq!(annotations.get("meta.helm.sh/release-name").map(String::as_str), Some("web"));
+        assert_eq!(
+            annotations.get("meta.helm.sh/release-name").map(String::as_str),
+            Some("web")
+        );
     }
 
     #[test]
@@ -396,7 +416,8 @@ mod tests {
         let body = json!({"metadata": {"name": "sa", "namespace": "t", "labels": labels}});
         let sa = ServiceAccount::from(serde_json::from_value::<WireServiceAccount>(body.clone()).unwrap());
         assert_eq!(sa.metadata.labels.unwrap().len(), 1);
-        let body = json!({"metadata": body["metadata"], "roleRef": {"apiGroup": "", "kind": "Role", "name": "x"}});
+        let body =
+            json!({"metadata": body["metadata"], "roleRef": {"apiGroup": "", "kind": "Role", "name": "x"}});
         let rb = RoleBinding::from(serde_json::from_value::<WireRoleBinding>(body).unwrap());
         assert!(trim::labels_truncated(&rb.metadata));
         assert_eq!(rb.metadata.labels.unwrap().len(), 1);
@@ -413,7 +434,11 @@ mod tests {
         assert_eq!(rules.len(), MAX_RULES);
         assert_eq!(rules.last().unwrap().verbs, vec!["*".to_string()]);
         assert_eq!(
-            role.metadata.annotations.unwrap().get(RULES_TRUNCATED).map(String::as_str),
+            role.metadata
+                .annotations
+                .unwrap()
+                .get(RULES_TRUNCATED)
+                .map(String::as_str),
             Some("5000")
         );
     }

@@ -10,6 +10,7 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
+mod launch;
 #[path = "../support/mod.rs"]
 mod support;
 

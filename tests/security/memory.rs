@@ -69,9 +69,11 @@ async fn megabyte_bindings_neither_exhaust_the_operator_nor_delay_a_revoke() {
         .buffer_unordered(4)
         .collect::<Vec<()>>();
     let watch_grant = async {
-        eventually("the expired grant to be removed", Duration::from_secs(120), || async {
-            scene.binding(&grant).await.is_none().then_some(())
-        })
+        eventually(
+            "the expired grant to be removed",
+            Duration::from_secs(120),
+            || async { scene.binding(&grant).await.is_none().then_some(()) },
+        )
         .await
     };
     tokio::join!(flood, watch_grant);
