@@ -10,9 +10,11 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
+mod launch;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod channels;
 mod memory;
 mod shell;
 mod tenant;
