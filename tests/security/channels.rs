@@ -212,7 +212,15 @@ async fn plugin(who: PluginUser, args: &[&str]) -> (Option<i32>, String) {
 /// Secrets and ledgers in its namespace.
 async fn operator(scene: &Scene, identity: &str) -> Operator {
     let kubeconfig = scene.operator_kubeconfig();
-    let args = ["--leader-election=false", "--lease-namespace", scene.ns.as_str()];
+    // The scenario's namespace is the operator's own and where alice asks for
+    // access: protected unless opened with the flag.
+    let args = [
+        "--leader-election=false",
+        "--lease-namespace",
+        scene.ns.as_str(),
+        "--allow-grants-in",
+        scene.ns.as_str(),
+    ];
     scene.start_operator(&kubeconfig, identity, &args).await
 }
 
