@@ -1,0 +1,112 @@
+//! The leader of two replicas dies (SIGKILL: no Lease release) with the
+//! default lease settings: access still ends on time, although no replica
+//! holds the Lease until it expires (issue 24).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gatehouse::api::Phase;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+
+use crate::{fault_scene, support::cluster::eventually};
+
+const LEASE: &str = "gatehouse-failover";
+
+/// Grants that expire a few seconds after the leader's death are removed
+/// within 1 s of their expiry by the standby, which does not hold the Lease
+/// yet; once it leads, it records them Expired.
+#[tokio::test]
+async fn grants_expiring_after_the_leaders_death_are_removed_on_time_by_the_standby() {
+    let Some((_one, scene, _control_plane)) = fault_scene("failover").await else {
+        return;
+    };
+    // Default lease settings (15 s): only the Lease's name and place are set.
+    let lease_args = [
+        "--leader-election=true",
+        "--lease-namespace",
+        scene.ns.as_str(),
+        "--lease-name",
+        LEASE,
+    ];
+    let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), &scene.ns);
+    let holder = || {
+        let leases = leases.clone();
+        async move { leases.get_opt(LEASE).await.ok()??.spec?.holder_identity }
+    };
+    let a = scene
+        .start_operator(&scene.operator_kubeconfig(), "replica-a", &lease_args)
+        .await;
+    eventually("replica-a to lead", Duration::from_secs(30), || async {
+        (holder().await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let b = scene
+        .start_operator(&scene.operator_kubeconfig(), "replica-b", &lease_args)
+        .await;
+
+    // Three grants, granted by a, ending 1 s apart.
+    let names = ["alice-first", "alice-second", "alice-third"];
+    let mut requests = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        requests.push(scene.request(name, &format!("{}s", 25 + i)).await);
+    }
+    for r in &requests {
+        scene.approve(r).await;
+    }
+    let mut grants: Vec<(String, DateTime<Utc>)> = Vec::new();
+    for name in names {
+        let active = scene.phase_becomes(name, Phase::Active).await;
+        let grant = active.status.unwrap().grant.unwrap();
+        grants.push((grant.name, grant.expires_at.unwrap()));
+    }
+    let first = grants.iter().map(|(_, e)| *e).min().unwrap();
+
+    // The leader dies 2 s before the first expiry: all three are due before
+    // any replica may take its Lease.
+    let kill_at = first - chrono::Duration::seconds(2);
+    let wait = (kill_at - Utc::now())
+        .to_std()
+        .unwrap_or_else(|_| panic!("granting took too long: the first grant expires at {first}"));
+    tokio::time::sleep(wait).await;
+    drop(a);
+    let killed = Utc::now();
+
+    let mut lateness = Vec::new();
+    for (binding, expires) in &grants {
+        eventually(
+            &format!("{binding} to be removed"),
+            Duration::from_secs(60),
+            || async { scene.binding(binding).await.is_none().then_some(()) },
+        )
+        .await;
+        // Polled every 100 ms by `eventually`.
+        let late = (Utc::now() - *expires).num_milliseconds();
+        lateness.push(late);
+    }
+    let holder_then = holder().await;
+    eprintln!(
+        "fault: leader killed {} ms before the first expiry; bindings removed {lateness:?} ms after their expiry; Lease holder then: {holder_then:?}",
+        (first - killed).num_milliseconds()
+    );
+    for (late, (binding, _)) in lateness.iter().zip(&grants) {
+        assert!(*late <= 1000, "{binding} removed {late} ms after its expiry");
+    }
+    assert_eq!(
+        holder_then.as_deref(),
+        Some("replica-a"),
+        "the dead leader still held the Lease: the standby removed them without leading"
+    );
+
+    // Once b leads, it records the outcome as ever.
+    for name in names {
+        let expired = scene
+            .phase_within(name, Phase::Expired, Duration::from_secs(60))
+            .await;
+        let grant = expired.status.unwrap().grant.unwrap();
+        assert!(grant.revoked_at.is_some(), "{name}: {grant:?}");
+    }
+    assert_eq!(holder().await.as_deref(), Some("replica-b"));
+    drop(b);
+    scene.finish().await;
+}
