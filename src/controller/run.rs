@@ -29,7 +29,7 @@ use super::{
     health::{Health, Thresholds},
     leader::{self, LeaseSettings},
     metrics::Metrics,
-    reconcile, sweep,
+    reconcile, standby, sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -278,9 +278,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let mut stop = shutdown.clone();
         loop {
             info!(identity = %identity, lease = %args.lease_name, "waiting to become the leader");
+            // Meanwhile, expired grants are removed on time (and nothing else
+            // done): dropped the moment this replica leads.
+            let standby = standby::remove_expired(
+                operator.client.clone(),
+                operator.cache.clone(),
+                &operator.hub.requests,
+                chrono::Utc::now,
+            );
             tokio::select! {
                 _ = wait_for(&mut leading, true) => {},
                 _ = wait_for(&mut stop, true) => break,
+                () = standby => {},
+            }
+            if !*leading.borrow() {
+                continue;
             }
             let mut lost = leading.clone();
             operator
