@@ -1,6 +1,7 @@
 //! The leader of two replicas dies (SIGKILL: no Lease release) with the
 //! default lease settings: access still ends on time, although no replica
-//! holds the Lease until it expires (issue 24).
+//! holds the Lease until it expires, and the standby leads within 10 s
+//! (issue 24).
 
 use std::time::Duration;
 
@@ -9,9 +10,44 @@ use gatehouse::api::Phase;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 
-use crate::{fault_scene, support::cluster::eventually};
+use crate::{
+    fault_scene,
+    support::{cluster::eventually, operator::Operator, scene::Scene},
+};
 
 const LEASE: &str = "gatehouse-failover";
+
+/// Leader election with the default settings; only the Lease's name and place
+/// are set.
+fn lease_args(scene: &Scene) -> [&str; 5] {
+    [
+        "--leader-election=true",
+        "--lease-namespace",
+        scene.ns.as_str(),
+        "--lease-name",
+        LEASE,
+    ]
+}
+
+async fn holder(scene: &Scene) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), &scene.ns);
+    leases.get_opt(LEASE).await.ok()??.spec?.holder_identity
+}
+
+/// replica-a, leading, and replica-b, ready (its memory synced).
+async fn two_replicas(scene: &Scene, args: &[&str]) -> (Operator, Operator) {
+    let a = scene
+        .start_operator(&scene.operator_kubeconfig(), "replica-a", args)
+        .await;
+    eventually("replica-a to lead", Duration::from_secs(30), || async {
+        (holder(scene).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let b = scene
+        .start_operator(&scene.operator_kubeconfig(), "replica-b", args)
+        .await;
+    (a, b)
+}
 
 /// Grants that expire a few seconds after the leader's death are removed
 /// within 1 s of their expiry by the standby, which does not hold the Lease
@@ -21,29 +57,9 @@ async fn grants_expiring_after_the_leaders_death_are_removed_on_time_by_the_stan
     let Some((_one, scene, _control_plane)) = fault_scene("failover").await else {
         return;
     };
-    // Default lease settings (15 s): only the Lease's name and place are set.
-    let lease_args = [
-        "--leader-election=true",
-        "--lease-namespace",
-        scene.ns.as_str(),
-        "--lease-name",
-        LEASE,
-    ];
-    let leases: Api<Lease> = Api::namespaced(scene.admin.clone(), &scene.ns);
-    let holder = || {
-        let leases = leases.clone();
-        async move { leases.get_opt(LEASE).await.ok()??.spec?.holder_identity }
-    };
-    let a = scene
-        .start_operator(&scene.operator_kubeconfig(), "replica-a", &lease_args)
-        .await;
-    eventually("replica-a to lead", Duration::from_secs(30), || async {
-        (holder().await.as_deref() == Some("replica-a")).then_some(())
-    })
-    .await;
-    let b = scene
-        .start_operator(&scene.operator_kubeconfig(), "replica-b", &lease_args)
-        .await;
+    // Default lease settings: only the Lease's name and place are set.
+    let lease_args = lease_args(&scene);
+    let (a, b) = two_replicas(&scene, &lease_args).await;
 
     // Three grants, granted by a, ending 1 s apart.
     let names = ["alice-first", "alice-second", "alice-third"];
@@ -84,7 +100,7 @@ async fn grants_expiring_after_the_leaders_death_are_removed_on_time_by_the_stan
         let late = (Utc::now() - *expires).num_milliseconds();
         lateness.push(late);
     }
-    let holder_then = holder().await;
+    let holder_then = holder(&scene).await;
     eprintln!(
         "fault: leader killed {} ms before the first expiry; bindings removed {lateness:?} ms after their expiry; Lease holder then: {holder_then:?}",
         (first - killed).num_milliseconds()
@@ -106,7 +122,33 @@ async fn grants_expiring_after_the_leaders_death_are_removed_on_time_by_the_stan
         let grant = expired.status.unwrap().grant.unwrap();
         assert!(grant.revoked_at.is_some(), "{name}: {grant:?}");
     }
-    assert_eq!(holder().await.as_deref(), Some("replica-b"));
+    assert_eq!(holder(&scene).await.as_deref(), Some("replica-b"));
+    drop(b);
+    scene.finish().await;
+}
+
+/// The leader dies; a request approved right after is granted by the standby
+/// within 10 s of the death, with the default lease settings.
+#[tokio::test]
+async fn a_new_approval_is_granted_within_10_s_of_the_leaders_death() {
+    let Some((_one, scene, _control_plane)) = fault_scene("takeover").await else {
+        return;
+    };
+    let lease_args = lease_args(&scene);
+    let (a, b) = two_replicas(&scene, &lease_args).await;
+    scene.granted("alice-before").await;
+
+    drop(a);
+    let killed = std::time::Instant::now();
+    let after = scene.request("alice-after", "1h").await;
+    scene.approve(&after).await;
+    scene
+        .phase_within("alice-after", Phase::Active, Duration::from_secs(60))
+        .await;
+    let took = killed.elapsed();
+    eprintln!("fault: leader killed; the standby granted a new approval {took:?} later");
+    assert!(took <= Duration::from_secs(10), "granted {took:?} after the kill");
+    assert_eq!(holder(&scene).await.as_deref(), Some("replica-b"));
     drop(b);
     scene.finish().await;
 }
