@@ -306,6 +306,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         // Nothing acts any more: the election task releases the Lease, for the
         // next replica.
+        info!(
+            margin_ms = leader::RELEASE_MARGIN.as_millis() as u64,
+            "stopped acting; releasing the lease after the margin"
+        );
         let _ = release.send(true);
         let _ = election.await;
     } else {
@@ -442,7 +446,11 @@ impl Operator {
             // ended before this returns: the Lease is released only after.
             if *shutdown.borrow() && !fenced {
                 tokio::select! {
-                    _ = tokio::time::timeout(StdDuration::from_secs(10), &mut c) => {}
+                    ended = tokio::time::timeout(StdDuration::from_secs(10), &mut c) => {
+                        if ended.is_ok() {
+                            continue;
+                        }
+                    }
                     _ = &mut fence => fenced = true,
                 }
             }

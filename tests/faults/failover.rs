@@ -11,8 +11,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 
 use crate::{
-    fault_scene,
-    support::{cluster::eventually, operator::Operator, scene::Scene},
+    fault_scene, log_of,
+    support::{cluster::eventually, faults::logged_at, operator::Operator, scene::Scene},
 };
 
 const LEASE: &str = "gatehouse-failover";
@@ -148,6 +148,64 @@ async fn a_new_approval_is_granted_within_10_s_of_the_leaders_death() {
     let took = killed.elapsed();
     eprintln!("fault: leader killed; the standby granted a new approval {took:?} later");
     assert!(took <= Duration::from_secs(10), "granted {took:?} after the kill");
+    assert_eq!(holder(&scene).await.as_deref(), Some("replica-b"));
+    drop(b);
+    scene.finish().await;
+}
+
+/// SIGTERM (a rolling update): the leader stops acting while it still holds the
+/// Lease, releases it a margin later, and only then does the standby lead; a
+/// request approved at the SIGTERM is granted within seconds.
+#[tokio::test]
+async fn on_sigterm_the_leader_stops_acting_before_it_releases_the_lease() {
+    let Some((_one, scene, _control_plane)) = fault_scene("handover").await else {
+        return;
+    };
+    let lease_args = lease_args(&scene);
+    let (mut a, b) = two_replicas(&scene, &lease_args).await;
+    scene.granted("alice-before").await;
+
+    a.terminate();
+    let terminated = std::time::Instant::now();
+    let after = scene.request("alice-after", "1h").await;
+    scene.approve(&after).await;
+    scene
+        .phase_within("alice-after", Phase::Active, Duration::from_secs(60))
+        .await;
+    let took = terminated.elapsed();
+    eventually("replica-a to exit", Duration::from_secs(60), || {
+        let running = a.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+
+    let a_log = log_of(&scene, "replica-a");
+    let stopped = logged_at(&a_log, "stopped acting; releasing the lease");
+    let released = logged_at(&a_log, "released the lease");
+    let started = logged_at(&log_of(&scene, "replica-b"), "became the leader");
+    eprintln!(
+        "fault: SIGTERM to the leader: stopped acting {stopped:?}, released {released:?}, the standby led {started:?}; a new approval granted {took:?} after the SIGTERM"
+    );
+    let text = std::fs::read_to_string(&a_log).unwrap();
+    assert!(
+        !text.contains("leadership lost"),
+        "a SIGTERM must not cut the leader off its own work by dropping the Lease first"
+    );
+    let (Some(stopped), Some(released), Some(started)) = (stopped, released, started) else {
+        panic!("missing log lines: stopped {stopped:?}, released {released:?}, b led {started:?}");
+    };
+    assert!(
+        released - stopped >= chrono::Duration::milliseconds(900),
+        "the Lease is released a margin after acting stopped: stopped {stopped}, released {released}"
+    );
+    assert!(
+        started >= released,
+        "b led at {started}, a released at {released}"
+    );
+    assert!(
+        took <= Duration::from_secs(10),
+        "granted {took:?} after the SIGTERM"
+    );
     assert_eq!(holder(&scene).await.as_deref(), Some("replica-b"));
     drop(b);
     scene.finish().await;

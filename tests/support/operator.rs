@@ -116,6 +116,13 @@ impl Operator {
             .unwrap_or_else(|| panic!("GET {path} on the operator {}", self.identity))
     }
 
+    /// Sends SIGTERM (a rolling update, a node drain): it stops gracefully.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
