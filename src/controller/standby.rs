@@ -40,6 +40,11 @@ const PARALLEL: usize = 32;
 const SETTLE: StdDuration = StdDuration::from_millis(50);
 /// Look again at least this often (a lost wake-up, an error to retry).
 const AT_LEAST_EVERY: StdDuration = StdDuration::from_secs(1);
+/// A standby removes an object this long after its deadline: a live leader
+/// removes it within milliseconds (and records the lag), and its watch event
+/// reaches the standby first, so the API server gets one delete, not two. A
+/// dead or slow leader's removals are still done well within a second.
+pub const GRACE: chrono::Duration = chrono::Duration::milliseconds(250);
 
 /// The ApprovalRequest that controls the object, if any.
 fn controller_request(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -130,15 +135,17 @@ impl Doomed {
     }
 }
 
-/// What memory holds that is due by `now`, and the next deadline after it.
+/// What memory holds that is due by `now` ([`GRACE`] after its deadline), and
+/// when the next one falls due.
 fn due(cache: &Cache, now: DateTime<Utc>) -> (Vec<Doomed>, Option<DateTime<Utc>>) {
     let mut doomed = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
-    let mut consider = |deadline: Option<DateTime<Utc>>, meta: &ObjectMeta, job: bool| match deadline {
-        Some(d) if d <= now => doomed.extend(Doomed::of(meta, job)),
-        Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
-        None => {}
-    };
+    let mut consider =
+        |deadline: Option<DateTime<Utc>>, meta: &ObjectMeta, job: bool| match deadline.map(|d| d + GRACE) {
+            Some(d) if d <= now => doomed.extend(Doomed::of(meta, job)),
+            Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
+            None => {}
+        };
     for rb in cache.role_bindings.state() {
         let meta = &rb.metadata;
         if considered(meta) {

@@ -210,3 +210,34 @@ async fn on_sigterm_the_leader_stops_acting_before_it_releases_the_lease() {
     drop(b);
     scene.finish().await;
 }
+
+/// While the leader lives, it removes what expires itself (one delete, its lag
+/// recorded): the standby's removal waits out a grace it does not need.
+#[tokio::test]
+async fn while_the_leader_lives_the_standby_removes_nothing() {
+    let Some((_one, scene, _control_plane)) = fault_scene("grace").await else {
+        return;
+    };
+    let lease_args = lease_args(&scene);
+    let (a, b) = two_replicas(&scene, &lease_args).await;
+    for name in ["alice-one", "alice-two", "alice-three"] {
+        let r = scene.request(name, "6s").await;
+        scene.approve(&r).await;
+    }
+    for name in ["alice-one", "alice-two", "alice-three"] {
+        scene
+            .phase_within(name, Phase::Expired, Duration::from_secs(60))
+            .await;
+    }
+    let leader = std::fs::read_to_string(log_of(&scene, "replica-a")).unwrap();
+    let standby = std::fs::read_to_string(log_of(&scene, "replica-b")).unwrap();
+    let removed = leader.matches("binding removed").count();
+    assert_eq!(removed, 3, "the leader removed {removed} of the 3 expired grants");
+    assert!(
+        !standby.contains("standby removed"),
+        "the standby deleted while the leader lived"
+    );
+    assert!(standby.contains("removing expired grants on time meanwhile"));
+    drop((a, b));
+    scene.finish().await;
+}
