@@ -169,15 +169,30 @@ pub struct AccessCertificationStatus {
     /// What removing the access takes, and how far it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<RemediationStatus>,
-    /// Every review seen, accepted or ignored with a reason.
+    /// The reviews seen, in order: every one that decided a level, and the most
+    /// recent 20 of the others (reassignments, comments, ignored reviews), so the
+    /// status stays small however many reviews are filed. Each review's own
+    /// status carries its verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<ItemDecisionRecord>,
+    /// How many reviews were ignored (not accepted), listed or not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub ignored_reviews: u32,
+    /// How many reviews `decisions` leaves out (the oldest beyond the limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub omitted_reviews: u32,
     /// Conditions: `Decided`, `Remediated`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The reviewers' final word on an item.

@@ -21,6 +21,7 @@ pub mod grant;
 pub mod health;
 pub mod job;
 pub mod leader;
+mod listing;
 pub mod metrics;
 pub mod owned;
 mod reconcile;
@@ -28,7 +29,9 @@ mod record;
 pub mod run;
 pub mod standby;
 pub mod sweep;
+pub mod trim;
 pub mod watch;
+pub mod wire;
 mod written;
 
 use std::{

@@ -16,7 +16,7 @@ pub(crate) async fn quarterly_review(w: &World) -> String {
     let none = json!({});
     w.binding("q", "devs-edit", "edit", json!([user("bob"), user("carol"), {"kind": "Group", "name": "payments-devs", "apiGroup": "rbac.authorization.k8s.io"}]), none.clone()).await;
     w.binding("q", "ledger", "view", json!([user("dave")]),
-        json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": "ledger"}})).await;
+        json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": "ledger", "meta.helm.sh/release-namespace": w.ns}})).await;
     w.binding("q", "shop", "view", json!([user("erin")]),
         json!({"annotations": {"argocd.argoproj.io/tracking-id": format!("shop:rbac.authorization.k8s.io/RoleBinding:{}/shop", w.ns)}})).await;
     w.binding(

@@ -10,7 +10,9 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
+mod launch;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod memory;
 mod shell;

@@ -133,8 +133,8 @@ pub struct Context {
     pub notify: crate::notify::Notifier,
 }
 
-/// The items a launch creates.
-type LaunchItems = Arc<Vec<crate::api::AccessCertification>>;
+/// The items a launch creates, and what it skips.
+type LaunchItems = Arc<crate::certify::Launch>;
 
 impl Context {
     /// A context on the given clock; starts its Event publisher.

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::inventory::{cluster_role_binding, role_binding};
 use crate::{
-    api::{BindingKind, BindingSnapshot, RemediationAction, Subject, SubjectKind},
+    api::{BindingKind, BindingSnapshot, RemediationAction, Subject},
     controller::cache::Cache,
     escape::shell,
 };
@@ -51,23 +51,11 @@ pub enum Removal {
     },
 }
 
-/// Whether the stored subject is the item's subject (a ServiceAccount without a
-/// namespace is in the binding's namespace).
+/// Whether the stored subject is the item's subject, read as the core reads it
+/// (a ServiceAccount without a namespace is in the binding's namespace; a `User`
+/// named `system:serviceaccount:NS:NAME` is that ServiceAccount).
 fn same_subject(stored: &K8sSubject, subject: &Subject, binding_ns: Option<&str>) -> bool {
-    let kind = match subject.kind {
-        SubjectKind::User => "User",
-        SubjectKind::Group => "Group",
-        SubjectKind::ServiceAccount => "ServiceAccount",
-    };
-    if stored.kind != kind || stored.name != subject.name {
-        return false;
-    }
-    match subject.kind {
-        SubjectKind::ServiceAccount => {
-            stored.namespace.as_deref().or(binding_ns) == subject.namespace.as_deref()
-        }
-        _ => true,
-    }
+    crate::certify::inventory::subject(stored, binding_ns).as_ref() == Some(subject)
 }
 
 /// The write for `action` on the item's binding as memory holds it now; `None`
@@ -330,6 +318,7 @@ impl Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SubjectKind;
 
     fn binding(kind: BindingKind) -> BindingSnapshot {
         BindingSnapshot {
@@ -556,5 +545,12 @@ mod tests {
             ..Default::default()
         };
         assert!(!same_subject(&user, &sa, Some("payments")));
+        // The ServiceAccount's user name is the ServiceAccount.
+        let as_user = K8sSubject {
+            kind: "User".into(),
+            name: "system:serviceaccount:payments:ci".into(),
+            ..Default::default()
+        };
+        assert!(same_subject(&as_user, &sa, Some("other")));
     }
 }
