@@ -338,9 +338,9 @@ pub fn held_in_part(b: &BindingFacts) -> Option<String> {
             "it has {n} subjects, more than the {MAX_HELD_SUBJECTS} the operator holds of a binding: review it by hand"
         ));
     }
-    b.annotations.get(CACHED_LABELS_TRUNCATED).map(|n| {
-        format!("its labels are {n} bytes, more than the operator holds: review it by hand")
-    })
+    b.annotations
+        .get(CACHED_LABELS_TRUNCATED)
+        .map(|n| format!("its labels are {n} bytes, more than the operator holds: review it by hand"))
 }
 
 /// Subjects of a binding the operator holds in memory (`controller::trim`).

@@ -406,16 +406,28 @@ fn a_binding_memory_holds_only_in_part_is_skipped_whole_and_never_judged_gone() 
     );
     let inv = cluster(&marked);
     let l = launched(&campaign(TWO_LEVELS), &inv);
-    assert!(l.items.is_empty(), "part of a binding is never reviewed as if it were all");
+    assert!(
+        l.items.is_empty(),
+        "part of a binding is never reviewed as if it were all"
+    );
     assert_eq!(l.skipped.len(), 1);
     assert_eq!(l.skipped[0].reason, crate::api::SkipReason::TooLarge);
-    assert!(l.skipped[0].message.contains("15000 subjects"), "{}", l.skipped[0].message);
+    assert!(
+        l.skipped[0].message.contains("15000 subjects"),
+        "{}",
+        l.skipped[0].message
+    );
 
     // An item of an earlier run whose subject is past what memory holds: not
     // known to be gone, so not Done, and nothing is written.
     let earlier = item_of(&launched(&campaign(TWO_LEVELS), &cluster(PAYMENTS)), "bob");
     let without_bob = marked.replace("- {kind: User, name: bob}\n", "");
     let (status, step) = crate::certify::remediation::plan(&earlier.spec, &cluster(&without_bob));
-    assert_eq!(status.state, crate::api::RemediationState::Pending, "{}", status.message);
+    assert_eq!(
+        status.state,
+        crate::api::RemediationState::Pending,
+        "{}",
+        status.message
+    );
     assert!(step.is_none());
 }
