@@ -459,7 +459,12 @@ impl Operator {
         }
         if let Some(n) = notifier {
             n.abort();
+            let _ = n.await;
         }
+        // Aborted above; awaited here so that nothing of this term of
+        // leadership is left running when this returns.
+        let _ = sweeper.await;
+        let _ = watchdog.await;
         self.hub.requests.disconnect();
         self.hub.items.disconnect();
         self.hub.campaigns.disconnect();
