@@ -14,5 +14,6 @@ mod launch;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod channels;
 mod memory;
 mod shell;
