@@ -65,7 +65,14 @@ async fn namespace_admin(scene: &Scene, ns: &str) -> Client {
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
-    scene.cluster.as_user("mallory", &["tenants"])
+    let mallory = scene.cluster.as_user("mallory", &["tenants"]);
+    // The RBAC authorizer learns of a new binding through its own watch.
+    let mine = Api::<ApprovalRequest>::namespaced(mallory.clone(), ns);
+    eventually("mallory's Role to take effect", WAIT, || async {
+        mine.list(&ListParams::default()).await.ok().map(drop)
+    })
+    .await;
+    mallory
 }
 
 /// The API server's refusal of `result`, which must be a refusal in one line.
