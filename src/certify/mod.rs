@@ -5,9 +5,10 @@
 //! into items, one per binding × subject ([`scope`]). Each item carries a
 //! recommendation computed from the role's effective rules and the binding's
 //! staleness ([`rules`], [`risk`], [`assess`]). Reviewers decide with AccessReviews;
-//! [`replay`] replays them level by level, and [`remediation`] says what removing a
-//! revoked subject takes. [`schedule`] says when runs start, [`campaign`] what the
-//! campaign's own status says. [`evaluate()`] puts it together into the status the
+//! [`replay`] replays them level by level, [`remediation`] says what removing a
+//! revoked subject takes, and [`protect`] what the operator never removes by
+//! itself. [`schedule`] says when runs start, [`campaign`] what the campaign's own
+//! status says. [`evaluate()`] puts it together into the status the
 //! operator writes. [`convert`] checks `convertTo` against the request admission code.
 //!
 //! Like [`crate::decide`], nothing here reads the clock or the cluster: `now` and
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod evaluate;
 pub mod inventory;
 pub mod naming;
+pub mod protect;
 pub mod remediation;
 pub mod replay;
 pub mod risk;
@@ -29,6 +31,7 @@ pub mod scope;
 pub use self::{
     evaluate::{evaluate, ItemEvaluation, ItemInput, Verdict},
     inventory::{BindingFacts, Inventory},
+    protect::OperatorIdentity,
     remediation::RemediationStep,
     schedule::{RunPlan, RunTrigger, Schedule, ScheduleError},
     scope::{launch, Exclusion, ExclusionReason, Launch},
@@ -49,6 +52,9 @@ pub const RUN_LABEL: &str = "gatehouse.dev/run";
 pub const DEFAULT_REVIEW_NAMESPACE: &str = "gatehouse-system";
 /// How long reviewers have when a campaign names no duration.
 pub const DEFAULT_DURATION: &str = "336h";
+/// The shortest review window the operator accepts unless its installer set
+/// another (`--certification-min-review-window`).
+pub const MIN_REVIEW_WINDOW: &str = "1h";
 /// How long items are kept after their run when a campaign names no retention.
 pub const DEFAULT_RETENTION: &str = "8760h";
 

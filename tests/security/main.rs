@@ -10,5 +10,6 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
+mod removal;
 #[path = "../support/mod.rs"]
 mod support;

@@ -52,14 +52,19 @@ pub fn campaign_error_policy(campaign: Arc<AccessCampaign>, err: &Error, ctx: Ar
     retry_after(&ctx, campaign.name_any(), err)
 }
 
-fn ready(prev: &[Condition], problems: &[String], generation: Option<i64>, now: DateTime<Utc>) -> Condition {
+fn ready(
+    prev: &[Condition],
+    (problems, reason): (&[String], &str),
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Condition {
     let (status, reason, message) = match problems {
         [] => (
             ConditionStatus::True,
             "Valid",
             "the schedule, time zone and durations are valid".to_string(),
         ),
-        _ => (ConditionStatus::False, "Invalid", problems.join("; ")),
+        _ => (ConditionStatus::False, reason, problems.join("; ")),
     };
     let since = prev
         .iter()
@@ -89,10 +94,17 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
     let now = ctx.now();
     let mut status = campaign.status.clone().unwrap_or_default();
     status.observed_generation = campaign.metadata.generation;
-    let problems = core::problems(campaign);
+    let mut problems = core::problems(campaign);
+    let reason = match core::review_window(campaign, ctx.settings.min_review_window) {
+        Err(e) if problems.is_empty() => {
+            problems.push(e.to_string());
+            core::ReviewWindowTooShort::REASON
+        }
+        _ => "Invalid",
+    };
     status.conditions = vec![ready(
         &status.conditions,
-        &problems,
+        (&problems, reason),
         campaign.metadata.generation,
         now,
     )];
@@ -173,6 +185,11 @@ async fn start_due_run(
         on_campaign(ctx, &campaign, EventType::Warning, "RunExists", note);
         return record::campaign_status(ctx, &campaign, status).await;
     }
+    // A run started late still gives reviewers the minimum window.
+    let plan = RunPlan {
+        due_at: core::due_at(plan.due_at, now, ctx.settings.min_review_window),
+        ..plan
+    };
     status.runs.push(CampaignRun {
         name: plan.name.clone(),
         started_at: plan.started_at,
