@@ -155,13 +155,14 @@ impl Rig {
 
     /// sam (group security) revokes the item.
     async fn revoke(&self, item: &AccessCertification) {
+        // A review lists every group of its reviewer, as the API server knows them.
         let sam = self.scene.cluster.as_user("sam", &["security"]);
         let review: AccessReview = serde_json::from_value(json!({
             "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessReview",
             "metadata": {"name": format!("{}-sam", item.name_any()), "namespace": self.scene.ns},
             "spec": {"certification": {"name": item.name_any(), "uid": item.uid().unwrap()},
                      "decision": "Revoke", "comment": "not needed",
-                     "reviewer": {"username": "sam", "groups": ["security"]}}
+                     "reviewer": {"username": "sam", "groups": ["security", "system:authenticated"]}}
         }))
         .unwrap();
         Api::<AccessReview>::namespaced(sam, &self.scene.ns)
