@@ -59,7 +59,7 @@ impl OperatorIdentity {
     pub fn is(&self, subject: &Subject) -> bool {
         match subject.kind {
             SubjectKind::User => subject.name == self.username,
-            SubjectKind::Group => self.groups.iter().any(|g| *g == subject.name),
+            SubjectKind::Group => self.groups.contains(&subject.name),
             SubjectKind::ServiceAccount => subject
                 .namespace
                 .as_deref()

@@ -170,7 +170,7 @@ pub fn plan(
         &spec.review.remove_protected,
     ) {
         let message = format!(
-            "protected: {}; the operator never removes such access itself ({:?}): an admin who means it can {what} with the command in `command`",
+            "protected: {}; the operator never removes such access itself ({}): an admin who means it can {what} with the command in `command`",
             held.why, held.hold
         );
         let mut s = status(RemediationState::Pending, Some(action), message);
