@@ -107,9 +107,12 @@ impl Rig {
         Api::all(self.scene.admin.clone())
     }
 
-    /// A ClusterRoleBinding of `cluster-admin` to the user `who` alone, for campaign `tag`.
+    /// A ClusterRoleBinding of `cluster-admin` to a user of this scenario alone
+    /// (named after `who`, so that a binding left by a failed run gives no other
+    /// suite's user anything), for campaign `tag`.
     async fn cluster_admin_binding(&mut self, tag: &str, who: &str) -> String {
         let name = format!("gh-sec-root-{}", self.tag(tag));
+        let who = format!("{who}-{}", self.scene.ns);
         let crb: ClusterRoleBinding = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {LABEL: self.tag(tag)}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
