@@ -20,6 +20,15 @@ pub const REQUEST_UID: &str = "gatehouse.dev/request-uid";
 /// Annotation: the instant a binding must be gone at the latest (RFC 3339).
 pub const EXPIRES_AT: &str = "gatehouse.dev/expires-at";
 
+/// Annotation the operator sets on its in-memory copy of a binding whose
+/// subjects it cut (`controller::trim`): how many the binding has. Never written
+/// to the cluster; one that arrives from it is dropped.
+pub const CACHED_SUBJECTS_TRUNCATED: &str = "gatehouse.dev/cached-subjects-truncated-from";
+/// Likewise, on a copy whose labels were cut: their size in bytes.
+pub const CACHED_LABELS_TRUNCATED: &str = "gatehouse.dev/cached-labels-truncated-from";
+/// Likewise, on a copy of a role whose rules were cut: how many it has.
+pub const CACHED_RULES_TRUNCATED: &str = "gatehouse.dev/cached-rules-truncated-from";
+
 /// Label selector of every managed object.
 pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)

@@ -13,6 +13,7 @@
 //! - [`labels`]: the labels and annotations on what the operator writes.
 //! - [`notify`]: notifications to Slack, Teams and webhooks (`NotificationChannel`).
 //! - [`table`]: plain-text tables for the plugin and `simulate`.
+//! - [`escape`]: escaping at every border: shell commands, terminals, CSV, chat Markdown.
 
 pub mod admission;
 pub mod api;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
+pub mod escape;
 pub mod install;
 pub mod labels;
 pub mod notify;

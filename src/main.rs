@@ -203,7 +203,11 @@ fn simulate(paths: &[PathBuf], now: DateTime<Utc>, output: Output, certify: bool
     let manifests = gatehouse::simulate::load(paths)?;
     let report = gatehouse::simulate::run(&manifests, now, certify);
     let text = match output {
-        Output::Table => gatehouse::simulate::render_table(&report),
+        // Exports of a cluster hold names tenants chose: no control character
+        // reaches the terminal.
+        Output::Table => {
+            gatehouse::escape::terminal::text(&gatehouse::simulate::render_table(&report)).into_owned()
+        }
         Output::Json => serde_json::to_string_pretty(&report).context("rendering JSON")? + "\n",
     };
     std::io::stdout()

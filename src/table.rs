@@ -1,4 +1,9 @@
 //! Plain-text tables as `kubectl` prints them: the plugin's and `simulate`'s.
+//! Cells come from the cluster: each is one line with its control characters
+//! escaped ([`crate::escape::terminal::line`]), so no cell moves the cursor or
+//! forges a row.
+
+use crate::escape::terminal::line;
 
 /// Columns padded to their widest cell; a row may carry indented notes below it.
 #[derive(Debug, Clone)]
@@ -26,6 +31,7 @@ impl Table {
 
     /// Adds a row; missing cells print empty, extra cells are dropped.
     pub fn row(&mut self, cells: Vec<String>) -> &mut Self {
+        let cells = cells.iter().map(|c| line(c).into_owned()).collect();
         self.rows.push((cells, Vec::new()));
         self
     }
@@ -33,7 +39,7 @@ impl Table {
     /// Adds a note, printed indented under the last row.
     pub fn note(&mut self, text: String) -> &mut Self {
         if let Some((_, notes)) = self.rows.last_mut() {
-            notes.push(text);
+            notes.push(line(&text).into_owned());
         }
         self
     }
@@ -82,6 +88,17 @@ mod tests {
         assert_eq!(
             t.render(),
             "NAME        PHASE\nalice-view  Active\n    granted until 13:00\nbo          Pending\n"
+        );
+    }
+
+    #[test]
+    fn a_cell_cannot_forge_a_row_or_reach_the_terminal() {
+        let mut t = Table::new(&["NAME", "REASON"]).gap(2);
+        t.row(vec!["x".into(), "ok\nevil  Approved\x1b]52;c;aGk=\x07".into()]);
+        t.note("\x1b[2J".into());
+        assert_eq!(
+            t.render(),
+            "NAME  REASON\nx     ok\\nevil  Approved\\x1b]52;c;aGk=\\x07\n    \\x1b[2J\n"
         );
     }
 

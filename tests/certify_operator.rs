@@ -319,7 +319,7 @@ async fn with_remediation_off_every_removal_waits_for_an_admin_with_the_command(
     );
     let command = rem.command.unwrap();
     assert!(
-        command.starts_with("kubectl patch rolebinding devs-edit -n payments --type=json -p '["),
+        command.starts_with("kubectl patch rolebinding/devs-edit -n payments --type json -p '["),
         "{command}"
     );
     assert!(

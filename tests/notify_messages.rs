@@ -173,12 +173,12 @@ fn messages_say_who_what_where_how_long_why_and_the_command() {
     assert_eq!(field("Reviewers").as_deref(), Some("group sre"));
     assert!(m
         .commands
-        .contains(&"kubectl gatehouse approve alice-view-x7k2p -n team --comment \"<why>\"".to_string()));
+        .contains(&"kubectl gatehouse approve alice-view-x7k2p -n team --comment '<why>'".to_string()));
     let n = &request_notices(&active(), t("2026-11-30T10:56:00Z"), Leads::default())[2];
     let m = message(n);
     assert_eq!(
         m.commands[0],
-        "kubectl gatehouse request view -n team --for 2h --reason \"<why>\""
+        "kubectl gatehouse request view -n team --for 2h --reason '<why>'"
     );
     let n = request_notices(&revoked(), t("2026-11-30T10:00:01Z"), Leads::default());
     let m = message(n.last().unwrap());
@@ -240,6 +240,17 @@ fn chat_payloads_cannot_be_used_to_ping_or_disguise_links() {
     let text = payload(ChannelType::Slack, waiting).to_string();
     assert!(!text.contains("<!channel>"), "{text}");
     assert!(text.contains("&lt;!channel&gt; &amp; co"));
+    // Teams reads Markdown in every text of a card: the same reason is shown
+    // as written, its markup escaped.
+    let teams = payload(ChannelType::MsTeams, waiting);
+    let facts = &teams["attachments"][0]["content"]["body"][2]["facts"];
+    let reason = facts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["title"] == "Reason")
+        .unwrap();
+    assert_eq!(reason["value"], "debug checkout \\<!channel\\> & co");
 }
 
 #[test]

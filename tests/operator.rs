@@ -281,32 +281,45 @@ async fn deleting_a_request_revokes_its_grant_before_it_goes() {
 
 #[tokio::test]
 async fn the_sweep_removes_expired_and_orphaned_bindings_only() {
-    let managed = |name: &str, expires: &str, request: &str| {
+    // A grant's request is found by uid (its labels, as the operator writes
+    // them); the name label holds only 63 characters and proves nothing.
+    let managed = |name: &str, expires: &str, request: &str, uid: &str| {
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": name, "namespace": "team",
                 "labels": {"app.kubernetes.io/managed-by": "gatehouse", "gatehouse.dev/request-namespace": "team",
-                           "gatehouse.dev/request-name": request},
+                           "gatehouse.dev/request-name": request, "gatehouse.dev/request-uid": uid},
                 "annotations": {"gatehouse.dev/expires-at": expires}},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "User", "name": "dana", "apiGroup": "rbac.authorization.k8s.io"}]
         })
     };
-    let mut foreign = managed("someone-elses", "2000-01-01T00:00:00Z", "x");
+    let mut foreign = managed("someone-elses", "2000-01-01T00:00:00Z", "x", "x");
     foreign["metadata"]["labels"] = json!({"team": "platform"});
-    let rig = Rig::new(vec![
-        managed("expired", "2026-11-23T09:00:00Z", "dana-view"),
-        managed("orphan", "2026-11-23T18:00:00Z", "gone"),
-        managed("valid", "2026-11-23T18:00:00Z", "dana-view"),
-        foreign,
-    ])
-    .await;
-    rig.request("dana-view", "09:00").await;
+    let rig = Rig::new(vec![foreign]).await;
+    let req = rig.request("dana-view", "09:00").await;
+    let uid = req.uid().unwrap();
+    let long = "r".repeat(63);
+    for b in [
+        managed("expired", "2026-11-23T09:00:00Z", "dana-view", &uid),
+        managed("orphan", "2026-11-23T18:00:00Z", "gone", "uid-of-a-request-gone"),
+        // Issue 22: Gatehouse's labels with a name too long to look up, and no request.
+        managed(
+            "labelled-only",
+            "2026-11-23T18:00:00Z",
+            &long,
+            "0b5e0b5e-0000-4000-8000-000000000000",
+        ),
+        managed("valid", "2026-11-23T18:00:00Z", "dana-view", &uid),
+    ] {
+        let rb: RoleBinding = serde_json::from_value(b).unwrap();
+        rig.bindings().create(&Default::default(), &rb).await.unwrap();
+    }
     rig.memory.fill().await;
     let removed = controller::sweep::sweep(&rig.client, &rig.ctx.cache, at("10:00"))
         .await
         .unwrap();
-    assert_eq!(removed, 2);
+    assert_eq!(removed, 3);
     let left: Vec<String> = rig
         .bindings()
         .list(&Default::default())

@@ -102,6 +102,13 @@ pub struct AccessCampaignSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 64))]
     pub retention: Option<String>,
+    /// The most items one run creates (default 10000). A run that would make
+    /// more creates these (in name order), lists the rest as skipped with reason
+    /// `ItemCap`, and its campaign's `Launched` condition says so: narrow the
+    /// scope or raise this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000), extend("format" = "int32"))]
+    pub max_items_per_run: Option<u32>,
 }
 
 /// Which bindings and subjects a run reviews. Every filter that is set must match.
@@ -271,6 +278,8 @@ pub struct AccessCampaignStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<CampaignRun>,
     /// `Ready`: the campaign is valid (schedule parses, time zone exists).
+    /// `Launched`: how the latest run's launch ended (`AllItemsCreated`,
+    /// `ItemsSkipped`, `ItemCapReached`), or that it is under way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Generation the status was computed from.
@@ -325,6 +334,58 @@ pub struct CampaignRun {
     /// When the run ended: its due time has passed and every item is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Bindings × subjects in scope that did not become an item of this run
+    /// (see `skippedItems`); the rest of the run launched without them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub skipped: u32,
+    /// The first skipped bindings × subjects, with why (at most 20 listed;
+    /// `skipped` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub skipped_items: Vec<SkippedItem>,
+    /// `spec.maxItemsPerRun` when this run reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
+    pub item_cap: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A binding × subject in scope that did not become an item.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedItem {
+    /// `RoleBinding NAMESPACE/NAME` or `ClusterRoleBinding NAME` (cut to 300
+    /// characters).
+    pub binding: String,
+    /// The subject, as `KIND NAME` (cut to 300 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// `Invalid`, `Rejected`, `NameConflict` or `ItemCap`.
+    pub reason: SkipReason,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// Why a binding × subject did not become an item.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum SkipReason {
+    /// The item would break the AccessCertification schema (a name longer than it
+    /// holds: RBAC accepts longer ones). Review this binding by hand.
+    Invalid,
+    /// The API server's schema refused a field of the item, or its size (its
+    /// answer is in `message`). An admission policy's denial is not this: the
+    /// launch is retried.
+    Rejected,
+    /// An AccessCertification of the item's name already exists with another
+    /// spec: someone else created it. It is not this run's item and decides
+    /// nothing; a Warning Event `ItemConflict` names it.
+    NameConflict,
+    /// The run reached `spec.maxItemsPerRun`.
+    ItemCap,
 }
 
 /// What started a run.

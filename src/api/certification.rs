@@ -173,15 +173,30 @@ pub struct AccessCertificationStatus {
     /// What removing the access takes, and how far it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<RemediationStatus>,
-    /// Every review seen, accepted or ignored with a reason.
+    /// The reviews seen, in order: every one that decided a level, and the most
+    /// recent 20 of the others (reassignments, comments, ignored reviews), so the
+    /// status stays small however many reviews are filed. Each review's own
+    /// status carries its verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<ItemDecisionRecord>,
+    /// How many reviews were ignored (not accepted), listed or not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub ignored_reviews: u32,
+    /// How many reviews `decisions` leaves out (the oldest beyond the limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
+    pub omitted_reviews: u32,
     /// Conditions: `Decided`, `Remediated`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Generation the status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The reviewers' final word on an item.
@@ -337,6 +352,9 @@ pub enum RiskTag {
     ServiceAccountTokens,
     /// nodes/proxy: the kubelet API, exec into any pod on the node.
     NodesProxy,
+    /// pods/proxy or services/proxy: any port of any pod or Service of the
+    /// namespace through the API server, past NetworkPolicies.
+    Proxy,
     /// Change admission webhooks or policies: see or alter every write.
     AdmissionWebhooks,
     /// Approve CertificateSigningRequests: mint client certificates.
@@ -357,6 +375,7 @@ impl RiskTag {
             RiskTag::Impersonate => "impersonate",
             RiskTag::ServiceAccountTokens => "tokens",
             RiskTag::NodesProxy => "nodes-proxy",
+            RiskTag::Proxy => "proxy",
             RiskTag::AdmissionWebhooks => "webhooks",
             RiskTag::CsrApproval => "csr-approval",
         }

@@ -6,7 +6,10 @@
 use std::{ffi::OsString, io::Write, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use gatehouse::cli::{self, complete, exit, Cli, CliError, Command, Env};
+use gatehouse::{
+    cli::{self, complete, exit, Cli, CliError, Command, Env},
+    escape::terminal,
+};
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
@@ -21,10 +24,11 @@ fn main() {
     let code = match real_main(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // The message may quote the API server and names from the cluster.
+            eprintln!("error: {}", terminal::line(&e.to_string()));
             if args.verbosity > 0 {
                 for line in e.details() {
-                    eprintln!("  {line}");
+                    eprintln!("  {}", terminal::line(&line));
                 }
             }
             e.exit_code()

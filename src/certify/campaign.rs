@@ -8,9 +8,66 @@ use super::{
     DEFAULT_RETENTION,
 };
 use crate::{
-    api::{AccessCampaign, AccessCertificationStatus, CampaignRun, ItemDecision, Outcome, RemediationState},
-    decide::duration,
+    api::{
+        AccessCampaign, AccessCertificationStatus, CampaignRun, Condition, ConditionStatus, ItemDecision,
+        Outcome, RemediationState, SkipReason, SkippedItem,
+    },
+    decide::{duration, status::condition},
 };
+
+/// Condition type: how the latest run's launch ended.
+pub const LAUNCHED: &str = "Launched";
+/// Skipped items a run lists at most (`skipped` counts them all).
+pub const LISTED_SKIPS: usize = 20;
+
+/// Records in the run what its launch skipped: how many, the first
+/// [`LISTED_SKIPS`] (those a person can act on first: invalid, refused and
+/// conflicting items before those past the cap), and the cap if it was reached.
+pub fn record_skips(run: &mut CampaignRun, skipped: &[SkippedItem], capped: Option<u32>) {
+    run.skipped = u32::try_from(skipped.len()).unwrap_or(u32::MAX);
+    let mut listed = skipped.to_vec();
+    listed.sort_by_key(|s| s.reason == SkipReason::ItemCap);
+    listed.truncate(LISTED_SKIPS);
+    run.skipped_items = listed;
+    run.item_cap = capped;
+}
+
+/// The `Launched` condition for the latest run, if there is one: `False` while
+/// its items are being created, then `True` with `AllItemsCreated`,
+/// `ItemsSkipped` or `ItemCapReached`. A launch always ends; what it could not
+/// create is listed in the run, never retried in a loop.
+pub fn launched_condition(run: &CampaignRun, generation: Option<i64>, now: DateTime<Utc>) -> Condition {
+    let (status, reason, message) = match (run.launched_at, run.item_cap, run.skipped) {
+        (None, _, _) => (
+            ConditionStatus::False,
+            "Launching",
+            format!("run {}: creating its items", run.name),
+        ),
+        (Some(_), Some(cap), n) => (
+            ConditionStatus::True,
+            "ItemCapReached",
+            format!(
+                "run {}: {} items; {n} bindings × subjects skipped, the run reached spec.maxItemsPerRun ({cap}): narrow the scope or raise the cap",
+                run.name, run.items
+            ),
+        ),
+        (Some(_), None, 0) => (
+            ConditionStatus::True,
+            "AllItemsCreated",
+            format!("run {}: {} items", run.name, run.items),
+        ),
+        (Some(_), None, n) => (
+            ConditionStatus::True,
+            "ItemsSkipped",
+            format!(
+                "run {}: {} items; {n} bindings × subjects could not become items (status.runs[].skippedItems says why)",
+                run.name, run.items
+            ),
+        ),
+    };
+    let at = run.launched_at.unwrap_or(now);
+    condition(LAUNCHED, status, reason, message, at, generation)
+}
 
 /// Problems with a campaign itself, each naming its field; empty when valid. The
 /// API server checks shapes; this checks what it cannot (the zone exists, the
@@ -113,8 +170,7 @@ pub fn run_summary(run: &RunPlan, items: &[&AccessCertificationStatus]) -> Campa
         failed: count(&|s| remediation_is(s, RemediationState::Failed)),
         managed_externally: count(&|s| remediation_is(s, RemediationState::ManagedExternally)),
         trigger: Some(run.trigger),
-        launched_at: None,
-        completed_at: None,
+        ..Default::default()
     }
 }
 

@@ -9,7 +9,7 @@ use super::{
     inventory::{BindingFacts, Inventory},
     protect::OperatorIdentity,
     remediation::{plan, RemediationStep},
-    replay::{replay, Closure, Replay, ReplayInput},
+    replay::{listed, replay, Closure, Replay, ReplayInput},
 };
 use crate::api::{
     AccessCertification, AccessCertificationStatus, AccessPolicy, AccessReview, ClosedBy, Condition,
@@ -266,6 +266,7 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
             .join(",")
     });
     let open_reassigned = r.open.and_then(|i| r.levels[i].reassigned_to.clone());
+    let listed = listed(&r.records);
     let status = AccessCertificationStatus {
         decision,
         outcome,
@@ -280,7 +281,7 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
         risk_summary,
         converted_to,
         remediation,
-        decisions: r
+        decisions: listed
             .records
             .iter()
             .map(|rec| ItemDecisionRecord {
@@ -294,6 +295,8 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
                 message: rec.message.clone(),
             })
             .collect(),
+        ignored_reviews: listed.ignored,
+        omitted_reviews: listed.omitted,
         conditions,
         observed_generation: generation,
     };

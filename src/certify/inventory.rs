@@ -18,8 +18,9 @@ use k8s_openapi::{
 };
 
 use crate::{
-    api::{BindingKind, RoleKind, RoleRef, Subject, SubjectKind},
+    api::{ApprovalRequest, BindingKind, BindingSnapshot, RoleKind, RoleRef, Subject, SubjectKind},
     decide::to_chrono,
+    labels::{MANAGED_BY, REQUEST_NAMESPACE, REQUEST_UID},
 };
 
 /// A RoleBinding or ClusterRoleBinding.
@@ -43,18 +44,30 @@ pub struct BindingFacts {
     pub annotations: BTreeMap<String, String>,
     /// The role it grants.
     pub role: RoleRef,
-    /// Its subjects (ServiceAccounts with their namespace filled in), in order;
+    /// Its subjects (ServiceAccounts with their namespace filled in, and a
+    /// ServiceAccount's user name read as that ServiceAccount), in order;
     /// subjects of unknown kinds are left out.
     pub subjects: Vec<Subject>,
+    /// Its owner references: `(kind, uid)`.
+    pub owners: Vec<(String, String)>,
 }
 
 impl BindingFacts {
     /// `RoleBinding ns/name` or `ClusterRoleBinding name`.
     pub fn describe(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{:?} {ns}/{}", self.kind, self.name),
-            None => format!("{:?} {}", self.kind, self.name),
-        }
+        describe(self.kind, self.namespace.as_deref(), &self.name)
+    }
+
+    /// The same for the binding an item reviews.
+    pub fn describe_snapshot(b: &BindingSnapshot) -> String {
+        describe(b.kind, b.namespace.as_deref(), &b.name)
+    }
+}
+
+fn describe(kind: BindingKind, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind:?} {ns}/{name}"),
+        None => format!("{kind:?} {name}"),
     }
 }
 
@@ -89,6 +102,8 @@ pub struct Inventory {
     roles: BTreeMap<(String, String), RoleFacts>,
     namespaces: BTreeMap<String, NamespaceFacts>,
     service_accounts: BTreeSet<(String, String)>,
+    /// ApprovalRequests by `(namespace, uid)`.
+    requests: BTreeSet<(String, String)>,
     observed: BTreeSet<Observed>,
 }
 
@@ -113,8 +128,32 @@ fn created(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
     meta.creation_timestamp.as_ref().and_then(to_chrono)
 }
 
-/// A subject as the core works with it; `None` for kinds RBAC does not know.
-fn subject(s: &K8sSubject, binding_namespace: Option<&str>) -> Option<Subject> {
+/// The ServiceAccount whose user name this is (`system:serviceaccount:NS:NAME`,
+/// as the API server's ServiceAccount authenticator splits it).
+fn service_account_user(name: &str) -> Option<(&str, &str)> {
+    let (ns, sa) = name.strip_prefix("system:serviceaccount:")?.split_once(':')?;
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+    };
+    (part(ns) && part(sa)).then_some((ns, sa))
+}
+
+/// A subject as the core works with it; `None` for kinds RBAC does not know. A
+/// `User` named like a ServiceAccount is that ServiceAccount: the same identity,
+/// reviewed (and excluded) as such.
+pub fn subject(s: &K8sSubject, binding_namespace: Option<&str>) -> Option<Subject> {
+    if s.kind == "User" {
+        if let Some((ns, name)) = service_account_user(&s.name) {
+            return Some(Subject {
+                kind: SubjectKind::ServiceAccount,
+                name: name.to_string(),
+                namespace: Some(ns.to_string()),
+            });
+        }
+    }
     let kind = match s.kind.as_str() {
         "User" => SubjectKind::User,
         "Group" => SubjectKind::Group,
@@ -185,6 +224,12 @@ impl Inventory {
                 .iter()
                 .flatten()
                 .filter_map(|s| subject(s, ns.as_deref()))
+                .collect(),
+            owners: meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| (o.kind.clone(), o.uid.clone()))
                 .collect(),
         });
     }
@@ -263,6 +308,38 @@ impl Inventory {
             sa.metadata.namespace.clone().unwrap_or_default(),
             sa.metadata.name.clone().unwrap_or_default(),
         ));
+    }
+
+    /// Adds an ApprovalRequest (only its namespace and uid matter here).
+    pub fn add_request(&mut self, r: &ApprovalRequest) {
+        if let (Some(ns), Some(uid)) = (&r.metadata.namespace, &r.metadata.uid) {
+            self.requests.insert((ns.clone(), uid.clone()));
+        }
+    }
+
+    /// Whether the binding is a grant Gatehouse made for a request that exists:
+    /// labelled as one, and a RoleBinding owned by that request (by uid), or a
+    /// ClusterRoleBinding (which only cluster admins and the operator can write,
+    /// and which cannot have a namespaced owner) whose labels name it by
+    /// namespace and uid. Labels alone, which a tenant can copy, are not enough.
+    pub fn is_gatehouse_grant(&self, b: &BindingFacts) -> bool {
+        if b.labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1) {
+            return false;
+        }
+        let exists = |ns: &str, uid: &str| self.requests.contains(&(ns.to_string(), uid.to_string()));
+        match (b.kind, &b.namespace) {
+            (BindingKind::RoleBinding, Some(ns)) => b
+                .owners
+                .iter()
+                .any(|(kind, uid)| kind == "ApprovalRequest" && exists(ns, uid)),
+            (BindingKind::ClusterRoleBinding, _) => {
+                match (b.labels.get(REQUEST_NAMESPACE), b.labels.get(REQUEST_UID)) {
+                    (Some(ns), Some(uid)) => exists(ns, uid),
+                    _ => false,
+                }
+            }
+            (BindingKind::RoleBinding, None) => false,
+        }
     }
 
     /// A ClusterRole by name.

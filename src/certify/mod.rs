@@ -27,6 +27,7 @@ pub mod risk;
 pub mod rules;
 pub mod schedule;
 pub mod scope;
+pub mod system;
 
 pub use self::{
     evaluate::{evaluate, ItemEvaluation, ItemInput, Verdict},

@@ -48,48 +48,55 @@ pub enum RemediationStep {
     },
 }
 
-/// The tool that owns the binding, from the labels and annotations each one writes.
-/// Flux and Argo CD are checked before Helm: both render Helm charts, whose labels
+/// The tool that owns the binding, from the complete marks each one writes; one
+/// label (which a chart, a tenant or a copy-paste may set) is never enough,
+/// because `ManagedExternally` means the operator leaves the access in place.
+/// - Flux: both `kustomize.toolkit.fluxcd.io/name` and `/namespace` labels, or
+///   both `helm.toolkit.fluxcd.io/name` and `/namespace`;
+/// - Argo CD: the `argocd.argoproj.io/tracking-id` annotation
+///   (`APP:GROUP/KIND:NAMESPACE/NAME`) naming this kind of object;
+/// - Helm: the label `app.kubernetes.io/managed-by: Helm` and both annotations
+///   `meta.helm.sh/release-name` and `meta.helm.sh/release-namespace`.
+///
+/// Flux and Argo CD are checked before Helm: both render Helm charts, whose marks
 /// then say Helm although the tool would put the binding back.
 pub fn external_manager(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> Option<ExternalManager> {
-    let found = |tool, name: Option<&String>| {
+    let found = |tool, name: &str| {
         Some(ExternalManager {
             tool,
-            name: name.cloned(),
+            name: Some(name.to_string()),
         })
     };
-    if let Some(n) = labels.get("kustomize.toolkit.fluxcd.io/name") {
-        return found(ManagerTool::Flux, Some(n));
-    }
-    if let Some(n) = labels.get("helm.toolkit.fluxcd.io/name") {
-        return found(ManagerTool::Flux, Some(n));
+    for toolkit in ["kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"] {
+        let name = labels.get(&format!("{toolkit}/name"));
+        let namespace = labels.get(&format!("{toolkit}/namespace"));
+        if let (Some(n), Some(_)) = (name, namespace) {
+            return found(ManagerTool::Flux, n);
+        }
     }
     if let Some(id) = annotations.get("argocd.argoproj.io/tracking-id") {
-        // `APP:GROUP/KIND:NAMESPACE/NAME`
-        let app = id.split(':').next().map(str::to_string);
-        return found(ManagerTool::ArgoCD, app.as_ref());
+        // `APP:GROUP/KIND:NAMESPACE/NAME`: an application and a binding kind.
+        let mut parts = id.splitn(3, ':');
+        if let (Some(app), Some(kind), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+            if !app.is_empty() && kind.ends_with("RoleBinding") {
+                return found(ManagerTool::ArgoCD, app);
+            }
+        }
     }
-    if let Some(n) = labels.get("argocd.argoproj.io/instance") {
-        return found(ManagerTool::ArgoCD, Some(n));
-    }
-    let helm_release = annotations.get("meta.helm.sh/release-name");
     let helm = labels
         .get("app.kubernetes.io/managed-by")
         .is_some_and(|v| v == "Helm");
-    if helm || helm_release.is_some() {
-        return found(
-            ManagerTool::Helm,
-            helm_release.or_else(|| labels.get("app.kubernetes.io/instance")),
-        );
+    match (
+        helm,
+        annotations.get("meta.helm.sh/release-name"),
+        annotations.get("meta.helm.sh/release-namespace"),
+    ) {
+        (true, Some(release), Some(_)) => found(ManagerTool::Helm, release),
+        _ => None,
     }
-    // Argo CD's label tracking writes app.kubernetes.io/instance, which Helm charts
-    // also set: it means Argo CD only without Helm's marks.
-    labels
-        .get("app.kubernetes.io/instance")
-        .and_then(|n| found(ManagerTool::ArgoCD, Some(n)))
 }
 
 fn status(state: RemediationState, action: Option<RemediationAction>, message: String) -> RemediationStatus {

@@ -123,6 +123,44 @@ pub struct Replay {
     pub next_deadline: Option<DateTime<Utc>>,
 }
 
+/// How many reviews an item's status lists besides those that decided a level.
+pub const LISTED_REVIEWS: usize = 20;
+
+/// What an item's status lists of the replay's records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<'a> {
+    /// Every record that decided a level (one per level at most), and the most
+    /// recent [`LISTED_REVIEWS`] others, in replay order.
+    pub records: Vec<&'a ReviewRecord>,
+    /// Records not accepted, listed or not.
+    pub ignored: u32,
+    /// Records left out.
+    pub omitted: u32,
+}
+
+/// The records an item's status lists. Anyone who may file a review can file
+/// thousands (a wrong uid is enough to be recorded); the status must stay far
+/// below etcd's object limit and still show what decided the item.
+pub fn listed(records: &[ReviewRecord]) -> Listed<'_> {
+    let decides = |r: &ReviewRecord| r.verdict == ReviewVerdict::Decided;
+    let others = records.iter().filter(|r| !decides(r)).count();
+    let mut drop = others.saturating_sub(LISTED_REVIEWS);
+    let mut kept = Vec::new();
+    for r in records {
+        if !decides(r) && drop > 0 {
+            drop -= 1;
+            continue;
+        }
+        kept.push(r);
+    }
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Listed {
+        ignored: count(records.iter().filter(|r| !r.verdict.accepted()).count()),
+        omitted: count(records.len() - kept.len()),
+        records: kept,
+    }
+}
+
 /// Whether `who` is the subject or a member of the subject group.
 pub fn is_subject(subject: &Subject, who: &Identity) -> bool {
     match subject.kind {

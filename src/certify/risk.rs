@@ -1,5 +1,8 @@
 //! Risk tags: which of a role's effective rules give powers an auditor asks about.
-//! Each tag comes with the first rule that gives it, in words.
+//! Each tag comes with the first rule that gives it, in words. Any tag makes the
+//! recommendation `Review` (never `Accept`, which `certify approve
+//! --all-recommended` approves), so a permission equivalent to exec or to a
+//! credential must have one: docs/certification.md lists them with the reason.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,7 @@ const RBAC: &[&str] = &["rbac.authorization.k8s.io"];
 const WRITE: &[&str] = &["create", "update", "patch"];
 
 /// exec and port-forward open with GET over WebSockets, so `get` counts as `create`.
+/// A resource ending in `/*` in a probe stands for every subresource.
 const PROBES: &[Probe] = &[
     Probe {
         tag: RiskTag::SecretsRead,
@@ -33,6 +37,14 @@ const PROBES: &[Probe] = &[
         groups: CORE,
         resources: &["pods/exec", "pods/attach", "pods/portforward"],
         verbs: &["create", "get"],
+    },
+    // An ephemeral container is a container of one's choosing in a running pod:
+    // exec by another name.
+    Probe {
+        tag: RiskTag::PodExec,
+        groups: CORE,
+        resources: &["pods/ephemeralcontainers"],
+        verbs: &["update", "patch"],
     },
     Probe {
         tag: RiskTag::CreateWorkloads,
@@ -67,7 +79,14 @@ const PROBES: &[Probe] = &[
     Probe {
         tag: RiskTag::Impersonate,
         groups: &["", "authentication.k8s.io"],
-        resources: &["users", "groups", "serviceaccounts", "uids", "userextras"],
+        resources: &[
+            "users",
+            "groups",
+            "serviceaccounts",
+            "uids",
+            "userextras",
+            "userextras/*",
+        ],
         verbs: &["impersonate"],
     },
     Probe {
@@ -76,10 +95,25 @@ const PROBES: &[Probe] = &[
         resources: &["serviceaccounts/token"],
         verbs: &["create"],
     },
+    // A Secret of type kubernetes.io/service-account-token naming any
+    // ServiceAccount of the namespace is filled with a token for it.
+    Probe {
+        tag: RiskTag::ServiceAccountTokens,
+        groups: CORE,
+        resources: &["secrets"],
+        verbs: &["create"],
+    },
     Probe {
         tag: RiskTag::NodesProxy,
         groups: CORE,
         resources: &["nodes/proxy"],
+        verbs: &["get", "create", "update", "patch", "delete"],
+    },
+    // Proxy verbs are the HTTP methods of the proxied request.
+    Probe {
+        tag: RiskTag::Proxy,
+        groups: CORE,
+        resources: &["pods/proxy", "services/proxy"],
         verbs: &["get", "create", "update", "patch", "delete"],
     },
     Probe {
@@ -105,7 +139,18 @@ const PROBES: &[Probe] = &[
         tag: RiskTag::CsrApproval,
         groups: &["certificates.k8s.io"],
         resources: &["signers"],
-        verbs: &["approve"],
+        verbs: &["approve", "sign"],
+    },
+    // The kube-controller-manager approves a node's client certificate request
+    // by itself when the requester may create these: a node's identity.
+    Probe {
+        tag: RiskTag::CsrApproval,
+        groups: &["certificates.k8s.io"],
+        resources: &[
+            "certificatesigningrequests/nodeclient",
+            "certificatesigningrequests/selfnodeclient",
+        ],
+        verbs: &["create"],
     },
 ];
 
@@ -148,8 +193,15 @@ pub fn describe_rule(rule: &PolicyRule) -> String {
 }
 
 fn matches(probe: &Probe, rule: &PolicyRule) -> bool {
+    let resources = list(&rule.resources);
+    let resource = |wanted: &str| match wanted.strip_suffix('*') {
+        Some(parent) if parent.ends_with('/') => {
+            covers(resources, wanted) || resources.iter().any(|r| r.starts_with(parent))
+        }
+        _ => covers(resources, wanted),
+    };
     probe.groups.iter().any(|g| covers(list(&rule.api_groups), g))
-        && probe.resources.iter().any(|r| covers(list(&rule.resources), r))
+        && probe.resources.iter().any(|r| resource(r))
         && probe.verbs.iter().any(|v| covers(&rule.verbs, v))
 }
 
@@ -168,17 +220,24 @@ fn message(tag: RiskTag, rule: &str) -> String {
         RiskTag::ClusterAdmin => "grants every verb on every resource (cluster-admin)",
         RiskTag::Wildcard => "uses a wildcard, so it also grants whatever new resources appear",
         RiskTag::SecretsRead => "reads Secrets",
-        RiskTag::PodExec => "runs commands in pods (exec, attach or port-forward)",
+        RiskTag::PodExec => {
+            "runs commands in pods (exec, attach, port-forward, or an ephemeral container)"
+        }
         RiskTag::CreateWorkloads => {
             "creates workloads, which can run as any ServiceAccount of their namespace"
         }
         RiskTag::Escalate => "may escalate: grant roles with more than it holds",
         RiskTag::Bind => "may bind roles it does not hold",
         RiskTag::Impersonate => "may impersonate other users, groups or ServiceAccounts",
-        RiskTag::ServiceAccountTokens => "mints ServiceAccount tokens",
+        RiskTag::ServiceAccountTokens => {
+            "mints ServiceAccount tokens (a TokenRequest, or a Secret of type service-account-token)"
+        }
         RiskTag::NodesProxy => "reaches the kubelet API through nodes/proxy",
+        RiskTag::Proxy => "reaches pods' and Services' ports through the API server, past NetworkPolicies",
         RiskTag::AdmissionWebhooks => "changes admission webhooks or policies",
-        RiskTag::CsrApproval => "approves certificate signing requests (mints client certificates)",
+        RiskTag::CsrApproval => {
+            "approves or signs certificate signing requests, or has node ones approved (mints client certificates)"
+        }
     };
     format!("{what}: {rule}")
 }

@@ -1,6 +1,12 @@
 //! From a campaign's scope and the cluster at the start of a run to the run's
 //! items: one AccessCertification per binding × subject, each with a
 //! deterministic name and an immutable snapshot of what is reviewed.
+//!
+//! What is left out rests on facts a tenant cannot write ([`super::system`],
+//! [`Inventory::is_gatehouse_grant`]), never on a name she chooses. A binding ×
+//! subject that cannot become an item (a name longer than an item holds) is
+//! skipped with its reason, and so is everything past the campaign's item cap:
+//! one binding never stops a run.
 
 use std::collections::BTreeMap;
 
@@ -12,15 +18,15 @@ use super::{
     naming::item_name,
     rules::{digest, effective_rules},
     schedule::RunPlan,
-    CAMPAIGN_LABEL, DEFAULT_REVIEW_NAMESPACE, OWNERS_ANNOTATION, RUN_LABEL,
+    system, CAMPAIGN_LABEL, DEFAULT_REVIEW_NAMESPACE, OWNERS_ANNOTATION, RUN_LABEL,
 };
 use crate::{
     api::{
         AccessCampaign, AccessCertification, AccessCertificationSpec, BindingKind, BindingSnapshot,
-        LevelReviewers, Principals, ReviewRules, Subject, SubjectKind,
+        LevelReviewers, Principals, ReviewRules, SkipReason, SkippedItem, Subject, SubjectKind,
     },
     decide::policy::selector_matches,
-    labels::{label_value, MANAGED_BY},
+    labels::label_value,
 };
 
 /// Why a binding or subject is not reviewed in a run.
@@ -34,12 +40,17 @@ pub enum ExclusionReason {
     Role,
     /// Its labels do not match `scope.bindingSelector`.
     BindingSelector,
-    /// A Gatehouse JIT grant (`scope.includeGatehouseGrants` is false).
+    /// A Gatehouse JIT grant of a request that exists
+    /// (`scope.includeGatehouseGrants` is false).
     GatehouseGrant,
     /// Created after the run started.
     CreatedAfterRun,
-    /// A `system:*` binding or subject (`scope.includeSystem` is false).
-    System,
+    /// One of the control plane's own identities ([`super::system`];
+    /// `scope.includeSystem` is false).
+    SystemIdentity,
+    /// A default subject of one of the API server's bootstrap bindings
+    /// ([`super::system`]; `scope.includeSystem` is false).
+    BootstrapBinding,
     /// The subject kind is not in `scope.subjectKinds`.
     SubjectKind,
     /// The binding name matches this `scope.exclude.bindings` pattern.
@@ -62,10 +73,67 @@ pub struct Exclusion {
 /// The items of a run, and what was left out.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
-    /// The items to create, sorted by name.
+    /// The items to create, sorted by name (at most the campaign's item cap).
     pub items: Vec<AccessCertification>,
     /// What the scope left out, in binding order.
     pub excluded: Vec<Exclusion>,
+    /// What is in scope but cannot become an item: invalid ones in binding
+    /// order, then those past the cap.
+    pub skipped: Vec<SkippedItem>,
+    /// The cap, when the run reached it.
+    pub capped: Option<u32>,
+}
+
+/// Items one run creates at most when the campaign does not say.
+pub const DEFAULT_MAX_ITEMS_PER_RUN: u32 = 10_000;
+/// The longest text of a skipped item's binding or subject.
+const SKIP_TEXT: usize = 300;
+
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(SKIP_TEXT) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// A binding × subject that did not become an item.
+pub fn skipped(binding: &str, subject: Option<&Subject>, reason: SkipReason, message: String) -> SkippedItem {
+    SkippedItem {
+        binding: cut(binding),
+        subject: subject.map(|s| cut(&s.to_string())),
+        reason,
+        message: cut(&message),
+    }
+}
+
+/// A DNS label as the item schema's namespace pattern takes it.
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Why the item breaks the AccessCertification schema, if it does: RBAC accepts
+/// names of any length (and a ServiceAccount subject's namespace unchecked);
+/// the item holds at most 253 characters of each.
+pub fn invalid(spec: &AccessCertificationSpec) -> Option<String> {
+    let long = |what: &str, text: &str| {
+        let n = text.chars().count();
+        (n == 0 || n > 253).then(|| format!("{what} is {n} characters long; an item holds 1 to 253"))
+    };
+    long("the subject's name", &spec.subject.name)
+        .or_else(|| long("the binding's name", &spec.binding.name))
+        .or_else(|| long("the role's name", &spec.role_ref.name))
+        .or_else(|| match &spec.subject.namespace {
+            Some(ns) if !is_dns_label(ns) => Some(format!(
+                "the ServiceAccount's namespace {:?} is not a namespace name",
+                cut(ns)
+            )),
+            _ => None,
+        })
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -111,12 +179,8 @@ fn binding_excluded(
     if b.created.is_some_and(|c| c > run.started_at) {
         return Some(ExclusionReason::CreatedAfterRun);
     }
-    if !scope.include_gatehouse_grants && b.labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
-    {
+    if !scope.include_gatehouse_grants && inv.is_gatehouse_grant(b) {
         return Some(ExclusionReason::GatehouseGrant);
-    }
-    if !scope.include_system && b.name.starts_with("system:") {
-        return Some(ExclusionReason::System);
     }
     if let Some(p) = scope.exclude.bindings.iter().find(|p| glob(p, &b.name)) {
         return Some(ExclusionReason::BindingPattern(p.clone()));
@@ -144,14 +208,21 @@ fn binding_excluded(
 }
 
 /// Why this subject of an in-scope binding is left out, if it is.
-fn subject_excluded(campaign: &AccessCampaign, subject: &Subject) -> Option<ExclusionReason> {
+fn subject_excluded(
+    campaign: &AccessCampaign,
+    b: &BindingFacts,
+    subject: &Subject,
+) -> Option<ExclusionReason> {
     let scope = &campaign.spec.scope;
     if !scope.subject_kinds.is_empty() && !scope.subject_kinds.contains(&subject.kind) {
         return Some(ExclusionReason::SubjectKind);
     }
     let name = pattern_name(subject);
-    if !scope.include_system && subject.name.starts_with("system:") {
-        return Some(ExclusionReason::System);
+    if !scope.include_system && system::is_system_identity(subject) {
+        return Some(ExclusionReason::SystemIdentity);
+    }
+    if !scope.include_system && system::is_bootstrap_access(b, subject) {
+        return Some(ExclusionReason::BootstrapBinding);
     }
     scope
         .exclude
@@ -279,16 +350,41 @@ pub fn launch(campaign: &AccessCampaign, run: &RunPlan, inv: &Inventory) -> Laun
                 continue;
             }
             seen.push(subject);
-            match subject_excluded(campaign, subject) {
+            match subject_excluded(campaign, b, subject) {
                 Some(reason) => out.excluded.push(Exclusion {
                     binding: b.describe(),
                     subject: Some(subject.clone()),
                     reason,
                 }),
-                None => out.items.push(item(campaign, run, inv, b, subject)),
+                None => {
+                    let item = item(campaign, run, inv, b, subject);
+                    match invalid(&item.spec) {
+                        Some(why) => {
+                            out.skipped
+                                .push(skipped(&b.describe(), Some(subject), SkipReason::Invalid, why))
+                        }
+                        None => out.items.push(item),
+                    }
+                }
             }
         }
     }
     out.items.sort_by_key(|i| i.name_any());
+    let cap = campaign
+        .spec
+        .max_items_per_run
+        .unwrap_or(DEFAULT_MAX_ITEMS_PER_RUN)
+        .max(1);
+    let keep = usize::try_from(cap).unwrap_or(usize::MAX);
+    if out.items.len() > keep {
+        out.capped = Some(cap);
+        for over in out.items.split_off(keep) {
+            let s = &over.spec;
+            let binding = BindingFacts::describe_snapshot(&s.binding);
+            let why = format!("the run reached spec.maxItemsPerRun ({cap})");
+            out.skipped
+                .push(skipped(&binding, Some(&s.subject), SkipReason::ItemCap, why));
+        }
+    }
     out
 }

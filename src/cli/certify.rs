@@ -25,6 +25,7 @@ use crate::{
         Decision, ItemDecision, Outcome, Principals, Recommendation,
     },
     certify::{naming::run_name, replay::is_subject, CAMPAIGN_LABEL, RUN_LABEL, RUN_REQUESTED_AT},
+    escape::shell,
     labels::label_value,
 };
 
@@ -399,10 +400,25 @@ async fn start(env: &Env, name: &str, out: &mut dyn Write) -> Result<i32, CliErr
     match env.output {
         Output::Table => writeln!(
             out,
-            "accesscampaign/{name}: run {run} requested at {at}; follow it with `kubectl get accesscampaign {name}` \
-             and `kubectl gatehouse certify list --campaign {name} --run {run} --all`"
+            "accesscampaign/{name}: run {run} requested at {at}; follow it with `{}` and `{}`",
+            shell::join(&["kubectl", "get", "accesscampaign", name]),
+            shell::join(&[
+                "kubectl",
+                "gatehouse",
+                "certify",
+                "list",
+                "--campaign",
+                name,
+                "--run",
+                &run,
+                "--all"
+            ])
         )?,
-        fmt => emit(fmt, &json!({"campaign": name, "run": run, "requestedAt": at}), out)?,
+        fmt => emit(
+            fmt,
+            &json!({"campaign": name, "run": run, "requestedAt": at}),
+            out,
+        )?,
     }
     Ok(super::exit::OK)
 }

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     api::{AccessCertification, AccessReview, LevelState, Principals},
     decide::{eligibility::describe, timestamp::rfc3339_or_dash},
+    escape::terminal,
 };
 
 fn binding(item: &AccessCertification) -> String {
@@ -75,6 +76,13 @@ pub fn item_table(items: &[AccessCertification], now: DateTime<Utc>) -> String {
     table(&headers, &rows)
 }
 
+/// One line of output: whatever names, comments and messages hold, it stays one
+/// line and carries no control character ([`terminal::line`]).
+fn put(out: &mut String, text: String) {
+    out.push_str(&terminal::line(&text));
+    out.push('\n');
+}
+
 fn people(p: &Option<Principals>) -> String {
     p.as_ref().map_or("-".into(), describe)
 }
@@ -84,37 +92,52 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     let spec = &item.spec;
     let s = item.status.clone().unwrap_or_default();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Item:            {}/{}",
-        item.namespace().unwrap_or_default(),
-        item.name_any()
+    put(
+        &mut out,
+        format!(
+            "Item:            {}/{}",
+            item.namespace().unwrap_or_default(),
+            item.name_any()
+        ),
     );
-    let _ = writeln!(out, "Campaign:        {} (run {})", spec.campaign, spec.run);
-    let _ = writeln!(
-        out,
-        "Access:          {} has {} through {:?} {}",
-        spec.subject,
-        spec.role_ref,
-        spec.binding.kind,
-        binding(item)
+    put(
+        &mut out,
+        format!("Campaign:        {} (run {})", spec.campaign, spec.run),
     );
-    let _ = writeln!(
-        out,
-        "Due:             {} ({})",
-        rfc3339_or_dash(Some(spec.due_at)),
-        due(item, now)
+    put(
+        &mut out,
+        format!(
+            "Access:          {} has {} through {:?} {}",
+            spec.subject,
+            spec.role_ref,
+            spec.binding.kind,
+            binding(item)
+        ),
     );
-    let _ = writeln!(out, "Recommendation:  {}", s.recommendation);
+    put(
+        &mut out,
+        format!(
+            "Due:             {} ({})",
+            rfc3339_or_dash(Some(spec.due_at)),
+            due(item, now)
+        ),
+    );
+    put(&mut out, format!("Recommendation:  {}", s.recommendation));
     for r in &s.reasons {
-        let _ = writeln!(out, "  - {}", r.message);
+        put(&mut out, format!("  - {}", r.message));
     }
-    let _ = writeln!(out, "Decision:        {} (access: {})", s.decision, s.outcome);
+    put(
+        &mut out,
+        format!("Decision:        {} (access: {})", s.decision, s.outcome),
+    );
     if let Some(by) = s.closed_by {
-        let _ = writeln!(out, "Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at));
+        put(
+            &mut out,
+            format!("Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at)),
+        );
     }
-    let _ = writeln!(out, "Reviewers now:   {}", people(&s.reviewers));
-    let _ = writeln!(out, "Levels:");
+    put(&mut out, format!("Reviewers now:   {}", people(&s.reviewers)));
+    put(&mut out, "Levels:".into());
     for l in &s.levels {
         let mut line = format!("  {:<12} {:?}", l.name, l.state);
         if let (Some(d), Some(by)) = (&l.decision, &l.reviewed_by) {
@@ -126,22 +149,25 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
         if let Some(to) = &l.reassigned_to {
             let _ = write!(line, " (reassigned to {})", describe(to));
         }
-        let _ = writeln!(out, "{line}");
+        put(&mut out, line);
     }
     if let Some(rem) = &s.remediation {
-        let _ = writeln!(out, "Remediation:     {}: {}", rem.state, rem.message);
+        put(
+            &mut out,
+            format!("Remediation:     {}: {}", rem.state, rem.message),
+        );
         if let Some(cmd) = &rem.command {
-            let _ = writeln!(out, "  run: {cmd}");
+            put(&mut out, format!("  run: {cmd}"));
         }
     }
     if let Some(policy) = &s.converted_to {
-        let _ = writeln!(
-            out,
-            "Converted to:    AccessPolicy {policy} (request the role just in time)"
+        put(
+            &mut out,
+            format!("Converted to:    AccessPolicy {policy} (request the role just in time)"),
         );
     }
     if !s.decisions.is_empty() {
-        let _ = writeln!(out, "Reviews:");
+        put(&mut out, "Reviews:".into());
         for d in &s.decisions {
             let comment = reviews
                 .iter()
@@ -149,14 +175,16 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
                 .and_then(|r| r.spec.comment.clone())
                 .map(|c| format!(" \"{c}\""))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {} {} {} ({}: {}){comment}",
-                rfc3339_or_dash(Some(d.at)),
-                d.reviewer,
-                d.decision,
-                if d.accepted { "counted" } else { "ignored" },
-                d.message
+            put(
+                &mut out,
+                format!(
+                    "  {} {} {} ({}: {}){comment}",
+                    rfc3339_or_dash(Some(d.at)),
+                    d.reviewer,
+                    d.decision,
+                    if d.accepted { "counted" } else { "ignored" },
+                    d.message
+                ),
             );
         }
     }
@@ -179,10 +207,9 @@ pub fn outcomes(outcomes: &[ItemOutcome]) -> String {
                 v.message.clone().unwrap_or_default()
             ),
         };
-        let _ = writeln!(
-            out,
-            "{} {} (accessreview/{}): {verdict}",
-            o.decision, o.item, o.review
+        put(
+            &mut out,
+            format!("{} {} (accessreview/{}): {verdict}", o.decision, o.item, o.review),
         );
     }
     out

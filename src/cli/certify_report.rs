@@ -11,6 +11,7 @@ use super::{exit, CliError};
 use crate::api::{
     AccessCampaign, AccessCertification, AccessReview, AccessReviewStatus, CampaignRun, Decision, Principals,
 };
+use crate::escape::csv::field;
 
 /// Outcome of one decision command on one item.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -234,15 +235,6 @@ pub fn json(report: &Report) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
 const COLUMNS: [&str; 20] = [
     "campaign",
     "run",
@@ -289,7 +281,9 @@ fn review_text(r: &ReviewRow) -> String {
 }
 
 /// The report as CSV: a header, then one row per item; reviews one per line
-/// within their cell.
+/// within their cell. A cell a spreadsheet would read as a formula (a binding
+/// named `=HYPERLINK(...)`) starts with `'` ([`crate::escape::csv`]); the
+/// digest is of these bytes, as written.
 pub fn csv(report: &Report) -> String {
     let mut out = COLUMNS.join(",");
     out.push_str("\r\n");
@@ -337,11 +331,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_with_commas_quotes_or_line_breaks_are_quoted() {
+    fn fields_with_commas_quotes_or_line_breaks_are_quoted_and_formulas_neutralised() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a, b"), "\"a, b\"");
         assert_eq!(field("say \"no\""), "\"say \"\"no\"\"\"");
         assert_eq!(field("one\ntwo"), "\"one\ntwo\"");
+        assert_eq!(field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(field("@SUM(1,2)"), "\"'@SUM(1,2)\"");
     }
 
     #[test]

@@ -135,7 +135,8 @@ fn missing(message: &str) -> Option<(String, String)> {
 fn not_found_hint(resource: Resource, ns: &str) -> String {
     match resource {
         Resource::ApprovalRequests => format!(
-            "check the name with `kubectl gatehouse list -n {ns}` (yours) or `kubectl gatehouse pending -A`, or pass -n NAMESPACE"
+            "check the name with `{}` (yours) or `kubectl gatehouse pending -A`, or pass -n NAMESPACE",
+            crate::escape::shell::join(&["kubectl", "gatehouse", "list", "-n", ns])
         ),
         _ => format!("check the name and the namespace (-n, now {ns})"),
     }

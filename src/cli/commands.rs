@@ -15,6 +15,7 @@ use crate::api::{
 };
 
 use super::*;
+use crate::escape::shell;
 
 /// Whether `me` can act on the request's open stage now: it is Pending, names me (or a
 /// group of mine) among the eligible reviewers, and is neither my own request nor one
@@ -243,8 +244,8 @@ async fn follow_request(
             Err(CliError::TimedOut(match phase {
                 None => format!("timed out after {typed}: {name} has no status yet; {OPERATOR_CHECK}"),
                 Some(p) => format!(
-                    "timed out after {typed}: {name} is still {p}; follow it with `kubectl gatehouse status {name} -n {}`",
-                    env.namespace
+                    "timed out after {typed}: {name} is still {p}; follow it with `{}`",
+                    shell::join(&["kubectl", "gatehouse", "status", name, "-n", &env.namespace])
                 ),
             }))
         }
@@ -356,8 +357,9 @@ pub(super) async fn review_cmd(
     }
     if outcome.verdict.is_none() {
         return Err(CliError::TimedOut(format!(
-            "no verdict on accessreview/{} within {timeout}: {OPERATOR_CHECK}; the review is recorded, see `kubectl gatehouse status {name} -n {}` later",
-            outcome.review, env.namespace
+            "no verdict on accessreview/{} within {timeout}: {OPERATOR_CHECK}; the review is recorded, see `{}` later",
+            outcome.review,
+            shell::join(&["kubectl", "gatehouse", "status", name, "-n", &env.namespace])
         )));
     }
     Ok(outcome.exit_code())

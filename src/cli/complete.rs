@@ -372,13 +372,18 @@ async fn policies(client: &Client) -> Vec<Candidate> {
         .collect()
 }
 
-/// Writes candidates the way kubectl and the scripts read them.
+/// Writes candidates the way kubectl and the scripts read them. A name from the
+/// cluster with a control character is left out: the shell would put it on the
+/// command line and the terminal would act on it, and nobody types it anyway.
 pub fn write_candidates(out: &mut dyn Write, candidates: &[Candidate], directive: u8) -> std::io::Result<()> {
-    for c in candidates {
+    for c in candidates
+        .iter()
+        .filter(|c| !c.value.chars().any(crate::escape::is_control))
+    {
         if c.help.is_empty() {
             writeln!(out, "{}", c.value)?;
         } else {
-            writeln!(out, "{}\t{}", c.value, c.help.replace(['\t', '\n'], " "))?;
+            writeln!(out, "{}\t{}", c.value, crate::escape::terminal::line(&c.help))?;
         }
     }
     writeln!(out, ":{directive}")

@@ -34,7 +34,10 @@ use chrono::{DateTime, Utc};
 use kube::Client;
 use serde::Serialize;
 
-use crate::api::{Decision, Identity};
+use crate::{
+    api::{Decision, Identity},
+    escape::terminal,
+};
 
 pub use self::{args::*, build::*, classify::*, commands::*, connect::*, error::*, operation::*};
 
@@ -108,13 +111,25 @@ pub fn persona(command: &Command) -> Persona {
 }
 
 /// Runs a parsed command, writing its output to `out` and warnings to `err`;
-/// returns the exit code.
+/// returns the exit code. Text for people (tables, `status`, warnings) passes
+/// through [`terminal::Guard`]: names, reasons and comments come from the
+/// cluster and reach no terminal with their control characters. JSON, YAML and
+/// the CSV report are written as they are, for programs.
 pub async fn run(
     env: &Env,
     command: &Command,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, CliError> {
+    let mut err = terminal::Guard::new(err);
+    let err: &mut dyn Write = &mut err;
+    let mut guarded;
+    let out: &mut dyn Write = if env.output == Output::Table {
+        guarded = terminal::Guard::new(out);
+        &mut guarded
+    } else {
+        out
+    };
     let env = &Env {
         persona: persona(command),
         ..env.clone()

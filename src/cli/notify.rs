@@ -89,8 +89,16 @@ async fn test(env: &Env, args: &NotifyTestArgs, out: &mut dyn Write) -> Result<i
         writeln!(
             out,
             "No answer from the operator within {}: is it running, and is this replica the leader? \
-             (kubectl get notificationchannel {} -o yaml shows status.lastTest)",
-            args.timeout, args.channel
+             ({} shows status.lastTest)",
+            args.timeout,
+            crate::escape::shell::join(&[
+                "kubectl",
+                "get",
+                "notificationchannel",
+                &args.channel,
+                "-o",
+                "yaml"
+            ])
         )?;
         return Ok(exit::TIMEOUT);
     };

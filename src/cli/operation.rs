@@ -215,16 +215,24 @@ pub fn forbidden_hint(op: &Op, user: &str, persona: Persona) -> String {
         );
     };
     let subject = match user.strip_prefix("system:serviceaccount:") {
-        Some(sa) => format!("--serviceaccount {sa}"),
-        None => format!("--user {user}"),
+        Some(sa) => ["--serviceaccount", sa],
+        None => ["--user", user],
     };
     let binding = format!("{}-{role}", super::name_part(user));
+    let command = |kind: &str, place: &[&str]| {
+        let mut argv = vec!["kubectl", "create", kind, &binding, "--clusterrole", role];
+        argv.extend(subject);
+        argv.extend(place);
+        crate::escape::shell::join(&argv)
+    };
     match &op.place {
         Place::Namespace(ns) => format!(
-            "ask for the {role} role there (kubectl create rolebinding {binding} --clusterrole {role} {subject} -n {ns})"
+            "ask for the {role} role there ({})",
+            command("rolebinding", &["-n", ns])
         ),
         Place::AllNamespaces | Place::Cluster => format!(
-            "ask for the {role} role cluster-wide (kubectl create clusterrolebinding {binding} --clusterrole {role} {subject})"
+            "ask for the {role} role cluster-wide ({})",
+            command("clusterrolebinding", &[])
         ),
     }
 }

@@ -9,6 +9,7 @@ use super::ReviewOutcome;
 use crate::api::{
     ApprovalRequest, DecisionRecord, GrantStatus, Identity, Phase, ReviewGroupStatus, StageStatus,
 };
+use crate::escape::terminal;
 
 /// Lays out rows under headers, columns separated by three spaces, like kubectl.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -223,7 +224,10 @@ pub fn status(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
 /// The header of `status`: one `Field: value` line each.
 fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
     let mut out = String::new();
-    let mut field = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    // One line per field, whatever the value holds (a reason with a newline
+    // could otherwise forge a `Phase:` line).
+    let mut field =
+        |k: &str, v: String| out.push_str(&format!("{:<12}{}\n", format!("{k}:"), terminal::line(&v)));
     field("Name", s.name.clone());
     field("Namespace", s.namespace.clone());
     field("Requester", who(&s.requester));
@@ -368,7 +372,9 @@ fn indent(s: &str) -> String {
 pub fn wait_result(req: &ApprovalRequest, now: DateTime<Utc>) -> String {
     let name = req.name_any();
     let s = summary(req, now);
-    let why = s.message.map_or(String::new(), |m| format!(": {m}"));
+    let why = s
+        .message
+        .map_or(String::new(), |m| format!(": {}", terminal::line(&m)));
     match s.phase {
         Some(Phase::Active) => format!(
             "Access granted: {} in {}{}\n",
@@ -399,8 +405,10 @@ pub fn review_outcome(o: &ReviewOutcome) -> String {
         Some(v) if v.accepted == Some(true) => format!("{head}\nAccepted by the operator.\n"),
         Some(v) => format!(
             "{head}\nNot accepted: {}{}\n",
-            v.reason.as_deref().unwrap_or("Unknown"),
-            v.message.as_deref().map_or(String::new(), |m| format!(" ({m})"))
+            terminal::line(v.reason.as_deref().unwrap_or("Unknown")),
+            v.message
+                .as_deref()
+                .map_or(String::new(), |m| format!(" ({})", terminal::line(m)))
         ),
     }
 }

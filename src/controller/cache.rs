@@ -32,6 +32,8 @@ use serde::de::DeserializeOwned;
 use super::{
     certify::memory::{binding_concern, concerns, items_only, Concern},
     health::Health,
+    trim,
+    wire::{WireRoleBinding, WireServiceAccount},
 };
 use crate::{
     api::{
@@ -61,6 +63,13 @@ pub trait Cached:
 
     /// Keeps the cache's secondary indexes in step with the store.
     fn index(_cache: &Cache, _change: Change<'_, Self>) {}
+
+    /// What the kind is listed and watched as: itself, or a type that caps
+    /// its lists while parsing ([`super::wire`]).
+    type Wire: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static;
+
+    /// The object as memory keeps it ([`trim`]), from what the API server sent.
+    fn from_wire(wire: Self::Wire) -> Self;
 
     /// The store of this kind in the cache.
     fn store(cache: &Cache) -> &Store<Self>;
@@ -364,6 +373,13 @@ fn owner_request<K: Resource>(obj: &K) -> Vec<ObjectRef<ApprovalRequest>> {
 
 impl Cached for ApprovalRequest {
     const RESOURCE: &'static str = "approvalrequests";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         let mut refs = vec![ObjectRef::from_obj(self)];
@@ -386,6 +402,13 @@ impl Cached for ApprovalRequest {
 
 impl Cached for AccessReview {
     const RESOURCE: &'static str = "accessreviews";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         // A certification review (no spec.request) wakes no request.
@@ -417,6 +440,13 @@ impl Cached for AccessReview {
 
 impl Cached for AccessPolicy {
     const RESOURCE: &'static str = "accesspolicies";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     /// A new or changed policy may decide the requests still waiting for one.
     fn wakes(&self, cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
@@ -430,6 +460,13 @@ impl Cached for AccessPolicy {
 
 impl Cached for Namespace {
     const RESOURCE: &'static str = "namespaces";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     /// New labels may make a policy's namespace selector match.
     fn wakes(&self, cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
@@ -448,6 +485,13 @@ impl Cached for Namespace {
 
 impl Cached for NotificationChannel {
     const RESOURCE: &'static str = "notificationchannels";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     /// Channels concern the notifier only, which looks at them on its own.
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
@@ -461,6 +505,11 @@ impl Cached for NotificationChannel {
 
 impl Cached for RoleBinding {
     const RESOURCE: &'static str = "rolebindings";
+    type Wire = WireRoleBinding;
+
+    fn from_wire(wire: WireRoleBinding) -> Self {
+        Self::from(wire)
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -477,6 +526,13 @@ impl Cached for RoleBinding {
 
 impl Cached for ClusterRoleBinding {
     const RESOURCE: &'static str = "clusterrolebindings";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::cluster_role_binding(&mut obj);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -493,6 +549,11 @@ impl Cached for ClusterRoleBinding {
 
 impl Cached for ServiceAccount {
     const RESOURCE: &'static str = "serviceaccounts";
+    type Wire = WireServiceAccount;
+
+    fn from_wire(wire: WireServiceAccount) -> Self {
+        Self::from(wire)
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
@@ -511,6 +572,13 @@ impl Cached for ServiceAccount {
 
 impl Cached for Job {
     const RESOURCE: &'static str = "jobs";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
     const MANAGED_ONLY: bool = true;
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {

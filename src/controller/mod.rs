@@ -20,13 +20,16 @@ pub mod grant;
 pub mod health;
 pub mod job;
 pub mod leader;
+mod listing;
 pub mod metrics;
 pub mod owned;
 mod reconcile;
 mod record;
 pub mod run;
 pub mod sweep;
+pub mod trim;
 pub mod watch;
+pub mod wire;
 mod written;
 
 use std::{

@@ -3,6 +3,8 @@
 //! memory, so grants end even when the operator was down at the deadline, a
 //! request vanished without its finalizer, or garbage collection is not running.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -11,12 +13,15 @@ use tracing::{info, warn};
 use super::{cache::Cache, grant, metrics::Metrics, Error};
 use crate::{
     api::{BindingKind, Phase},
-    labels::{self, EXPIRES_AT, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
+    labels::{self, EXPIRES_AT, REQUEST_NAMESPACE, REQUEST_UID},
 };
+
+/// ApprovalRequests in memory, by `(namespace, uid)`.
+type Requests = HashSet<(String, String)>;
 
 /// Whether a managed binding must go: past its expiry annotation (a missing or
 /// unreadable one counts as expired: fail closed), or its request is gone.
-fn must_go(cache: &Cache, meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
+fn must_go(requests: &Requests, meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
     // Memory may hold bindings the operator does not manage: never touch those.
     if !labels::is_managed(meta) {
         return false;
@@ -27,21 +32,28 @@ fn must_go(cache: &Cache, meta: &ObjectMeta, now: DateTime<Utc>) -> bool {
         .and_then(|a| a.get(EXPIRES_AT))
         .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
         .is_none_or(|t| t.with_timezone(&Utc) <= now);
-    expired || !request_exists(cache, meta)
+    expired || !request_exists(requests, meta)
 }
 
-fn request_exists(cache: &Cache, meta: &ObjectMeta) -> bool {
+/// Whether the request the binding belongs to exists, by uid: the owner
+/// reference of a RoleBinding, or the labels naming the request's namespace and
+/// uid (a ClusterRoleBinding cannot have a namespaced owner). Never by the name
+/// label, which holds only 63 characters: a binding whose request cannot be
+/// found this way is an orphan, whatever its labels say.
+fn request_exists(requests: &Requests, meta: &ObjectMeta) -> bool {
+    let exists = |ns: &str, uid: &str| requests.contains(&(ns.to_string(), uid.to_string()));
+    let owned = meta.namespace.as_deref().is_some_and(|ns| {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "ApprovalRequest" && exists(ns, &o.uid))
+    });
     let labels = meta.labels.clone().unwrap_or_default();
-    let (Some(ns), Some(name)) = (labels.get(REQUEST_NAMESPACE), labels.get(REQUEST_NAME)) else {
-        return false;
+    let labelled = match (labels.get(REQUEST_NAMESPACE), labels.get(REQUEST_UID)) {
+        (Some(ns), Some(uid)) => exists(ns, uid),
+        _ => false,
     };
-    match cache.request(ns, name) {
-        Some(r) => labels
-            .get(REQUEST_UID)
-            .is_none_or(|uid| r.uid().as_deref() == Some(uid.as_str())),
-        // A name longer than a label holds cannot be looked up: leave it to expiry.
-        None => name.len() >= 63,
-    }
+    owned || labelled
 }
 
 /// Deletes every managed binding in memory that must go; returns how many.
@@ -51,14 +63,20 @@ pub async fn sweep(client: &kube::Client, cache: &Cache, now: DateTime<Utc>) -> 
     if !cache.health.synced() {
         return Ok(0);
     }
+    let requests: Requests = cache
+        .requests
+        .state()
+        .iter()
+        .filter_map(|r| Some((r.namespace()?, r.uid()?)))
+        .collect();
     let mut doomed = Vec::new();
     for rb in cache.role_bindings.state() {
-        if must_go(cache, &rb.metadata, now) {
+        if must_go(&requests, &rb.metadata, now) {
             doomed.push(grant::binding_ref_of(rb.as_ref(), BindingKind::RoleBinding));
         }
     }
     for crb in cache.cluster_role_bindings.state() {
-        if must_go(cache, &crb.metadata, now) {
+        if must_go(&requests, &crb.metadata, now) {
             doomed.push(grant::binding_ref_of(
                 crb.as_ref(),
                 BindingKind::ClusterRoleBinding,

@@ -31,6 +31,7 @@ use tracing::{debug, warn};
 
 use super::{
     cache::{selector, Cache, Cached, CertificationWakes, Change},
+    listing,
     metrics::Metrics,
 };
 use crate::api::{AccessCampaign, AccessCertification, ApprovalRequest};
@@ -72,6 +73,9 @@ pub enum WatchError {
     /// The API server answered nothing before the deadline.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// A list page could not be read or parsed.
+    #[error("reading a list page: {0}")]
+    Parse(String),
     /// The watch reported an error (410 Gone: the resource version expired).
     #[error("watch error {code}: {message}")]
     Watch {
@@ -205,7 +209,8 @@ impl Backoff {
 
 /// Everything one loop needs.
 pub struct Loop<K: Cached> {
-    api: Api<K>,
+    client: Client,
+    api: Api<K::Wire>,
     cache: Arc<Cache>,
     writer: Writer<K>,
     hub: Arc<Hub>,
@@ -225,7 +230,8 @@ impl<K: Cached> Loop<K> {
     ) -> Self {
         cache.health.register(K::RESOURCE);
         Loop {
-            api: Api::all_with(client, &()),
+            api: Api::all_with(client.clone(), &()),
+            client,
             cache,
             writer,
             hub,
@@ -251,7 +257,7 @@ impl<K: Cached> Loop<K> {
 
     /// One cycle: list everything into memory, then follow the watch until it fails.
     async fn list_and_watch(&mut self, backoff: &mut Backoff) -> WatchError {
-        let (objects, version) = match list(&self.api, &self.settings).await {
+        let (objects, version) = match list::<K>(&self.client, &self.settings).await {
             Ok(listed) => listed,
             Err(e) => return e,
         };
@@ -322,7 +328,7 @@ impl<K: Cached> Loop<K> {
         })
         .await
         .map_err(|_| WatchError::Timeout(self.settings.request_timeout))?
-        .map(|s| s.map(|e| e.map(|e| strip_event(e))))
+        .map(|s| s.map(|e| e.map(|e| strip_event::<K>(e))))
         .map_err(WatchError::Api)
     }
 
@@ -345,35 +351,34 @@ impl<K: Cached> Loop<K> {
     }
 }
 
-/// managedFields are large and never read: not kept in memory.
-fn strip<K: Resource>(mut obj: K) -> K {
-    obj.meta_mut().managed_fields = None;
-    obj
+/// What memory keeps of the object ([`super::trim`], [`super::wire`]).
+fn strip<K: Cached>(wire: K::Wire) -> K {
+    K::from_wire(wire)
 }
 
-fn strip_event<K: Resource>(e: WatchEvent<K>) -> WatchEvent<K> {
+fn strip_event<K: Cached>(e: WatchEvent<K::Wire>) -> WatchEvent<K> {
     match e {
         WatchEvent::Added(o) => WatchEvent::Added(strip(o)),
         WatchEvent::Modified(o) => WatchEvent::Modified(strip(o)),
         WatchEvent::Deleted(o) => WatchEvent::Deleted(strip(o)),
-        other => other,
+        WatchEvent::Bookmark(b) => WatchEvent::Bookmark(b),
+        WatchEvent::Error(e) => WatchEvent::Error(e),
     }
 }
 
-/// Lists every object of the kind (or every managed one), page by page.
-async fn list<K: Cached>(api: &Api<K>, settings: &WatchSettings) -> Result<(Vec<K>, String), WatchError> {
+/// Lists every object of the kind (or every managed one), page by page, each
+/// parsed as it streams in ([`super::listing`]).
+async fn list<K: Cached>(client: &Client, settings: &WatchSettings) -> Result<(Vec<K>, String), WatchError> {
     let mut objects = Vec::new();
     let mut params = ListParams::default().limit(settings.page_size);
     if let Some(sel) = selector::<K>() {
         params = params.labels(&sel);
     }
     loop {
-        let page = tokio::time::timeout(settings.request_timeout, api.list(&params))
-            .await
-            .map_err(|_| WatchError::Timeout(settings.request_timeout))??;
+        let page = listing::page::<K::Wire>(client, &params, settings.request_timeout).await?;
         let token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
         let version = page.metadata.resource_version.clone().unwrap_or_default();
-        objects.extend(page.items.into_iter().map(strip));
+        objects.extend(page.items.into_iter().flatten().map(strip::<K>));
         match token {
             Some(t) => params = params.continue_token(&t),
             None => return Ok((objects, version)),
@@ -428,8 +433,7 @@ pub async fn load_once<K: Cached>(
     cache: &Cache,
     writer: &mut Writer<K>,
 ) -> Result<(), WatchError> {
-    let api: Api<K> = Api::all_with(client.clone(), &());
-    let (objects, _) = list(&api, &WatchSettings::default()).await?;
+    let (objects, _) = list::<K>(client, &WatchSettings::default()).await?;
     replace_all(cache, writer, &Hub::default(), objects);
     cache.health.alive(K::RESOURCE, Instant::now(), true);
     Ok(())

@@ -99,7 +99,13 @@ pub fn job_ref(req: &ApprovalRequest) -> ObjectName {
 
 /// Where the job's output is.
 pub fn logs_hint(target: &ObjectName) -> String {
-    format!("kubectl logs -n {} job/{}", target.namespace, target.name)
+    crate::escape::shell::join(&[
+        "kubectl",
+        "logs",
+        "-n",
+        &target.namespace,
+        &format!("job/{}", target.name),
+    ])
 }
 
 /// What the core needs to know of a Job, from its status: finished (the

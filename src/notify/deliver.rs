@@ -273,17 +273,16 @@ async fn attempts(shared: &Shared, ch: &Channel, job: &Job) -> Outcome {
 pub async fn send_test(shared: Arc<Shared>, channel: NotificationChannel, requested: String) {
     let name = channel.name_any();
     let s = &shared.settings;
+    let command = crate::escape::shell::join(&["kubectl", "gatehouse", "notify", "test", &name]);
     let msg = Message {
         tone: Tone::Info,
         title: format!("Test message from Gatehouse to channel {name}"),
-        text: format!(
-            "Channel {name} works. Someone ran `kubectl gatehouse notify test {name}`; nothing needs doing."
-        ),
+        text: format!("Channel {name} works. Someone ran `{command}`; nothing needs doing."),
         fields: vec![
             ("Channel", name.clone()),
             ("Type", channel.spec.type_.as_str().to_string()),
         ],
-        commands: vec![format!("kubectl gatehouse notify test {name}")],
+        commands: vec![command],
     };
     let id = delivery_id(
         &channel.uid().unwrap_or_default(),

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     api::{NotificationEvent as E, Principals},
     decide::{eligibility::describe, reason::ApprovalKind, timestamp::rfc3339},
+    escape::shell,
 };
 
 /// How a message should stand out.
@@ -89,7 +90,7 @@ struct Said {
     name: String,
     ns: String,
     /// `NAME -n NAMESPACE`, for commands.
-    target: String,
+    target: [String; 3],
     place: String,
     /// `ROLE in PLACE for SUBJECT`.
     what: String,
@@ -103,14 +104,14 @@ type Body = (Tone, String, String, Vec<String>);
 fn request_message(n: &Notice, f: &RequestFacts) -> Message {
     let name = n.object.name.clone();
     let ns = n.object.namespace.clone().unwrap_or_default();
-    let target = format!("{name} -n {ns}");
+    let target = [name.clone(), "-n".to_string(), ns.clone()];
     let place = match &f.namespace {
         Some(ns) => format!("namespace {ns}"),
         None => "the whole cluster".to_string(),
     };
     let said = Said {
         what: format!("{} in {place} for {}", f.role, f.subject),
-        status: format!("kubectl gatehouse status {target}"),
+        status: gatehouse(&["status"], &target, &[]),
         name,
         ns,
         target,
@@ -174,8 +175,8 @@ fn review_needed(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'stati
     };
     let commands = vec![
         s.status.clone(),
-        format!("kubectl gatehouse approve {} --comment \"<why>\"", s.target),
-        format!("kubectl gatehouse reject {} --comment \"<why>\"", s.target),
+        gatehouse(&["approve"], &s.target, &["--comment", WHY]),
+        gatehouse(&["reject"], &s.target, &["--comment", WHY]),
     ];
     (Tone::Action, title, text, commands)
 }
@@ -214,7 +215,7 @@ fn granted(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str,
         let text = format!("{} now has {} in {place}, until {until}.", f.subject, f.role);
         let commands = vec![
             s.status.clone(),
-            format!("kubectl gatehouse revoke {} --comment \"<why>\"", s.target),
+            gatehouse(&["revoke"], &s.target, &["--comment", WHY]),
         ];
         (Tone::Good, format!("Granted: {}", s.name), text, commands)
     } else {
@@ -253,27 +254,40 @@ fn ended(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, S
     (tone, format!("{event}: {}", s.name), text, vec![s.status.clone()])
 }
 
+/// The placeholder a person replaces with their reason.
+const WHY: &str = "<why>";
+
+/// `kubectl gatehouse VERB... TARGET... ARGS...`, every word quoted: names come
+/// from the cluster and may hold anything ([`shell`]).
+fn gatehouse(verb: &[&str], target: &[String], args: &[&str]) -> String {
+    let mut argv: Vec<&str> = vec!["kubectl", "gatehouse"];
+    argv.extend(verb);
+    argv.extend(target.iter().map(String::as_str));
+    argv.extend(args);
+    shell::join(&argv)
+}
+
 /// The command that asks for the same access again.
 fn again(f: &RequestFacts, ns: &str) -> String {
     let (kind, role) = f.role.split_once('/').unwrap_or(("ClusterRole", f.role.as_str()));
-    let mut cmd = format!("kubectl gatehouse request {role} -n {ns}");
+    let mut argv = vec!["kubectl", "gatehouse", "request", role, "-n", ns];
     if kind == "Role" {
-        cmd.push_str(" --kind Role");
+        argv.extend(["--kind", "Role"]);
     }
     if f.namespace.is_none() {
-        cmd.push_str(" --cluster");
+        argv.push("--cluster");
     }
     if let Some(d) = &f.duration {
-        cmd.push_str(&format!(" --for {d}"));
+        argv.extend(["--for", d]);
     }
-    cmd.push_str(" --reason \"<why>\"");
-    cmd
+    argv.extend(["--reason", WHY]);
+    shell::join(&argv)
 }
 
 fn item_message(n: &Notice, f: &ItemFacts) -> Message {
     let name = &n.object.name;
     let ns = n.object.namespace.clone().unwrap_or_default();
-    let describe_item = format!("kubectl describe accesscertification {name} -n {ns}");
+    let describe_item = shell::join(&["kubectl", "describe", "accesscertification", name, "-n", &ns]);
     let mut fields = vec![
         ("Campaign", format!("{} (run {})", f.campaign, f.run)),
         ("Holder", f.subject.clone()),
@@ -329,10 +343,14 @@ fn item_message(n: &Notice, f: &ItemFacts) -> Message {
 }
 
 fn run_message(n: &Notice, f: &RunFacts) -> Message {
-    let list = format!(
-        "kubectl get accesscertifications -A -l gatehouse.dev/run={}",
-        f.run
-    );
+    let list = shell::join(&[
+        "kubectl",
+        "get",
+        "accesscertifications",
+        "-A",
+        "-l",
+        &format!("gatehouse.dev/run={}", crate::labels::label_value(&f.run)),
+    ]);
     let mut fields = vec![
         ("Campaign", f.campaign.clone()),
         ("Run", f.run.clone()),

@@ -13,7 +13,7 @@ use crate::{
     api::{
         AccessCampaign, AccessCampaignSpec, AccessCertificationSpec, AccessCertificationStatus, AccessPolicy,
         AccessReview, CampaignReviewers, ClosedBy, FindingCode, LevelState, LevelStatus, Outcome,
-        ReviewLevel,
+        ReviewLevel, SkippedItem,
     },
     certify::{
         campaign,
@@ -75,6 +75,9 @@ pub struct RunResult {
     pub problem: Option<String>,
     /// What the scope left out, in words.
     pub excluded: Vec<String>,
+    /// What is in scope but cannot become an item, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedItem>,
     /// The items, by name.
     pub items: Vec<ItemResult>,
 }
@@ -126,6 +129,10 @@ fn inventory(m: &Manifests, now: DateTime<Utc>) -> Inventory {
         .iter()
         .filter(|o| exists(created_at(*o)))
         .for_each(|o| inv.add_service_account(o));
+    m.requests
+        .iter()
+        .filter(|o| exists(created_at(*o)))
+        .for_each(|o| inv.add_request(o));
     inv
 }
 
@@ -162,9 +169,10 @@ fn exclusion(e: &Exclusion) -> String {
         ExclusionReason::Namespace => "namespace not in scope".to_string(),
         ExclusionReason::Role => "role not in scope".to_string(),
         ExclusionReason::BindingSelector => "binding labels do not match".to_string(),
-        ExclusionReason::GatehouseGrant => "a Gatehouse JIT grant".to_string(),
+        ExclusionReason::GatehouseGrant => "a Gatehouse JIT grant of an existing request".to_string(),
         ExclusionReason::CreatedAfterRun => "created after the run started".to_string(),
-        ExclusionReason::System => "system:*".to_string(),
+        ExclusionReason::SystemIdentity => "a Kubernetes system identity".to_string(),
+        ExclusionReason::BootstrapBinding => "the API server's own binding".to_string(),
         ExclusionReason::SubjectKind => "subject kind not in scope".to_string(),
         ExclusionReason::BindingPattern(p) => format!("binding matches {p}"),
         ExclusionReason::SubjectPattern(p) => format!("subject matches {p}"),
@@ -219,6 +227,7 @@ fn run_campaign(
         due_at: Some(plan.due_at),
         problem: None,
         excluded: launched.excluded.iter().map(exclusion).collect(),
+        skipped: launched.skipped,
         items,
     }
 }
@@ -265,6 +274,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>, implicit: bool) -> Vec<RunResult> 
                     due_at: None,
                     problem: None,
                     excluded: Vec::new(),
+                    skipped: Vec::new(),
                     items: Vec::new(),
                 },
                 Err(e) => RunResult {
@@ -274,6 +284,7 @@ pub fn run(m: &Manifests, now: DateTime<Utc>, implicit: bool) -> Vec<RunResult> 
                     due_at: None,
                     problem: Some(e),
                     excluded: Vec::new(),
+                    skipped: Vec::new(),
                     items: Vec::new(),
                 },
             }
@@ -391,6 +402,17 @@ pub fn render(run: &RunResult) -> String {
     );
     for e in &run.excluded {
         out += &format!("    left out: {e}\n");
+    }
+    for s in &run.skipped {
+        let subject = s
+            .subject
+            .as_deref()
+            .map(|s| format!("{s} in "))
+            .unwrap_or_default();
+        out += &format!(
+            "    skipped: {subject}{} ({:?}: {})\n",
+            s.binding, s.reason, s.message
+        );
     }
     let mut table = Table::new(&[
         "SUBJECT",

@@ -16,7 +16,7 @@ pub(crate) async fn quarterly_review(w: &World) -> String {
     let none = json!({});
     w.binding("q", "devs-edit", "edit", json!([user("bob"), user("carol"), {"kind": "Group", "name": "payments-devs", "apiGroup": "rbac.authorization.k8s.io"}]), none.clone()).await;
     w.binding("q", "ledger", "view", json!([user("dave")]),
-        json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": "ledger"}})).await;
+        json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": "ledger", "meta.helm.sh/release-namespace": w.ns}})).await;
     w.binding("q", "shop", "view", json!([user("erin")]),
         json!({"annotations": {"argocd.argoproj.io/tracking-id": format!("shop:rbac.authorization.k8s.io/RoleBinding:{}/shop", w.ns)}})).await;
     w.binding(
@@ -376,7 +376,7 @@ async fn cluster_admin_needs_an_admin(w: &World, campaign: &str, crb: &str) {
     );
     let status = ok(&w.sam, &["certify", "status", &frank.name_any()]);
     assert!(
-        status.contains("run: kubectl patch clusterrolebinding"),
+        status.contains("run: kubectl patch clusterrolebinding/"),
         "{status}"
     );
     let command = rem.command.unwrap();

@@ -240,7 +240,11 @@ fn items() -> Vec<AccessCertification> {
 #[test]
 fn items_are_valid_objects_with_an_immutable_spec() {
     let all = items();
-    assert_eq!(all.len(), 11);
+    assert_eq!(
+        all.len(),
+        12,
+        "the example run (issue 22: a labelled binding without a request is reviewed)"
+    );
     for item in &all {
         let doc = serde_json::to_value(item).unwrap();
         let errors = create_errors(&doc);

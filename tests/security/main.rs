@@ -10,6 +10,10 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
-mod removal;
 #[path = "../support/mod.rs"]
 mod support;
+
+mod launch;
+mod memory;
+mod removal;
+mod shell;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::{
     api::Decision::*,
-    certify::campaign::{problems, retention_until, run_summary},
+    certify::campaign::{launched_condition, problems, record_skips, retention_until, run_summary},
 };
 
 #[test]
@@ -72,7 +72,7 @@ fn the_run_summary_counts_decisions_and_finished_remediations() {
     // A binding Helm owns is counted apart: it is changed in the chart.
     let helm = PAYMENTS.replace(
         "namespace: payments, creationTimestamp",
-        "namespace: payments, labels: {app.kubernetes.io/managed-by: Helm}, creationTimestamp",
+        "namespace: payments, labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: ledger, meta.helm.sh/release-namespace: payments}, creationTimestamp",
     );
     let helm_inv = cluster(&helm);
     let l = launched(
@@ -115,4 +115,61 @@ fn a_review_window_below_the_minimum_is_refused_and_a_late_run_still_gets_it() {
     let late = planned + chrono::Duration::days(3);
     assert_eq!(due_at(planned, late, hour), late + hour);
     assert_eq!(due_at(planned, run().started_at, hour), planned);
+}
+
+/// A launch always ends, and says how: the skipped are counted, the first
+/// listed (those a person can act on before those past the cap), the cap named.
+#[test]
+fn a_launch_ends_in_a_condition_that_says_what_was_skipped() {
+    use crate::api::{CampaignRun, ConditionStatus, SkipReason};
+    use crate::certify::scope::skipped;
+    let mut run = CampaignRun {
+        name: "quarterly-20261001-0700".into(),
+        ..Default::default()
+    };
+    let now = at("10-01 07:01");
+    let c = launched_condition(&run, Some(1), now);
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (ConditionStatus::False, "Launching")
+    );
+
+    run.launched_at = Some(now);
+    run.items = 3;
+    assert_eq!(launched_condition(&run, Some(1), now).reason, "AllItemsCreated");
+
+    let mut skips: Vec<_> = (0..30)
+        .map(|n| {
+            skipped(
+                &format!("RoleBinding p/b{n}"),
+                None,
+                SkipReason::ItemCap,
+                "cap".into(),
+            )
+        })
+        .collect();
+    skips.push(skipped(
+        "RoleBinding p/long",
+        None,
+        SkipReason::Invalid,
+        "too long".into(),
+    ));
+    record_skips(&mut run, &skips, None);
+    assert_eq!(run.skipped, 31);
+    assert_eq!(run.skipped_items.len(), 20);
+    assert_eq!(
+        run.skipped_items[0].reason,
+        SkipReason::Invalid,
+        "what a person can fix comes first"
+    );
+    let c = launched_condition(&run, Some(1), now);
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        (ConditionStatus::True, "ItemsSkipped")
+    );
+
+    record_skips(&mut run, &skips, Some(3));
+    let c = launched_condition(&run, Some(1), now);
+    assert_eq!(c.reason, "ItemCapReached");
+    assert!(c.message.contains("maxItemsPerRun (3)"), "{}", c.message);
 }

@@ -75,6 +75,9 @@ pub(super) fn cluster(yaml: &str) -> Inventory {
             "ServiceAccount" => {
                 inv.add_service_account(&serde_json::from_value::<ServiceAccount>(doc).unwrap())
             }
+            "ApprovalRequest" => {
+                inv.add_request(&serde_json::from_value::<crate::api::ApprovalRequest>(doc).unwrap())
+            }
             other => panic!("unexpected kind {other}"),
         }
     }

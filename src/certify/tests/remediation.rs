@@ -133,7 +133,7 @@ fn a_binding_re_created_or_deleted_since_the_review_is_never_touched() {
 fn bindings_owned_by_helm_argo_cd_or_flux_are_changed_there() {
     for (meta, tool, name) in [
         (
-            "labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: ledger}",
+            "labels: {app.kubernetes.io/managed-by: Helm}, annotations: {meta.helm.sh/release-name: ledger, meta.helm.sh/release-namespace: payments}",
             ManagerTool::Helm,
             "ledger",
         ),
@@ -142,7 +142,11 @@ fn bindings_owned_by_helm_argo_cd_or_flux_are_changed_there() {
             ManagerTool::ArgoCD,
             "payments",
         ),
-        ("labels: {kustomize.toolkit.fluxcd.io/name: apps}", ManagerTool::Flux, "apps"),
+        (
+            "labels: {kustomize.toolkit.fluxcd.io/name: apps, kustomize.toolkit.fluxcd.io/namespace: flux-system}",
+            ManagerTool::Flux,
+            "apps",
+        ),
     ] {
         let owned = PAYMENTS.replace("namespace: payments, creationTimestamp", &format!("namespace: payments, {meta}, creationTimestamp"));
         let inv = cluster(&owned);
@@ -158,7 +162,7 @@ fn bindings_owned_by_helm_argo_cd_or_flux_are_changed_there() {
 }
 
 #[test]
-fn the_owner_is_read_from_the_marks_each_tool_leaves() {
+fn the_owner_is_read_from_the_full_marks_each_tool_leaves() {
     let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -166,33 +170,57 @@ fn the_owner_is_read_from_the_marks_each_tool_leaves() {
             .collect()
     };
     let none = m(&[]);
-    // Argo CD rendering a Helm chart: Argo CD owns it, whatever the chart's labels say.
-    let argo_helm = external_manager(
-        &m(&[
-            ("app.kubernetes.io/managed-by", "Helm"),
-            ("argocd.argoproj.io/instance", "shop"),
-        ]),
-        &none,
+    let helm_labels = m(&[
+        ("app.kubernetes.io/managed-by", "Helm"),
+        ("app.kubernetes.io/instance", "ledger"),
+    ]);
+    let release = m(&[
+        ("meta.helm.sh/release-name", "ledger"),
+        ("meta.helm.sh/release-namespace", "payments"),
+    ]);
+    let helm = external_manager(&helm_labels, &release).unwrap();
+    assert_eq!(
+        (helm.tool, helm.name.as_deref()),
+        (ManagerTool::Helm, Some("ledger"))
     );
-    assert_eq!(argo_helm.unwrap().tool, ManagerTool::ArgoCD);
-    // A Helm chart sets app.kubernetes.io/instance too: that alone is Argo CD only without Helm's marks.
-    let helm = external_manager(
-        &m(&[
-            ("app.kubernetes.io/managed-by", "Helm"),
-            ("app.kubernetes.io/instance", "ledger"),
-        ]),
-        &none,
+    // Argo CD rendering a Helm chart: Argo CD owns it, whatever the chart's marks say.
+    let mut tracked = release.clone();
+    tracked.insert(
+        "argocd.argoproj.io/tracking-id".into(),
+        "shop:rbac.authorization.k8s.io/RoleBinding:payments/x".into(),
     );
-    assert_eq!(helm.unwrap().tool, ManagerTool::Helm);
-    let argo_label = external_manager(&m(&[("app.kubernetes.io/instance", "shop")]), &none);
-    assert_eq!(argo_label.unwrap().tool, ManagerTool::ArgoCD);
-    let flux_helm = external_manager(
-        &m(&[
-            ("helm.toolkit.fluxcd.io/name", "redis"),
-            ("app.kubernetes.io/managed-by", "Helm"),
-        ]),
-        &none,
+    assert_eq!(
+        external_manager(&helm_labels, &tracked).unwrap().tool,
+        ManagerTool::ArgoCD
     );
-    assert_eq!(flux_helm.unwrap().tool, ManagerTool::Flux);
-    assert!(external_manager(&m(&[("team", "payments")]), &none).is_none());
+    let flux_helm = m(&[
+        ("helm.toolkit.fluxcd.io/name", "redis"),
+        ("helm.toolkit.fluxcd.io/namespace", "flux-system"),
+        ("app.kubernetes.io/managed-by", "Helm"),
+    ]);
+    assert_eq!(
+        external_manager(&flux_helm, &release).unwrap().tool,
+        ManagerTool::Flux
+    );
+
+    // One mark a chart, a copy-paste or a tenant may leave is not a tool's ownership.
+    for (labels, annotations) in [
+        (m(&[("app.kubernetes.io/instance", "shop")]), none.clone()),
+        (m(&[("argocd.argoproj.io/instance", "shop")]), none.clone()),
+        (m(&[("app.kubernetes.io/managed-by", "Helm")]), none.clone()),
+        (
+            m(&[("app.kubernetes.io/managed-by", "Helm")]),
+            m(&[("meta.helm.sh/release-name", "ledger")]),
+        ),
+        (none.clone(), release.clone()),
+        (m(&[("kustomize.toolkit.fluxcd.io/name", "apps")]), none.clone()),
+        (m(&[("helm.toolkit.fluxcd.io/name", "redis")]), none.clone()),
+        (none.clone(), m(&[("argocd.argoproj.io/tracking-id", "garbage")])),
+        (m(&[("team", "payments")]), none.clone()),
+    ] {
+        assert!(
+            external_manager(&labels, &annotations).is_none(),
+            "{labels:?} {annotations:?}"
+        );
+    }
 }

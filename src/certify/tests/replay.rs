@@ -378,3 +378,55 @@ fn convert_to_is_accepted_only_under_a_policy_that_covers_the_access() {
         ev.status.decisions[1]
     );
 }
+
+/// Anyone who may file a review can file thousands (a wrong uid is enough to be
+/// recorded). At 10,000 with long names the status stays far below etcd's
+/// 1.5 MiB object limit, keeps what decided the item, counts the rest, and the
+/// reviewers still decide.
+#[test]
+fn ten_thousand_ignored_reviews_keep_the_status_small_and_the_item_decidable() {
+    let (inv, bob, _) = payments("");
+    let long = "x".repeat(230);
+    let mut reviews: Vec<AccessReview> = (0..10_000)
+        .map(|n| {
+            let mut r = commented(
+                by(&bob, ("mallory", &["developers"]), Approve, "10-02 08:00"),
+                &"c".repeat(1000),
+            );
+            r.metadata.name = Some(format!("{long}-{n:05}"));
+            r.spec.reviewer.username = format!("mallory-{long}");
+            r.spec.certification.as_mut().unwrap().uid = "not-the-items-uid".into();
+            r
+        })
+        .collect();
+    reviews.push(by(&bob, LENA, Approve, "10-02 09:00"));
+    reviews.push(by(&bob, SAM, Approve, "10-03 09:00"));
+    let ev = eval(&bob, &reviews, &inv, "10-04 00:00");
+    let s = &ev.status;
+    assert_eq!(s.decision, ItemDecision::Approved, "the reviewers still decide");
+    assert_eq!(s.ignored_reviews, 10_000);
+    assert_eq!(s.omitted_reviews, 10_000 - 20);
+    assert_eq!(
+        s.decisions.len(),
+        22,
+        "both decisions and the 20 most recent others"
+    );
+    assert!(s.decisions.iter().filter(|d| d.accepted).count() == 2);
+    let size = serde_json::to_vec(s).unwrap().len();
+    assert!(size < 64 * 1024, "the status is {size} bytes");
+    assert_eq!(ev.verdicts.len(), 10_002, "every review still gets its verdict");
+}
+
+#[test]
+fn a_handful_of_reviews_are_all_listed() {
+    let (inv, bob, _) = payments("");
+    let mut stray = by(&bob, ("mallory", &["developers"]), Approve, "10-02 08:00");
+    stray.spec.certification.as_mut().unwrap().uid = "other".into();
+    let reviews = [stray, by(&bob, LENA, Approve, "10-02 09:00")];
+    let s = eval(&bob, &reviews, &inv, "10-04 00:00").status;
+    assert_eq!(
+        (s.decisions.len(), s.ignored_reviews, s.omitted_reviews),
+        (2, 1, 0)
+    );
+    assert_eq!(s.decisions[0].reason, ReviewVerdict::UidMismatch);
+}

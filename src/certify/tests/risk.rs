@@ -24,7 +24,7 @@ fn tags(yaml_rules: &[&str]) -> Vec<RiskTag> {
 #[test]
 fn each_risky_permission_has_its_tag() {
     use RiskTag::*;
-    let cases: [(&str, RiskTag); 14] = [
+    let cases: [(&str, RiskTag); 25] = [
         ("{apiGroups: [''], resources: [secrets], verbs: [list]}", SecretsRead),
         ("{apiGroups: [''], resources: [pods/exec], verbs: [create]}", PodExec),
         ("{apiGroups: [''], resources: [pods/portforward], verbs: [get]}", PodExec),
@@ -45,6 +45,21 @@ fn each_risky_permission_has_its_tag() {
             CsrApproval,
         ),
         ("{apiGroups: [certificates.k8s.io], resources: [signers], verbs: [approve]}", CsrApproval),
+        // Exec- and credential-equivalents that are easy to miss.
+        ("{apiGroups: [''], resources: [pods/ephemeralcontainers], verbs: [update]}", PodExec),
+        ("{apiGroups: [''], resources: [pods/ephemeralcontainers], verbs: [patch]}", PodExec),
+        ("{apiGroups: [''], resources: [pods/exec], verbs: [get]}", PodExec),
+        ("{apiGroups: [''], resources: [secrets], verbs: [create]}", ServiceAccountTokens),
+        ("{apiGroups: [''], resources: [pods/proxy], verbs: [get]}", Proxy),
+        ("{apiGroups: [''], resources: [services/proxy], verbs: [create]}", Proxy),
+        ("{apiGroups: [''], resources: [nodes/proxy], verbs: [create]}", NodesProxy),
+        ("{apiGroups: [authentication.k8s.io], resources: [userextras/scopes], verbs: [impersonate]}", Impersonate),
+        ("{apiGroups: [certificates.k8s.io], resources: [signers], verbs: [sign]}", CsrApproval),
+        (
+            "{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/nodeclient], verbs: [create]}",
+            CsrApproval,
+        ),
+        ("{apiGroups: [''], resources: [pods], verbs: [patch]}", CreateWorkloads),
     ];
     for (r, tag) in cases {
         assert_eq!(tags(&[r]), [tag], "{r}");
@@ -54,8 +69,15 @@ fn each_risky_permission_has_its_tag() {
         "{apiGroups: ['', apps], resources: [pods, pods/log, deployments], verbs: [get, list, watch]}"
     ])
     .is_empty());
-    // The verb matters: deleting secrets is not reading them.
+    // The verb matters: deleting secrets is not reading them, reading an
+    // ephemeral container's spec is not running one.
     assert!(tags(&["{apiGroups: [''], resources: [secrets], verbs: [delete]}"]).is_empty());
+    assert!(tags(&["{apiGroups: [''], resources: [pods/ephemeralcontainers], verbs: [get]}"]).is_empty());
+    // Asking the API server whether a token is valid mints nothing.
+    assert!(
+        tags(&["{apiGroups: [authentication.k8s.io], resources: [tokenreviews], verbs: [create]}"])
+            .is_empty()
+    );
 }
 
 #[test]
@@ -67,12 +89,17 @@ fn wildcards_are_tagged_and_match_what_they_cover() {
             RiskTag::Wildcard,
             RiskTag::SecretsRead,
             RiskTag::PodExec,
-            RiskTag::NodesProxy
+            RiskTag::NodesProxy,
+            RiskTag::Proxy
         ]
     );
     assert_eq!(
         tags(&["{apiGroups: [''], resources: ['pods/*'], verbs: [create]}"]),
-        [RiskTag::Wildcard, RiskTag::PodExec]
+        [RiskTag::Wildcard, RiskTag::PodExec, RiskTag::Proxy]
+    );
+    assert_eq!(
+        tags(&["{apiGroups: [''], resources: ['pods/*'], verbs: [patch]}"]),
+        [RiskTag::Wildcard, RiskTag::PodExec, RiskTag::Proxy]
     );
     // Everything on everything is cluster-admin, said once.
     assert_eq!(
@@ -173,6 +200,19 @@ fn harmless_roles_are_recommended_for_acceptance_saying_so() {
     assert_eq!(
         a.findings[0].message,
         "ClusterRole/view grants 1 rule(s), none of them risky"
+    );
+}
+
+#[test]
+fn exec_by_an_ephemeral_container_is_never_recommended_for_acceptance() {
+    let debug = "\n---\nkind: Role\nmetadata: {name: debug, namespace: payments}\nrules: [{apiGroups: [''], resources: [pods/ephemeralcontainers], verbs: [update]}]\n---\nkind: RoleBinding\nmetadata: {name: d, namespace: payments}\nroleRef: {kind: Role, name: debug}\nsubjects: [{kind: User, name: carol}]\n";
+    let a = assessed(debug, "carol");
+    assert_eq!(a.recommendation, Recommendation::Review);
+    assert_eq!(a.risk, [RiskTag::PodExec]);
+    assert!(
+        a.findings[0].message.contains("ephemeral container"),
+        "{:?}",
+        a.findings
     );
 }
 

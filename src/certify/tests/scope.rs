@@ -71,51 +71,189 @@ rules: [{apiGroups: ["*"], resources: ["*"], verbs: ["*"]}]
 kind: ClusterRoleBinding
 metadata: {name: cluster-admin}
 roleRef: {kind: ClusterRole, name: cluster-admin}
-subjects: [{kind: Group, name: "system:masters"}]
+subjects: [{kind: Group, name: "system:masters"}, {kind: User, name: mallory}]
 ---
 kind: ClusterRoleBinding
 metadata: {name: "system:controller:job-controller"}
-roleRef: {kind: ClusterRole, name: edit}
+roleRef: {kind: ClusterRole, name: "system:controller:job-controller"}
 subjects: [{kind: ServiceAccount, name: job-controller, namespace: kube-system}]
+---
+kind: ClusterRoleBinding
+metadata: {name: "system:basic-user"}
+roleRef: {kind: ClusterRole, name: "system:basic-user"}
+subjects: [{kind: Group, name: "system:authenticated"}]
 "#;
 
 #[test]
-fn system_subjects_and_bindings_are_left_out_unless_the_scope_includes_them() {
+fn system_identities_and_bootstrap_bindings_are_left_out_unless_the_scope_includes_them() {
     let inv = cluster(&format!("{PAYMENTS}{SYSTEM}"));
     let l = launched(&campaign(TWO_LEVELS), &inv);
-    assert_eq!(subjects(&l), ["bob", "payments-devs"]);
+    // A person added to a bootstrap binding is reviewed.
+    assert_eq!(subjects(&l), ["bob", "mallory", "payments-devs"]);
     assert_eq!(
         reasons(&l),
         [
-            ("system:masters".to_string(), ExclusionReason::System),
+            ("system:masters".to_string(), ExclusionReason::SystemIdentity),
+            ("job-controller".to_string(), ExclusionReason::BootstrapBinding),
             (
-                "ClusterRoleBinding system:controller:job-controller".to_string(),
-                ExclusionReason::System
+                "system:authenticated".to_string(),
+                ExclusionReason::BootstrapBinding
             ),
         ]
     );
     let all = campaign(&format!("{TWO_LEVELS}scope: {{includeSystem: true}}"));
     assert_eq!(
         subjects(&launched(&all, &inv)),
-        ["bob", "job-controller", "payments-devs", "system:masters"]
+        [
+            "bob",
+            "job-controller",
+            "mallory",
+            "payments-devs",
+            "system:authenticated",
+            "system:masters"
+        ]
     );
 }
+
+/// What a tenant can write in her own namespace is reviewed, whatever it is
+/// named: `system:` names, the API server's group names in a binding of hers, a
+/// bootstrap binding's name in a namespace that is not kube-system, a
+/// controller's binding name with another role.
+#[test]
+fn names_a_tenant_chooses_do_not_make_access_system() {
+    let tenant = r#"
+---
+kind: RoleBinding
+metadata: {name: "system:teamx-ops", namespace: payments}
+roleRef: {kind: ClusterRole, name: edit}
+subjects: [{kind: User, name: carl}, {kind: Group, name: "system:authenticated"}, {kind: Group, name: "system:serviceaccounts:payments"}]
+---
+kind: RoleBinding
+metadata: {name: "system::leader-locking-kube-scheduler", namespace: payments}
+roleRef: {kind: Role, name: "system::leader-locking-kube-scheduler"}
+subjects: [{kind: ServiceAccount, name: kube-scheduler, namespace: kube-system}]
+---
+kind: ClusterRoleBinding
+metadata: {name: "system:controller:job-controller"}
+roleRef: {kind: ClusterRole, name: cluster-admin}
+subjects: [{kind: ServiceAccount, name: job-controller, namespace: kube-system}]
+"#;
+    let inv = cluster(&format!("{PAYMENTS}{tenant}"));
+    let l = launched(&campaign(TWO_LEVELS), &inv);
+    assert!(l.excluded.is_empty(), "{:?}", l.excluded);
+    assert_eq!(
+        subjects(&l),
+        [
+            "bob",
+            "carl",
+            "job-controller",
+            "kube-scheduler",
+            "payments-devs",
+            "system:authenticated",
+            "system:serviceaccounts:payments"
+        ]
+    );
+}
+
+#[test]
+fn a_service_account_written_as_a_user_is_reviewed_as_that_service_account() {
+    let as_user = r#"
+---
+kind: RoleBinding
+metadata: {name: builder-edit, namespace: payments}
+roleRef: {kind: ClusterRole, name: edit}
+subjects: [{kind: User, name: "system:serviceaccount:payments:builder"}, {kind: ServiceAccount, name: builder}]
+"#;
+    let l = launched(&campaign(TWO_LEVELS), &cluster(&format!("{PAYMENTS}{as_user}")));
+    let builder: Vec<_> = l
+        .items
+        .iter()
+        .filter(|i| i.spec.binding.name == "builder-edit")
+        .collect();
+    assert_eq!(builder.len(), 1, "one identity, one item");
+    let s = &builder[0].spec.subject;
+    assert_eq!(
+        (s.kind, s.name.as_str(), s.namespace.as_deref()),
+        (SubjectKind::ServiceAccount, "builder", Some("payments"))
+    );
+}
+
+const JIT_REQUEST: &str = r#"
+---
+kind: ApprovalRequest
+apiVersion: gatehouse.dev/v1alpha1
+metadata: {name: dana-view, namespace: payments, uid: uid-dana-view}
+spec: {requester: {username: dana}, role: {kind: ClusterRole, name: view}}
+"#;
 
 #[test]
 fn gatehouse_jit_grants_are_left_out_unless_the_scope_includes_them() {
     let jit = r#"
 ---
 kind: RoleBinding
-metadata: {name: gatehouse-dana-view-30df7350, namespace: payments, labels: {app.kubernetes.io/managed-by: gatehouse}}
+metadata:
+  name: gatehouse-dana-view-30df7350
+  namespace: payments
+  labels: {app.kubernetes.io/managed-by: gatehouse}
+  ownerReferences: [{apiVersion: gatehouse.dev/v1alpha1, kind: ApprovalRequest, name: dana-view, uid: uid-dana-view, controller: true}]
 roleRef: {kind: ClusterRole, name: view}
 subjects: [{kind: User, name: dana}]
 "#;
-    let inv = cluster(&format!("{PAYMENTS}{jit}"));
+    let inv = cluster(&format!("{PAYMENTS}{jit}{JIT_REQUEST}"));
     let l = launched(&campaign(TWO_LEVELS), &inv);
     assert!(!subjects(&l).contains(&"dana".to_string()));
     assert_eq!(reasons(&l)[0].1, ExclusionReason::GatehouseGrant);
     let with = campaign(&format!("{TWO_LEVELS}scope: {{includeGatehouseGrants: true}}"));
     assert!(subjects(&launched(&with, &inv)).contains(&"dana".to_string()));
+
+    // Without its request, or with Gatehouse's labels only, it is an ordinary binding.
+    let orphan = cluster(&format!("{PAYMENTS}{jit}"));
+    assert!(subjects(&launched(&campaign(TWO_LEVELS), &orphan)).contains(&"dana".to_string()));
+    let labels_only = jit.replace("  ownerReferences:", "  ownerRefs_gone:");
+    let labels_only = labels_only
+        .lines()
+        .filter(|l| !l.contains("ownerRefs_gone"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let copied = cluster(&format!("{PAYMENTS}{labels_only}{JIT_REQUEST}"));
+    assert!(subjects(&launched(&campaign(TWO_LEVELS), &copied)).contains(&"dana".to_string()));
+}
+
+/// RBAC takes names of any length; the item schema holds 253 characters. Such
+/// a binding is skipped with its reason, and the rest of the run launches.
+#[test]
+fn a_subject_an_item_cannot_hold_is_skipped_with_its_reason() {
+    let long = format!(
+        r#"
+---
+kind: RoleBinding
+metadata: {{name: long-subject, namespace: payments}}
+roleRef: {{kind: ClusterRole, name: view}}
+subjects: [{{kind: User, name: "{}"}}, {{kind: User, name: carol}}]
+"#,
+        "x".repeat(300)
+    );
+    let l = launched(&campaign(TWO_LEVELS), &cluster(&format!("{PAYMENTS}{long}")));
+    assert_eq!(subjects(&l), ["bob", "carol", "payments-devs"]);
+    assert_eq!(l.skipped.len(), 1);
+    let s = &l.skipped[0];
+    assert_eq!(s.reason, crate::api::SkipReason::Invalid);
+    assert_eq!(s.binding, "RoleBinding payments/long-subject");
+    assert!(s.message.contains("300 characters"), "{}", s.message);
+    assert!(s.subject.as_ref().unwrap().len() < 310, "the subject is cut");
+}
+
+#[test]
+fn a_run_creates_at_most_the_item_cap_and_lists_the_rest() {
+    let c = campaign(&format!("{TWO_LEVELS}maxItemsPerRun: 1"));
+    let l = launched(&c, &cluster(PAYMENTS));
+    assert_eq!(l.items.len(), 1);
+    assert_eq!(l.capped, Some(1));
+    assert_eq!(l.skipped.len(), 1);
+    assert_eq!(l.skipped[0].reason, crate::api::SkipReason::ItemCap);
+    // The same items every time: the first in name order.
+    assert_eq!(names(&l), names(&launched(&c, &cluster(PAYMENTS))));
+    assert_eq!(launched(&campaign(TWO_LEVELS), &cluster(PAYMENTS)).capped, None);
 }
 
 const MORE: &str = r#"
@@ -238,4 +376,22 @@ fn exclude_patterns_match_with_stars() {
     assert!(glob("exact", "exact"));
     assert!(!glob("exact", "exactly"));
     assert!(glob("*", ""));
+}
+
+/// Item names end in 64 bits of SHA-256 over the whole key, and the key's parts
+/// cannot slide into each other.
+#[test]
+fn item_names_end_in_sixty_four_bits_of_sha256_over_the_whole_key() {
+    use crate::certify::naming::key_hash;
+    let l = launched(&campaign(TWO_LEVELS), &cluster(PAYMENTS));
+    for name in names(&l) {
+        let hash = name.rsplit('-').next().unwrap();
+        assert_eq!(hash.len(), 16, "{name}");
+        assert!(hash.bytes().all(|c| c.is_ascii_hexdigit()), "{name}");
+        assert!(name.len() <= 253);
+    }
+    assert_ne!(key_hash(&["a/b", "c"]), key_hash(&["a", "b/c"]));
+    assert_ne!(key_hash(&["ab", ""]), key_hash(&["a", "b"]));
+    // SHA-256("") starts e3b0c44298fc1c14: the parts are hashed, not a checksum of them.
+    assert_eq!(key_hash(&[]), "e3b0c44298fc1c14");
 }

@@ -28,6 +28,7 @@ use crate::{
     },
     certify::{campaign as core, schedule, RunPlan},
     controller::owned::is_status,
+    decide::status::settle_conditions,
 };
 
 /// Condition type: the campaign is valid and runs.
@@ -93,6 +94,7 @@ fn plan_of(campaign: &AccessCampaign, run: &CampaignRun) -> RunPlan {
 async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Requeue, Error> {
     let now = ctx.now();
     let mut status = campaign.status.clone().unwrap_or_default();
+    let prev_conditions = status.conditions.clone();
     status.observed_generation = campaign.metadata.generation;
     let mut problems = core::problems(campaign);
     let reason = match core::review_window(campaign, ctx.settings.min_review_window) {
@@ -124,7 +126,8 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
         if progress.complete {
             run.launched_at = Some(ctx.now());
             run.items = progress.total;
-            tracing::info!(campaign = %current.name_any(), run = %run.name, items = progress.total, "run launched");
+            core::record_skips(run, &progress.skipped, progress.capped);
+            tracing::info!(campaign = %current.name_any(), run = %run.name, items = progress.total, skipped = run.skipped, "run launched");
             let note = format!(
                 "run {}: {} items to review by {}",
                 run.name,
@@ -132,6 +135,13 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
                 run.due_at.to_rfc3339()
             );
             on_campaign(ctx, &current, EventType::Normal, "RunLaunched", note);
+            if run.skipped > 0 {
+                let note = format!(
+                    "run {}: {} bindings × subjects did not become items (status.runs[].skippedItems)",
+                    run.name, run.skipped
+                );
+                on_campaign(ctx, &current, EventType::Warning, "ItemsSkipped", note);
+            }
         } else {
             // Go on at once, in the next reconcile: a launch never holds a worker long.
             wait = Some(StdDuration::from_millis(100));
@@ -139,6 +149,11 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
     }
     let retention = expire_runs(ctx, &current, &mut status, now).await?;
     count_runs(ctx, &current, &mut status, now);
+    if let Some(run) = status.runs.last() {
+        let launched = core::launched_condition(run, campaign.metadata.generation, now);
+        let conditions = [status.conditions.clone(), vec![launched]].concat();
+        status.conditions = settle_conditions(conditions, &prev_conditions);
+    }
     status.next_run_at = schedule::next_run_at(&current, now).unwrap_or(None);
     record::campaign_status(ctx, &current, &status).await?;
 
@@ -243,6 +258,9 @@ fn count_runs(
             launched_at: run.launched_at,
             completed_at: completed,
             trigger: run.trigger,
+            skipped: run.skipped,
+            skipped_items: std::mem::take(&mut run.skipped_items),
+            item_cap: run.item_cap,
             // While launching, the items memory holds so far; once launched, how
             // many the launch made (memory may still be catching up).
             items: match run.launched_at {

@@ -22,7 +22,7 @@ const ALL: [Observed; 4] = [
     Observed::ServiceAccounts,
 ];
 
-/// Every binding, role, namespace and ServiceAccount in memory.
+/// Every binding, role, namespace, ServiceAccount and request in memory.
 pub fn whole(cache: &Cache) -> Inventory {
     let mut inv = Inventory::observing(&ALL);
     for b in cache.role_bindings.state() {
@@ -42,6 +42,9 @@ pub fn whole(cache: &Cache) -> Inventory {
     }
     for sa in cache.service_accounts.state() {
         inv.add_service_account(&sa);
+    }
+    for r in cache.requests.state() {
+        inv.add_request(&r);
     }
     inv
 }

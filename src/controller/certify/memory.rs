@@ -10,7 +10,11 @@ use kube::{
 
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, BindingKind, RoleKind, SubjectKind},
-    controller::cache::{Cache, Cached, CertificationWakes, Change},
+    controller::{
+        cache::{Cache, Cached, CertificationWakes, Change},
+        trim,
+        wire::WireRole,
+    },
 };
 
 /// What an item's evaluation depends on besides its reviews: a change to any of
@@ -70,6 +74,12 @@ pub(crate) fn binding_concern<K: Resource>(kind: BindingKind, obj: &K) -> Concer
 impl Cached for Role {
     const RESOURCE: &'static str = "roles";
 
+    type Wire = WireRole;
+
+    fn from_wire(wire: WireRole) -> Self {
+        Self::from(wire)
+    }
+
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
     }
@@ -88,6 +98,14 @@ impl Cached for Role {
 impl Cached for ClusterRole {
     const RESOURCE: &'static str = "clusterroles";
 
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut role = wire;
+        trim::cluster_role(&mut role);
+        role
+    }
+
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
     }
@@ -105,6 +123,13 @@ impl Cached for ClusterRole {
 
 impl Cached for AccessCampaign {
     const RESOURCE: &'static str = "accesscampaigns";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()
@@ -124,6 +149,13 @@ impl Cached for AccessCampaign {
 
 impl Cached for AccessCertification {
     const RESOURCE: &'static str = "accesscertifications";
+    type Wire = Self;
+
+    fn from_wire(wire: Self) -> Self {
+        let mut obj = wire;
+        trim::metadata(obj.meta_mut(), trim::Labels::Selectable);
+        obj
+    }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         Vec::new()

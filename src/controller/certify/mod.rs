@@ -141,8 +141,8 @@ pub struct Context {
     bindable: remediate::BindCache,
 }
 
-/// The items a launch creates.
-type LaunchItems = Arc<Vec<crate::api::AccessCertification>>;
+/// The items a launch creates, and what it skips.
+type LaunchItems = Arc<crate::certify::Launch>;
 
 impl Context {
     /// A context on the given clock; starts its Event publisher.

@@ -33,8 +33,9 @@ use serde_json::{json, Value};
 
 use super::inventory::{cluster_role_binding, role_binding};
 use crate::{
-    api::{BindingKind, BindingSnapshot, RemediationAction, RoleKind, RoleRef, Subject, SubjectKind},
+    api::{BindingKind, BindingSnapshot, RemediationAction, RoleKind, RoleRef, Subject},
     controller::cache::Cache,
+    escape::shell,
 };
 
 /// How long an answer to "may the operator bind this role?" is reused: RBAC
@@ -135,23 +136,11 @@ pub enum Removal {
     },
 }
 
-/// Whether the stored subject is the item's subject (a ServiceAccount without a
-/// namespace is in the binding's namespace).
+/// Whether the stored subject is the item's subject, read as the core reads it
+/// (a ServiceAccount without a namespace is in the binding's namespace; a `User`
+/// named `system:serviceaccount:NS:NAME` is that ServiceAccount).
 fn same_subject(stored: &K8sSubject, subject: &Subject, binding_ns: Option<&str>) -> bool {
-    let kind = match subject.kind {
-        SubjectKind::User => "User",
-        SubjectKind::Group => "Group",
-        SubjectKind::ServiceAccount => "ServiceAccount",
-    };
-    if stored.kind != kind || stored.name != subject.name {
-        return false;
-    }
-    match subject.kind {
-        SubjectKind::ServiceAccount => {
-            stored.namespace.as_deref().or(binding_ns) == subject.namespace.as_deref()
-        }
-        _ => true,
-    }
+    crate::certify::inventory::subject(stored, binding_ns).as_ref() == Some(subject)
 }
 
 /// The write for `action` on the item's binding as memory holds it now; `None`
@@ -213,11 +202,6 @@ pub fn patch_ops(
     Value::Array(ops)
 }
 
-/// Quotes a word for a POSIX shell.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 fn resource(kind: BindingKind) -> &'static str {
     match kind {
         BindingKind::RoleBinding => "rolebinding",
@@ -225,24 +209,41 @@ fn resource(kind: BindingKind) -> &'static str {
     }
 }
 
+/// A path segment, percent-encoded: a name may hold `?`, `#` or a space, which
+/// would otherwise end the path (kubectl decodes it and encodes it again).
+fn segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'@' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The API path of the binding.
 fn path(b: &BindingSnapshot) -> String {
     match (&b.kind, &b.namespace) {
         (BindingKind::RoleBinding, Some(ns)) => format!(
-            "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/{}",
-            b.name
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/rolebindings/{}",
+            segment(ns),
+            segment(&b.name)
         ),
         _ => format!(
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{}",
-            b.name
+            segment(&b.name)
         ),
     }
 }
 
-/// The `kubectl` command that makes the same write, guarded by the binding's uid
-/// (not its resourceVersion: an admin runs it later, and the subject test is
-/// what keeps it exact).
-pub fn command(removal: &Removal) -> String {
+/// The arguments of the `kubectl` command that makes the same write, guarded by
+/// the binding's uid (not its resourceVersion: an admin runs it later, and the
+/// subject test is what keeps it exact); for a delete, also the body `kubectl`
+/// reads from its input.
+pub fn argv(removal: &Removal) -> (Vec<String>, Option<String>) {
     match removal {
         Removal::RemoveSubject {
             binding,
@@ -250,29 +251,40 @@ pub fn command(removal: &Removal) -> String {
             stored,
             ..
         } => {
-            let ns = binding
-                .namespace
-                .as_deref()
-                .map(|ns| format!(" -n {ns}"))
-                .unwrap_or_default();
-            format!(
-                "kubectl patch {} {}{ns} --type=json -p {}",
-                resource(binding.kind),
-                binding.name,
-                shell_quote(&patch_ops(binding, None, *index, stored).to_string())
-            )
+            // `TYPE/NAME` is one word: a name starting with `-` is never a flag.
+            let mut argv = vec![
+                "kubectl".to_string(),
+                "patch".into(),
+                format!("{}/{}", resource(binding.kind), binding.name),
+            ];
+            if let Some(ns) = &binding.namespace {
+                argv.extend(["-n".into(), ns.clone()]);
+            }
+            argv.extend([
+                "--type".into(),
+                "json".into(),
+                "-p".into(),
+                patch_ops(binding, None, *index, stored).to_string(),
+            ]);
+            (argv, None)
         }
         Removal::DeleteBinding { binding, .. } => {
             let body = json!({
                 "apiVersion": "v1", "kind": "DeleteOptions",
                 "preconditions": {"uid": binding.uid}
             });
-            format!(
-                "echo {} | kubectl delete --raw {} -f -",
-                shell_quote(&body.to_string()),
-                path(binding)
-            )
+            let argv = ["kubectl", "delete", "--raw", &path(binding), "-f", "-"];
+            (argv.map(String::from).to_vec(), Some(body.to_string()))
         }
+    }
+}
+
+/// The command an admin runs ([`argv`]), every word quoted
+/// ([`crate::escape::shell`]): no name can add a command or an argument.
+pub fn command(removal: &Removal) -> String {
+    match argv(removal) {
+        (argv, None) => shell::join(&argv),
+        (argv, Some(body)) => shell::pipeline(&[&["echo".to_string(), body][..], &argv[..]]),
     }
 }
 
@@ -391,6 +403,7 @@ impl Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SubjectKind;
 
     fn binding(kind: BindingKind) -> BindingSnapshot {
         BindingSnapshot {
@@ -428,7 +441,7 @@ mod tests {
         };
         assert_eq!(
             command(&remove),
-            r#"kubectl patch rolebinding devs-edit -n payments --type=json -p '[{"op":"test","path":"/metadata/uid","value":"u-1"},{"op":"test","path":"/subjects/0","value":{"kind":"User","name":"o'\''brien"}},{"op":"remove","path":"/subjects/0"}]'"#
+            r#"kubectl patch rolebinding/devs-edit -n payments --type json -p "[{\"op\":\"test\",\"path\":\"/metadata/uid\",\"value\":\"u-1\"},{\"op\":\"test\",\"path\":\"/subjects/0\",\"value\":{\"kind\":\"User\",\"name\":\"o'brien\"}},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]""#
         );
         let delete = Removal::DeleteBinding {
             binding: binding(BindingKind::ClusterRoleBinding),
@@ -438,6 +451,163 @@ mod tests {
             command(&delete),
             r#"echo '{"apiVersion":"v1","kind":"DeleteOptions","preconditions":{"uid":"u-1"}}' | kubectl delete --raw /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/devs-edit -f -"#
         );
+    }
+
+    #[test]
+    fn a_hostile_binding_name_stays_one_word_and_one_path_segment() {
+        let mut b = binding(BindingKind::RoleBinding);
+        b.name = "gh-inj;touch${IFS}gh-pwned;true".into();
+        let remove = Removal::RemoveSubject {
+            binding: b.clone(),
+            resource_version: None,
+            index: 0,
+            stored: json!({"kind": "User", "name": "bob"}),
+        };
+        assert!(
+            command(&remove)
+                .starts_with("kubectl patch 'rolebinding/gh-inj;touch${IFS}gh-pwned;true' -n payments "),
+            "{}",
+            command(&remove)
+        );
+        b.name = "a b?c#d".into();
+        let delete = Removal::DeleteBinding {
+            binding: b,
+            resource_version: None,
+        };
+        assert_eq!(
+            argv(&delete).0[3],
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/payments/rolebindings/a%20b%3Fc%23d"
+        );
+    }
+
+    /// What a recording `kubectl` (first on PATH) received when bash ran `line`:
+    /// its arguments and what it read from its input.
+    fn run_with_recording_kubectl(line: &str) -> (Vec<String>, String) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "gh-remediate-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let stub = bin.join("kubectl");
+        std::fs::write(
+            &stub,
+            "#!/bin/sh\nprintf '%s\\0' \"$@\" > \"$GH_RECORD/argv\"\ncat > \"$GH_RECORD/stdin\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .current_dir(&dir)
+            .env("PATH", path)
+            .env("GH_RECORD", &dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{line}");
+        let argv = std::fs::read(dir.join("argv")).unwrap();
+        let mut args: Vec<String> = argv
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8(a.to_vec()).unwrap())
+            .collect();
+        args.pop();
+        let stdin = std::fs::read_to_string(dir.join("stdin")).unwrap();
+        // Nothing else was made: no `touch` ran.
+        let made: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !["bin", "argv", "stdin"].contains(&n.as_str()))
+            .collect();
+        assert!(made.is_empty(), "{line} made {made:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        (args, stdin)
+    }
+
+    fn percent_decoded(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    use proptest::prelude::*;
+
+    /// A name the API server accepts for an RBAC object: anything but `/` and `%`
+    /// (and not `.` or `..`); no NUL, which no argument can carry.
+    fn rbac_name() -> impl Strategy<Value = String> {
+        "[^/%\u{0}]{1,24}".prop_filter("not . or ..", |n| n != "." && n != "..")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the names, bash runs exactly the intended kubectl command.
+        /// Subject names may even hold NUL (the API server takes it; the patch
+        /// carries it as JSON `\u0000`).
+        #[test]
+        fn bash_runs_exactly_the_intended_command(
+            name in rbac_name(),
+            namespace in "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?",
+            subject in "(?s:.){1,24}",
+            cluster in any::<bool>(),
+            delete in any::<bool>(),
+        ) {
+            let kind = if cluster { BindingKind::ClusterRoleBinding } else { BindingKind::RoleBinding };
+            let b = BindingSnapshot {
+                kind,
+                namespace: (!cluster).then(|| namespace.clone()),
+                name: name.clone(),
+                uid: "u-1".into(),
+                created_at: None,
+            };
+            let stored = json!({"kind": "User", "name": subject, "apiGroup": "rbac.authorization.k8s.io"});
+            let removal = if delete {
+                Removal::DeleteBinding { binding: b.clone(), resource_version: None }
+            } else {
+                Removal::RemoveSubject { binding: b.clone(), resource_version: None, index: 2, stored: stored.clone() }
+            };
+            let line = command(&removal);
+            prop_assert!(!line.chars().any(crate::escape::is_control), "{line:?}");
+            let (args, stdin) = run_with_recording_kubectl(&line);
+            let res = if cluster { "clusterrolebinding" } else { "rolebinding" };
+            if delete {
+                prop_assert_eq!(&args[..2], ["delete", "--raw"]);
+                prop_assert_eq!(&args[3..], ["-f", "-"]);
+                let expected = match cluster {
+                    true => format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"),
+                    false => format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/{name}"),
+                };
+                // The path is one argument, and exactly the binding's once decoded.
+                prop_assert_eq!(percent_decoded(&args[2]), expected);
+                prop_assert!(!args[2].contains(['?', '#', ' ']));
+                let body: Value = serde_json::from_str(stdin.trim_end()).unwrap();
+                prop_assert_eq!(&body["preconditions"]["uid"], "u-1");
+            } else {
+                let mut expected = vec!["patch".to_string(), format!("{res}/{name}")];
+                if !cluster {
+                    expected.extend(["-n".into(), namespace.clone()]);
+                }
+                expected.extend(["--type".into(), "json".into(), "-p".into()]);
+                prop_assert_eq!(&args[..args.len() - 1], &expected[..]);
+                let patch: Value = serde_json::from_str(&args[args.len() - 1]).unwrap();
+                prop_assert_eq!(patch, patch_ops(&b, None, 2, &stored));
+            }
+        }
     }
 
     #[test]
@@ -460,5 +630,12 @@ mod tests {
             ..Default::default()
         };
         assert!(!same_subject(&user, &sa, Some("payments")));
+        // The ServiceAccount's user name is the ServiceAccount.
+        let as_user = K8sSubject {
+            kind: "User".into(),
+            name: "system:serviceaccount:payments:ci".into(),
+            ..Default::default()
+        };
+        assert!(same_subject(&as_user, &sa, Some("other")));
     }
 }

@@ -1,10 +1,12 @@
 //! Microsoft Teams workflow webhooks ("When a Teams webhook request is
-//! received"): a message with one Adaptive Card attachment.
+//! received"): a message with one Adaptive Card attachment. Every text is
+//! Markdown to Teams, so every text is escaped ([`escape`]), as Slack's are:
+//! a requester's reason cannot make a link, a list or bold text.
 
 use serde_json::{json, Value};
 
 use super::Envelope;
-use crate::notify::message::Tone;
+use crate::{escape::markdown::escape, notify::message::Tone};
 
 fn colour(t: Tone) -> &'static str {
     match t {
@@ -19,20 +21,20 @@ fn colour(t: Tone) -> &'static str {
 pub fn render(e: &Envelope<'_>) -> Value {
     let m = e.message;
     let mut body = vec![
-        json!({"type": "TextBlock", "text": m.title, "weight": "Bolder", "size": "Medium",
+        json!({"type": "TextBlock", "text": escape(&m.title), "weight": "Bolder", "size": "Medium",
                "color": colour(m.tone), "wrap": true}),
-        json!({"type": "TextBlock", "text": m.text, "wrap": true}),
+        json!({"type": "TextBlock", "text": escape(&m.text), "wrap": true}),
         json!({"type": "FactSet", "facts": m.fields.iter()
-            .map(|(k, v)| json!({"title": k, "value": v})).collect::<Vec<_>>()}),
+            .map(|(k, v)| json!({"title": escape(k), "value": escape(v)})).collect::<Vec<_>>()}),
     ];
     if !m.commands.is_empty() {
         body.push(json!({"type": "TextBlock", "text": "Run as yourself:", "weight": "Bolder", "wrap": true}));
         for c in &m.commands {
-            body.push(json!({"type": "TextBlock", "text": c, "fontType": "Monospace", "wrap": true}));
+            body.push(json!({"type": "TextBlock", "text": escape(c), "fontType": "Monospace", "wrap": true}));
         }
     }
     body.push(
-        json!({"type": "TextBlock", "isSubtle": true, "size": "Small", "wrap": true, "text": e.footer()}),
+        json!({"type": "TextBlock", "isSubtle": true, "size": "Small", "wrap": true, "text": escape(&e.footer())}),
     );
     json!({
         "type": "message",
