@@ -14,6 +14,9 @@
 //! - `gatehouse-certification-issuer` (ValidatingAdmissionPolicy): creating or
 //!   changing an AccessCertification item needs [`ISSUE_ITEMS`]: only the
 //!   operator issues items.
+//! - `gatehouse-notification-channels` (ValidatingAdmissionPolicy): changing a
+//!   NotificationChannel needs `update`; with only [`TEST_CHANNELS`] a user may
+//!   set the test annotation (`kubectl gatehouse notify test`) and nothing else.
 //! - `gatehouse-fill-requester` / `gatehouse-fill-reviewer`
 //!   (MutatingAdmissionPolicy, Kubernetes >= 1.36, or 1.34-1.35 with the beta API
 //!   turned on): fill an empty requester/reviewer from the creator. The chart
@@ -32,6 +35,12 @@ pub const WRITE_STATUS: &str = "write-status";
 /// operator's ClusterRole has it: an item is the operator's snapshot of a run.
 pub const ISSUE_ITEMS: &str = "issue";
 
+/// RBAC virtual verb, on `notificationchannels`, that lets a user ask for a
+/// channel's test message (a new `gatehouse.dev/test-requested-at` annotation)
+/// without being able to change the channel: the notification-channels policy
+/// asks for it. ClusterRole `gatehouse-notification-tester`.
+pub const TEST_CHANNELS: &str = "test";
+
 /// One shipped manifest: its path under the repository and its text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyFile {
@@ -42,7 +51,7 @@ pub struct PolicyFile {
 }
 
 /// The ValidatingAdmissionPolicies and their bindings (installed by default).
-pub const VALIDATING: [PolicyFile; 4] = [
+pub const VALIDATING: [PolicyFile; 5] = [
     PolicyFile {
         path: "config/admission/requester-identity.yaml",
         yaml: include_str!("../config/admission/requester-identity.yaml"),
@@ -58,6 +67,10 @@ pub const VALIDATING: [PolicyFile; 4] = [
     PolicyFile {
         path: "config/admission/certification-issuer.yaml",
         yaml: include_str!("../config/admission/certification-issuer.yaml"),
+    },
+    PolicyFile {
+        path: "config/admission/notification-channels.yaml",
+        yaml: include_str!("../config/admission/notification-channels.yaml"),
     },
 ];
 

@@ -199,6 +199,7 @@ pub fn deployment(namespace: &str) -> Deployment {
                     "--concurrency=16",
                     "--certification-remediation=false",
                     "--certification-min-review-window=1h",
+                    "--notify-allow-private-destinations=false",
                 ]
                 .iter()
                 .map(|s| s.to_string())

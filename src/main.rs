@@ -68,6 +68,10 @@ enum Command {
         /// delete ClusterRoleBindings too); pair with `gatehouse run --certification-remediation`.
         #[arg(long)]
         certification_remediation: bool,
+        /// A Secret (in the operator's namespace) a NotificationChannel uses: the operator may
+        /// read only these Secrets. Repeat for each channel Secret.
+        #[arg(long = "channel-secret", value_name = "NAME")]
+        channel_secrets: Vec<String>,
         /// Namespace the operator runs in.
         #[arg(long, default_value = "gatehouse-system")]
         namespace: String,
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             grantable_roles,
             cluster_scope,
             certification_remediation,
+            channel_secrets,
             namespace,
             service_account,
             out_dir,
@@ -123,6 +128,7 @@ fn main() -> anyhow::Result<()> {
                 namespace,
                 service_account,
                 certification_remediation,
+                channel_secrets,
             },
             out_dir,
         ),

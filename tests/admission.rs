@@ -3,7 +3,9 @@
 //! the optional mutating policies fill in. The harness that runs the shipped CEL
 //! (and bridges what kube-cel cannot do) is `tests/support/admission/`.
 
-use gatehouse::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, MUTATING, VALIDATING, WRITE_STATUS};
+use gatehouse::admission::{
+    CREATE_ON_BEHALF, ISSUE_ITEMS, MUTATING, TEST_CHANNELS, VALIDATING, WRITE_STATUS,
+};
 use gatehouse::api::{AccessReview, ApprovalRequest};
 use k8s_openapi::api::admissionregistration::{
     v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
@@ -331,7 +333,8 @@ fn only_holders_of_write_status_may_write_status() {
             "accessreviews/status",
             "accesspolicies/status",
             "accesscampaigns/status",
-            "accesscertifications/status"
+            "accesscertifications/status",
+            "notificationchannels/status"
         ])
     );
     assert_eq!(
@@ -642,7 +645,7 @@ fn manifests_are_well_formed_admissionregistration_objects() {
             .iter()
             .filter(|k| **k == "ValidatingAdmissionPolicy")
             .count(),
-        4
+        5
     );
     assert_eq!(
         kinds.iter().filter(|k| **k == "MutatingAdmissionPolicy").count(),
@@ -668,7 +671,18 @@ fn every_authorizer_check_asks_for_a_gatehouse_virtual_verb() {
     }
     verbs.sort();
     verbs.dedup();
-    assert_eq!(verbs, [CREATE_ON_BEHALF, ISSUE_ITEMS, WRITE_STATUS]);
+    // `update` too: changing a NotificationChannel is what RBAC's update allows,
+    // asked again because `patch` (which a tester holds) reaches admission as well.
+    assert_eq!(
+        verbs,
+        [
+            CREATE_ON_BEHALF,
+            ISSUE_ITEMS,
+            TEST_CHANNELS,
+            "update",
+            WRITE_STATUS
+        ]
+    );
 }
 
 #[test]
@@ -768,4 +782,160 @@ fn the_admission_command_prints_the_policies_and_the_beta_copy_on_request() {
         assert_eq!(b["apiVersion"], "admissionregistration.k8s.io/v1beta1");
         assert_eq!(b["spec"], v["spec"]);
     }
+}
+
+// ---------------------------------------------------------------------------
+// NotificationChannels: who may change one, and who may only ask for a test.
+
+const CHANNELS: &str = "gatehouse-notification-channels";
+
+fn channel() -> Value {
+    json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "NotificationChannel",
+           "metadata": {"name": "slack-sre", "labels": {"team": "sre"},
+                        "annotations": {"gatehouse.dev/test-requested-at": "2026-12-01T09:00:00.000000Z",
+                                        "note": "pager"}},
+           "spec": {"type": "slack", "secretRef": {"name": "slack-sre"}, "events": ["ReviewRequired"]}})
+}
+
+const TEST_ANNOTATION: &str = "gatehouse.dev/test-requested-at";
+/// How kube-cel hands that key to a comprehension: it escapes map keys as if they
+/// were schema property names (the API server does not, for a map such as
+/// `metadata.annotations`).
+const TEST_ANNOTATION_IN_KUBE_CEL: &str = "gatehouse__dot__dev__slash__test__dash__requested__dash__at";
+
+/// The shipped policy with the annotation key written the way kube-cel iterates
+/// it ([`TEST_ANNOTATION_IN_KUBE_CEL`]); nothing else changes.
+fn channels_policy() -> Value {
+    let mut policy = vap(CHANNELS);
+    for var in policy["spec"]["variables"].as_array_mut().unwrap() {
+        let expr = var["expression"].as_str().unwrap().to_string();
+        var["expression"] = json!(expr.replace(
+            &format!("'{TEST_ANNOTATION}'"),
+            &format!("'{TEST_ANNOTATION_IN_KUBE_CEL}'")
+        ));
+    }
+    policy
+}
+
+#[test]
+fn kube_cel_escapes_map_keys_so_the_channel_test_rewrites_one_literal() {
+    // Pins the kube-cel behaviour `channels_policy` works around: if this fails,
+    // kube-cel iterates keys as they are and the rewrite can go.
+    let adm = channel_update("tess", Authz::none(), &|_| {});
+    let results = adm.evaluator().evaluate(&[VapExpression {
+        expression: format!("object.metadata.annotations.exists(k, k == '{TEST_ANNOTATION_IN_KUBE_CEL}')"),
+        message: None,
+        message_expression: None,
+    }]);
+    assert!(results[0].passed, "{results:?}");
+    assert!(vap(CHANNELS)
+        .to_string()
+        .contains(&format!("'{TEST_ANNOTATION}'")));
+}
+
+fn channel_update(user: &str, authz: Authz, change: &dyn Fn(&mut Value)) -> Admission {
+    let mut adm = Admission::create(user, &["testers"], channel()).with_authz(authz);
+    adm.operation = "UPDATE".into();
+    adm.old_object = Some(channel());
+    change(&mut adm.object);
+    adm
+}
+
+#[test]
+fn a_tester_may_ask_for_a_test_and_change_nothing_else() {
+    let policy = channels_policy();
+    let tester = || Authz::none().grant(TEST_CHANNELS, "notificationchannels", None);
+    let ask =
+        |o: &mut Value| o["metadata"]["annotations"][TEST_ANNOTATION] = json!("2026-12-01T10:00:00.000000Z");
+    assert_eq!(
+        validate(&policy, &channel_update("tess", tester(), &ask)),
+        Outcome::Allowed
+    );
+    // The first test of a channel without annotations.
+    let mut first = channel_update("tess", tester(), &ask);
+    first.old_object.as_mut().unwrap()["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    first.object["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("note");
+    assert_eq!(validate(&policy, &first), Outcome::Allowed);
+
+    type Change<'a> = (&'a str, &'a dyn Fn(&mut Value));
+    let changes: [Change; 7] = [
+        ("suspend", &|o| o["spec"]["suspend"] = json!(true)),
+        ("events", &|o| o["spec"]["events"] = json!([])),
+        ("secretRef", &|o| {
+            o["spec"]["secretRef"]["name"] = json!("mallory-hook")
+        }),
+        ("a label", &|o| o["metadata"]["labels"]["team"] = json!("none")),
+        ("another annotation", &|o| {
+            o["metadata"]["annotations"]["note"] = json!("x")
+        }),
+        ("a removed annotation", &|o| {
+            o["metadata"]["annotations"]
+                .as_object_mut()
+                .unwrap()
+                .remove("note");
+        }),
+        ("a finalizer", &|o| {
+            o["metadata"]["finalizers"] = json!(["example.com/hold"])
+        }),
+    ];
+    for (what, change) in changes {
+        let both = |o: &mut Value| {
+            ask(o);
+            change(o);
+        };
+        let denial = validate(&policy, &channel_update("tess", tester(), &both)).denial();
+        assert_eq!(
+            denial,
+            "tess may not change NotificationChannel slack-sre: that needs the update verb on \
+             notificationchannels; the test verb allows only a new gatehouse.dev/test-requested-at \
+             annotation (kubectl gatehouse notify test)",
+            "{what}"
+        );
+        // Whoever may update changes what they like.
+        let editor = Authz::none().grant("update", "notificationchannels", None);
+        assert_eq!(
+            validate(&policy, &channel_update("erin", editor, &both)),
+            Outcome::Allowed,
+            "{what}"
+        );
+        assert_eq!(
+            validate(&policy, &channel_update("root", Authz::cluster_admin(), &both)),
+            Outcome::Allowed,
+            "{what}"
+        );
+    }
+    // `patch` alone (no test verb) does not even ask for a test.
+    let patcher = Authz::none().grant("patch", "notificationchannels", None);
+    let denial = validate(&policy, &channel_update("pat", patcher, &ask)).denial();
+    assert!(
+        denial.starts_with(
+            "pat may not request a test message from NotificationChannel slack-sre: that needs the test verb"
+        ),
+        "{denial}"
+    );
+    // The verb bound in one namespace is no verb at all here (channels are cluster-scoped).
+    let namespaced = Authz::none().grant(TEST_CHANNELS, "notificationchannels", Some("team-a"));
+    assert!(matches!(
+        validate(&policy, &channel_update("nina", namespaced, &ask)),
+        Outcome::Denied(_)
+    ));
+    // Creating and deleting are RBAC's alone; status is the operator's.
+    assert_eq!(
+        validate(&policy, &Admission::create("erin", &[], channel())),
+        Outcome::NotMatched
+    );
+    let status = Admission::write_status("tess", &[], channel());
+    assert_eq!(validate(&policy, &status), Outcome::NotMatched);
+    // A forged test result (say a 200 from an endpoint that is down) needs write-status.
+    let denial = validate(&vap(STATUS), &status).denial();
+    assert!(
+        denial.contains("only the Gatehouse operator writes notificationchannels/status"),
+        "{denial}"
+    );
 }

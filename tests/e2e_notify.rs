@@ -232,7 +232,7 @@ async fn notifications_on_a_real_api_server() {
         String::from_utf8_lossy(&plugin.stderr)
     );
     assert!(
-        printed.contains("The endpoint answered HTTP 200:\nok"),
+        printed.contains("The endpoint answered HTTP 200 in "),
         "{printed}"
     );
     let test = rx

@@ -295,19 +295,23 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
             ],
         ),
     ];
-    for ((roles, cluster_scope, grantable_roles), remediation) in
-        variants.into_iter().zip([false, true, true])
+    let secret_names = [r#"[]"#, r#"["slack-sre","audit-hook"]"#, r#"["hook"]"#];
+    for (((roles, cluster_scope, grantable_roles), remediation), secrets) in
+        variants.into_iter().zip([false, true, true]).zip(secret_names)
     {
+        let channel_secrets: Vec<String> = serde_json::from_str(secrets).unwrap();
         let opts = RbacOptions {
             grantable_roles,
             cluster_scope,
             namespace: "security".into(),
             service_account: "gatehouse".into(),
             certification_remediation: remediation,
+            channel_secrets,
         };
         let set_roles = format!("grantableRoles={roles}");
         let set_scope = format!("clusterScope={cluster_scope}");
         let set_remediation = format!("certification.remediation={remediation}");
+        let set_secrets = format!("notifications.secretNames={secrets}");
         let rendered: Vec<Value> = chart_objects(
             "security",
             &[
@@ -319,6 +323,8 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
                 &set_scope,
                 "--set",
                 &set_remediation,
+                "--set-json",
+                &set_secrets,
             ],
         )
         .into_iter()
@@ -327,7 +333,7 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
         assert_eq!(
             by_identity(rendered),
             by_identity(rust_rbac(&opts)),
-            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation}"
+            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation} {set_secrets}"
         );
     }
 }
@@ -393,8 +399,8 @@ fn optional_objects_follow_their_values() {
     .is_empty());
 
     // Validating policies on by default.
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 4);
-    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 4);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicy").len(), 5);
+    assert_eq!(of_kind(&defaults, "ValidatingAdmissionPolicyBinding").len(), 5);
     let off = chart_objects(NS, &["--set", "admission.validating.enabled=false"]);
     assert!(of_kind(&off, "ValidatingAdmissionPolicy").is_empty());
     // Mutating ones by default wherever the cluster serves their v1 API (1.36+);
@@ -407,7 +413,7 @@ fn optional_objects_follow_their_values() {
     let on = chart_objects(NS, &serves);
     assert_eq!(of_kind(&on, "MutatingAdmissionPolicy").len(), 2);
     assert_eq!(of_kind(&on, "MutatingAdmissionPolicyBinding").len(), 2);
-    assert_eq!(of_kind(&on, "ValidatingAdmissionPolicy").len(), 4);
+    assert_eq!(of_kind(&on, "ValidatingAdmissionPolicy").len(), 5);
     let turned_off = [&serves[..], &["--set", "admission.mutating.enabled=false"]].concat();
     assert!(of_kind(&chart_objects(NS, &turned_off), "MutatingAdmissionPolicy").is_empty());
     // 1.34-1.35 serve only v1beta1 (off by default): the chart's v1 objects do not fit.
@@ -467,10 +473,29 @@ fn optional_objects_follow_their_values() {
         roles,
         [
             "gatehouse-create-on-behalf",
+            "gatehouse-notification-tester",
             "gatehouse-operator",
             "gatehouse-requester",
             "gatehouse-reviewer"
         ]
+    );
+    // Testers are bound only when named, cluster-wide.
+    assert!(of_kind(&defaults, "ClusterRoleBinding")
+        .iter()
+        .all(|b| name(b) != "gatehouse-notification-testers"));
+    let testers = chart_objects(
+        NS,
+        &[
+            "--set-json",
+            r#"notifications.testers={"groups":["sre"],"users":["alice"]}"#,
+        ],
+    );
+    let binding = the(&testers, "ClusterRoleBinding", "gatehouse-notification-testers");
+    assert_eq!(binding["roleRef"]["name"], "gatehouse-notification-tester");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "sre"},
+               {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}])
     );
     let no_users = chart_objects(NS, &["--set", "rbac.userRoles=false"]);
     let roles: Vec<&str> = of_kind(&no_users, "ClusterRole")

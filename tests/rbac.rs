@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use gatehouse::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, WRITE_STATUS};
+use gatehouse::admission::{CREATE_ON_BEHALF, ISSUE_ITEMS, TEST_CHANNELS, WRITE_STATUS};
 use gatehouse::rbac::{
-    operator_rbac, render_all, render_files, user_roles, GrantableRole, RbacOptions, ON_BEHALF_ROLE,
-    REQUESTER_ROLE, REVIEWER_ROLE,
+    operator_rbac, render_all, render_files, user_roles, GrantableRole, RbacOptions,
+    NOTIFICATION_TESTER_ROLE, ON_BEHALF_ROLE, REQUESTER_ROLE, REVIEWER_ROLE,
 };
 use k8s_openapi::api::{
     core::v1::ServiceAccount,
@@ -65,6 +65,7 @@ fn variants() -> Vec<RbacOptions> {
             namespace: "security".into(),
             service_account: "jit".into(),
             certification_remediation: true,
+            channel_secrets: vec!["slack-sre".into(), "audit-hook".into()],
         },
     ]
 }
@@ -364,13 +365,22 @@ fn notifications_read_only_named_secrets_in_the_operator_namespace() {
         let role = &o.notifications_role;
         assert_eq!(role.metadata.namespace.as_deref(), Some(opts.namespace.as_str()));
         let rules = role.rules.clone().unwrap();
-        assert!(allows(&rules, "get", "", "secrets", None));
+        // The channels' Secrets by name, and no other: not Helm's release data,
+        // not a token (it was every Secret of the namespace before).
+        for secret in &opts.channel_secrets {
+            assert!(allows(&rules, "get", "", "secrets", Some(secret)), "{secret}");
+        }
+        for other in ["sh.helm.release.v1.gatehouse.v1", "gatehouse-token", "other"] {
+            assert!(!allows(&rules, "get", "", "secrets", Some(other)), "{other}");
+        }
+        assert!(!allows(&rules, "get", "", "secrets", None));
         assert!(rules.iter().all(|r| r.verbs.iter().all(|v| v != "*")
             && r.resources.iter().flatten().all(|x| x != "*")
-            && r.resource_names.is_none()));
+            && r.resource_names.as_ref().is_none_or(|n| !n.is_empty())));
         // Never list or watch: that would read every Secret of the namespace.
         for verb in ["list", "watch", "create", "update", "delete"] {
             assert!(!allows(&rules, verb, "", "secrets", None), "{verb}");
+            assert!(!allows(&rules, verb, "", "secrets", Some("slack-sre")), "{verb}");
         }
         for verb in ["get", "create", "update"] {
             assert!(allows(&rules, verb, "", "configmaps", None), "{verb}");
@@ -498,6 +508,7 @@ fn the_virtual_verbs_are_the_ones_the_admission_policies_check() {
     assert!(admission("reviewer-identity.yaml").contains(&format!(".check('{CREATE_ON_BEHALF}')")));
     assert!(admission("status-writer.yaml").contains(&format!(".check('{WRITE_STATUS}')")));
     assert!(admission("certification-issuer.yaml").contains(&format!(".check('{ISSUE_ITEMS}')")));
+    assert!(admission("notification-channels.yaml").contains(&format!(".check('{TEST_CHANNELS}')")));
     // The operator itself has no business acting on behalf of anyone.
     let rules = operator_rules(&RbacOptions::default());
     assert!(!allows(&rules, CREATE_ON_BEHALF, GH, "approvalrequests", None));
@@ -523,6 +534,7 @@ fn the_output_is_yaml_of_the_expected_objects() {
                 "RoleBinding",
                 "Role",
                 "RoleBinding",
+                "ClusterRole",
                 "ClusterRole",
                 "ClusterRole",
                 "ClusterRole"
@@ -590,4 +602,38 @@ fn the_rbac_command_prints_the_same_and_refuses_a_wildcard() {
         err.contains("a wildcard would let the operator bind every role"),
         "{err}"
     );
+}
+
+#[test]
+fn a_notification_tester_may_ask_for_tests_and_nothing_else() {
+    // tests/security/channels.rs binds exactly these rules on a real API server.
+    let rules = user_role(NOTIFICATION_TESTER_ROLE);
+    let channels = "notificationchannels";
+    for verb in ["get", "list", "watch", "patch", TEST_CHANNELS] {
+        assert!(allows(&rules, verb, GH, channels, Some("slack-sre")), "{verb}");
+    }
+    // `patch` only reaches admission: the notification-channels policy lets the
+    // test annotation through and nothing else without `update`.
+    for verb in ["create", "update", "delete", "deletecollection"] {
+        assert!(!allows(&rules, verb, GH, channels, None), "{verb}");
+    }
+    assert!(!allows(&rules, "patch", GH, "notificationchannels/status", None));
+    assert!(!allows(&rules, "get", "", "secrets", None));
+    // No other role carries the verb; the operator does not need it.
+    for role in user_roles() {
+        let name = role.metadata.name.clone().unwrap();
+        if name != NOTIFICATION_TESTER_ROLE {
+            assert!(
+                !allows(&role.rules.unwrap(), TEST_CHANNELS, GH, channels, None),
+                "{name}"
+            );
+        }
+    }
+    assert!(!allows(
+        &operator_rules(&RbacOptions::default()),
+        TEST_CHANNELS,
+        GH,
+        channels,
+        None
+    ));
 }

@@ -386,6 +386,10 @@ pub enum SkipReason {
     NameConflict,
     /// The run reached `spec.maxItemsPerRun`.
     ItemCap,
+    /// The binding is larger than the operator holds in memory (more than 256
+    /// subjects, or more than 16 KiB of labels): reviewing part of it would
+    /// hide the rest, so the whole binding is left to an admin.
+    TooLarge,
 }
 
 /// What started a run.

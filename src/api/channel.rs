@@ -50,7 +50,9 @@ pub struct NotificationChannelSpec {
     #[serde(rename = "type")]
     pub type_: ChannelType,
     /// The Secret, in the operator's namespace, holding `address` (the URL to POST
-    /// to) and, for `webhook`, `token` (the HMAC-SHA256 key).
+    /// to: https, or http to loopback only) and, for `webhook`, `token` (the
+    /// HMAC-SHA256 key). The operator may read only the Secrets its Role names
+    /// (chart value `notifications.secretNames`, `gatehouse rbac --channel-secret`).
     pub secret_ref: SecretRef,
     /// Which events to send. Empty: every event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -241,7 +243,8 @@ impl std::fmt::Display for NotificationEvent {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationChannelStatus {
-    /// `Ready`: the Secret exists and holds what the type needs.
+    /// `Ready`: the Secret exists, the operator may read it, it holds what the
+    /// type needs, and its address is one the operator sends to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The last message the endpoint accepted.
@@ -281,11 +284,13 @@ pub struct DeliveryError {
     /// The event.
     #[serde(default)]
     pub event: String,
-    /// What went wrong (the HTTP status and the start of the answer, or the network error).
+    /// What went wrong: the HTTP status, a refused address, the Secret, or the
+    /// network error. Never the endpoint's body.
     pub message: String,
 }
 
-/// The outcome of a test message.
+/// The outcome of a test message: the endpoint's status code and how long it
+/// took, never what it answered (an endpoint's body is not read).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestRecord {
@@ -297,7 +302,13 @@ pub struct TestRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "int32"))]
     pub status_code: Option<u16>,
-    /// The start of the endpoint's answer (at most 1 KiB), or the error.
-    #[serde(default)]
-    pub answer: String,
+    /// How long the endpoint took to answer (Go duration, e.g. `153ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub elapsed: Option<String>,
+    /// Why no answer came: the Secret, a refused address, the network. Never
+    /// the endpoint's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub error: Option<String>,
 }

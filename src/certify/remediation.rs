@@ -143,6 +143,14 @@ pub fn plan(
         return (status(RemediationState::Gone, None, message), None);
     }
     if !b.subjects.contains(subject) {
+        if let Some(why) = super::scope::held_in_part(b) {
+            // Memory holds the first subjects only: absent from them is not gone.
+            let message = format!(
+                "whether {subject} is still a subject of {} is not known here ({why})",
+                describe_binding(b)
+            );
+            return (status(RemediationState::Pending, None, message), None);
+        }
         let message = format!("{subject} is no longer a subject of {}", describe_binding(b));
         return (status(RemediationState::Done, None, message), None);
     }

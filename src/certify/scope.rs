@@ -26,7 +26,7 @@ use crate::{
         LevelReviewers, Principals, ReviewRules, SkipReason, SkippedItem, Subject, SubjectKind,
     },
     decide::policy::selector_matches,
-    labels::label_value,
+    labels::{label_value, CACHED_LABELS_TRUNCATED, CACHED_SUBJECTS_TRUNCATED},
 };
 
 /// Why a binding or subject is not reviewed in a run.
@@ -331,6 +331,22 @@ fn item(
     }
 }
 
+/// Why the operator's memory holds only part of the binding (it marks its copy:
+/// `controller::trim`), if it does. A file given to `simulate` is never cut.
+pub fn held_in_part(b: &BindingFacts) -> Option<String> {
+    if let Some(n) = b.annotations.get(CACHED_SUBJECTS_TRUNCATED) {
+        return Some(format!(
+            "it has {n} subjects, more than the {MAX_HELD_SUBJECTS} the operator holds of a binding: review it by hand"
+        ));
+    }
+    b.annotations
+        .get(CACHED_LABELS_TRUNCATED)
+        .map(|n| format!("its labels are {n} bytes, more than the operator holds: review it by hand"))
+}
+
+/// Subjects of a binding the operator holds in memory (`controller::trim`).
+pub const MAX_HELD_SUBJECTS: usize = 256;
+
 /// The items of a run over the inventory as it was when the run started.
 pub fn launch(campaign: &AccessCampaign, run: &RunPlan, inv: &Inventory) -> Launch {
     let mut out = Launch::default();
@@ -341,6 +357,11 @@ pub fn launch(campaign: &AccessCampaign, run: &RunPlan, inv: &Inventory) -> Laun
                 subject: None,
                 reason,
             });
+            continue;
+        }
+        if let Some(why) = held_in_part(b) {
+            out.skipped
+                .push(skipped(&b.describe(), None, SkipReason::TooLarge, why));
             continue;
         }
         let mut seen = Vec::new();

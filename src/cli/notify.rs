@@ -4,8 +4,14 @@
 //! The plugin never reads the channel's Secret (people who may test a channel
 //! need not read Secrets): it sets the `gatehouse.dev/test-requested-at`
 //! annotation on the channel, the operator's leader sends the message from where
-//! real notifications are sent (its network, its Secret), and records the answer
-//! in `status.lastTest`, which the plugin waits for.
+//! real notifications are sent (its network, its Secret), and records the
+//! endpoint's status code and timing (never its body) in `status.lastTest`,
+//! which the plugin waits for.
+//!
+//! The patch carries that annotation and nothing else, so a user with only the
+//! `test` verb (ClusterRole `gatehouse-notification-tester`) may send it: the
+//! `gatehouse-notification-channels` admission policy lets exactly that change
+//! through and keeps every other change to those who may `update` channels.
 
 use std::io::Write;
 
@@ -27,7 +33,7 @@ use crate::{
 /// `notify` subcommands.
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum NotifyCommand {
-    /// Send a test message to a NotificationChannel and print the endpoint's answer.
+    /// Send a test message to a NotificationChannel and print the endpoint's status code and timing.
     Test(NotifyTestArgs),
 }
 
@@ -117,19 +123,19 @@ fn write_answer(out: &mut dyn Write, channel: &str, type_: &str, r: &TestRecord)
         "Sent a test message to NotificationChannel {channel} ({type_})."
     )?;
     match r.status_code {
-        Some(code) => {
-            writeln!(out, "The endpoint answered HTTP {code}:")?;
-            writeln!(
-                out,
-                "{}",
-                if r.answer.is_empty() {
-                    "(empty body)"
-                } else {
-                    &r.answer
-                }
-            )?;
-        }
-        None => writeln!(out, "The message could not be sent: {}", r.answer)?,
+        Some(code) => writeln!(
+            out,
+            "The endpoint answered HTTP {code}{}.",
+            r.elapsed
+                .as_deref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default()
+        )?,
+        None => writeln!(
+            out,
+            "The message could not be sent: {}",
+            r.error.as_deref().unwrap_or("no reason recorded")
+        )?,
     }
     Ok(())
 }

@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// created later); delivery records are kept this long (Go duration).
     #[arg(long, env = "GATEHOUSE_NOTIFY_CATCH_UP", default_value = "1h")]
     pub notify_catch_up: String,
+    /// Let channels send to private addresses (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7): an in-cluster receiver. Link-local and metadata
+    /// addresses stay refused, and http stays loopback-only.
+    #[arg(long, env = "GATEHOUSE_NOTIFY_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub notify_allow_private_destinations: bool,
 }
 
 /// Why the operator could not run.
@@ -259,6 +264,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let notify = args.notifications.then(|| {
         let mut s = crate::notify::Settings::new(&args.lease_namespace);
         s.catch_up = chrono::Duration::from_std(catch_up).unwrap_or(s.catch_up);
+        s.destinations.allow_private = args.notify_allow_private_destinations;
         s
     });
     let metrics = Arc::new(Metrics::default());

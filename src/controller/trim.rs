@@ -37,7 +37,7 @@ use k8s_openapi::{
 };
 
 /// Subjects of a binding kept in memory.
-pub const MAX_SUBJECTS: usize = 256;
+pub const MAX_SUBJECTS: usize = crate::certify::scope::MAX_HELD_SUBJECTS;
 /// Rules of a role kept in memory.
 pub const MAX_RULES: usize = 256;
 /// Entries of one list in a rule (verbs, resources, resource names, ...) kept.

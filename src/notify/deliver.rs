@@ -214,7 +214,15 @@ async fn attempts(shared: &Shared, ch: &Channel, job: &Job) -> Outcome {
             .await;
             return Outcome::GaveUp;
         }
-        let result = match endpoint::endpoint(&shared.client, &s.namespace, &ch.secret, ch.type_).await {
+        let result = match endpoint::endpoint(
+            &shared.client,
+            &s.namespace,
+            &ch.secret,
+            ch.type_,
+            s.destinations,
+        )
+        .await
+        {
             Ok(ep) => endpoint::post(&shared.http, &ep, n.event.as_str(), &job.id, &body)
                 .await
                 .map_err(Failure::Send),
@@ -249,11 +257,8 @@ async fn attempts(shared: &Shared, ch: &Channel, job: &Job) -> Outcome {
                 } else {
                     "status_4xx"
                 };
-                let text = format!(
-                    "HTTP {}: {}",
-                    answer.status,
-                    answer.body.chars().take(200).collect::<String>()
-                );
+                // The status only: never the endpoint's body (see `http::Answer`).
+                let text = format!("HTTP {}", answer.status);
                 fail(shared, ch, n, class, text).await;
                 if !answer.retryable() {
                     return Outcome::GaveUp;
@@ -268,7 +273,7 @@ async fn attempts(shared: &Shared, ch: &Channel, job: &Job) -> Outcome {
 }
 
 /// Sends a test message to a channel (`kubectl gatehouse notify test`) and
-/// records the endpoint's answer on its status. Not in the ledger: every test
+/// records the endpoint's status code and timing on its status. Not in the ledger: every test
 /// request is sent once, and it is about the channel, not an object.
 pub async fn send_test(shared: Arc<Shared>, channel: NotificationChannel, requested: String) {
     let name = channel.name_any();
@@ -306,6 +311,7 @@ pub async fn send_test(shared: Arc<Shared>, channel: NotificationChannel, reques
         &s.namespace,
         &channel.spec.secret_ref.name,
         channel.spec.type_,
+        s.destinations,
     )
     .await
     {
@@ -319,13 +325,15 @@ pub async fn send_test(shared: Arc<Shared>, channel: NotificationChannel, reques
             requested,
             at: (shared.clock)(),
             status_code: Some(answer.status),
-            answer: answer.body,
+            elapsed: Some(format!("{}ms", answer.elapsed.as_millis())),
+            error: None,
         },
         Err(e) => TestRecord {
             requested,
             at: (shared.clock)(),
             status_code: None,
-            answer: e.to_string(),
+            elapsed: None,
+            error: Some(e.to_string()),
         },
     };
     info!(channel = %name, status = ?record.status_code, "test message sent");
@@ -344,6 +352,8 @@ impl Failure {
     fn label(&self) -> &'static str {
         match self {
             Failure::Send(e) => e.label(),
+            // The same rule as at connect time, caught earlier.
+            Failure::Secret(EndpointError::Refused { .. }) => "refused",
             Failure::Secret(_) => "secret",
         }
     }

@@ -344,6 +344,7 @@ impl Dispatcher {
                         &s.settings.namespace,
                         &ch.spec.secret_ref.name,
                         ch.spec.type_,
+                        s.settings.destinations,
                     ),
                 )
                 .await;
@@ -352,7 +353,7 @@ impl Dispatcher {
                         ready: true,
                         reason: "SecretFound",
                         message: format!(
-                            "Secret {}/{} holds what a {} channel needs",
+                            "Secret {}/{} holds what a {} channel needs, at an allowed address",
                             s.settings.namespace,
                             ch.spec.secret_ref.name,
                             ch.spec.type_.as_str()

@@ -2,11 +2,16 @@
 //! moment of sending, and one POST of one payload.
 //!
 //! The Secret is read with a GET at delivery time instead of being watched: the
-//! operator then needs only `get` on Secrets of its own namespace (a watch needs
-//! `list`, which would hand it every Secret there, Helm release data included),
-//! holds no key in memory between messages, and picks up a rotated address or
-//! key with the next message. Notifications are few and off the reconcile path,
-//! so the extra read costs nothing that matters.
+//! operator then needs only `get`, by name, on the channels' Secrets (a watch
+//! needs `list`, which cannot be limited to names), holds no key in memory
+//! between messages, and picks up a rotated address or key with the next
+//! message. Its Role names those Secrets (`resourceNames`), so no other Secret
+//! of its namespace is readable to it: a Secret it may not read makes the
+//! channel `SecretNotPermitted`, with the chart value to set. Notifications are
+//! few and off the reconcile path, so the extra read costs nothing that matters.
+//!
+//! The address is checked against [`super::destination`] here, so a refused one
+//! shows on the channel's Ready condition before anything is sent.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +20,7 @@ use kube::{Api, Client};
 use thiserror::Error;
 
 use super::{
+    destination::{Destinations, Refusal},
     hmac::{self, DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER},
     http::{Answer, Http, SendError},
 };
@@ -44,11 +50,24 @@ pub enum EndpointError {
         /// The key.
         key: &'static str,
     },
-    /// The address is not an http(s) URL.
-    #[error("Secret {name}: {ADDRESS_KEY:?} is not an http(s) URL")]
-    BadAddress {
+    /// The operator's RBAC does not let it read the Secret.
+    #[error(
+        "the operator may not read Secret {namespace}/{name}: list it in the chart value \
+         notifications.secretNames (gatehouse rbac --channel-secret {name})"
+    )]
+    Forbidden {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The address is not one the notifier sends to.
+    #[error("Secret {name}: {ADDRESS_KEY:?}: {refusal}")]
+    Refused {
         /// Name of the Secret.
         name: String,
+        /// Why.
+        refusal: Refusal,
     },
     /// Reading the Secret failed.
     #[error("reading Secret {name}: {source}")]
@@ -67,7 +86,8 @@ impl EndpointError {
         match self {
             EndpointError::NotFound { .. } => "SecretNotFound",
             EndpointError::MissingKey { .. } => "SecretIncomplete",
-            EndpointError::BadAddress { .. } => "InvalidAddress",
+            EndpointError::Forbidden { .. } => "SecretNotPermitted",
+            EndpointError::Refused { refusal, .. } => refusal.reason(),
             EndpointError::Kube { .. } => "SecretUnreadable",
         }
     }
@@ -93,11 +113,18 @@ pub async fn endpoint(
     namespace: &str,
     secret: &str,
     type_: ChannelType,
+    destinations: Destinations,
 ) -> Result<Endpoint, EndpointError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let found = api.get_opt(secret).await.map_err(|source| EndpointError::Kube {
-        name: secret.to_string(),
-        source,
+    let found = api.get_opt(secret).await.map_err(|source| match source {
+        kube::Error::Api(s) if s.code == 403 => EndpointError::Forbidden {
+            namespace: namespace.to_string(),
+            name: secret.to_string(),
+        },
+        source => EndpointError::Kube {
+            name: secret.to_string(),
+            source,
+        },
     })?;
     let Some(found) = found else {
         return Err(EndpointError::NotFound {
@@ -112,12 +139,12 @@ pub async fn endpoint(
     };
     let address = value(&data, ADDRESS_KEY).ok_or_else(|| missing(ADDRESS_KEY))?;
     let address = String::from_utf8_lossy(&address).trim().to_string();
-    let uri: Option<http::Uri> = address.parse().ok();
-    if !uri.is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()) {
-        return Err(EndpointError::BadAddress {
+    destinations
+        .check_url(&address)
+        .map_err(|refusal| EndpointError::Refused {
             name: secret.to_string(),
-        });
-    }
+            refusal,
+        })?;
     let token = value(&data, TOKEN_KEY);
     if type_ == ChannelType::Webhook && token.is_none() {
         return Err(missing(TOKEN_KEY));

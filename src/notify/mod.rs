@@ -10,6 +10,8 @@
 //! - [`deliver`]: one worker per channel: queue, retries, back-off, ledger;
 //! - [`ledger`]: what was sent, kept across restarts; [`hmac`]: signatures and
 //!   delivery ids; [`endpoint`] and [`http`]: the Secret and the POST;
+//!   [`destination`]: where messages may go (https; no metadata or, unless
+//!   allowed, private addresses), checked before every connection;
 //!   [`status`]: the channel's status.
 //!
 //! The controller only calls [`Notifier::observe_request`] after it wrote a
@@ -20,6 +22,7 @@
 pub mod certification;
 pub mod channel;
 pub mod deliver;
+pub mod destination;
 pub mod dispatch;
 pub mod endpoint;
 pub mod events;
@@ -63,6 +66,8 @@ pub struct Settings {
     pub backoff_max: StdDuration,
     /// How often channels are looked at (new, changed, test requested).
     pub channel_poll: StdDuration,
+    /// Where messages may go (`--notify-allow-private-destinations`).
+    pub destinations: destination::Destinations,
 }
 
 impl Settings {
@@ -76,6 +81,7 @@ impl Settings {
             backoff_min: StdDuration::from_secs(1),
             backoff_max: StdDuration::from_secs(300),
             channel_poll: StdDuration::from_secs(1),
+            destinations: destination::Destinations::default(),
         }
     }
 }
@@ -108,7 +114,7 @@ impl Notifier {
         settings: Settings,
         clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     ) -> Result<(Notifier, tokio::task::JoinHandle<()>), rustls::Error> {
-        let http = http::Http::new(settings.attempt_timeout)?;
+        let http = http::Http::new(settings.attempt_timeout, settings.destinations)?;
         let (tx, rx) = mpsc::channel(OBSERVATIONS);
         let shared = Arc::new(deliver::Shared {
             client,

@@ -8,8 +8,9 @@
 //! any other role fails at binding time with a clear status, not by widening the
 //! operator's own power.
 //!
-//! Users get three ClusterRoles to bind as they see fit: `gatehouse-requester`,
-//! `gatehouse-reviewer` and `gatehouse-create-on-behalf` (for GitOps controllers).
+//! Users get ClusterRoles to bind as they see fit: `gatehouse-requester`,
+//! `gatehouse-reviewer`, `gatehouse-create-on-behalf` (for GitOps controllers)
+//! and `gatehouse-notification-tester` (`notify test`, nothing else).
 //! None of them reaches a `/status` subresource: only the operator writes status.
 //!
 //! - [`operator`]: the operator's ServiceAccount, roles and bindings;
@@ -45,6 +46,9 @@ pub const REQUESTER_ROLE: &str = "gatehouse-requester";
 pub const REVIEWER_ROLE: &str = "gatehouse-reviewer";
 /// ClusterRole holding the `create-on-behalf` virtual verb (GitOps controllers).
 pub const ON_BEHALF_ROLE: &str = "gatehouse-create-on-behalf";
+/// ClusterRole of people who may ask for a channel's test message and nothing
+/// else (the `test` virtual verb); bound with a ClusterRoleBinding.
+pub const NOTIFICATION_TESTER_ROLE: &str = "gatehouse-notification-tester";
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// Verbs on the bindings the operator manages: it creates, watches, repairs
@@ -69,6 +73,9 @@ pub enum RbacError {
     /// The namespace is not a DNS-1123 label.
     #[error("namespace {0:?} is not a valid namespace name (lowercase letters, digits and '-', at most 63)")]
     InvalidNamespace(String),
+    /// A channel Secret name is not a DNS-1123 subdomain.
+    #[error("channel Secret {0:?} is not a valid Secret name (lowercase letters, digits, '-' and '.', at most 253)")]
+    InvalidSecretName(String),
     /// The service account name is not a DNS-1123 subdomain.
     #[error(
         "service account {0:?} is not a valid name (lowercase letters, digits, '-' and '.', at most 253)"
@@ -166,6 +173,9 @@ pub struct RbacOptions {
     /// (`remediation: Automatic`): it may then also patch and delete
     /// ClusterRoleBindings (RoleBindings it may change already, for grants).
     pub certification_remediation: bool,
+    /// The Secrets (in the operator's namespace) that notification channels
+    /// use: the only Secrets the operator may read. Empty: none.
+    pub channel_secrets: Vec<String>,
 }
 
 impl Default for RbacOptions {
@@ -180,6 +190,7 @@ impl Default for RbacOptions {
             namespace: "gatehouse-system".into(),
             service_account: "gatehouse".into(),
             certification_remediation: false,
+            channel_secrets: Vec::new(),
         }
     }
 }
@@ -197,6 +208,9 @@ impl RbacOptions {
         if self.certification_remediation {
             cmd.push_str(" --certification-remediation");
         }
+        for secret in &self.channel_secrets {
+            cmd.push_str(&format!(" --channel-secret {secret}"));
+        }
         cmd.push_str(&format!(
             " --namespace {} --service-account {}",
             self.namespace, self.service_account
@@ -213,6 +227,9 @@ impl RbacOptions {
         }
         if !is_dns_subdomain(&self.service_account) {
             return Err(RbacError::InvalidServiceAccount(self.service_account.clone()));
+        }
+        if let Some(bad) = self.channel_secrets.iter().find(|s| !is_dns_subdomain(s)) {
+            return Err(RbacError::InvalidSecretName(bad.clone()));
         }
         Ok(())
     }
@@ -315,6 +332,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(operator_rbac(&none), Err(RbacError::NoGrantableRoles)));
+        let bad_secret = RbacOptions {
+            channel_secrets: vec!["".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            operator_rbac(&bad_secret),
+            Err(RbacError::InvalidSecretName(_))
+        ));
         assert!(is_dns_subdomain("gatehouse.operator-1"));
         assert!(!is_dns_subdomain("gatehouse..x"));
         assert!(!is_dns_label("-x"));

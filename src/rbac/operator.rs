@@ -23,8 +23,8 @@ pub struct OperatorRbac {
     pub leader_election_role: Role,
     /// Binds the leader-election Role to the ServiceAccount.
     pub leader_election_binding: RoleBinding,
-    /// Notification channels' Secrets (read) and delivery ledgers (ConfigMaps),
-    /// in the operator's namespace only.
+    /// Notification channels' Secrets (read, by name) and delivery ledgers
+    /// (ConfigMaps), in the operator's namespace only.
     pub notifications_role: Role,
     /// Binds the notifications Role to the ServiceAccount.
     pub notifications_binding: RoleBinding,
@@ -153,7 +153,7 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
     rules.push(rule(
         GROUP,
         &["notificationchannels/status"],
-        &["update", "patch"],
+        &["update", "patch", WRITE_STATUS],
     ));
     rules
 }
@@ -206,15 +206,23 @@ pub fn operator_rbac(opts: &RbacOptions) -> Result<OperatorRbac, RbacError> {
             },
             subjects: Some(vec![subject.clone()]),
         },
-        // `get` only on Secrets: a channel's Secret is read by name when a message
-        // is sent; never listed or watched, so no other Secret of the namespace is
-        // ever read. Ledgers are ConfigMaps it creates and replaces.
+        // `get` on the channels' Secrets by name, and on no other: RBAC, not the
+        // operator's good behaviour, keeps it from the namespace's other Secrets
+        // (Helm release data, tokens). Without names there is no Secret rule at
+        // all: an empty resourceNames would mean every Secret. Ledgers are
+        // ConfigMaps it creates and replaces.
         notifications_role: Role {
             metadata: meta(NOTIFICATIONS_ROLE, Some(ns), "operator"),
-            rules: Some(vec![
-                rule("", &["secrets"], &["get"]),
-                rule("", &["configmaps"], &["get", "create", "update"]),
-            ]),
+            rules: Some(
+                (!opts.channel_secrets.is_empty())
+                    .then(|| PolicyRule {
+                        resource_names: Some(opts.channel_secrets.clone()),
+                        ..rule("", &["secrets"], &["get"])
+                    })
+                    .into_iter()
+                    .chain([rule("", &["configmaps"], &["get", "create", "update"])])
+                    .collect(),
+            ),
         },
         notifications_binding: RoleBinding {
             metadata: meta(NOTIFICATIONS_ROLE, Some(ns), "operator"),

@@ -3,11 +3,11 @@
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 
 use super::*;
-use crate::admission::CREATE_ON_BEHALF;
+use crate::admission::{CREATE_ON_BEHALF, TEST_CHANNELS};
 use crate::api::GROUP;
 
-/// ClusterRoles for people: `gatehouse-requester`, `gatehouse-reviewer` and
-/// `gatehouse-create-on-behalf`. Bind them with RoleBindings per namespace (or a
+/// ClusterRoles for people: `gatehouse-requester`, `gatehouse-reviewer`,
+/// `gatehouse-create-on-behalf` and `gatehouse-notification-tester`. Bind them with RoleBindings per namespace (or a
 /// ClusterRoleBinding: AccessPolicies are cluster-scoped, so reading them takes one).
 /// None grants update, delete or any `/status`.
 pub fn user_roles() -> Vec<ClusterRole> {
@@ -57,6 +57,19 @@ pub fn user_roles() -> Vec<ClusterRole> {
                 GROUP,
                 &["approvalrequests", "accessreviews"],
                 &[CREATE_ON_BEHALF],
+            )],
+        ),
+        // `kubectl gatehouse notify test`: a patch of the channel's test annotation,
+        // which the gatehouse-notification-channels admission policy lets through
+        // with the `test` verb while everything else stays as it was (changing a
+        // channel needs `update`). Channels are cluster-scoped: bind it with a
+        // ClusterRoleBinding (chart value `notifications.testers`).
+        user_role(
+            NOTIFICATION_TESTER_ROLE,
+            vec![rule(
+                GROUP,
+                &["notificationchannels"],
+                &["get", "list", "watch", "patch", TEST_CHANNELS],
             )],
         ),
     ]

@@ -13,6 +13,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod channels;
 mod launch;
 mod memory;
 mod removal;

@@ -8,7 +8,9 @@
 //! namespace not labelled with its scope: its reads are untouched, so it
 //! still sees, and tries to act on, the others' requests, and is refused.
 //! Cluster-scoped writes (the ClusterRoleBinding of a cluster-wide grant) are
-//! not fenced: no scenario asks for one.
+//! not fenced: no scenario asks for one. NotificationChannels are the exception:
+//! every operator reads them all, so a channel belongs to the scope named by its
+//! own `LABEL`, and an operator writes (its status) only to its scope's channels.
 //!
 //! Scopes: `shared-RUN` for the operator all shared scenarios of one test run
 //! use, the namespace's name for a scenario with its own operators. An operator
@@ -68,13 +70,16 @@ pub async fn install(admin: &Client, probe: Client) {
                 "expression": "request.userInfo.username.split(':')[request.userInfo.username.startsWith('system:serviceaccount:') ? 2 : 1]"
             }],
             "validations": [{
-                // Cluster-scoped objects have no namespace to fence.
+                // Other cluster-scoped objects have no namespace to fence.
                 "expression": format!(
-                    "namespaceObject == null || \
+                    "namespaceObject == null ? \
+                     (request.resource.resource != 'notificationchannels' || \
+                      (object != null && has(object.metadata.labels) && '{LABEL}' in object.metadata.labels && \
+                       object.metadata.labels['{LABEL}'] == variables.scope)) : \
                      (has(namespaceObject.metadata.labels) && '{LABEL}' in namespaceObject.metadata.labels && \
                       namespaceObject.metadata.labels['{LABEL}'] == variables.scope)"
                 ),
-                "messageExpression": "'e2e fence: ' + request.userInfo.username + ' may not write in ' + request.namespace"
+                "messageExpression": "'e2e fence: ' + request.userInfo.username + ' may not write ' + request.resource.resource + ' ' + request.name + (namespaceObject != null ? ' in ' + namespaceObject.metadata.name : '')"
             }]
         }
     });

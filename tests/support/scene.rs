@@ -69,7 +69,9 @@ impl Scene {
                 );
             } else {
                 let kubeconfig = cluster.operator_kubeconfig(&cluster.dir, &scope);
-                let args = ["--leader-election=false"];
+                // No notifications: channels are cluster-wide, and a scenario about
+                // them runs an operator of its own.
+                let args = ["--leader-election=false", "--notifications=false"];
                 *slot = Some(Operator::start(&kubeconfig, "shared", &args, &cluster.dir).await);
             }
             let operator = slot.as_ref().unwrap();

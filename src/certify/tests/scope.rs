@@ -395,3 +395,39 @@ fn item_names_end_in_sixty_four_bits_of_sha256_over_the_whole_key() {
     // SHA-256("") starts e3b0c44298fc1c14: the parts are hashed, not a checksum of them.
     assert_eq!(key_hash(&[]), "e3b0c44298fc1c14");
 }
+
+#[test]
+fn a_binding_memory_holds_only_in_part_is_skipped_whole_and_never_judged_gone() {
+    // The operator's copy of a binding of 15,000 subjects (controller::trim):
+    // its first subjects and the mark saying how many it has.
+    let marked = PAYMENTS.replace(
+        "name: devs-edit, namespace: payments,",
+        "name: devs-edit, namespace: payments, annotations: {gatehouse.dev/cached-subjects-truncated-from: \"15000\"},",
+    );
+    let inv = cluster(&marked);
+    let l = launched(&campaign(TWO_LEVELS), &inv);
+    assert!(
+        l.items.is_empty(),
+        "part of a binding is never reviewed as if it were all"
+    );
+    assert_eq!(l.skipped.len(), 1);
+    assert_eq!(l.skipped[0].reason, crate::api::SkipReason::TooLarge);
+    assert!(
+        l.skipped[0].message.contains("15000 subjects"),
+        "{}",
+        l.skipped[0].message
+    );
+
+    // An item of an earlier run whose subject is past what memory holds: not
+    // known to be gone, so not Done, and nothing is written.
+    let earlier = item_of(&launched(&campaign(TWO_LEVELS), &cluster(PAYMENTS)), "bob");
+    let without_bob = marked.replace("- {kind: User, name: bob}\n", "");
+    let (status, step) = crate::certify::remediation::plan(&earlier.spec, &cluster(&without_bob), None);
+    assert_eq!(
+        status.state,
+        crate::api::RemediationState::Pending,
+        "{}",
+        status.message
+    );
+    assert!(step.is_none());
+}

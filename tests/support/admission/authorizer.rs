@@ -105,6 +105,8 @@ pub fn parse_authorizer(expr: &str, adm: &Admission) -> AuthzCheck {
             "resource" => check.resource = value(),
             "subresource" => check.subresource = value(),
             "namespace" => check.namespace = value(),
+            // Grants here are for every name (no resourceNames): the name is read, not matched.
+            "name" => drop(value()),
             "check" => check.verb = value(),
             "allowed" if arg.is_empty() => allowed = true,
             other => panic!("the authorizer model does not know .{other}({arg})"),

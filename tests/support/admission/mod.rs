@@ -61,6 +61,7 @@ impl Admission {
             "AccessPolicy" => "accesspolicies",
             "AccessCertification" => "accesscertifications",
             "AccessCampaign" => "accesscampaigns",
+            "NotificationChannel" => "notificationchannels",
             other => panic!("not a Gatehouse kind: {other}"),
         };
         Admission {
