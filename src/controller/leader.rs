@@ -10,6 +10,15 @@
 //! acting before anyone else can start: two replicas never act at once. No
 //! instant written in the Lease is compared across machines, so clock skew
 //! between nodes does not matter.
+//!
+//! Takeover after a crash: a candidate tries again exactly when the lease
+//! duration since it last saw the Lease change runs out (not at its next
+//! retry tick), so with the default 8 s lease and 1 s retry a standby takes a
+//! dead leader's Lease at most 9 s after the leader's last renewal. The fencing
+//! margin (lease duration minus renew deadline: 2.7 s by default) is what
+//! keeps a cut-off holder's last in-flight requests from landing after the new
+//! leader starts. On shutdown the holder releases the Lease only once the
+//! caller has stopped acting (see [`elect`]) and [`RELEASE_MARGIN`] has passed.
 
 use std::time::Duration;
 
@@ -44,23 +53,39 @@ pub struct LeaseSettings {
     pub retry: Duration,
 }
 
+/// The lease duration of `gatehouse run` unless `--lease-duration` says otherwise.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(8);
+
+/// After it stopped acting, a holder that shuts down waits this long before it
+/// releases the Lease: a request it had sent and then given up on lands first.
+pub const RELEASE_MARGIN: Duration = Duration::from_secs(1);
+
 impl LeaseSettings {
-    /// The client-go defaults: 15 s lease, 10 s renew deadline, 2 s retry.
+    /// The defaults: an 8 s lease, so a standby takes a dead leader's Lease
+    /// within 9 s.
     pub fn new(name: &str, namespace: &str, identity: &str) -> Self {
+        Self::with_duration(name, namespace, identity, DEFAULT_LEASE_DURATION)
+    }
+
+    /// A lease of `lease_duration`: the holder stops acting after two thirds of
+    /// it without a successful renewal (the last third is the fencing margin),
+    /// and renews (or a candidate retries) every eighth of it, 250 ms at least.
+    pub fn with_duration(name: &str, namespace: &str, identity: &str, lease_duration: Duration) -> Self {
         LeaseSettings {
             name: name.into(),
             namespace: namespace.into(),
             identity: identity.into(),
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry: Duration::from_secs(2),
+            lease_duration,
+            renew_deadline: lease_duration * 2 / 3,
+            retry: (lease_duration / 8).max(Duration::from_millis(250)),
         }
     }
 }
 
 /// Takes part in the election until `stop` turns true; `leading` says, at every
 /// moment, whether this replica may act. Releases the Lease on the way out so a
-/// standby takes over at once.
+/// standby takes over at once: turn `stop` true only once nothing acts any more
+/// (the release waits [`RELEASE_MARGIN`] more).
 pub async fn elect(
     client: Client,
     s: LeaseSettings,
@@ -82,6 +107,7 @@ pub async fn elect(
                 let _ = leading.send(false);
                 seen = None;
                 if *stop.borrow() {
+                    tokio::time::sleep(RELEASE_MARGIN).await;
                     release(&api, &s).await;
                     break;
                 }
@@ -90,8 +116,18 @@ pub async fn elect(
             Ok(false) => {}
             Err(e) => warn!(error = %e, lease = %s.name, "leader election: cannot read or take the lease"),
         }
+        // Try again after a retry period, or exactly when the Lease we saw
+        // unchanged lapses, whichever comes first.
+        let lapses = seen
+            .as_ref()
+            .map(|(_, at)| (*at + s.lease_duration).saturating_duration_since(Instant::now()));
+        let pause = lapses.map_or(s.retry, |l| {
+            s.retry
+                .min(l + Duration::from_millis(1))
+                .max(Duration::from_millis(50))
+        });
         tokio::select! {
-            _ = tokio::time::sleep(s.retry) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => {}
         }
     }

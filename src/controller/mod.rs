@@ -8,7 +8,8 @@
 //! - [`certify`] runs access-certification campaigns and their items, in
 //!   controllers of their own;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`] says
-//!   whether the process can be trusted; [`leader`] makes one replica act;
+//!   whether the process can be trusted; [`leader`] makes one replica act,
+//!   while [`standby`] removes expired grants on the others;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
@@ -26,6 +27,7 @@ pub mod owned;
 mod reconcile;
 mod record;
 pub mod run;
+pub mod standby;
 pub mod sweep;
 pub mod trim;
 pub mod watch;

@@ -29,7 +29,7 @@ use super::{
     health::{Health, Thresholds},
     leader::{self, LeaseSettings},
     metrics::Metrics,
-    reconcile, sweep,
+    reconcile, standby, sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -54,8 +54,9 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
     pub lease_namespace: String,
     /// How long a Lease nobody renews stays taken (Go duration); the holder stops
-    /// acting after two thirds of it without a successful renewal.
-    #[arg(long, env = "GATEHOUSE_LEASE_DURATION", default_value = "15s")]
+    /// acting after two thirds of it without a successful renewal, and a standby
+    /// takes a dead leader's Lease within this plus an eighth of it.
+    #[arg(long, env = "GATEHOUSE_LEASE_DURATION", default_value = "8s")]
     pub lease_duration: String,
     /// Requests reconciled in parallel.
     #[arg(long, env = "GATEHOUSE_CONCURRENCY", default_value_t = 64)]
@@ -321,18 +322,31 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if args.leader_election {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("gatehouse-{}", std::process::id()));
-        let mut settings = LeaseSettings::new(&args.lease_name, &args.lease_namespace, &identity);
-        settings.lease_duration = lease_duration;
-        settings.renew_deadline = lease_duration * 2 / 3;
-        settings.retry = (lease_duration / 7).max(StdDuration::from_millis(500));
+        let settings =
+            LeaseSettings::with_duration(&args.lease_name, &args.lease_namespace, &identity, lease_duration);
         let (leading_tx, mut leading) = watch::channel(false);
-        let election = tokio::spawn(leader::elect(client, settings, leading_tx, shutdown.clone()));
+        // The election stops (and releases the Lease) only after this replica
+        // stopped acting, not at SIGTERM: two replicas never act at once.
+        let (release, release_rx) = watch::channel(false);
+        let election = tokio::spawn(leader::elect(client, settings, leading_tx, release_rx));
         let mut stop = shutdown.clone();
         loop {
             info!(identity = %identity, lease = %args.lease_name, "waiting to become the leader");
+            // Meanwhile, expired grants are removed on time (and nothing else
+            // done): dropped the moment this replica leads.
+            let standby = standby::remove_expired(
+                operator.client.clone(),
+                operator.cache.clone(),
+                &operator.hub.requests,
+                chrono::Utc::now,
+            );
             tokio::select! {
                 _ = wait_for(&mut leading, true) => {},
                 _ = wait_for(&mut stop, true) => break,
+                () = standby => {},
+            }
+            if !*leading.borrow() {
+                continue;
             }
             let mut lost = leading.clone();
             operator
@@ -342,7 +356,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 break;
             }
         }
-        // The election task releases the Lease on shutdown, for the next replica.
+        // Nothing acts any more: the election task releases the Lease, for the
+        // next replica.
+        info!(
+            margin_ms = leader::RELEASE_MARGIN.as_millis() as u64,
+            "stopped acting; releasing the lease after the margin"
+        );
+        let _ = release.send(true);
         let _ = election.await;
     } else {
         operator.act(shutdown.clone(), std::future::pending()).await;
@@ -462,24 +482,43 @@ impl Operator {
                     }
                 }
             });
+        tokio::pin!(fence);
+        let mut fenced = false;
         tokio::select! {
             _ = controller => {}
-            _ = fence => warn!("leadership lost: stopped acting"),
+            _ = &mut fence => fenced = true,
+        }
+        if fenced {
+            warn!("leadership lost: stopped acting");
         }
         sweeper.abort();
         watchdog.abort();
-        for c in certification {
-            // On SIGTERM their in-flight reconciles finish (graceful shutdown);
-            // when leadership is lost they stop at once.
-            if *shutdown.borrow() {
-                let _ = tokio::time::timeout(StdDuration::from_secs(10), c).await;
-            } else {
-                c.abort();
+        for mut c in certification {
+            // On SIGTERM their in-flight reconciles finish (graceful shutdown),
+            // for 10 s at most and only while this replica still leads; when
+            // leadership is lost they stop at once. Either way the task is
+            // ended before this returns: the Lease is released only after.
+            if *shutdown.borrow() && !fenced {
+                tokio::select! {
+                    ended = tokio::time::timeout(StdDuration::from_secs(10), &mut c) => {
+                        if ended.is_ok() {
+                            continue;
+                        }
+                    }
+                    _ = &mut fence => fenced = true,
+                }
             }
+            c.abort();
+            let _ = c.await;
         }
         if let Some(n) = notifier {
             n.abort();
+            let _ = n.await;
         }
+        // Aborted above; awaited here so that nothing of this term of
+        // leadership is left running when this returns.
+        let _ = sweeper.await;
+        let _ = watchdog.await;
         self.hub.requests.disconnect();
         self.hub.items.disconnect();
         self.hub.campaigns.disconnect();

@@ -15,6 +15,7 @@
 mod support;
 
 mod burst;
+mod failover;
 mod partition;
 mod restart;
 

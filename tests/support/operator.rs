@@ -116,6 +116,13 @@ impl Operator {
             .unwrap_or_else(|| panic!("GET {path} on the operator {}", self.identity))
     }
 
+    /// Sends SIGTERM (a rolling update, a node drain): it stops gracefully.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
     /// Resident memory now and its peak (VmRSS, VmHWM), in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
