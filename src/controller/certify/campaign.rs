@@ -81,6 +81,11 @@ fn ready(
     }
 }
 
+/// How long after a run's start its items are taken from memory: a binding
+/// written just before the start (a campaign applied right after its bindings)
+/// reaches the watches within this, even on a busy API server.
+const LAUNCH_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 fn plan_of(campaign: &AccessCampaign, run: &CampaignRun) -> RunPlan {
     RunPlan {
         campaign: campaign.name_any(),
@@ -120,7 +125,14 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
         current = start_due_run(ctx, current, &mut status, now).await?;
     }
     let mut wait = None;
-    if let Some(run) = status.runs.last_mut().filter(|r| r.launched_at.is_none()) {
+    let unlaunched = status.runs.last_mut().filter(|r| r.launched_at.is_none());
+    // What was written just before the run started may still be on its way to
+    // memory: items are taken from memory a moment after the start, not at it.
+    let settled = |r: &CampaignRun| r.started_at + LAUNCH_SETTLE;
+    if let Some(run) = unlaunched.as_ref().filter(|r| now < settled(r)) {
+        let left = (settled(run) - now).to_std().unwrap_or_default();
+        wait = Some(left);
+    } else if let Some(run) = unlaunched {
         let plan = plan_of(&current, run);
         let progress = launch::launch(ctx, &current, &plan).await?;
         if progress.complete {
