@@ -198,6 +198,7 @@ pub fn deployment(namespace: &str) -> Deployment {
                     "--sweep-interval=2m",
                     "--concurrency=16",
                     "--certification-remediation=false",
+                    "--certification-min-review-window=1h",
                     "--notify-allow-private-destinations=false",
                 ]
                 .iter()

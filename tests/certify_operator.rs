@@ -12,8 +12,13 @@ use std::sync::{
 
 use chrono::{DateTime, Utc};
 use gatehouse::{
-    api::{AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, RemediationState},
-    certify::{inventory::Observed, issue::spec_digest, scope, Inventory, RunPlan, RunTrigger},
+    api::{
+        AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, RemediationHold,
+        RemediationState,
+    },
+    certify::{
+        inventory::Observed, issue::spec_digest, scope, Inventory, OperatorIdentity, RunPlan, RunTrigger,
+    },
     controller::{
         cache::{Cache, Writers},
         certify::{self, Settings},
@@ -72,6 +77,8 @@ fn campaign(remediation: &str) -> AccessCampaign {
 }
 
 struct Rig {
+    /// What the fake answers when the operator asks whether it may bind a role.
+    bindable: Arc<AtomicBool>,
     client: Client,
     cache: Arc<Cache>,
     writers: tokio::sync::Mutex<Writers>,
@@ -86,6 +93,17 @@ impl Rig {
     async fn new(bindings: Vec<Value>, remediation: &str, settings: Settings, funcs: Funcs) -> Rig {
         let mut objects = bindings;
         objects.push(edit_role());
+        // The API server's answer to a SelfSubjectAccessReview for `bind`.
+        let bindable = Arc::new(AtomicBool::new(true));
+        let answer = bindable.clone();
+        let funcs = funcs.create(move |c| {
+            if c.object["kind"] != "SelfSubjectAccessReview" {
+                return Ok(None);
+            }
+            let mut review = c.object.clone();
+            review["status"] = json!({"allowed": answer.load(Ordering::SeqCst)});
+            Ok(Some(review))
+        });
         let client = fake_api(objects, funcs).await;
         let (cache, mut writers) = Cache::new();
         let campaign = campaign(remediation);
@@ -93,14 +111,16 @@ impl Rig {
             .campaigns
             .apply_watcher_event(&Event::Apply(campaign.clone()));
         let clock = Arc::new(Mutex::new(at("04T00:00")));
-        let ctx = certify::Context::new(
+        let mut ctx = certify::Context::new(
             client.clone(),
             cache.clone(),
             Arc::new(Metrics::default()),
             Arc::new(move || *clock.lock().unwrap()),
             settings,
         );
+        ctx.identity = Some(OperatorIdentity::default_install());
         let rig = Rig {
+            bindable,
             client,
             cache,
             writers: tokio::sync::Mutex::new(writers),
@@ -405,6 +425,65 @@ async fn a_failed_removal_is_recorded_and_retried() {
     let done = rig.reconcile(&failed).await;
     assert_eq!(remediation(&done).state, RemediationState::Done);
     assert_eq!(rig.subjects("devs-edit").await.unwrap(), ["bob"]);
+}
+
+#[tokio::test]
+async fn a_role_the_operator_may_not_bind_is_never_removed_not_even_by_a_delete() {
+    // Kubernetes checks `bind` for a patch of a binding but not for a delete:
+    // the operator asks first, and removes only what it could have granted.
+    let rig = Rig::new(
+        vec![binding("carol-edit", &["carol"])],
+        "Automatic",
+        automatic(),
+        Funcs::new(),
+    )
+    .await;
+    rig.bindable.store(false, Ordering::SeqCst);
+    let carol = rig.item("carol", false).await;
+    rig.revoke_at_both_levels(&carol).await;
+    let held = rig.reconcile(&carol).await;
+    assert_eq!(
+        rig.subjects("carol-edit").await.unwrap(),
+        ["carol"],
+        "not deleted"
+    );
+    let rem = remediation(&held);
+    assert_eq!(
+        (rem.state, rem.hold),
+        (RemediationState::Pending, Some(RemediationHold::RoleNotBindable))
+    );
+    assert!(
+        rem.message.contains("the operator may not bind ClusterRole/edit"),
+        "{}",
+        rem.message
+    );
+    assert!(
+        rem.command
+            .as_deref()
+            .is_some_and(|c| c.contains("kubectl delete --raw")),
+        "{:?}",
+        rem.command
+    );
+
+    // Once RBAC lets it bind the role (and the brief cached answer is gone: a
+    // new operator process), it removes the access.
+    rig.bindable.store(true, Ordering::SeqCst);
+    let mut ctx = certify::Context::new(
+        rig.client.clone(),
+        rig.cache.clone(),
+        Arc::new(Metrics::default()),
+        Arc::new(|| at("04T00:00")),
+        automatic(),
+    );
+    ctx.identity = Some(OperatorIdentity::default_install());
+    rig.fill().await;
+    let current = rig
+        .cache
+        .items
+        .get(&kube::runtime::reflector::ObjectRef::from_obj(&held))
+        .unwrap();
+    certify::reconcile_item(current, Arc::new(ctx)).await.unwrap();
+    assert!(rig.subjects("carol-edit").await.is_none(), "deleted");
 }
 
 #[tokio::test]

@@ -193,7 +193,13 @@ async fn notifications_on_a_real_api_server() {
             .await
             .unwrap();
     }
-    let operator_args = ["--leader-election=false", "--lease-namespace", sys.as_str()];
+    // The certification run falls due within the test (one hour by default).
+    let operator_args = [
+        "--leader-election=false",
+        "--lease-namespace",
+        sys.as_str(),
+        "--certification-min-review-window=10s",
+    ];
 
     // The receiver, its Secret in the operator's namespace, and the channel.
     let rx = Receiver::default();

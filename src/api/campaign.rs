@@ -50,9 +50,14 @@ pub struct AccessCampaignSpec {
     #[schemars(length(min = 1, max = 64), regex(pattern = TIMEZONE_PATTERN))]
     pub time_zone: Option<String>,
     /// How long reviewers have, from the start of a run (Go duration). Default
-    /// 336h (two weeks).
+    /// 336h (two weeks). The API server refuses a window under one second; the
+    /// operator refuses (condition `Ready`, reason `ReviewWindowTooShort`) one
+    /// under its minimum, one hour unless its installer lowered it
+    /// (`--certification-min-review-window`): a review nobody has time for would
+    /// hand every item to `onNoDecision` at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 64))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("duration: reviewers need time; a review window is at least one second here, and the operator's minimum (one hour by default) beyond that"))]
     pub duration: Option<String>,
     /// Which bindings and subjects a run reviews.
     #[serde(default)]
@@ -76,6 +81,17 @@ pub struct AccessCampaignSpec {
     /// remove it. `Automatic`: the operator removes revoked subjects itself.
     #[serde(default)]
     pub remediation: RemediationMode,
+    /// Protected access that `remediation: Automatic` may remove in this
+    /// campaign's runs anyway. By default the operator removes none of it itself
+    /// (the item stays `Pending` with the reason and the command for an admin):
+    /// `BootstrapBinding` (the API server's and kubeadm's ClusterRoleBindings),
+    /// `KubeSystem` (RoleBindings in kube-system), `ClusterAdminEquivalent` (a
+    /// role with every verb on every resource), `PrivilegeEscalation` (a role
+    /// with escalate, bind or impersonate). Even then the operator removes only
+    /// access to a role it may `bind` itself, and never its own access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub remove_protected: Vec<Protection>,
     /// Namespace where the run's AccessCertification items, and the reviews that
     /// decide them, live. Default `gatehouse-system`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +227,23 @@ pub enum NoDecision {
     Revoke,
     /// The recommendation decides: removed if it was `Revoke`, kept otherwise.
     Recommendation,
+}
+
+/// Access the operator does not remove by itself unless a campaign allows it
+/// (`removeProtected`). Its own access is not among them: it is never removed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+pub enum Protection {
+    /// A ClusterRoleBinding named `system:*` or `kubeadm:*` or labelled
+    /// `kubernetes.io/bootstrapping=rbac-defaults`, or such a RoleBinding in
+    /// kube-public: the API server's and kubeadm's own.
+    BootstrapBinding,
+    /// A RoleBinding in kube-system.
+    KubeSystem,
+    /// The role grants every verb on every resource.
+    ClusterAdminEquivalent,
+    /// The role grants `escalate` or `bind` on roles, or `impersonate` (users,
+    /// groups; ServiceAccounts through a ClusterRoleBinding).
+    PrivilegeEscalation,
 }
 
 /// Who removes revoked access.

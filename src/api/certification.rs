@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BindingKind, Condition, Decision, Justification, NoDecision, Principals, RemediationMode, RoleRef,
-    Subject, NAME_PATTERN,
+    BindingKind, Condition, Decision, Justification, NoDecision, Principals, Protection, RemediationMode,
+    RoleRef, Subject, NAME_PATTERN,
 };
 
 /// One subject's access through one binding, to be certified in one campaign run
@@ -105,6 +105,10 @@ pub struct ReviewRules {
     /// Who removes revoked access.
     #[serde(default)]
     pub remediation: RemediationMode,
+    /// Protected access the operator may remove anyway (the campaign's
+    /// `removeProtected`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_protected: Vec<Protection>,
 }
 
 /// The reviewers of one level of one item.
@@ -397,6 +401,13 @@ pub struct RemediationStatus {
     /// The tool that owns the binding, when `ManagedExternally`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<ExternalManager>,
+    /// Why the operator leaves this removal to an admin, when it does:
+    /// `OperatorIdentity`, `BootstrapBinding`, `KubeSystem`,
+    /// `ClusterAdminEquivalent`, `PrivilegeEscalation` (protected access),
+    /// `RoleNotBindable` (it may not bind the role, so it could not have granted
+    /// it), `IdentityUnknown` (it could not learn who it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<RemediationHold>,
     /// What to do or what happened, in words.
     pub message: String,
     /// While `Pending` and the operator does not remove the access itself
@@ -420,6 +431,38 @@ pub enum RemediationState {
     ManagedExternally,
     /// The binding reviewed no longer exists (deleted, or re-created with another uid).
     Gone,
+}
+
+/// Why the operator does not remove revoked access itself.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RemediationHold {
+    /// The subject is the operator's own identity (user, ServiceAccount or one of
+    /// its groups): without that access it would stop removing expired grants.
+    OperatorIdentity,
+    /// A bootstrap binding of the API server or kubeadm.
+    BootstrapBinding,
+    /// A RoleBinding in kube-system.
+    KubeSystem,
+    /// The role grants every verb on every resource.
+    ClusterAdminEquivalent,
+    /// The role grants escalate, bind or impersonate.
+    PrivilegeEscalation,
+    /// The operator may not bind the role: it removes only what it could have granted.
+    RoleNotBindable,
+    /// The operator does not know its own identity (SelfSubjectReview failed),
+    /// so it cannot tell whether this is its own access.
+    IdentityUnknown,
+}
+
+impl From<Protection> for RemediationHold {
+    fn from(p: Protection) -> Self {
+        match p {
+            Protection::BootstrapBinding => RemediationHold::BootstrapBinding,
+            Protection::KubeSystem => RemediationHold::KubeSystem,
+            Protection::ClusterAdminEquivalent => RemediationHold::ClusterAdminEquivalent,
+            Protection::PrivilegeEscalation => RemediationHold::PrivilegeEscalation,
+        }
+    }
 }
 
 /// The change that removes the access.
@@ -544,5 +587,6 @@ display_as_debug!(
     Outcome,
     Recommendation,
     RemediationState,
+    RemediationHold,
     ReviewVerdict
 );

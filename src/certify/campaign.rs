@@ -98,6 +98,49 @@ pub fn problems(campaign: &AccessCampaign) -> Vec<String> {
     out
 }
 
+/// A review window shorter than the operator's minimum: reviewers would not
+/// have time, and every item would fall to `onNoDecision` at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.duration: the review window {window} is shorter than this operator's minimum of {minimum} (reviewers need time to decide; the minimum is the operator's --certification-min-review-window)")]
+pub struct ReviewWindowTooShort {
+    /// The campaign's window, as written.
+    pub window: String,
+    /// The minimum, as configured.
+    pub minimum: String,
+}
+
+impl ReviewWindowTooShort {
+    /// The reason of the campaign's `Ready` condition.
+    pub const REASON: &'static str = "ReviewWindowTooShort";
+}
+
+/// Checks the campaign's review window against the operator's minimum. A
+/// window that does not parse is one of [`problems`], not this.
+pub fn review_window(
+    campaign: &AccessCampaign,
+    minimum: chrono::Duration,
+) -> Result<(), ReviewWindowTooShort> {
+    match review_period(campaign) {
+        Ok(d) if d < minimum => Err(ReviewWindowTooShort {
+            window: campaign
+                .spec
+                .duration
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_DURATION.into()),
+            minimum: duration::format(minimum),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// When a run that starts now is due: its planned due time, but never less than
+/// the minimum window from now. A run started late (a scheduled start missed
+/// while the operator was down, an on-demand request dated in the past) still
+/// gives reviewers the minimum instead of falling due at once.
+pub fn due_at(planned: DateTime<Utc>, now: DateTime<Utc>, minimum: chrono::Duration) -> DateTime<Utc> {
+    planned.max(now + minimum)
+}
+
 /// Until when a run's items and their reviews are kept: the due time plus the
 /// campaign's retention (default one year).
 pub fn retention_until(campaign: &AccessCampaign, run: &RunPlan) -> Result<DateTime<Utc>, String> {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{
     assess::{assess, Assessment},
     inventory::{BindingFacts, Inventory},
+    protect::OperatorIdentity,
     remediation::{plan, RemediationStep},
     replay::{listed, replay, Closure, Replay, ReplayInput},
 };
@@ -38,6 +39,9 @@ pub struct ItemInput<'a> {
     pub inventory: &'a Inventory,
     /// The evaluation time.
     pub now: DateTime<Utc>,
+    /// Who the operator is (its own access is never removed); `None` when not
+    /// known.
+    pub operator: Option<&'a OperatorIdentity>,
 }
 
 /// The operator's verdict on one review, for the review's own status.
@@ -229,7 +233,7 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
         // no longer "Gone before remediation".
         (Outcome::Remove, Some(done)) => (Some(done.clone()), None),
         (Outcome::Remove, None) => {
-            let (s, step) = plan(spec, input.inventory);
+            let (s, step) = plan(spec, input.inventory, input.operator);
             (Some(s), step)
         }
         _ => (None, None),

@@ -5,9 +5,10 @@
 //! into items, one per binding × subject ([`scope`]). Each item carries a
 //! recommendation computed from the role's effective rules and the binding's
 //! staleness ([`rules`], [`risk`], [`assess`]). Reviewers decide with AccessReviews;
-//! [`replay`] replays them level by level, and [`remediation`] says what removing a
-//! revoked subject takes. [`schedule`] says when runs start, [`campaign`] what the
-//! campaign's own status says. [`evaluate()`] puts it together into the status the
+//! [`replay`] replays them level by level, [`remediation`] says what removing a
+//! revoked subject takes, and [`protect`] what the operator never removes by
+//! itself. [`schedule`] says when runs start, [`campaign`] what the campaign's own
+//! status says. [`evaluate()`] puts it together into the status the
 //! operator writes. [`convert`] checks `convertTo` against the request admission code.
 //! [`issue`] says which items the operator issued (the only ones it trusts).
 //!
@@ -21,6 +22,7 @@ pub mod evaluate;
 pub mod inventory;
 pub mod issue;
 pub mod naming;
+pub mod protect;
 pub mod remediation;
 pub mod replay;
 pub mod risk;
@@ -32,6 +34,7 @@ pub mod system;
 pub use self::{
     evaluate::{evaluate, ItemEvaluation, ItemInput, Verdict},
     inventory::{BindingFacts, Inventory},
+    protect::OperatorIdentity,
     remediation::RemediationStep,
     schedule::{RunPlan, RunTrigger, Schedule, ScheduleError},
     scope::{launch, Exclusion, ExclusionReason, Launch},
@@ -52,6 +55,9 @@ pub const RUN_LABEL: &str = "gatehouse.dev/run";
 pub const DEFAULT_REVIEW_NAMESPACE: &str = "gatehouse-system";
 /// How long reviewers have when a campaign names no duration.
 pub const DEFAULT_DURATION: &str = "336h";
+/// The shortest review window the operator accepts unless its installer set
+/// another (`--certification-min-review-window`).
+pub const MIN_REVIEW_WINDOW: &str = "1h";
 /// How long items are kept after their run when a campaign names no retention.
 pub const DEFAULT_RETENTION: &str = "8760h";
 

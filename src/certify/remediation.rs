@@ -10,7 +10,11 @@ use crate::api::{
     RemediationState, RemediationStatus, Subject,
 };
 
-use super::inventory::{BindingFacts, Inventory};
+use super::{
+    inventory::{BindingFacts, Inventory},
+    protect::{protection, OperatorIdentity},
+    rules::effective_rules,
+};
 
 /// The binding a remediation writes to, with the preconditions of the write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +104,7 @@ fn status(state: RemediationState, action: Option<RemediationAction>, message: S
         state,
         action,
         managed_by: None,
+        hold: None,
         message,
         command: None,
     }
@@ -112,7 +117,13 @@ fn describe_binding(b: &BindingFacts) -> String {
 /// The remediation of an item whose access is to be removed, judged against the
 /// cluster now: its status, and the write to make (Automatic mode, Pending only).
 /// A remediation already `Done` stays done ([`super::evaluate()`] keeps it).
-pub fn plan(spec: &AccessCertificationSpec, inv: &Inventory) -> (RemediationStatus, Option<RemediationStep>) {
+/// Protected access ([`super::protect`]) is never written to: it stays
+/// `Pending` with the reason, for an admin.
+pub fn plan(
+    spec: &AccessCertificationSpec,
+    inv: &Inventory,
+    operator: Option<&OperatorIdentity>,
+) -> (RemediationStatus, Option<RemediationStep>) {
     let snap = &spec.binding;
     let subject = &spec.subject;
     let Some(b) = inv.binding(snap.kind, snap.namespace.as_deref(), &snap.name) else {
@@ -163,6 +174,22 @@ pub fn plan(spec: &AccessCertificationSpec, inv: &Inventory) -> (RemediationStat
         );
         let mut s = status(RemediationState::ManagedExternally, Some(action), message);
         s.managed_by = Some(owner);
+        return (s, None);
+    }
+    let rules = effective_rules(inv, &b.role, b.namespace.as_deref());
+    if let Some(held) = protection(
+        b,
+        subject,
+        rules.as_deref(),
+        operator,
+        &spec.review.remove_protected,
+    ) {
+        let message = format!(
+            "protected: {}; the operator never removes such access itself ({}): an admin who means it can {what} with the command in `command`",
+            held.why, held.hold
+        );
+        let mut s = status(RemediationState::Pending, Some(action), message);
+        s.hold = Some(held.hold);
         return (s, None);
     }
     let target = BindingTarget {

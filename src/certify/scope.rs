@@ -276,6 +276,7 @@ fn review_rules(campaign: &AccessCampaign, inv: &Inventory, b: &BindingFacts) ->
         escalation: spec.escalation.clone(),
         on_no_decision: spec.on_no_decision,
         remediation: spec.remediation,
+        remove_protected: spec.remove_protected.clone(),
     }
 }
 

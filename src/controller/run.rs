@@ -16,7 +16,7 @@ use kube::{
         controller::{self, Controller},
         reflector::ObjectRef,
     },
-    Client, Config,
+    Api, Client, Config,
 };
 use thiserror::Error;
 use tokio::sync::watch;
@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// Off: every removal waits for an admin, with the exact command in the item.
     #[arg(long, env = "GATEHOUSE_CERTIFICATION_REMEDIATION", default_value_t = false, action = clap::ArgAction::Set)]
     pub certification_remediation: bool,
+    /// The shortest review window (a campaign's `duration`) this operator
+    /// accepts (Go duration): a campaign with a shorter one is not Ready and
+    /// starts no run, and a run started late still gives reviewers this long.
+    #[arg(long, env = "GATEHOUSE_CERTIFICATION_MIN_REVIEW_WINDOW", default_value = crate::certify::MIN_REVIEW_WINDOW)]
+    pub certification_min_review_window: String,
     /// Certification items reconciled in parallel (their own workers, apart from
     /// requests').
     #[arg(long, env = "GATEHOUSE_CERTIFICATION_CONCURRENCY", default_value_t = 8)]
@@ -226,11 +231,49 @@ async fn client(metrics: &Arc<Metrics>) -> Result<Client, RunError> {
     Ok(builder.with_layer(&ApiCountLayer::new(metrics.clone())).build())
 }
 
+/// Who the operator is, as the API server authenticates it (SelfSubjectReview,
+/// which every authenticated user may make): certification never removes
+/// this identity's access. Asked a few times; `None` when there is no answer,
+/// and then certification removes nothing itself.
+async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    for attempt in 1..=5u32 {
+        match api
+            .create(&Default::default(), &SelfSubjectReview::default())
+            .await
+        {
+            Ok(review) => {
+                let user = review.status.and_then(|s| s.user_info).unwrap_or_default();
+                let Some(username) = user.username.filter(|u| !u.is_empty()) else {
+                    warn!("SelfSubjectReview named no user; certification will remove nothing itself");
+                    return None;
+                };
+                info!(user = %username, "the operator's identity");
+                return Some(crate::certify::OperatorIdentity {
+                    username,
+                    groups: user.groups.unwrap_or_default(),
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, attempt, "cannot learn the operator's identity (SelfSubjectReview)");
+                tokio::time::sleep(StdDuration::from_secs(u64::from(attempt))).await;
+            }
+        }
+    }
+    warn!("the operator's identity is unknown; certification will remove nothing itself");
+    None
+}
+
 /// Runs the operator until SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
     let lease_duration = go_duration("lease-duration", &args.lease_duration)?;
     let catch_up = go_duration("notify-catch-up", &args.notify_catch_up)?;
+    let min_window = go_duration(
+        "certification-min-review-window",
+        &args.certification_min_review_window,
+    )?;
     let notify = args.notifications.then(|| {
         let mut s = crate::notify::Settings::new(&args.lease_namespace);
         s.catch_up = chrono::Duration::from_std(catch_up).unwrap_or(s.catch_up);
@@ -269,6 +312,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
+    let identity = whoami(&client).await;
 
     let operator = Operator {
         client: client.clone(),
@@ -280,8 +324,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         certification: certify::Settings {
             remediation: args.certification_remediation,
             create_parallelism: usize::from(args.certification_launch_parallelism.max(1)),
+            min_review_window: chrono::Duration::from_std(min_window).unwrap_or(chrono::Duration::MAX),
             ..Default::default()
         },
+        identity,
         certification_concurrency: args.certification_concurrency,
         notify,
         protected_namespaces: crate::decide::protected::protected_namespaces(
@@ -355,6 +401,8 @@ struct Operator {
     sweep_every: StdDuration,
     concurrency: u16,
     certification: certify::Settings,
+    /// Who the operator is, as the API server says.
+    identity: Option<crate::certify::OperatorIdentity>,
     certification_concurrency: u16,
     /// Notifier settings; `None`: notifications are off.
     notify: Option<crate::notify::Settings>,
@@ -513,6 +561,7 @@ impl Operator {
             self.certification,
         );
         ctx.notify = notify;
+        ctx.identity = self.identity.clone();
         let ctx = Arc::new(ctx);
         let items = queue(&self.hub.items, self.cache.items.state());
         let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());

@@ -67,7 +67,11 @@ pub fn operator_rules(opts: &RbacOptions) -> Vec<PolicyRule> {
     } else if opts.certification_remediation {
         // Certification removes a revoked subject from any ClusterRoleBinding (an
         // update RBAC allows only for a role the operator may bind) or deletes one
-        // whose only subject was revoked; it never creates one.
+        // whose only subject was revoked; it never creates one. A delete has no
+        // escalation check, so before either the operator asks whether it may
+        // bind the role (a SelfSubjectAccessReview) and learns who it is at start
+        // (a SelfSubjectReview): both are open to every authenticated user
+        // through the API server's own `system:basic-user`, so no rule here.
         rules.push(rule(
             RBAC_GROUP,
             &["clusterrolebindings"],

@@ -20,6 +20,7 @@ use crate::{
         evaluate::{evaluate, ItemInput},
         inventory::{Inventory, Observed},
         naming::fnv1a,
+        protect::OperatorIdentity,
         schedule::{latest_run, RunPlan},
         scope::{launch, Exclusion, ExclusionReason},
     },
@@ -29,6 +30,12 @@ use crate::{
     },
     table::Table,
 };
+
+/// The operator's default minimum review window: `simulate` refuses what an
+/// operator installed with defaults would.
+fn min_review_window() -> chrono::Duration {
+    crate::decide::duration::parse(crate::certify::MIN_REVIEW_WINDOW).unwrap_or(chrono::Duration::hours(1))
+}
 
 /// Name of the campaign `simulate --certify` makes up when the input has none.
 pub const IMPLICIT_CAMPAIGN: &str = "cluster-review";
@@ -182,6 +189,8 @@ fn run_campaign(
     now: DateTime<Utc>,
 ) -> RunResult {
     let launched = launch(c, plan, inv);
+    // The operator as the chart and `gatehouse rbac` install it by default.
+    let operator = OperatorIdentity::default_install();
     let items = launched
         .items
         .into_iter()
@@ -200,6 +209,7 @@ fn run_campaign(
                 policies,
                 inventory: inv,
                 now,
+                operator: Some(&operator),
             });
             ItemResult {
                 uid: simulated_uid(&name),
@@ -246,7 +256,10 @@ pub fn run(m: &Manifests, now: DateTime<Utc>, implicit: bool) -> Vec<RunResult> 
         .iter()
         .map(|c| {
             match latest_run(c, now).map_err(|e| e.to_string()).and_then(|run| {
-                let problems = campaign::problems(c);
+                let mut problems = campaign::problems(c);
+                if let Err(e) = campaign::review_window(c, min_review_window()) {
+                    problems.push(e.to_string());
+                }
                 if problems.is_empty() {
                     Ok(run)
                 } else {

@@ -70,6 +70,8 @@ impl World {
         let args = [
             "--leader-election=false",
             "--certification-remediation=true",
+            // Steps 3 and 4 fall due within seconds (one hour by default).
+            "--certification-min-review-window=5s",
             // One create at a time: a launch of 400 items lasts long enough to
             // kill the operator in the middle of it.
             "--certification-launch-parallelism",

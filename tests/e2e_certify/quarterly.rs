@@ -326,7 +326,8 @@ async fn recreated_binding_is_not_touched(w: &World, campaign: &str, old_uid: &s
     );
 }
 
-/// cluster-admin: the operator may not bind it, so may not edit its binding; the command works.
+/// cluster-admin: protected, so the operator never removes it itself (nor could
+/// it have granted it); the command works.
 async fn cluster_admin_needs_an_admin(w: &World, campaign: &str, crb: &str) {
     let frank = w.item(campaign, crb, "frank").await;
     ok(
@@ -363,9 +364,13 @@ async fn cluster_admin_needs_an_admin(w: &World, campaign: &str, crb: &str) {
         .await;
     let rem = item.status.unwrap().remediation.unwrap();
     assert_eq!(rem.state.to_string(), "Pending");
+    assert_eq!(
+        rem.hold,
+        Some(gatehouse::api::RemediationHold::ClusterAdminEquivalent)
+    );
     assert!(
         rem.message
-            .contains("ClusterRole/cluster-admin is not among its grantable roles"),
+            .starts_with("protected: ClusterRole/cluster-admin grants every verb on every resource"),
         "{}",
         rem.message
     );

@@ -121,6 +121,14 @@ fn bad_campaigns_are_refused_with_a_readable_message() {
         "/spec/duration",
     );
     assert_refused(
+        patched(&base, json!({"spec": {"duration": "0s"}})),
+        "reviewers need time",
+    );
+    assert_refused(
+        patched(&base, json!({"spec": {"removeProtected": ["OperatorIdentity"]}})),
+        "\"OperatorIdentity\" is not one of",
+    );
+    assert_refused(
         patched(&base, json!({"spec": {"onNoDecision": "Panic"}})),
         "\"Panic\" is not one of",
     );

@@ -10,11 +10,12 @@
 //! One module per area; each scenario has a namespace of its own
 //! (`tests/support/scene.rs`).
 
-mod launch;
 #[path = "../support/mod.rs"]
 mod support;
 
 mod channels;
+mod launch;
 mod memory;
+mod removal;
 mod shell;
 mod tenant;

@@ -89,6 +89,34 @@ fn the_run_summary_counts_decisions_and_finished_remediations() {
     assert_eq!((summary.remediated, summary.managed_externally), (0, 1));
 }
 
+#[test]
+fn a_review_window_below_the_minimum_is_refused_and_a_late_run_still_gets_it() {
+    use crate::certify::campaign::{due_at, review_window, ReviewWindowTooShort};
+    let hour = chrono::Duration::hours(1);
+    let short = campaign(&format!("{TWO_LEVELS}duration: 30m\nonNoDecision: Revoke\n"));
+    assert_eq!(
+        review_window(&short, hour),
+        Err(ReviewWindowTooShort {
+            window: "30m".into(),
+            minimum: "1h".into()
+        })
+    );
+    assert!(review_window(&short, hour)
+        .unwrap_err()
+        .to_string()
+        .starts_with("spec.duration: the review window 30m is shorter than this operator's minimum of 1h"));
+    // The default (two weeks) and exactly the minimum are fine.
+    assert_eq!(review_window(&campaign(TWO_LEVELS), hour), Ok(()));
+    let exact = campaign(&format!("{TWO_LEVELS}duration: 1h\n"));
+    assert_eq!(review_window(&exact, hour), Ok(()));
+    // A run started (by the operator) long after its planned start: due no
+    // sooner than the minimum after it actually starts.
+    let planned = run().due_at;
+    let late = planned + chrono::Duration::days(3);
+    assert_eq!(due_at(planned, late, hour), late + hour);
+    assert_eq!(due_at(planned, run().started_at, hour), planned);
+}
+
 /// A launch always ends, and says how: the skipped are counted, the first
 /// listed (those a person can act on before those past the cap), the cap named.
 #[test]

@@ -5,6 +5,7 @@
 
 mod campaign;
 mod properties;
+mod protect;
 mod remediation;
 mod replay;
 mod risk;
@@ -210,12 +211,15 @@ pub(super) fn eval_with(
     inv: &Inventory,
     now: &str,
 ) -> ItemEvaluation {
+    // As the operator installed by default.
+    let me = super::protect::OperatorIdentity::default_install();
     evaluate(&ItemInput {
         item,
         reviews,
         policies,
         inventory: inv,
         now: at(now),
+        operator: Some(&me),
     })
 }
 

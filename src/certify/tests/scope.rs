@@ -422,7 +422,7 @@ fn a_binding_memory_holds_only_in_part_is_skipped_whole_and_never_judged_gone() 
     // known to be gone, so not Done, and nothing is written.
     let earlier = item_of(&launched(&campaign(TWO_LEVELS), &cluster(PAYMENTS)), "bob");
     let without_bob = marked.replace("- {kind: User, name: bob}\n", "");
-    let (status, step) = crate::certify::remediation::plan(&earlier.spec, &cluster(&without_bob));
+    let (status, step) = crate::certify::remediation::plan(&earlier.spec, &cluster(&without_bob), None);
     assert_eq!(
         status.state,
         crate::api::RemediationState::Pending,

@@ -53,14 +53,19 @@ pub fn campaign_error_policy(campaign: Arc<AccessCampaign>, err: &Error, ctx: Ar
     retry_after(&ctx, campaign.name_any(), err)
 }
 
-fn ready(prev: &[Condition], problems: &[String], generation: Option<i64>, now: DateTime<Utc>) -> Condition {
+fn ready(
+    prev: &[Condition],
+    (problems, reason): (&[String], &str),
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Condition {
     let (status, reason, message) = match problems {
         [] => (
             ConditionStatus::True,
             "Valid",
             "the schedule, time zone and durations are valid".to_string(),
         ),
-        _ => (ConditionStatus::False, "Invalid", problems.join("; ")),
+        _ => (ConditionStatus::False, reason, problems.join("; ")),
     };
     let since = prev
         .iter()
@@ -75,6 +80,11 @@ fn ready(prev: &[Condition], problems: &[String], generation: Option<i64>, now: 
         last_transition_time: since,
     }
 }
+
+/// How long after a run's start its items are taken from memory: a binding
+/// written just before the start (a campaign applied right after its bindings)
+/// reaches the watches within this, even on a busy API server.
+const LAUNCH_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 fn plan_of(campaign: &AccessCampaign, run: &CampaignRun) -> RunPlan {
     RunPlan {
@@ -91,10 +101,17 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
     let mut status = campaign.status.clone().unwrap_or_default();
     let prev_conditions = status.conditions.clone();
     status.observed_generation = campaign.metadata.generation;
-    let problems = core::problems(campaign);
+    let mut problems = core::problems(campaign);
+    let reason = match core::review_window(campaign, ctx.settings.min_review_window) {
+        Err(e) if problems.is_empty() => {
+            problems.push(e.to_string());
+            core::ReviewWindowTooShort::REASON
+        }
+        _ => "Invalid",
+    };
     status.conditions = vec![ready(
         &status.conditions,
-        &problems,
+        (&problems, reason),
         campaign.metadata.generation,
         now,
     )];
@@ -108,7 +125,14 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
         current = start_due_run(ctx, current, &mut status, now).await?;
     }
     let mut wait = None;
-    if let Some(run) = status.runs.last_mut().filter(|r| r.launched_at.is_none()) {
+    let unlaunched = status.runs.last_mut().filter(|r| r.launched_at.is_none());
+    // What was written just before the run started may still be on its way to
+    // memory: items are taken from memory a moment after the start, not at it.
+    let settled = |r: &CampaignRun| r.started_at + LAUNCH_SETTLE;
+    if let Some(run) = unlaunched.as_ref().filter(|r| now < settled(r)) {
+        let left = (settled(run) - now).to_std().unwrap_or_default();
+        wait = Some(left);
+    } else if let Some(run) = unlaunched {
         let plan = plan_of(&current, run);
         let progress = launch::launch(ctx, &current, &plan).await?;
         if progress.complete {
@@ -188,6 +212,11 @@ async fn start_due_run(
         on_campaign(ctx, &campaign, EventType::Warning, "RunExists", note);
         return record::campaign_status(ctx, &campaign, status).await;
     }
+    // A run started late still gives reviewers the minimum window.
+    let plan = RunPlan {
+        due_at: core::due_at(plan.due_at, now, ctx.settings.min_review_window),
+        ..plan
+    };
     status.runs.push(CampaignRun {
         name: plan.name.clone(),
         started_at: plan.started_at,

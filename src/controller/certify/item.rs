@@ -19,7 +19,7 @@ use super::{
 use crate::{
     api::{
         AccessCampaign, AccessCertification, AccessCertificationStatus, AccessReview, ClosedBy,
-        ConditionStatus, RemediationAction, RemediationState,
+        ConditionStatus, RemediationAction, RemediationHold, RemediationState,
     },
     certify::{
         evaluate,
@@ -155,18 +155,37 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
         policies: &policies,
         inventory: &inv,
         now,
+        operator: ctx.identity.as_ref(),
     };
     let mut ev = evaluate(&input);
     let removal = pending_removal(ctx, item, &ev.status);
     let mut retry = None;
     let mut outcome = None;
     match (&removal, ev.remediate.is_some(), ctx.settings.remediation) {
-        (Some(r), true, true) => {
-            let (attempt, wait) =
-                remove_access(ctx, item, r, &mut ev, (&reviews, &policies, &mut inv), now).await;
-            retry = wait;
-            outcome = Some(attempt);
-        }
+        (Some(r), true, true) => match clearance(ctx, item, r).await {
+            Ok(None) => {
+                let (attempt, wait) =
+                    remove_access(ctx, item, r, &mut ev, (&reviews, &policies, &mut inv), now).await;
+                retry = wait;
+                outcome = Some(attempt);
+            }
+            Ok(Some((hold, text))) => {
+                let command = Some(remediate::command(r));
+                overlay(
+                    &mut ev.status,
+                    RemediationState::Pending,
+                    text,
+                    command,
+                    Some(hold),
+                );
+                retry = Some(FORBIDDEN_RETRY);
+            }
+            Err(text) => {
+                let command = Some(remediate::command(r));
+                overlay(&mut ev.status, RemediationState::Failed, text, command, None);
+                retry = Some(super::super::backoff(ctx.failed(removal_key(item))));
+            }
+        },
         (Some(r), true, false) => {
             let text = format!(
                 "revoked; remediation is turned off in this operator (chart value \
@@ -179,6 +198,7 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
                 RemediationState::Pending,
                 text,
                 Some(remediate::command(r)),
+                None,
             );
         }
         (Some(r), false, _) => {
@@ -243,6 +263,7 @@ async fn remove_access(
                 RemediationState::Pending,
                 text,
                 Some(remediate::command(r)),
+                None,
             );
             Some(FORBIDDEN_RETRY)
         }
@@ -253,6 +274,7 @@ async fn remove_access(
                 RemediationState::Failed,
                 text,
                 Some(remediate::command(r)),
+                None,
             );
             Some(super::super::backoff(ctx.failed(removal_key(item))))
         }
@@ -260,6 +282,45 @@ async fn remove_access(
         Attempt::Stale => Some(super::super::backoff(ctx.failed(removal_key(item)))),
     };
     (attempt, retry)
+}
+
+/// What keeps the operator from making the removal itself, checked just before
+/// it: it must know who it is (the core never removes its own access), and it
+/// removes only what it could have granted, a role it may `bind`. Kubernetes
+/// checks that for a patch but not for a delete, so the operator asks first.
+/// `Err`: the question could not be answered; nothing is removed.
+async fn clearance(
+    ctx: &Context,
+    item: &AccessCertification,
+    r: &Removal,
+) -> Result<Option<(RemediationHold, String)>, String> {
+    let spec = &item.spec;
+    if ctx.identity.is_none() {
+        let text = format!(
+            "revoked; the operator does not know its own identity (SelfSubjectReview failed when it started), \
+             so it cannot tell whether this is its own access and removes nothing itself: an admin can {} \
+             with the command in `command`",
+            action_words(item, r)
+        );
+        return Ok(Some((RemediationHold::IdentityUnknown, text)));
+    }
+    match remediate::may_bind(&ctx.client, &ctx.bindable, &spec.binding, &spec.role_ref).await {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some((
+            RemediationHold::RoleNotBindable,
+            format!(
+                "revoked; the operator may not bind {}, so it could not have granted this access and does not \
+                 remove it (it removes only what it could have granted): an admin can {} with the command in `command`",
+                spec.role_ref,
+                action_words(item, r)
+            ),
+        ))),
+        Err(e) => Err(format!(
+            "could not ask the API server whether the operator may bind {} ({e}); nothing is removed without \
+             an answer; retrying",
+            spec.role_ref
+        )),
+    }
 }
 
 /// The removal still to make, if the item's access is to go and memory shows
@@ -348,6 +409,8 @@ fn done(
         policies,
         inventory: inv,
         now,
+        // A done remediation stays done: who the operator is no longer matters.
+        operator: None,
     })
 }
 
@@ -357,11 +420,13 @@ fn overlay(
     state: RemediationState,
     message: String,
     command: Option<String>,
+    hold: Option<RemediationHold>,
 ) {
     if let Some(rem) = status.remediation.as_mut() {
         rem.state = state;
         rem.message = message.clone();
         rem.command = command;
+        rem.hold = hold;
     }
     if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == REMEDIATED) {
         c.status = ConditionStatus::False;

@@ -94,6 +94,8 @@ pub struct Settings {
     pub launch_slice: Duration,
     /// Items created at once during a launch.
     pub create_parallelism: usize,
+    /// The shortest review window a campaign may have.
+    pub min_review_window: chrono::Duration,
 }
 
 impl Default for Settings {
@@ -103,6 +105,7 @@ impl Default for Settings {
             reconcile_timeout: Duration::from_secs(30),
             launch_slice: Duration::from_secs(10),
             create_parallelism: 8,
+            min_review_window: chrono::Duration::hours(1),
         }
     }
 }
@@ -132,6 +135,11 @@ pub struct Context {
     launches: Mutex<HashMap<(String, String), LaunchItems>>,
     /// Tells people what changed; disabled unless the operator starts it.
     pub notify: crate::notify::Notifier,
+    /// Who the operator is (SelfSubjectReview at start); `None`: unknown, and
+    /// then it removes nothing itself.
+    pub identity: Option<crate::certify::OperatorIdentity>,
+    /// Recent answers to "may the operator bind this role?".
+    bindable: remediate::BindCache,
 }
 
 /// The items a launch creates, and what it skips.
@@ -158,6 +166,8 @@ impl Context {
             written_status: Default::default(),
             launches: Mutex::default(),
             notify: crate::notify::Notifier::default(),
+            identity: None,
+            bindable: remediate::BindCache::default(),
         }
     }
 
