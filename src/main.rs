@@ -81,6 +81,12 @@ enum Command {
         #[arg(long = "on-behalf", value_name = "SUBJECT",
               value_parser = |s: &str| gatehouse::rbac::parse_subject(s).map_err(|e| e.to_string()))]
         on_behalf: Vec<k8s_openapi::api::rbac::v1::Subject>,
+        /// Bind gatehouse-notification-tester (`kubectl gatehouse notify test`, nothing else) to
+        /// this subject with a ClusterRoleBinding: User/NAME, Group/NAME or
+        /// ServiceAccount/NAMESPACE/NAME. Repeat for each subject.
+        #[arg(long = "notification-tester", value_name = "SUBJECT",
+              value_parser = |s: &str| gatehouse::rbac::parse_subject(s).map_err(|e| e.to_string()))]
+        notification_testers: Vec<k8s_openapi::api::rbac::v1::Subject>,
         /// ServiceAccount the operator runs as.
         #[arg(long, default_value = "gatehouse")]
         service_account: String,
@@ -126,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             channel_secrets,
             namespace,
             on_behalf,
+            notification_testers,
             service_account,
             out_dir,
         } => rbac(
@@ -138,6 +145,7 @@ fn main() -> anyhow::Result<()> {
                 channel_secrets,
             },
             &on_behalf,
+            &notification_testers,
             out_dir,
         ),
         Command::Admission { mutating } => std::io::stdout()
@@ -175,15 +183,17 @@ fn crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
 fn rbac(
     opts: &gatehouse::rbac::RbacOptions,
     on_behalf: &[k8s_openapi::api::rbac::v1::Subject],
+    testers: &[k8s_openapi::api::rbac::v1::Subject],
     out_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let on_behalf = gatehouse::rbac::render_on_behalf(on_behalf)?;
+    let testers = gatehouse::rbac::render_notification_testers(testers)?;
     match out_dir {
         None => {
             let mut all = gatehouse::rbac::render_all(opts)?;
-            if !on_behalf.is_empty() {
+            for extra in [&on_behalf, &testers].into_iter().filter(|e| !e.is_empty()) {
                 all.push_str("---\n");
-                all.push_str(&on_behalf);
+                all.push_str(extra);
             }
             std::io::stdout()
                 .write_all(all.as_bytes())
@@ -199,6 +209,10 @@ fn rbac(
                 // Apart from the Kustomization's list: applied with `kubectl apply -f DIR`.
                 let path = dir.join("on-behalf.yaml");
                 std::fs::write(&path, on_behalf).with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !testers.is_empty() {
+                let path = dir.join("notification-testers.yaml");
+                std::fs::write(&path, testers).with_context(|| format!("writing {}", path.display()))?;
             }
         }
     }

@@ -693,3 +693,55 @@ fn a_notification_tester_may_ask_for_tests_and_nothing_else() {
         None
     ));
 }
+
+#[test]
+fn notification_testers_are_bound_cluster_wide_to_the_tester_role_only() {
+    // The channel policy asks for the `test` verb at cluster scope: what
+    // `gatehouse rbac --notification-tester` prints is a ClusterRoleBinding of
+    // the tester role, which carries no update of channels.
+    let bin = env!("CARGO_BIN_EXE_gatehouse");
+    let out = Command::new(bin)
+        .args([
+            "rbac",
+            "--notification-tester",
+            "Group/oncall",
+            "--on-behalf",
+            "Group/gitops-bots",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs = serde_saphyr::from_multiple::<Value>(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let testers: ClusterRoleBinding = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == "gatehouse-notification-tester"
+        })
+        .map(|d| serde_json::from_value(d.clone()).unwrap())
+        .expect("a ClusterRoleBinding of the tester role");
+    assert_eq!(testers.role_ref.kind, "ClusterRole");
+    assert_eq!(testers.role_ref.name, "gatehouse-notification-tester");
+    let subjects = testers.subjects.unwrap();
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+        ("Group", "oncall")
+    );
+    let role: ClusterRole = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "gatehouse-notification-tester")
+        .map(|d| serde_json::from_value(d.clone()).unwrap())
+        .expect("the tester role");
+    for rule in role.rules.unwrap_or_default() {
+        assert!(
+            !rule.verbs.iter().any(|v| v == "update" || v == "*"),
+            "the tester role may not rewrite channels: {rule:?}"
+        );
+    }
+    // Without the flag, nobody is bound to it.
+    let plain = Command::new(bin).arg("rbac").output().unwrap();
+    let docs = serde_saphyr::from_multiple::<Value>(&String::from_utf8(plain.stdout).unwrap()).unwrap();
+    assert!(docs
+        .iter()
+        .all(|d| !(d["kind"] == "ClusterRoleBinding"
+            && d["metadata"]["name"] == "gatehouse-notification-tester")));
+}

@@ -30,8 +30,11 @@ use thiserror::Error;
 
 pub use self::{
     operator::{operator_rbac, operator_rules, OperatorRbac},
-    render::{render_all, render_files, render_on_behalf, render_operator, render_users, RenderedFile},
-    users::{on_behalf_binding, parse_subject, user_roles},
+    render::{
+        render_all, render_files, render_notification_testers, render_on_behalf, render_operator,
+        render_users, RenderedFile,
+    },
+    users::{notification_tester_binding, on_behalf_binding, parse_subject, user_roles},
 };
 
 /// Name of the operator's ClusterRole and ClusterRoleBinding.

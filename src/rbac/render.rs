@@ -111,3 +111,18 @@ pub fn render_on_behalf(subjects: &[k8s_openapi::api::rbac::v1::Subject]) -> Res
         to_yaml(&binding, "ClusterRoleBinding", ON_BEHALF_ROLE)?
     ))
 }
+
+/// `notification_tester_binding` as YAML, or nothing without subjects.
+pub fn render_notification_testers(
+    subjects: &[k8s_openapi::api::rbac::v1::Subject],
+) -> Result<String, RbacError> {
+    let Some(binding) = notification_tester_binding(subjects) else {
+        return Ok(String::new());
+    };
+    Ok(format!(
+        "# Lets these subjects ask for a notification channel's test message, and change nothing
+         # else of it. A ClusterRoleBinding on purpose: the channel policy asks for `test` cluster-wide.
+{}",
+        to_yaml(&binding, "ClusterRoleBinding", NOTIFICATION_TESTER_ROLE)?
+    ))
+}

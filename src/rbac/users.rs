@@ -114,15 +114,26 @@ pub fn parse_subject(s: &str) -> Result<Subject, RbacError> {
 /// purpose: the admission policies ask for `create-on-behalf` at cluster scope,
 /// which no RoleBinding satisfies.
 pub fn on_behalf_binding(subjects: &[Subject]) -> Option<ClusterRoleBinding> {
+    cluster_binding(ON_BEHALF_ROLE, subjects)
+}
+
+/// The ClusterRoleBinding of `gatehouse-notification-tester` to these subjects
+/// (`notify test` only; the channel policy asks for the `test` verb cluster-wide).
+pub fn notification_tester_binding(subjects: &[Subject]) -> Option<ClusterRoleBinding> {
+    cluster_binding(NOTIFICATION_TESTER_ROLE, subjects)
+}
+
+/// A ClusterRoleBinding of the user role `role` to `subjects`, if any.
+fn cluster_binding(role: &str, subjects: &[Subject]) -> Option<ClusterRoleBinding> {
     if subjects.is_empty() {
         return None;
     }
     Some(ClusterRoleBinding {
-        metadata: meta(ON_BEHALF_ROLE, None, "users"),
+        metadata: meta(role, None, "users"),
         role_ref: RoleRef {
             api_group: RBAC_GROUP.into(),
             kind: "ClusterRole".into(),
-            name: ON_BEHALF_ROLE.into(),
+            name: role.into(),
         },
         subjects: Some(subjects.to_vec()),
     })
