@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use gatehouse::api::{AccessCampaign, SkipReason};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
 use crate::support::{cluster::eventually, faults::logged_at, scene::Scene};
@@ -20,12 +21,15 @@ const CHART_LIMIT_MIB: u64 = 256;
 const BINDINGS: usize = 100;
 const SUBJECTS: usize = 15_000;
 
-fn big_binding(i: usize) -> RoleBinding {
+/// Label on the scenario's big bindings: its campaign selects them by it.
+const LABEL: &str = "gh-security-memory";
+
+fn big_binding(ns: &str, i: usize) -> RoleBinding {
     let subjects: Vec<_> = (0..SUBJECTS)
         .map(|s| json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": format!("padding-user-{i:03}-{s:05}")}))
         .collect();
     serde_json::from_value(json!({
-        "metadata": {"name": format!("big-{i:03}")},
+        "metadata": {"name": format!("big-{i:03}"), "labels": {LABEL: ns}},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
         "subjects": subjects,
     }))
@@ -59,8 +63,9 @@ async fn megabyte_bindings_neither_exhaust_the_operator_nor_delay_a_revoke() {
     let flood = futures::stream::iter(0..BINDINGS)
         .map(|i| {
             let api = api.clone();
+            let binding = big_binding(&scene.ns, i);
             async move {
-                api.create(&PostParams::default(), &big_binding(i))
+                api.create(&PostParams::default(), &binding)
                     .await
                     .map(drop)
                     .unwrap_or_else(|e| panic!("creating big-{i:03}: {e}"))
@@ -117,6 +122,39 @@ async fn megabyte_bindings_neither_exhaust_the_operator_nor_delay_a_revoke() {
         "peak RSS {} MiB of the restarted operator is over the chart's limit of {CHART_LIMIT_MIB} MiB",
         peak / 1024
     );
+
+    // Certification never reviews part of a binding memory holds in part: the
+    // run lists each one as skipped (TooLarge) and makes no item of its first
+    // subjects.
+    let name = format!("{}-c", scene.ns);
+    let campaign: AccessCampaign = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
+        "metadata": {"name": name},
+        "spec": {"duration": "1h", "reviewNamespace": scene.ns,
+                 "scope": {"bindingSelector": {"matchLabels": {LABEL: scene.ns}}},
+                 "reviewers": {"levels": [{"name": "security", "groups": ["security"]}]}}
+    }))
+    .unwrap();
+    let campaigns = Api::<AccessCampaign>::all(scene.admin.clone());
+    campaigns.create(&PostParams::default(), &campaign).await.unwrap();
+    let run = eventually(
+        "the campaign's run to launch",
+        Duration::from_secs(60),
+        || async {
+            let run = campaigns.get(&name).await.ok()?.status?.runs.last().cloned()?;
+            run.launched_at.is_some().then_some(run)
+        },
+    )
+    .await;
+    assert_eq!(run.items, 0, "no item of part of a binding: {run:?}");
+    assert_eq!(
+        run.skipped as usize, BINDINGS,
+        "every big binding listed as skipped: {run:?}"
+    );
+    let first = &run.skipped_items[0];
+    assert_eq!(first.reason, SkipReason::TooLarge, "{first:?}");
+    assert!(first.message.contains("15000 subjects"), "{}", first.message);
+    campaigns.delete(&name, &DeleteParams::default()).await.unwrap();
 
     // Still serving: a new approval is granted.
     let again = scene.request("after-the-flood", "1h").await;
