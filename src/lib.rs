@@ -22,6 +22,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod decide;
+pub mod digest;
 pub mod escape;
 pub mod install;
 pub mod labels;

@@ -20,7 +20,6 @@
 //! controller, which reads the campaign.
 
 use chrono::{DateTime, Duration, Utc};
-use ring::digest::{digest, SHA256};
 
 use crate::api::{AccessCertification, AccessCertificationSpec};
 
@@ -35,9 +34,7 @@ pub fn spec_digest(spec: &AccessCertificationSpec) -> String {
     // Serializing a plain struct of strings, enums and timestamps cannot fail;
     // should it ever, the digest of nothing matches no issued item.
     let json = serde_json::to_vec(spec).unwrap_or_default();
-    let sum = digest(&SHA256, &json);
-    let hex: String = sum.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::digest::sha256_hex(&json))
 }
 
 /// Whether an item is one the operator issued.

@@ -58,7 +58,7 @@ pub fn key_hash(parts: &[&str]) -> String {
         input.extend_from_slice(p.as_bytes());
     }
     let d = ring::digest::digest(&ring::digest::SHA256, &input);
-    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&d.as_ref()[..8])
 }
 
 /// `RUN-BINDING-SUBJECT-HASH`, at most 253 characters. The hash covers the run,

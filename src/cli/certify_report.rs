@@ -319,11 +319,7 @@ pub fn csv(report: &Report) -> String {
 
 /// Lowercase hex SHA-256 of the bytes, as `sha256sum` prints it.
 pub fn sha256(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::sha256_hex(bytes)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 
 use ring::{digest, hmac};
 
+use crate::digest::hex;
+
 /// The signature header of `webhook` channels.
 pub const SIGNATURE_HEADER: &str = "x-gatehouse-signature";
 /// The stable id of a delivery, the same on every attempt and after a restart.
@@ -20,10 +22,6 @@ pub const DELIVERY_HEADER: &str = "x-gatehouse-delivery";
 pub const EVENT_HEADER: &str = "x-gatehouse-event";
 
 const PREFIX: &str = "sha256=";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The header value for `body` under `key`: `sha256=<64 hex digits>`.
 pub fn sign(key: &[u8], body: &[u8]) -> String {
