@@ -11,7 +11,7 @@ use kube::{
 use tracing::info;
 
 use super::{
-    bounded, inventory,
+    bindable, bounded, inventory,
     record::{self, on_binding, on_item},
     remediate::{self, Attempt, BindingAfter, Removal},
     requeue, retry_after, sooner, until, Context, Error,
@@ -304,7 +304,7 @@ async fn clearance(
         );
         return Ok(Some((RemediationHold::IdentityUnknown, text)));
     }
-    match remediate::may_bind(&ctx.client, &ctx.bindable, &spec.binding, &spec.role_ref).await {
+    match bindable::may_bind(&ctx.client, &ctx.bindable, &spec.binding, &spec.role_ref).await {
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some((
             RemediationHold::RoleNotBindable,

@@ -15,6 +15,7 @@
 //! write only what changed, requeue at the exact next deadline and give up on a
 //! reconcile that takes too long.
 
+mod bindable;
 pub mod campaign;
 mod inventory;
 mod issue;
@@ -139,7 +140,7 @@ pub struct Context {
     /// then it removes nothing itself.
     pub identity: Option<crate::certify::OperatorIdentity>,
     /// Recent answers to "may the operator bind this role?".
-    bindable: remediate::BindCache,
+    bindable: bindable::BindCache,
 }
 
 /// The items a launch creates, and what it skips.
@@ -167,7 +168,7 @@ impl Context {
             launches: Mutex::default(),
             notify: crate::notify::Notifier::default(),
             identity: None,
-            bindable: remediate::BindCache::default(),
+            bindable: bindable::BindCache::default(),
         }
     }
 

@@ -11,107 +11,23 @@
 //! must be allowed to `bind` its role (or hold every permission in it). A
 //! *delete* needs only `delete`: no escalation check at all. So before either
 //! write the operator asks the API server whether it may `bind` the role
-//! ([`may_bind`], a SelfSubjectAccessReview): it removes only what it could
+//! ([`super::bindable::may_bind`], a SelfSubjectAccessReview): it removes only what it could
 //! have granted. A refusal is not retried in a loop: the item stays `Pending`
 //! with the reason and the command an admin can run.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
-
-use k8s_openapi::api::{
-    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
-    rbac::v1::{ClusterRoleBinding, RoleBinding, Subject as K8sSubject},
-};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding, Subject as K8sSubject};
 use kube::{
-    api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions},
+    api::{Api, DeleteParams, Patch, PatchParams, Preconditions},
     Client,
 };
 use serde_json::{json, Value};
 
 use super::inventory::{cluster_role_binding, role_binding};
 use crate::{
-    api::{BindingKind, BindingSnapshot, RemediationAction, RoleKind, RoleRef, Subject},
+    api::{BindingKind, BindingSnapshot, RemediationAction, Subject},
     controller::cache::Cache,
     escape::shell,
 };
-
-/// How long an answer to "may the operator bind this role?" is reused: RBAC
-/// changes rarely, and a run falling due asks for many items of one role.
-const BIND_ANSWER_TTL: Duration = Duration::from_secs(60);
-/// Answers kept at most (then all are forgotten: they are cheap to ask again).
-const BIND_CACHE_MAX: usize = 4096;
-
-/// The attributes RBAC checks for writing a binding: `bind` on the role, in the
-/// binding's namespace (none for a ClusterRoleBinding).
-type BindKey = (Option<String>, &'static str, String);
-
-/// Recent answers of [`may_bind`].
-#[derive(Default)]
-pub struct BindCache(Mutex<HashMap<BindKey, (bool, Instant)>>);
-
-impl BindCache {
-    fn get(&self, key: &BindKey) -> Option<bool> {
-        let map = self.0.lock().ok()?;
-        map.get(key)
-            .filter(|(_, at)| at.elapsed() < BIND_ANSWER_TTL)
-            .map(|(allowed, _)| *allowed)
-    }
-
-    fn put(&self, key: BindKey, allowed: bool) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= BIND_CACHE_MAX {
-                map.clear();
-            }
-            map.insert(key, (allowed, Instant::now()));
-        }
-    }
-}
-
-/// Whether the operator may `bind` the role of the binding, as the API server
-/// answers for its own identity (a SelfSubjectAccessReview, which every
-/// authenticated user may make). An error is an error, never a yes.
-pub async fn may_bind(
-    client: &Client,
-    cache: &BindCache,
-    binding: &BindingSnapshot,
-    role: &RoleRef,
-) -> Result<bool, kube::Error> {
-    let resource = match role.kind {
-        RoleKind::Role => "roles",
-        RoleKind::ClusterRole => "clusterroles",
-    };
-    let namespace = match binding.kind {
-        BindingKind::RoleBinding => binding.namespace.clone(),
-        BindingKind::ClusterRoleBinding => None,
-    };
-    let key = (namespace.clone(), resource, role.name.clone());
-    if let Some(allowed) = cache.get(&key) {
-        return Ok(allowed);
-    }
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("rbac.authorization.k8s.io".into()),
-                resource: Some(resource.into()),
-                verb: Some("bind".into()),
-                name: Some(role.name.clone()),
-                namespace,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await?;
-    let allowed = answer.status.is_some_and(|s| s.allowed && s.denied != Some(true));
-    cache.put(key, allowed);
-    Ok(allowed)
-}
 
 /// The write that removes one subject's access through one binding.
 #[derive(Debug, Clone, PartialEq)]
