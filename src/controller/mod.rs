@@ -13,6 +13,7 @@
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
+mod args;
 pub mod cache;
 pub mod certify;
 mod confirm;
