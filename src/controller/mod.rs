@@ -9,7 +9,8 @@
 //!   controllers of their own;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`] says
 //!   whether the process can be trusted; [`leader`] makes one replica act,
-//!   while [`standby`] removes expired grants on the others;
+//!   while [`removal`] removes expired grants on time in every replica, ahead of
+//!   status writes and Events;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
@@ -28,8 +29,8 @@ pub mod metrics;
 pub mod owned;
 mod reconcile;
 mod record;
+pub mod removal;
 pub mod run;
-pub mod standby;
 pub mod sweep;
 pub mod trim;
 pub mod watch;
@@ -182,7 +183,7 @@ impl Context {
         clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     ) -> Self {
         Context {
-            events: Events::start(client.clone(), metrics.clone()),
+            events: Events::start(client.clone(), metrics.clone(), Some(cache.clone())),
             client,
             cache,
             metrics,

@@ -156,7 +156,7 @@ impl Context {
         settings: Settings,
     ) -> Self {
         Context {
-            events: Events::start(client.clone(), metrics.clone()),
+            events: Events::start(client.clone(), metrics.clone(), Some(cache.clone())),
             client,
             cache,
             metrics,
