@@ -102,8 +102,8 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Removes what is due, at each deadline, until the task is dropped. Waits
-/// for memory to be synced first. `leading`: whether this replica leads (a
+/// Removes what is due, at each deadline, until the task is dropped.
+/// `leading`: whether this replica leads (a
 /// standby waits [`GRACE`] past each deadline); `clock` is the wall clock
 /// (deadlines are wall-clock instants).
 pub async fn run(
@@ -113,9 +113,11 @@ pub async fn run(
     mut leading: watch::Receiver<bool>,
     clock: fn() -> DateTime<Utc>,
 ) {
-    while !cache.health.synced() {
-        tokio::time::sleep(StdDuration::from_millis(100)).await;
-    }
+    // No waiting for the rest of memory: the index holds a binding only once
+    // the list of RoleBindings is in, and its deadline is then known from its
+    // own annotation (its request, listed later or not, can only make it
+    // earlier). A restarted operator removes what expired while it was down
+    // as soon as it has listed the bindings, before the other kinds.
     let index = &cache.removals;
     index.set_running(true);
     let _running = Running(index);
