@@ -85,7 +85,12 @@ async fn killed_again_and_again_the_operator_grants_each_approval_once_and_ends_
         }
         (operator, outages)
     };
-    let ((), (last, outages)) = futures::join!(async { arrivals.await; }, storm);
+    let ((), (last, outages)) = futures::join!(
+        async {
+            arrivals.await;
+        },
+        storm
+    );
 
     let api = scene.requests(&scene.admin);
     eventually("every request to end", Duration::from_secs(120), || async {
@@ -116,8 +121,14 @@ async fn killed_again_and_again_the_operator_grants_each_approval_once_and_ends_
     for s in seen.iter().filter(|s| s.added) {
         per_request.entry(&s.request).or_default().insert(&s.uid);
     }
-    let never: Vec<&String> = names.iter().filter(|n| !per_request.contains_key(n.as_str())).collect();
-    assert!(never.is_empty(), "approved, never granted: {never:?} (phases: {phases:?})");
+    let never: Vec<&String> = names
+        .iter()
+        .filter(|n| !per_request.contains_key(n.as_str()))
+        .collect();
+    assert!(
+        never.is_empty(),
+        "approved, never granted: {never:?} (phases: {phases:?})"
+    );
     for (request, uids) in &per_request {
         assert_eq!(uids.len(), 1, "{request} was granted {} times", uids.len());
     }
@@ -130,7 +141,10 @@ async fn killed_again_and_again_the_operator_grants_each_approval_once_and_ends_
         .filter_map(|s| {
             let due = due(SystemTime::from(s.expires?), &outages);
             let gone: DateTime<Utc> = s.at.into();
-            Some(((gone - DateTime::<Utc>::from(due)).num_milliseconds(), s.request.as_str()))
+            Some((
+                (gone - DateTime::<Utc>::from(due)).num_milliseconds(),
+                s.request.as_str(),
+            ))
         })
         .collect();
     late.sort();
@@ -146,6 +160,9 @@ async fn killed_again_and_again_the_operator_grants_each_approval_once_and_ends_
         late[late.len() - 1].1
     );
     let (worst, request) = late[late.len() - 1];
-    assert!(worst <= 1000, "{request}'s grant lived {worst} ms past its expiry or the restart after it");
+    assert!(
+        worst <= 1000,
+        "{request}'s grant lived {worst} ms past its expiry or the restart after it"
+    );
     scene.finish().await;
 }

@@ -81,6 +81,18 @@ struct Entry {
     owner: String,
     doomed: Option<Doomed>,
     state: State,
+    /// Its place in the queue while it waits: the deadline, or a later retry.
+    queued: Option<DateTime<Utc>>,
+    /// Failed deletes of this version.
+    failures: u32,
+}
+
+/// The wait before retrying a delete that failed `failures` times: 250 ms,
+/// doubling, at most 30 s. A delete that keeps failing is not in flight
+/// meanwhile, so it holds up no status write.
+fn retry_after(failures: u32) -> chrono::Duration {
+    let ms = 250u64.saturating_mul(1 << failures.saturating_sub(1).min(7));
+    chrono::Duration::milliseconds(ms.min(30_000) as i64)
 }
 
 #[derive(Default)]
@@ -131,13 +143,8 @@ fn key_of(meta: &ObjectMeta, job: bool) -> Option<Key> {
 
 impl Inner {
     fn unqueue(&mut self, key: &Key) {
-        if let Some(Entry {
-            doomed: Some(d),
-            state: State::Waiting,
-            ..
-        }) = self.entries.get(key)
-        {
-            self.queue.remove(&(d.deadline, key.clone()));
+        if let Some(at) = self.entries.get_mut(key).and_then(|e| e.queued.take()) {
+            self.queue.remove(&(at, key.clone()));
         }
     }
 
@@ -180,25 +187,42 @@ impl Inner {
         });
         // A version in hand (being deleted, or settled) keeps its state; a new
         // version, or a new deadline for a waiting one, waits.
-        let state = match old {
-            Some(o) if same_version && o.state != State::Waiting => o.state,
-            _ => State::Waiting,
+        let (state, failures) = match old {
+            Some(o) if same_version && o.state != State::Waiting => (o.state, o.failures),
+            Some(o) if same_version => (State::Waiting, o.failures),
+            _ => (State::Waiting, 0),
         };
+        // A version waiting out a retry keeps its place.
+        let retry = old
+            .filter(|o| same_version && o.failures > 0)
+            .and_then(|o| o.queued);
         if old.is_some_and(|o| o.owner != owner) {
             self.forget(&key);
         } else {
             self.unqueue(&key);
         }
         let mut earliest = false;
+        let mut queued = None;
         if let (State::Waiting, Some(d)) = (state, &doomed) {
-            earliest = self.queue.first().is_none_or(|(first, _)| d.deadline < *first);
-            self.queue.insert((d.deadline, key.clone()));
+            let at = retry.map_or(d.deadline, |r| r.max(d.deadline));
+            earliest = self.queue.first().is_none_or(|(first, _)| at < *first);
+            self.queue.insert((at, key.clone()));
+            queued = Some(at);
         }
         self.by_owner
             .entry(owner.clone())
             .or_default()
             .insert(key.clone());
-        self.entries.insert(key, Entry { owner, doomed, state });
+        self.entries.insert(
+            key,
+            Entry {
+                owner,
+                doomed,
+                state,
+                queued,
+                failures,
+            },
+        );
         earliest
     }
 }
@@ -348,6 +372,7 @@ impl Deadlines {
                 }
                 i.queue.pop_first();
                 if let Some(e) = i.entries.get_mut(&key) {
+                    e.queued = None;
                     if let Some(d) = &e.doomed {
                         e.state = State::InFlight;
                         due.push(d.clone());
@@ -360,8 +385,9 @@ impl Deadlines {
         .unwrap_or_default()
     }
 
-    /// A delete taken by [`Self::take_due`] ended. A failure waits again.
-    pub fn finish(&self, doomed: &Doomed, outcome: Outcome) {
+    /// A delete taken by [`Self::take_due`] ended. A failure waits again, and
+    /// is retried after a back-off from `now`.
+    pub fn finish(&self, doomed: &Doomed, outcome: Outcome, now: DateTime<Utc>) {
         self.with(|i| {
             i.in_flight = i.in_flight.saturating_sub(1);
             let Some(e) = i.entries.get_mut(&doomed.key) else {
@@ -373,7 +399,10 @@ impl Deadlines {
             }
             if outcome == Outcome::Failed {
                 e.state = State::Waiting;
-                i.queue.insert((doomed.deadline, doomed.key.clone()));
+                e.failures = e.failures.saturating_add(1);
+                let at = (now + retry_after(e.failures)).max(doomed.deadline);
+                e.queued = Some(at);
+                i.queue.insert((at, doomed.key.clone()));
             } else {
                 e.state = State::Settled(outcome);
             }
@@ -449,7 +478,8 @@ impl Deadlines {
             let t = now();
             let state = self.with(|i| {
                 let e = i.entries.get(key)?;
-                let due = e.doomed.as_ref().is_some_and(|d| d.deadline <= t);
+                // Due and not waiting out a retry: the lane is about to take it.
+                let due = e.queued.is_some_and(|q| q <= t);
                 Some((e.state, due))
             });
             match state.flatten() {
@@ -526,12 +556,17 @@ mod tests {
         d.index_binding(&cache, Change::Upsert(&binding("a", "1", "2026-12-07T12:00:01Z")));
         assert!(d.take_due(at("2026-12-07T12:00:05Z"), zero, 10).is_empty());
         // A failure waits again; a conflict settles that version until a new one comes.
-        d.finish(&due[0], Outcome::Failed);
-        d.finish(&due[1], Outcome::Changed);
+        d.finish(&due[0], Outcome::Failed, at("2026-12-07T12:00:05Z"));
+        d.finish(&due[1], Outcome::Changed, at("2026-12-07T12:00:05Z"));
+        // The failure is retried after a back-off, not at once.
+        assert!(d.take_due(at("2026-12-07T12:00:05.100Z"), zero, 10).is_empty());
         assert_eq!(
-            d.take_due(at("2026-12-07T12:00:05Z"), zero, 10),
+            d.take_due(at("2026-12-07T12:00:05.250Z"), zero, 10),
             vec![due[0].clone()]
         );
+        d.finish(&due[0], Outcome::Failed, at("2026-12-07T12:00:05.250Z"));
+        assert!(d.take_due(at("2026-12-07T12:00:05.700Z"), zero, 10).is_empty());
+        assert_eq!(d.take_due(at("2026-12-07T12:00:05.750Z"), zero, 10).len(), 1);
         d.index_binding(&cache, Change::Upsert(&binding("b", "2", "2026-12-07T12:00:02Z")));
         let again = d.take_due(at("2026-12-07T12:00:05Z"), zero, 10);
         assert_eq!(again.len(), 1);

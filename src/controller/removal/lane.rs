@@ -42,8 +42,6 @@ use crate::controller::{
 const PARALLEL: usize = 64;
 /// Look again at least this often (a lost wake-up).
 const AT_LEAST_EVERY: StdDuration = StdDuration::from_secs(1);
-/// A delete that failed is tried again this much later.
-const RETRY: StdDuration = StdDuration::from_millis(250);
 /// A standby removes an object this long after its deadline: a live leader
 /// removes it within milliseconds, and its watch event reaches the standby
 /// first, so the API server gets one delete, not two. A dead or slow leader's
@@ -127,19 +125,9 @@ pub async fn run(
         info!("not the leader: removing expired grants on time meanwhile");
     }
     let mut flying = FuturesUnordered::new();
-    // Failed deletes, tried again after RETRY.
-    let mut retry: Vec<(tokio::time::Instant, Doomed)> = Vec::new();
     loop {
         let grace = if leads { chrono::Duration::zero() } else { GRACE };
-        let now = tokio::time::Instant::now();
-        retry.retain(|(at, d)| {
-            let again = *at <= now;
-            if again {
-                index.finish(d, Outcome::Failed);
-            }
-            !again
-        });
-        let room = PARALLEL.saturating_sub(flying.len() + retry.len());
+        let room = PARALLEL.saturating_sub(flying.len());
         for d in index.take_due(clock(), grace, room) {
             let client = client.clone();
             flying.push(async move {
@@ -147,22 +135,19 @@ pub async fn run(
                 (d, r)
             });
         }
-        let mut wait = index
+        let wait = index
             .next()
             .and_then(|n| (n + grace - clock()).to_std().ok())
             .map_or(AT_LEAST_EVERY, |w| {
                 (w + StdDuration::from_millis(1)).min(AT_LEAST_EVERY)
             });
-        if let Some((at, _)) = retry.iter().min_by_key(|(at, _)| *at) {
-            wait = wait.min(at.saturating_duration_since(now));
-        }
         tokio::select! {
             Some((d, result)) = flying.next(), if !flying.is_empty() => {
                 let lane = lane_name(leads);
                 let kind = if d.key.job { "Job" } else { "RoleBinding" };
                 match result {
                     Ok((outcome, deleted)) => {
-                        index.finish(&d, outcome);
+                        index.finish(&d, outcome, clock());
                         if deleted {
                             let late = (clock() - d.deadline).num_milliseconds().max(0) as f64 / 1000.0;
                             metrics.removals.get_or_create(&LaneKindLabel { lane: lane.into(), kind: kind.into() }).inc();
@@ -181,7 +166,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         warn!(kind, lane, name = %d.key.name, namespace = %d.key.namespace, error = %e, "could not remove an expired grant; retrying");
-                        retry.push((tokio::time::Instant::now() + RETRY, d));
+                        index.finish(&d, Outcome::Failed, clock());
                     }
                 }
             }
