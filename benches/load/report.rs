@@ -115,6 +115,8 @@ pub struct Live {
     pub setup_cost: Cost,
     /// Memory once L grants are live and settled.
     pub memory: Memory,
+    /// Memory just before the L requests were created.
+    pub memory_before: Memory,
     /// Seconds of the idle window.
     pub idle_secs: f64,
     /// The operator's API requests during the idle window.
@@ -461,6 +463,13 @@ impl Report {
                 l.count,
                 mib(l.memory.rss_kib),
                 mib(l.memory.peak_kib)
+            );
+            let grown = l.memory.rss_kib.saturating_sub(l.memory_before.rss_kib);
+            let _ = writeln!(
+                out,
+                "  RSS before the L requests {}: {:.2} KiB more per live grant (its request, review and binding in memory)",
+                mib(l.memory_before.rss_kib),
+                grown as f64 / l.count.max(1) as f64
             );
             if let Some(m) = l.memory_after {
                 let _ = writeln!(
