@@ -1,6 +1,6 @@
 //! The removal lane: one task in every replica, leader or not, that deletes
 //! the operator's RoleBindings (and OneTime Jobs) at their deadline, taken
-//! from the deadline index ([`super::index`]), with a lane of API calls of its
+//! from the deadline index (`store::removals`), with a lane of API calls of its
 //! own. It does nothing else: no grant, no status write, no Event; the
 //! leader's reconcile records the outcome after the delete (and leaves the
 //! delete to the lane), and status writes and Events wait while removals are
@@ -31,11 +31,13 @@ use kube::{
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::index::{Doomed, Outcome};
-use crate::controller::{
-    cache::Cache,
+use crate::{
+    controller::owned::is_status,
     metrics::{LaneKindLabel, LaneLabel, Metrics},
-    owned::is_status,
+    store::{
+        removals::{Doomed, Outcome},
+        Cache,
+    },
 };
 
 /// Deletes at once, at most.

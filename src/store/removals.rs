@@ -1,6 +1,7 @@
 //! The deadline index: every operator-made RoleBinding and OneTime Job that
 //! memory holds, by the instant it must be gone. Kept in step with memory by
-//! the watch loops (the cache's index hooks), so the removal lane finds what is
+//! the watch loops (the cache's index hooks), so the removal lane
+//! (`controller::removal::lane`) finds what is
 //! due with one look at the head of a `BTreeMap`, whatever the number of live
 //! grants, instead of scanning every binding at each wake.
 //!
@@ -26,11 +27,11 @@ use k8s_openapi::{
 use kube::{runtime::reflector::ObjectRef, ResourceExt};
 use tokio::sync::Notify;
 
-use super::deadline::{binding_deadline, considered, controller_request, job_deadline};
-use crate::{
-    api::ApprovalRequest,
-    controller::cache::{Cache, Change},
+use super::{
+    deadline::{binding_deadline, considered, controller_request, job_deadline},
+    Cache, Change,
 };
+use crate::api::ApprovalRequest;
 
 /// An object that grants access: a RoleBinding or a Job, by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,7 +123,7 @@ pub enum Handled {
 pub struct Deadlines {
     inner: Mutex<Inner>,
     /// An entry became the earliest waiting one: the lane looks again.
-    pub(super) changed: Notify,
+    pub changed: Notify,
     /// A delete ended.
     settled: Notify,
     /// Whether a removal lane runs in this process.
@@ -427,7 +428,8 @@ impl Deadlines {
             .unwrap_or(false)
     }
 
-    pub(super) fn set_running(&self, running: bool) {
+    /// The removal lane starts (`true`) or stops.
+    pub fn set_running(&self, running: bool) {
         self.running.store(running, Ordering::SeqCst);
         self.settled.notify_waiters();
     }

@@ -1,7 +1,7 @@
 //! When an object that grants access must be gone, from memory alone: the
 //! deadline of an operator-made RoleBinding or OneTime Job. Pure: no I/O, no
-//! clock. Used by the removal lane ([`super::lane`]) through the deadline index
-//! ([`super::index`]).
+//! clock. Used by the removal lane (`controller::removal::lane`) through the
+//! deadline index ([`super::removals`]).
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
