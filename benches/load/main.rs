@@ -260,6 +260,16 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     report.lone = Some(checked(expiry::run(bench, expiry::lone(LONE)).await?, report));
     let burst = expiry::burst(bench, "burst", format!("{} at once", z.expiries), z.expiries);
     report.burst = Some(checked(expiry::run(bench, burst).await?, report));
+    // The crash storm and the failover run before the L live grants, as issue
+    // 24 sets them: only their own requests (and the finished ones of the
+    // phases before) in memory. The failover leaves two replicas with leader
+    // election running: the one that survives runs the phases after it.
+    if z.storm > 0 {
+        report.storm = Some(storm::run(bench, z.storm, z.kills).await?);
+    }
+    if z.failover > 0 {
+        report.failover = Some(failover::run(bench, z.failover).await?);
+    }
     report.live = Some(live::run(bench).await?);
     let busy = expiry::burst(
         bench,
@@ -274,14 +284,6 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
         l.memory_after = Some(memory);
     }
     report.restart = Some(restart::run(bench).await?);
-    // The crash storm, then the failover (which leaves two replicas with
-    // leader election running, for the clean-up).
-    if z.storm > 0 {
-        report.storm = Some(storm::run(bench, z.storm, z.kills).await?);
-    }
-    if z.failover > 0 {
-        report.failover = Some(failover::run(bench, z.failover).await?);
-    }
     Ok(())
 }
 
