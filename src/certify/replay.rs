@@ -196,6 +196,17 @@ fn merged(a: &Principals, b: &Principals) -> Principals {
     out
 }
 
+/// Whether a campaign with `justification` needs a comment on `decision` (a
+/// reassignment always needs one, for the new reviewer).
+pub fn comment_required(justification: Justification, decision: Decision) -> bool {
+    match justification {
+        _ if decision == Decision::Reassign => true,
+        Justification::RequireForAll => true,
+        Justification::RequireForRevoke => decision == Decision::Revoke,
+        Justification::Optional => false,
+    }
+}
+
 fn has_comment(review: &AccessReview) -> bool {
     review
         .spec
@@ -394,12 +405,7 @@ impl<'a> Replayer<'a> {
 
     fn decide(&mut self, review: &AccessReview, t: DateTime<Utc>, i: usize) {
         let decision = review.spec.decision;
-        let needs_comment = match self.input.item.spec.review.justification {
-            Justification::RequireForAll => true,
-            Justification::RequireForRevoke => decision == Decision::Revoke,
-            Justification::Optional => false,
-        };
-        if needs_comment && !has_comment(review) {
+        if comment_required(self.input.item.spec.review.justification, decision) && !has_comment(review) {
             let message = format!("the campaign requires a comment on {decision}");
             return self.record(review, t, Some(i), ReviewVerdict::CommentRequired, message);
         }

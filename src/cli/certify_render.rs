@@ -17,7 +17,8 @@ use crate::{
     escape::terminal,
 };
 
-fn binding(item: &AccessCertification) -> String {
+/// The binding as `namespace/name` (a ClusterRoleBinding: its name).
+pub fn binding(item: &AccessCertification) -> String {
     let b = &item.spec.binding;
     match &b.namespace {
         Some(ns) => format!("{ns}/{}", b.name),
@@ -25,7 +26,8 @@ fn binding(item: &AccessCertification) -> String {
     }
 }
 
-fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
+/// Time until the item is due ("3d4h"), or "due".
+pub fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
     let due = item.spec.due_at;
     if due > now {
         short_duration(due - now)
@@ -34,7 +36,8 @@ fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
     }
 }
 
-fn open_level(item: &AccessCertification) -> String {
+/// The level that can decide now, or "-".
+pub fn open_level(item: &AccessCertification) -> String {
     item.status
         .as_ref()
         .and_then(|s| s.levels.iter().find(|l| l.state == LevelState::Open))
