@@ -118,7 +118,14 @@ pub async fn raw(
     body: Option<&str>,
 ) -> Answer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        // Nothing listens (yet): status 0.
+        return Answer {
+            status: 0,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+    };
     let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -129,10 +136,21 @@ pub async fn raw(
     head.push_str("\r\n");
     head.push_str(body.unwrap_or_default());
     s.write_all(head.as_bytes()).await.unwrap();
+    // Some servers (chromedriver) keep the connection despite `Connection: close`:
+    // read by Content-Length, or to the last chunk, or to the end.
     let mut bytes = Vec::new();
-    // A server may answer and close before reading a body it refuses (a reset):
-    // what arrived is the answer.
-    let _ = s.read_to_end(&mut bytes).await;
+    let mut buf = [0u8; 16384];
+    loop {
+        if complete(&bytes) {
+            break;
+        }
+        match s.read(&mut buf).await {
+            // A server may answer and close before reading a body it refuses (a
+            // reset): what arrived is the answer.
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
     let text = String::from_utf8_lossy(&bytes).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -153,6 +171,24 @@ pub async fn raw(
         body: if chunked { dechunk(body) } else { body.to_string() },
         headers,
     }
+}
+
+/// Whether `bytes` hold a whole response (headers, then the body its headers announce).
+fn complete(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let body = &bytes[end + 4..];
+    for line in head.lines() {
+        if let Some(v) = line.strip_prefix("content-length:") {
+            return v.trim().parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn dechunk(mut s: &str) -> String {

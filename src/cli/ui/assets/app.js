@@ -198,12 +198,17 @@ async function download(campaign, run, format) {
     const r = await fetch(`/api/report/${encodeURIComponent(campaign)}/${encodeURIComponent(run)}?format=${format}`,
       { headers: { "X-Gatehouse-Secret": SECRET }, cache: "no-store" });
     const text = await r.text();
-    if (!r.ok) throw new Error(text);
+    if (!r.ok) {
+      let why = text;
+      try { why = JSON.parse(text).error || text; } catch (_) { /* the text as it is */ }
+      throw new Error(why);
+    }
     const sha = r.headers.get("x-report-sha256") || "";
-    const a = el("a", { href: URL.createObjectURL(new Blob([text], { type: r.headers.get("content-type") || "text/plain" })),
-      download: `${run}.${format}` });
-    document.body.appendChild(a); a.click(); a.remove();
-    $("report-sha").textContent = `SHA-256 of ${run}.${format}: ${sha} (check: sha256sum ${run}.${format})`;
+    const file = `${run}.${format}`;
+    const save = el("a", { href: URL.createObjectURL(new Blob([text], { type: r.headers.get("content-type") || "text/plain" })),
+      download: file, id: "report-save" }, `Save ${file}`);
+    $("report-sha").replaceChildren(save, ` SHA-256: ${sha} (check: sha256sum ${file})`);
+    save.focus();
   } catch (e) {
     notice(e.message, "bad");
   }
@@ -213,14 +218,18 @@ async function download(campaign, run, format) {
 function setRows(rows) {
   state.rows = rows;
   if (state.current >= rows.length) state.current = Math.max(0, rows.length - 1);
-  paintCurrent();
+  applyFilter();
 }
 function paintCurrent() {
   state.rows.forEach((r, i) => r.tr.classList.toggle("current", i === state.current));
 }
 function move(d) {
   if (!state.rows.length) return;
-  state.current = Math.min(state.rows.length - 1, Math.max(0, state.current + d));
+  let i = state.current;
+  for (let n = i + d; n >= 0 && n < state.rows.length; n += d) {
+    if (!state.rows[n].tr.hidden) { i = n; break; }
+  }
+  state.current = i;
   paintCurrent();
   const r = state.rows[state.current];
   r.tr.scrollIntoView({ block: "nearest" });
@@ -254,15 +263,24 @@ document.addEventListener("keydown", (ev) => {
 });
 
 // ---- pages ----
-function matches(obj, q) {
-  if (!q) return true;
-  return JSON.stringify(obj).toLowerCase().includes(q.toLowerCase());
-}
 
+// The filter hides rows whose text does not contain it (on the page shown),
+// without re-drawing: typing is never lost to a refresh.
 function filterBar(extra) {
   const input = el("input", { id: "filter", type: "search", placeholder: "filter (/)", "aria-label": "Filter", value: state.filter });
-  input.addEventListener("input", () => { state.filter = input.value; state.page = 0; render(false); });
+  input.addEventListener("input", () => { state.filter = input.value; applyFilter(); });
   return el("div", { class: "bar" }, el("label", { for: "filter" }, "Filter"), input, extra || []);
+}
+function applyFilter() {
+  const q = state.filter.trim().toLowerCase();
+  for (const r of state.rows) r.tr.hidden = !!q && !r.tr.textContent.toLowerCase().includes(q);
+  for (const t of document.querySelectorAll("[data-count-of]")) {
+    const rows = document.querySelectorAll(`${t.getAttribute("data-count-of")}:not([hidden])`);
+    t.textContent = `${t.getAttribute("data-title")} (${rows.length})`;
+  }
+  const first = state.rows.findIndex((r) => !r.tr.hidden);
+  if (state.rows[state.current] && state.rows[state.current].tr.hidden && first >= 0) state.current = first;
+  paintCurrent();
 }
 
 function riskTags(i) {
@@ -364,9 +382,10 @@ const pages = {
     main.replaceChildren(el("h2", {}, "My queue"), filterBar([el("label", { for: "kind" }, "Show"), kind, rec]),
       data.notes.map((n) => el("p", { class: "muted" }, n)));
     let rows = [];
-    const reqs = data.requests.filter((r) => matches(r, state.filter));
+    const reqs = data.requests;
     if (state.kind !== "items") {
-      main.appendChild(el("h2", { id: "requests-title" }, `Requests waiting for you (${reqs.length})`));
+      main.appendChild(el("h2", { id: "requests-title", "data-title": "Requests waiting for you", "data-count-of": "tr[data-request]" },
+        `Requests waiting for you (${reqs.length})`));
       if (reqs.length) {
         const [t, r] = requestTable(reqs, { actions: (r) => [
           el("button", { type: "button", class: "primary", onclick: () => reviewRequest(r, "Approve"), "aria-label": `approve ${r.name}` }, "Approve"), " ",
@@ -375,7 +394,7 @@ const pages = {
       } else main.appendChild(el("p", { class: "muted", id: "no-requests" }, "No requests waiting for your review."));
     }
     if (state.kind !== "requests") {
-      const items = data.items.filter((i) => matches(i, state.filter) && (!state.rec || state.rec === "any" || i.recommendation === state.rec));
+      const items = data.items.filter((i) => !state.rec || state.rec === "any" || i.recommendation === state.rec);
       main.appendChild(el("h2", { id: "items-title" }, `Certification items waiting for you (${items.length})`));
       if (items.length) {
         const shown = items.slice(state.page * PAGE, (state.page + 1) * PAGE);
@@ -390,7 +409,7 @@ const pages = {
   },
 
   async mine(main) {
-    const data = (await api("/api/mine")).filter((r) => matches(r, state.filter));
+    const data = await api("/api/mine");
     main.replaceChildren(el("h2", {}, "My requests"), filterBar());
     if (!data.length) { main.appendChild(el("p", { class: "muted" }, "You have no requests; file one with kubectl gatehouse request ROLE.")); setRows([]); return; }
     const [t, r] = requestTable(data, { actions: (r) => [
@@ -477,12 +496,12 @@ const pages = {
       el("table", { id: "levels" }, el("thead", {}, el("tr", {}, ["Level", "Decided", "Open", "Waiting", "Fell due"].map((h) => el("th", {}, h)))),
         el("tbody", {}, p.levels.map((l) => el("tr", {}, el("td", {}, l.name), el("td", {}, String(l.decided)), el("td", {}, String(l.open)),
           el("td", {}, String(l.waiting)), el("td", {}, String(l.expired)))))));
-    const items = v.items.filter((i) => matches(i, state.filter));
+    const items = v.items.slice();
     items.sort((a, b) => (state.groupBy === "subject" ? a.subject.localeCompare(b.subject) : a.binding.localeCompare(b.binding)));
     const shown = items.slice(state.page * PAGE, (state.page + 1) * PAGE);
     const sel = () => shown.filter((i) => state.selected.has(`${i.namespace}/${i.name}`));
     main.appendChild(filterBar([el("label", { for: "group-by" }, "Group by"), by]));
-    main.appendChild(el("div", { class: "bar" },
+    main.append(el("div", { class: "bar" },
       el("button", { type: "button", class: "primary", id: "approve-recommended", onclick: () => approveRecommended(v) }, "Approve recommended"),
       el("button", { type: "button", id: "approve-selected", onclick: () => decideItems(sel(), "Approve") }, "Approve selected"),
       el("button", { type: "button", class: "danger", id: "revoke-selected", onclick: () => decideItems(sel(), "Revoke") }, "Revoke selected"),
@@ -527,7 +546,12 @@ async function render(fresh) {
   })();
   rendering = job;
   await job;
-  if (focused && $(focused) && !fresh) $(focused).focus();
+  if (focused && $(focused) && !fresh) {
+    const f = $(focused);
+    f.focus();
+    // A re-drawn filter keeps its caret at the end of what was typed.
+    if (f.tagName === "INPUT" && f.type === "search") f.setSelectionRange(f.value.length, f.value.length);
+  }
   if (fresh) main.focus({ preventScroll: true });
 }
 let timer = null;
