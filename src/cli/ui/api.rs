@@ -287,7 +287,10 @@ pub async fn post_review(State(desk): State<Arc<Desk>>, Json(b): Json<ReviewBody
     }
     let env = in_ns(&desk.env, &b.namespace);
     let outcome = review(&env, &b.name, b.decision, b.comment, VERDICT_WAIT).await?;
-    let line = crate::escape::terminal::line(render::review_outcome(&outcome).trim_end()).into_owned();
+    // The verdict's line of what the CLI prints ("Accepted by the operator.",
+    // "Not accepted: SelfApproval (...)"), or the review's when no verdict came.
+    let printed = render::review_outcome(&outcome);
+    let line = crate::escape::terminal::line(printed.lines().last().unwrap_or_default()).into_owned();
     Ok(Json(ReviewAnswer { outcome, line }))
 }
 

@@ -124,7 +124,7 @@ async function reviewRequest(r, decision) {
   try {
     const out = await api("/api/review", { namespace: r.namespace, name: r.name, decision, comment: a.comment || null });
     const accepted = out.verdict && out.verdict.accepted;
-    notice(out.line.split("\n").pop(), accepted ? "good" : "bad");
+    notice(out.line, accepted ? "good" : "bad");
   } catch (e) {
     notice(e.message, "bad");
   }
