@@ -210,8 +210,7 @@ pub struct Cache {
     pub health: Arc<Health>,
 }
 
-/// The write halves of the stores, one per watch loop.
-#[allow(missing_docs)]
+/// The write halves of the stores, one per watch loop (named as the stores).
 pub struct Writers {
     pub requests: Writer<ApprovalRequest>,
     pub reviews: Writer<AccessReview>,
