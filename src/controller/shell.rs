@@ -15,7 +15,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use kube::{runtime::controller::Action as Requeue, Client};
+use kube::{
+    runtime::{
+        controller::{self, Action as Requeue},
+        reflector::ObjectRef,
+    },
+    Client, Resource,
+};
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::Events;
@@ -203,6 +209,25 @@ impl Shell {
             .inc();
         tracing::warn!(kind, object = %key, error = %err, "reconcile failed; retrying");
         Requeue::requeue(self.failures.retry_after(key, err))
+    }
+}
+
+/// What a controller reports after each reconcile, logged the same way for
+/// every controller: a failed reconcile was logged by the error policy; an
+/// object woken after it was deleted (with its namespace, say) needs nothing;
+/// anything else (the queue, the store) is a warning.
+pub fn log_outcome<K, E, Q>(result: Result<(ObjectRef<K>, Requeue), controller::Error<E, Q>>)
+where
+    K: Resource,
+    E: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+{
+    match result {
+        Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
+        Err(controller::Error::ObjectNotFound(r)) => {
+            tracing::debug!(object = %r, "woken for an object no longer in memory")
+        }
+        Err(e) => tracing::warn!(error = %e, "controller"),
     }
 }
 
