@@ -352,12 +352,19 @@ fn missing_names(
                         .iter()
                         .any(|suffix| metric.strip_suffix(suffix).is_some_and(|m| metrics.contains(m)));
                     if !registered && !functions.contains(word) {
-                        missing.push(format!("{}: metric `{word}` is not registered", c.at()));
+                        missing.push(format!(
+                            "{}: metric `{word}` is not registered in src/metrics.rs",
+                            c.at()
+                        ));
                     }
                 } else if word.matches('_').count() >= 2 {
                     checked += 1;
                     if !functions.contains(word) {
-                        missing.push(format!("{}: no `fn {word}`", c.at()));
+                        missing.push(format!(
+                            "{}: no `fn {word}` in src/, tests/ or benches/ (a test renamed? \
+                             snake_case names of three words or more are read as function names)",
+                            c.at()
+                        ));
                     }
                 }
             }
