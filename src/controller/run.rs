@@ -24,16 +24,23 @@ use tracing::{error, info, warn};
 
 use super::{
     api_count::ApiCountLayer,
-    cache::Cache,
     certify, error_policy,
-    health::{Health, Thresholds},
     leader::{self, LeaseSettings},
-    metrics::Metrics,
-    reconcile, standby, sweep,
+    reconcile,
+    shell::log_outcome,
+    standby, sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
-use crate::{api::ApprovalRequest, decide::duration};
+use crate::{
+    api::ApprovalRequest,
+    decide::duration,
+    metrics::Metrics,
+    store::{
+        health::{Health, Thresholds, Verdict},
+        Cache,
+    },
+};
 
 pub use super::args::RunArgs;
 
@@ -90,7 +97,7 @@ async fn metrics_handler(State(s): State<HttpState>) -> ([(&'static str, &'stati
     )
 }
 
-fn answer(v: super::health::Verdict) -> (StatusCode, String) {
+fn answer(v: Verdict) -> (StatusCode, String) {
     if v.ok {
         (StatusCode::OK, "ok".into())
     } else {
@@ -423,14 +430,7 @@ impl Operator {
                         Err(controller::Error::ObjectNotFound(r)) if r.name == PROBE => {
                             health.controller_progressed(Instant::now())
                         }
-                        // A change woke a request that is gone by now (deleted with
-                        // its namespace, say): nothing to do.
-                        Err(controller::Error::ObjectNotFound(r)) => {
-                            tracing::debug!(object = %r, "woken for an object no longer in memory")
-                        }
-                        // Reconcile failures are logged by error_policy.
-                        Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
-                        Err(e) => warn!(error = %e, "controller"),
+                        res => log_outcome(res),
                     }
                 }
             });
@@ -507,7 +507,7 @@ impl Operator {
                 certify::item::item_error_policy,
                 ctx.clone(),
             )
-            .for_each(|_| async {});
+            .for_each(|res| async move { log_outcome(res) });
         let mut graceful = shutdown;
         // Item changes wake their campaign by the thousand during a launch or at
         // a due time: one reconcile a second is enough for the counts.
@@ -525,7 +525,7 @@ impl Operator {
                     certify::campaign::campaign_error_policy,
                     ctx,
                 )
-                .for_each(|_| async {});
+                .for_each(|res| async move { log_outcome(res) });
         vec![tokio::spawn(item_controller), tokio::spawn(campaign_controller)]
     }
 }
