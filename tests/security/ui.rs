@@ -13,6 +13,9 @@ use crate::support::{
     scene::Scene,
 };
 
+/// Header lines as sent.
+type Headers = Vec<(String, String)>;
+
 #[tokio::test]
 async fn the_desk_refuses_other_origins_rebound_hosts_and_calls_without_its_secret() {
     let Some(scene) = Scene::shared("ui-door").await else {
@@ -29,7 +32,7 @@ async fn the_desk_refuses_other_origins_rebound_hosts_and_calls_without_its_secr
     assert_eq!(own.status, 200, "{own:?}");
     assert!(own.body.contains("door-view"), "{}", own.body);
 
-    let attempts: Vec<(&str, &str, Vec<(String, String)>)> = vec![
+    let attempts: Vec<(&str, &str, Headers)> = vec![
         ("no secret", "/api/queue", vec![host.clone()]),
         (
             "a wrong secret",
@@ -110,7 +113,7 @@ async fn the_desk_refuses_other_origins_rebound_hosts_and_calls_without_its_secr
 
     // Writes: without the secret, as a form post, or as a GET.
     let approve = json!({"namespace": scene.ns, "name": "door-view", "decision": "Approve"}).to_string();
-    let writes: Vec<(&str, &str, Vec<(String, String)>)> = vec![
+    let writes: Vec<(&str, &str, Headers)> = vec![
         (
             "a POST without the secret",
             "POST",

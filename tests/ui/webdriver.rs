@@ -1,7 +1,9 @@
 //! Just enough of the W3C WebDriver protocol to drive Debian's headless Chromium
 //! through `chromedriver`: plain HTTP/1.1 with `serde_json`, the same raw client
 //! the desk's security tests use (tests/support/desk.rs), so no WebDriver crate
-//! and its async stack join the build for a dozen calls.
+//! and its async stack join the build for a dozen calls. Shared by the browser
+//! tests and the desk's bench (`benches/ui/`), which uses a part.
+#![allow(dead_code)]
 
 use std::{path::Path, process::Command, time::Duration};
 

@@ -141,7 +141,7 @@ pub async fn mine(State(desk): State<Arc<Desk>>) -> Answer<Vec<RequestRow>> {
         .map(|r| view::request_row(r, &env.me, now))
         .filter(|r| r.mine)
         .collect();
-    rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     Ok(Json(rows))
 }
 
