@@ -107,11 +107,8 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     put(
         &mut out,
         format!(
-            "Access:          {} has {} through {:?} {}",
-            spec.subject,
-            spec.role_ref,
-            spec.binding.kind,
-            binding(item)
+            "Access:          {} has {} through {}",
+            spec.subject, spec.role_ref, spec.binding
         ),
     );
     put(

@@ -135,12 +135,7 @@ pub struct ReviewRow {
 }
 
 fn principals(p: &Principals) -> String {
-    p.users
-        .iter()
-        .map(|u| format!("user:{u}"))
-        .chain(p.groups.iter().map(|g| format!("group:{g}")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 fn row(item: &AccessCertification, reviews: &[AccessReview]) -> ItemRow {

@@ -427,10 +427,7 @@ pub fn render(run: &RunResult) -> String {
     .gap(2);
     for item in &run.items {
         let (spec, s) = (&item.spec, &item.status);
-        let binding = match &spec.binding.namespace {
-            Some(ns) => format!("{:?} {ns}/{}", spec.binding.kind, spec.binding.name),
-            None => format!("{:?} {}", spec.binding.kind, spec.binding.name),
-        };
+        let binding = spec.binding.to_string();
         table.row(vec![
             spec.subject.to_string(),
             spec.role_ref.to_string(),

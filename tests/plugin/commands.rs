@@ -389,6 +389,40 @@ async fn pending_shows_only_requests_i_can_review_and_not_my_own() {
     assert_eq!(text(out), "No requests waiting for your review.\n");
 }
 
+/// Under `allowSelfApproval` the core counts the approval of whoever would
+/// receive the access: `pending` must list such a request for them, as it lists
+/// any other request they may approve.
+#[tokio::test]
+async fn pending_shows_access_for_me_when_the_policy_allows_self_approval() {
+    let client = fake().await;
+    let mut status = pending_for(&["sre"]);
+    status["requirements"] = json!({
+        "policy": "lax", "duration": "1h", "justification": "Optional", "retention": "720h",
+        "approval": {"reviewers": {"groups": ["sre"]}, "allowSelfApproval": true}
+    });
+    let for_sam = seed_request(&client, "team", "dana-for-sam", "dana", status.clone()).await;
+    Api::<ApprovalRequest>::namespaced(client.clone(), "team")
+        .patch(
+            &for_sam.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"subject": {"kind": "User", "name": "sam"}}})),
+        )
+        .await
+        .unwrap();
+    seed_request(&client, "team", "sam-view", "sam", status).await;
+
+    let cmd = Cli::try_parse_from(["kubectl-gatehouse", "pending"])
+        .unwrap()
+        .command;
+    let mut out = vec![];
+    let e = env(&client, sam(), Output::Json);
+    assert_eq!(cli::run(&e, &cmd, &mut out, &mut vec![]).await.unwrap(), exit::OK);
+    let v: Vec<ApprovalRequest> = serde_json::from_slice(&out).unwrap();
+    let mut names: Vec<String> = v.iter().map(|r| r.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["dana-for-sam", "sam-view"]);
+}
+
 #[tokio::test]
 async fn list_shows_only_my_requests() {
     let client = fake().await;

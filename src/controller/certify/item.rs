@@ -338,11 +338,7 @@ fn pending_removal(
 }
 
 fn action_words(item: &AccessCertification, r: &Removal) -> String {
-    let b = &item.spec.binding;
-    let binding = match &b.namespace {
-        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
-        None => format!("{:?} {}", b.kind, b.name),
-    };
+    let binding = &item.spec.binding;
     match r {
         Removal::RemoveSubject { .. } => format!("remove {} from {binding}", item.spec.subject),
         Removal::DeleteBinding { .. } => {
@@ -352,11 +348,7 @@ fn action_words(item: &AccessCertification, r: &Removal) -> String {
 }
 
 fn removed_message(item: &AccessCertification, r: &Removal) -> String {
-    let b = &item.spec.binding;
-    let binding = match &b.namespace {
-        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
-        None => format!("{:?} {}", b.kind, b.name),
-    };
+    let binding = &item.spec.binding;
     match r {
         Removal::RemoveSubject { .. } => {
             format!("the operator removed {} from {binding}", item.spec.subject)
