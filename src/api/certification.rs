@@ -590,22 +590,14 @@ impl ReviewVerdict {
     }
 }
 
-/// The value as written in the status.
-macro_rules! display_as_debug {
-    ($($t:ty),+) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(self, f)
-            }
-        }
-    )+};
-}
-
-display_as_debug!(
+crate::wire_names!(
     ItemDecision,
     Outcome,
+    ClosedBy,
+    LevelState,
     Recommendation,
     RemediationState,
     RemediationHold,
+    RemediationAction,
     ReviewVerdict
 );

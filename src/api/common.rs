@@ -28,15 +28,6 @@ pub enum RoleKind {
     Role,
 }
 
-impl std::fmt::Display for RoleKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RoleKind::ClusterRole => "ClusterRole",
-            RoleKind::Role => "Role",
-        })
-    }
-}
-
 /// A reference to a ClusterRole or Role.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 pub struct RoleRef {
@@ -178,3 +169,5 @@ pub struct Condition {
     /// When `status` last changed.
     pub last_transition_time: DateTime<Utc>,
 }
+
+crate::wire_names!(RoleKind, ConditionStatus);

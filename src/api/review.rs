@@ -124,19 +124,6 @@ pub enum Decision {
     Comment,
 }
 
-impl std::fmt::Display for Decision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Decision::Approve => "Approve",
-            Decision::Reject => "Reject",
-            Decision::Revoke => "Revoke",
-            Decision::Cancel => "Cancel",
-            Decision::Reassign => "Reassign",
-            Decision::Comment => "Comment",
-        })
-    }
-}
-
 /// The operator's verdict on this review.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -155,3 +142,5 @@ pub struct AccessReviewStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<DateTime<Utc>>,
 }
+
+crate::wire_names!(Decision);

@@ -60,7 +60,7 @@ pub fn synthesized_request(spec: &AccessCertificationSpec, policy: &str) -> Appr
                 BindingKind::ClusterRoleBinding => Scope::Cluster,
             },
             reason: Some(format!(
-                "replaces {:?} {} reviewed in run {}",
+                "replaces {} {} reviewed in run {}",
                 b.kind, b.name, spec.run
             )),
             policy: Some(policy.to_string()),

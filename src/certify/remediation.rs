@@ -127,10 +127,7 @@ pub fn plan(
     let snap = &spec.binding;
     let subject = &spec.subject;
     let Some(b) = inv.binding(snap.kind, snap.namespace.as_deref(), &snap.name) else {
-        let message = format!(
-            "{:?} {} no longer exists: nothing to remove",
-            snap.kind, snap.name
-        );
+        let message = format!("{} {} no longer exists: nothing to remove", snap.kind, snap.name);
         return (status(RemediationState::Gone, None, message), None);
     };
     if b.uid != snap.uid {

@@ -8,37 +8,17 @@
 
 use crate::api::Phase;
 
-/// Declares a reason enum whose variants are written as their own names.
+/// Declares a reason enum whose variants are written as their own names (their
+/// serde names, through [`crate::wire_names!`] like every enum on a wire).
 macro_rules! reasons {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* $variant,)+
         }
 
-        impl $name {
-            /// The CamelCase reason as written in statuses and events.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => stringify!($variant),)+
-                }
-            }
-
-            /// Reads a reason back from a stored status; `None` for any other string.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s {
-                    $(stringify!($variant) => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
+        crate::wire_names!($name);
     };
 }
 

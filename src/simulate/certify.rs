@@ -410,7 +410,7 @@ pub fn render(run: &RunResult) -> String {
             .map(|s| format!("{s} in "))
             .unwrap_or_default();
         out += &format!(
-            "    skipped: {subject}{} ({:?}: {})\n",
+            "    skipped: {subject}{} ({}: {})\n",
             s.binding, s.reason, s.message
         );
     }
@@ -438,7 +438,7 @@ pub fn render(run: &RunResult) -> String {
             rfc3339(spec.due_at),
             s.remediation
                 .as_ref()
-                .map(|r| format!("{:?}", r.state))
+                .map(|r| r.state.to_string())
                 .unwrap_or_else(|| "-".into()),
         ]);
         for note in notes(item) {

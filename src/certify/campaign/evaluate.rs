@@ -331,7 +331,7 @@ fn start_due_run(
     status.last_run = Some(plan.name.clone());
     status.last_run_started_at = Some(plan.started_at);
     let message = format!(
-        "run {} started ({:?}); due {}",
+        "run {} started ({}); due {}",
         plan.name,
         plan.trigger,
         plan.due_at.to_rfc3339()
