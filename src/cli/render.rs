@@ -405,7 +405,7 @@ pub fn review_outcome(o: &ReviewOutcome) -> String {
         Some(v) if v.accepted == Some(true) => format!("{head}\nAccepted by the operator.\n"),
         Some(v) => format!(
             "{head}\nNot accepted: {}{}\n",
-            terminal::line(v.reason.as_deref().unwrap_or("Unknown")),
+            v.reason.map_or("Unknown", |r| r.as_str()),
             v.message
                 .as_deref()
                 .map_or(String::new(), |m| format!(" ({})", terminal::line(m)))

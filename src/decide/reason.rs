@@ -18,6 +18,11 @@ macro_rules! reasons {
             $($(#[$vmeta])* $variant,)+
         }
 
+        impl $name {
+            /// Every reason, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant,)+];
+        }
+
         crate::wire_names!($name);
     };
 }
@@ -108,6 +113,12 @@ reasons! {
         UidMismatch,
         /// A decision for certification items only (`Reassign`).
         NotApplicable,
+    }
+}
+
+impl From<VerdictReason> for crate::api::ReviewReason {
+    fn from(v: VerdictReason) -> Self {
+        crate::api::ReviewReason::parse(v.as_str()).unwrap_or(crate::api::ReviewReason::Unknown)
     }
 }
 
@@ -284,5 +295,34 @@ mod tests {
         ] {
             assert!(c.phase().is_terminal(), "{c}");
         }
+    }
+
+    /// `AccessReview.status.reason` is one enum for requests and items: every
+    /// verdict of either keeps its name there, and a name from another operator
+    /// version still reads.
+    #[test]
+    fn every_verdict_keeps_its_name_as_a_review_reason() {
+        use crate::api::{ReviewReason, ReviewVerdict};
+        for v in VerdictReason::ALL {
+            assert_eq!(ReviewReason::from(*v).as_str(), v.as_str());
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(ReviewVerdict)).unwrap();
+        let names: Vec<String> = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| {
+                let listed = o["enum"].as_array().cloned().unwrap_or_default();
+                listed.into_iter().chain(o.get("const").cloned())
+            })
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
+        assert!(names.len() >= 12, "{names:?}");
+        for name in names {
+            let verdict: ReviewVerdict = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(ReviewReason::from(verdict).as_str(), name);
+        }
+        let read: ReviewReason = serde_json::from_value(serde_json::json!("SomethingNewer")).unwrap();
+        assert_eq!(read, ReviewReason::Unknown);
     }
 }
