@@ -52,14 +52,8 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
         .as_ref()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let items = ctx.cache.items_of_campaign(&campaign.name_any());
-    let counted: Vec<RunItem> = items
-        .iter()
-        .map(|i| RunItem {
-            run: i.spec.run.clone(),
-            status: i.status.clone().unwrap_or_default(),
-        })
-        .collect();
+    let mut items = ctx.cache.items_of_campaign(&campaign.name_any());
+    let counted = run_items(&items);
     let input = CampaignInput {
         campaign,
         conditions_read: &conditions_read,
@@ -90,8 +84,12 @@ async fn reconcile_inner(campaign: &AccessCampaign, ctx: &Context) -> Result<Req
             skipped: progress.skipped,
             capped: progress.capped,
         };
+        // Counted from memory as it is after the launch.
+        items = ctx.cache.items_of_campaign(&current.name_any());
+        let counted = run_items(&items);
         ev = core::evaluate(&CampaignInput {
             campaign: &current,
+            items: &counted,
             launched: Some(&outcome),
             ..input
         });
@@ -128,6 +126,16 @@ fn runs_removed(campaign: &AccessCampaign, ev: &core::CampaignEvaluation) -> Vec
         .iter()
         .filter(|r| !ev.status.runs.iter().any(|n| n.name == r.name))
         .map(|r| r.name.clone())
+        .collect()
+}
+
+fn run_items(items: &[Arc<AccessCertification>]) -> Vec<RunItem> {
+    items
+        .iter()
+        .map(|i| RunItem {
+            run: i.spec.run.clone(),
+            status: i.status.clone().unwrap_or_default(),
+        })
         .collect()
 }
 
