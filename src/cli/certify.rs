@@ -78,7 +78,7 @@ pub async fn run(
 }
 
 /// `user:NAME`, `group:NAME`, or a bare user name.
-fn principals(specs: &[String]) -> Result<Principals, CliError> {
+pub fn principals(specs: &[String]) -> Result<Principals, CliError> {
     let mut p = Principals::default();
     for s in specs {
         let one = Principal::parse(s)

@@ -194,20 +194,28 @@ impl Browser {
         );
     }
 
+    /// Clicks the element matching `css`; found again when a live refresh
+    /// redrew it in between.
     pub async fn click(&self, css: &str) {
-        let e = self.wait_for(css).await;
-        self.session("POST", &format!("/element/{e}/click"), Some(json!({})))
-            .await;
+        self.on_element(css, "click", json!({})).await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let e = self.wait_for(css).await;
-        self.session(
-            "POST",
-            &format!("/element/{e}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.on_element(css, "value", json!({"text": text})).await;
+    }
+
+    async fn on_element(&self, css: &str, what: &str, body: Value) {
+        for _ in 0..20 {
+            let e = self.wait_for(css).await;
+            let path = format!("/session/{}/element/{e}/{what}", self.session);
+            let v = self.call("POST", &path, Some(body.clone())).await;
+            match v.get("error").and_then(Value::as_str) {
+                None => return,
+                Some("stale element reference") => continue,
+                Some(e) => panic!("WebDriver {what} on {css}: {e}: {}", v["message"]),
+            }
+        }
+        panic!("{css} kept being redrawn");
     }
 
     /// Presses `key` (a character, or a WebDriver key code like "\u{E007}" for Enter)

@@ -26,7 +26,7 @@ use super::{
     view::{self, ItemRow, RequestRow},
     Desk,
 };
-use crate::api::{AccessCertification, ApprovalRequest, Decision, Principals, RoleKind, Scope};
+use crate::api::{AccessCertification, ApprovalRequest, Decision, RoleKind, Scope};
 
 /// How long a decision waits for the operator's verdict.
 const VERDICT_WAIT: StdDuration = StdDuration::from_secs(10);
@@ -340,7 +340,16 @@ pub async fn post_certify(
         items.push(api.get(&r.name).await.map_err(env.fail(op))?);
     }
     let reassign_to = match b.decision {
-        Decision::Reassign => Some(principals(&b.reassign_to)?),
+        Decision::Reassign => {
+            let to = certify::principals(&b.reassign_to)?;
+            if to.is_empty() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "name whom to reassign to".into(),
+                ));
+            }
+            Some(to)
+        }
         _ => None,
     };
     let plan = certify::Plan {
@@ -352,30 +361,6 @@ pub async fn post_certify(
     Ok(Json(
         certify::decide_items(env, &items, &plan, VERDICT_WAIT).await?,
     ))
-}
-
-fn principals(specs: &[String]) -> Result<Principals, ApiError> {
-    let mut p = Principals::default();
-    for s in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        match s.split_once(':') {
-            Some(("group", g)) if !g.is_empty() => p.groups.push(g.to_string()),
-            Some(("user", u)) if !u.is_empty() => p.users.push(u.to_string()),
-            None => p.users.push(s.to_string()),
-            _ => {
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    "reassign to user:NAME or group:NAME".into(),
-                ))
-            }
-        }
-    }
-    if p.users.is_empty() && p.groups.is_empty() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "name whom to reassign to".into(),
-        ));
-    }
-    Ok(p)
 }
 
 /// Approve every recommended item of a run.
