@@ -22,6 +22,7 @@ async fn the_desk_refuses_other_origins_rebound_hosts_and_calls_without_its_secr
         return;
     };
     let req = scene.request("door-view", "1h").await;
+    scene.phase_becomes("door-view", Phase::Pending).await;
     let bob = Desk::start(&scene.user_kubeconfig("bob", &["sre"]), &scene.ns);
     let host = ("Host".to_string(), format!("127.0.0.1:{}", bob.port));
     let secret = ("X-Gatehouse-Secret".to_string(), bob.secret.clone());
