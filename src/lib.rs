@@ -14,6 +14,7 @@
 //! - [`notify`]: notifications to Slack, Teams and webhooks (`NotificationChannel`).
 //! - [`table`]: plain-text tables for the plugin and `simulate`.
 //! - [`escape`]: escaping at every border: shell commands, terminals, CSV, chat Markdown.
+//! - [`usage`]: usage evidence from audit events: which binding allowed each request.
 
 pub mod admission;
 pub mod api;
@@ -30,3 +31,4 @@ pub mod notify;
 pub mod rbac;
 pub mod simulate;
 pub mod table;
+pub mod usage;
