@@ -14,6 +14,7 @@
 //! - [`notify`]: notifications to Slack, Teams and webhooks (`NotificationChannel`).
 //! - [`table`]: plain-text tables for the plugin and `simulate`.
 //! - [`escape`]: escaping at every border: shell commands, terminals, CSV, chat Markdown.
+//! - [`ingest`]: `gatehouse usage ingest` and `simulate --audit`: audit files into a usage book.
 //! - [`usage`]: usage evidence from audit events: which binding allowed each request.
 
 pub mod admission;
@@ -25,6 +26,7 @@ pub mod crdgen;
 pub mod decide;
 pub mod digest;
 pub mod escape;
+pub mod ingest;
 pub mod install;
 pub mod labels;
 pub mod notify;

@@ -19,7 +19,7 @@ pub const MAX_PATH: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
     /// An allowed request credited to a binding and subject.
-    Credited(Use),
+    Credited(Box<Use>),
     /// An allowed request no binding can be credited with, and why.
     Unattributed(Cause),
     /// Not a use: an earlier stage, a denied request, or no authorization decision.
@@ -202,12 +202,12 @@ pub fn attribute(e: &AuditEvent) -> Result<Observation, Malformed> {
                 .and_then(|u| u.username.as_deref())
                 .map(|u| clip(u, MAX_FIELD))
                 .unwrap_or_default();
-            Ok(Observation::Credited(Use {
+            Ok(Observation::Credited(Box::new(Use {
                 credit,
                 actor,
                 action: action(e, verb),
                 at,
-            }))
+            })))
         }
         Ok(None) | Err(_) => Ok(Observation::Unattributed(unattributed_cause(e, reason))),
     }

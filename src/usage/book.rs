@@ -162,7 +162,7 @@ impl UsageBook {
     /// Adds what one event said.
     pub fn add(&mut self, obs: Observation) {
         match obs {
-            Observation::Credited(u) => self.credit(u),
+            Observation::Credited(u) => self.credit(*u),
             Observation::Unattributed(cause) => {
                 let n = self.unattributed.entry(cause).or_default();
                 *n = n.saturating_add(1);

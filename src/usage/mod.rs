@@ -48,5 +48,13 @@ pub fn ingest(book: &mut UsageBook, e: &AuditEvent) {
     }
 }
 
+/// `used once`, `used 14 times`.
+pub fn times(n: u64) -> String {
+    match n {
+        1 => "used once".into(),
+        n => format!("used {n} times"),
+    }
+}
+
 #[cfg(test)]
 mod tests;

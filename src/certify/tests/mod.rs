@@ -11,6 +11,7 @@ mod replay;
 mod risk;
 mod schedule;
 mod scope;
+mod usage;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
