@@ -21,7 +21,7 @@ pub const REQUEST_UID: &str = "gatehouse.dev/request-uid";
 pub const EXPIRES_AT: &str = "gatehouse.dev/expires-at";
 
 /// Annotation the operator sets on its in-memory copy of a binding whose
-/// subjects it cut (`controller::trim`): how many the binding has. Never written
+/// subjects it cut (`store::trim`): how many the binding has. Never written
 /// to the cluster; one that arrives from it is dropped.
 pub const CACHED_SUBJECTS_TRUNCATED: &str = "gatehouse.dev/cached-subjects-truncated-from";
 /// Likewise, on a copy whose labels were cut: their size in bytes.

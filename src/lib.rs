@@ -3,6 +3,8 @@
 //! - [`api`]: the wire format of the resources (CRDs).
 //! - [`decide`]: the pure decision core; every access rule lives there.
 //! - [`certify`]: the pure core of access certification (campaigns, items, risk, reviews).
+//! - [`store`]: what the operator knows of the cluster, in memory (kept bounded per object).
+//! - [`metrics`]: the operator's Prometheus metrics.
 //! - [`controller`]: the operator shell (`gatehouse run`).
 //! - [`simulate`]: offline evaluation of manifests (`gatehouse simulate`).
 //! - [`crdgen`]: the CRD YAML the `gatehouse crds` command prints.
@@ -29,8 +31,10 @@ pub mod escape;
 pub mod ingest;
 pub mod install;
 pub mod labels;
+pub mod metrics;
 pub mod notify;
 pub mod rbac;
 pub mod simulate;
+pub mod store;
 pub mod table;
 pub mod usage;

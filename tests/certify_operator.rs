@@ -20,11 +20,11 @@ use gatehouse::{
         inventory::Observed, issue::spec_digest, scope, Inventory, OperatorIdentity, RunPlan, RunTrigger,
     },
     controller::{
-        cache::{Cache, Writers},
         certify::{self, Settings},
-        metrics::Metrics,
         watch::load_once,
     },
+    metrics::Metrics,
+    store::{Cache, Writers},
 };
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
@@ -414,7 +414,7 @@ async fn a_failed_removal_is_recorded_and_retried() {
         rig.ctx
             .metrics
             .certification_remediations
-            .get_or_create(&gatehouse::controller::metrics::ResultLabel {
+            .get_or_create(&gatehouse::metrics::ResultLabel {
                 result: "failed".into()
             })
             .get(),

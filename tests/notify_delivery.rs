@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use fixtures::*;
 use gatehouse::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, NotificationChannel},
-    controller::{cache::Cache, metrics::Metrics, watch::load_once},
+    controller::watch::load_once,
+    metrics::Metrics,
     notify::{hmac, ledger::ledger_name, Notifier, Settings},
+    store::Cache,
 };
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret},

@@ -333,7 +333,7 @@ fn item(
 }
 
 /// Why the operator's memory holds only part of the binding (it marks its copy:
-/// `controller::trim`), if it does. A file given to `simulate` is never cut.
+/// `store::trim`), if it does. A file given to `simulate` is never cut.
 pub fn held_in_part(b: &BindingFacts) -> Option<String> {
     if let Some(n) = b.annotations.get(CACHED_SUBJECTS_TRUNCATED) {
         return Some(format!(
@@ -345,7 +345,7 @@ pub fn held_in_part(b: &BindingFacts) -> Option<String> {
         .map(|n| format!("its labels are {n} bytes, more than the operator holds: review it by hand"))
 }
 
-/// Subjects of a binding the operator holds in memory (`controller::trim`).
+/// Subjects of a binding the operator holds in memory (`store::trim`).
 pub const MAX_HELD_SUBJECTS: usize = 256;
 
 /// The items of a run over the inventory as it was when the run started.

@@ -11,7 +11,7 @@ use std::{
 use http::{Method, Request};
 use tower::{Layer, Service};
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// The layer; wraps the client's HTTP service.
 #[derive(Clone)]

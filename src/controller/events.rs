@@ -14,8 +14,7 @@ use kube::{
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::metrics::Metrics;
-use crate::api::ApprovalRequest;
+use crate::{api::ApprovalRequest, metrics::Metrics};
 
 /// Events waiting to be published at most.
 const QUEUE: usize = 4096;

@@ -12,11 +12,12 @@ use kube::{
     Client,
 };
 
-use super::{cache::Cache, owned, Error};
+use super::{owned, Error};
 use crate::{
     api::{ApprovalRequest, BindingKind, SubjectKind},
     decide::{timestamp::rfc3339, Binding, BindingRef},
     labels::EXPIRES_AT,
+    store::{Cache, Cached},
 };
 
 /// The binding exactly as the operator writes it.
@@ -100,12 +101,8 @@ pub async fn ensure_binding(
 ) -> Result<bool, Error> {
     let name = &b.target.name;
     let want = desired(req, b);
-    let trusted = cache
-        .health
-        .trusted(<RoleBinding as super::cache::Cached>::RESOURCE)
-        && cache
-            .health
-            .trusted(<ClusterRoleBinding as super::cache::Cached>::RESOURCE);
+    let trusted = cache.health.trusted(<RoleBinding as Cached>::RESOURCE)
+        && cache.health.trusted(<ClusterRoleBinding as Cached>::RESOURCE);
     let result = match &want {
         Desired::Namespaced(rb) => {
             let ns = b.target.namespace.as_deref().unwrap_or_default();
@@ -150,8 +147,8 @@ pub async fn remove_binding(client: &Client, cache: &Cache, target: &BindingRef)
             }
     };
     let resource = match target.kind {
-        BindingKind::RoleBinding => <RoleBinding as super::cache::Cached>::RESOURCE,
-        BindingKind::ClusterRoleBinding => <ClusterRoleBinding as super::cache::Cached>::RESOURCE,
+        BindingKind::RoleBinding => <RoleBinding as Cached>::RESOURCE,
+        BindingKind::ClusterRoleBinding => <ClusterRoleBinding as Cached>::RESOURCE,
     };
     if known_absent(resource) {
         return Ok(false);

@@ -25,14 +25,12 @@ use kube::{
 };
 use tracing::warn;
 
-use super::{
-    cache::{Cache, Cached},
-    owned, Error,
-};
+use super::{owned, Error};
 use crate::{
     api::ApprovalRequest,
     decide::{JobPlan, ObjectName},
     labels::{request_labels, REQUEST_UID},
+    store::{Cache, Cached},
 };
 
 /// Name of the container that runs the request's job.

@@ -4,7 +4,7 @@
 //! objects a tenant made a megabyte each, a page of 500 is half a gigabyte
 //! before a single object is trimmed. Here the body is fed to the JSON parser as
 //! it streams in (on a blocking thread, through a small buffer), and each object
-//! is parsed as its wire type ([`super::wire`]), which keeps only what memory
+//! is parsed as its wire type ([`crate::store::wire`]), which keeps only what memory
 //! keeps: a page costs what its trimmed objects cost, whatever it held.
 
 use std::{io::Read, pin::Pin, time::Duration};

@@ -1,39 +1,34 @@
 //! The controller shell: read from memory, call the decision core, act, record.
 //!
-//! - [`watch`] keeps [`cache::Cache`] filled, one watch loop per kind, and wakes
+//! - [`watch`] keeps [`Cache`](crate::store::Cache) filled, one watch loop per kind, and wakes
 //!   the requests a change concerns;
 //! - [`reconcile`](reconcile()) loads a request's facts from memory, evaluates
 //!   it, applies the actions ([`grant`], [`job`], through [`owned`]), records the
 //!   verdicts and the status, and requeues at the next deadline;
 //! - [`certify`] runs access-certification campaigns and their items, in
 //!   controllers of their own;
-//! - [`sweep`] removes what must not exist whatever happened; [`health`] says
+//! - [`sweep`] removes what must not exist whatever happened; [`health`](crate::store::health) says
 //!   whether the process can be trusted; [`leader`] makes one replica act,
 //!   while [`standby`] removes expired grants on the others;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
 mod args;
-pub mod cache;
 pub mod certify;
 mod confirm;
 mod events;
 mod finalize;
 pub mod grant;
-pub mod health;
 pub mod job;
 pub mod leader;
 mod listing;
-pub mod metrics;
 pub mod owned;
 mod reconcile;
 mod record;
 pub mod run;
 pub mod standby;
 pub mod sweep;
-pub mod trim;
 pub mod watch;
-pub mod wire;
 mod written;
 
 use std::{
@@ -130,11 +125,11 @@ pub struct Context {
     /// Client of the API server.
     pub client: Client,
     /// What the operator knows of the cluster.
-    pub cache: Arc<cache::Cache>,
+    pub cache: Arc<crate::store::Cache>,
     /// Publishes Events on requests, off the reconcile path.
     pub events: Events,
     /// Prometheus metrics.
-    pub metrics: Arc<metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The clock: `Utc::now` in production, a controllable one in tests.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// Consecutive failed reconciles per request (`namespace/name`), for backoff.
@@ -177,8 +172,8 @@ impl Context {
     /// A context on the given clock; starts the Event publisher.
     pub fn new(
         client: Client,
-        cache: Arc<cache::Cache>,
-        metrics: Arc<metrics::Metrics>,
+        cache: Arc<crate::store::Cache>,
+        metrics: Arc<crate::metrics::Metrics>,
         clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     ) -> Self {
         Context {

@@ -9,16 +9,17 @@ use kube::{api::Api, runtime::controller::Action as Requeue, Resource, ResourceE
 use tracing::info;
 
 use super::{
-    cache::Cached,
     confirm,
     finalize::{self, FINALIZER},
-    grant, job, metrics,
+    grant, job,
     record::{record_failure, record_reviews, record_status},
     Context, Error,
 };
 use crate::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, Phase, RequestType},
     decide::{self, reason::Failure, Action, Evaluation, Input, JobObservation},
+    metrics,
+    store::Cached,
 };
 
 /// Reconciles one ApprovalRequest.

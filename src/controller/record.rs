@@ -10,7 +10,7 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::{metrics, owned, written::Written, Context, Error};
+use super::{owned, written::Written, Context, Error};
 use crate::{
     api::{AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase},
     decide::{
@@ -18,6 +18,7 @@ use crate::{
         reason::{ApprovalKind, Failure},
         Evaluation,
     },
+    metrics,
 };
 
 /// Writes each review's verdict to its status, only when it changed.

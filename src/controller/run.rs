@@ -24,16 +24,21 @@ use tracing::{error, info, warn};
 
 use super::{
     api_count::ApiCountLayer,
-    cache::Cache,
     certify, error_policy,
-    health::{Health, Thresholds},
     leader::{self, LeaseSettings},
-    metrics::Metrics,
     reconcile, standby, sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
-use crate::{api::ApprovalRequest, decide::duration};
+use crate::{
+    api::ApprovalRequest,
+    decide::duration,
+    metrics::Metrics,
+    store::{
+        health::{Health, Thresholds, Verdict},
+        Cache,
+    },
+};
 
 pub use super::args::RunArgs;
 
@@ -90,7 +95,7 @@ async fn metrics_handler(State(s): State<HttpState>) -> ([(&'static str, &'stati
     )
 }
 
-fn answer(v: super::health::Verdict) -> (StatusCode, String) {
+fn answer(v: Verdict) -> (StatusCode, String) {
     if v.ok {
         (StatusCode::OK, "ok".into())
     } else {

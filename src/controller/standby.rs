@@ -27,10 +27,11 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{cache::Cache, owned::is_status, watch::Triggers};
+use super::{owned::is_status, watch::Triggers};
 use crate::{
     api::ApprovalRequest,
     labels::{self, EXPIRES_AT},
+    store::Cache,
 };
 
 /// Deletes at once, at most.

@@ -10,10 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use tracing::{info, warn};
 
-use super::{cache::Cache, grant, metrics::Metrics, Error};
+use super::{grant, Error};
 use crate::{
     api::{BindingKind, Phase},
     labels::{self, EXPIRES_AT, REQUEST_NAMESPACE, REQUEST_UID},
+    metrics::Metrics,
+    store::Cache,
 };
 
 /// ApprovalRequests in memory, by `(namespace, uid)`.
@@ -112,7 +114,7 @@ pub fn refresh_gauges(cache: &Cache, metrics: &Metrics) {
         let phase = r.status.as_ref().map(|s| s.phase).unwrap_or(Phase::Pending);
         metrics
             .requests
-            .get_or_create(&super::metrics::PhaseLabel {
+            .get_or_create(&crate::metrics::PhaseLabel {
                 phase: phase.as_str().into(),
             })
             .inc();

@@ -6,7 +6,7 @@
 //! a fresh list after any error: an expired resource version (410 Gone), a
 //! dropped connection, an API server restart, a partition. Every network call
 //! has a deadline, so a loop never hangs on a dead connection; every turn is
-//! recorded in [`Health`](super::health::Health), which is what `/healthz` and
+//! recorded in [`Health`](crate::store::health::Health), which is what `/healthz` and
 //! `/readyz` answer from. Each change (and, after a re-list, each difference
 //! from what was in memory) wakes the requests it concerns.
 
@@ -29,12 +29,12 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::{
-    cache::{selector, Cache, Cached, CertificationWakes, Change},
-    listing,
+use super::listing;
+use crate::{
+    api::{AccessCampaign, AccessCertification, ApprovalRequest},
     metrics::Metrics,
+    store::{selector, Cache, Cached, CertificationWakes, Change},
 };
-use crate::api::{AccessCampaign, AccessCertification, ApprovalRequest};
 
 /// Timing of the watch loops.
 #[derive(Debug, Clone, Copy)]
@@ -351,7 +351,7 @@ impl<K: Cached> Loop<K> {
     }
 }
 
-/// What memory keeps of the object ([`super::trim`], [`super::wire`]).
+/// What memory keeps of the object ([`crate::store::trim`], [`crate::store::wire`]).
 fn strip<K: Cached>(wire: K::Wire) -> K {
     K::from_wire(wire)
 }
@@ -439,7 +439,7 @@ pub async fn load_once<K: Cached>(
     Ok(())
 }
 
-impl super::cache::Writers {
+impl crate::store::Writers {
     /// Starts one watch loop per kind; they run until their tasks are aborted.
     pub fn spawn(
         self,

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::{
     api::{DeliveryError, DeliveryRecord, NotificationChannel, TestRecord},
-    controller::metrics::{ChannelLabel, ChannelOutcomeLabel, Metrics},
+    metrics::{ChannelLabel, ChannelOutcomeLabel, Metrics},
 };
 
 /// Notices a channel's queue holds at most; more are dropped and counted, and

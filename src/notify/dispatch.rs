@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, NotificationChannel},
-    controller::cache::Cache,
+    store::Cache,
 };
 
 /// Something to derive again at a given time.

@@ -41,7 +41,8 @@ use tokio::sync::mpsc;
 
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest},
-    controller::{cache::Cache, metrics::Metrics},
+    metrics::Metrics,
+    store::Cache,
 };
 
 /// Observations waiting for the notifier at most; more are dropped and counted

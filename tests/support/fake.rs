@@ -7,12 +7,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use gatehouse::{
     api::{AccessCampaign, AccessCertification, AccessPolicy, AccessReview, ApprovalRequest},
-    controller::{
-        cache::{Cache, Writers},
-        metrics::Metrics,
-        watch::load_once,
-        Context,
-    },
+    controller::{watch::load_once, Context},
+    metrics::Metrics,
+    store::{Cache, Writers},
 };
 use k8s_openapi::{api::rbac::v1::RoleBinding, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{api::PostParams, Api, Client, Resource};

@@ -398,7 +398,7 @@ fn item_names_end_in_sixty_four_bits_of_sha256_over_the_whole_key() {
 
 #[test]
 fn a_binding_memory_holds_only_in_part_is_skipped_whole_and_never_judged_gone() {
-    // The operator's copy of a binding of 15,000 subjects (controller::trim):
+    // The operator's copy of a binding of 15,000 subjects (store::trim):
     // its first subjects and the mark saying how many it has.
     let marked = PAYMENTS.replace(
         "name: devs-edit, namespace: payments,",

@@ -11,8 +11,8 @@ use kube::runtime::reflector::ObjectRef;
 use crate::{
     api::{AccessCertification, BindingKind, RoleKind, SubjectKind},
     certify::{inventory::Observed, Inventory},
-    controller::cache::Cache,
     decide::policy::selector_matches,
+    store::Cache,
 };
 
 const ALL: [Observed; 4] = [

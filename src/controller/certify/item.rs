@@ -233,7 +233,7 @@ async fn remove_access(
     let attempt = remediate::perform(&ctx.client, r).await;
     ctx.metrics
         .certification_remediations
-        .get_or_create(&crate::controller::metrics::ResultLabel {
+        .get_or_create(&crate::metrics::ResultLabel {
             result: attempt.label().into(),
         })
         .inc();

@@ -11,7 +11,7 @@
 //!   verdicts, and the removal of revoked access ([`remediate`]) guarded by the
 //!   binding's uid and resourceVersion.
 //!
-//! Like the JIT reconcile, both read only from memory ([`super::cache::Cache`]),
+//! Like the JIT reconcile, both read only from memory ([`Cache`]),
 //! write only what changed, requeue at the exact next deadline and give up on a
 //! reconcile that takes too long.
 
@@ -21,7 +21,6 @@ mod inventory;
 mod issue;
 pub mod item;
 mod launch;
-pub mod memory;
 mod record;
 pub mod remediate;
 
@@ -35,7 +34,8 @@ use chrono::{DateTime, Utc};
 use kube::{runtime::controller::Action as Requeue, Client};
 use thiserror::Error;
 
-use super::{cache::Cache, metrics::Metrics, Events};
+use super::Events;
+use crate::{metrics::Metrics, store::Cache};
 
 pub use self::{campaign::reconcile_campaign, item::reconcile_item};
 
@@ -199,7 +199,7 @@ impl Context {
 fn retry_after(ctx: &Context, key: String, err: &Error) -> Requeue {
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&super::metrics::ErrorLabel {
+        .get_or_create(&crate::metrics::ErrorLabel {
             error: err.label().to_string(),
         })
         .inc();

@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use super::inventory::{cluster_role_binding, role_binding};
 use crate::{
     api::{BindingKind, BindingSnapshot, RemediationAction, Subject},
-    controller::cache::Cache,
     escape::shell,
+    store::Cache,
 };
 
 /// The write that removes one subject's access through one binding.

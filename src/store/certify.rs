@@ -1,5 +1,5 @@
 //! What certification keeps in memory beside the operator's other kinds
-//! ([`super::super::cache`]): Roles, ClusterRoles, campaigns and items, and what
+//! ([`super`]): Roles, ClusterRoles, campaigns and items, and what
 //! each item depends on, so that a change wakes exactly the items it concerns.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
@@ -10,11 +10,7 @@ use kube::{
 
 use crate::{
     api::{AccessCampaign, AccessCertification, ApprovalRequest, BindingKind, RoleKind, SubjectKind},
-    controller::{
-        cache::{Cache, Cached, CertificationWakes, Change},
-        trim,
-        wire::WireRole,
-    },
+    store::{trim, wire::WireRole, Cache, Cached, CertificationWakes, Change},
 };
 
 /// What an item's evaluation depends on besides its reviews: a change to any of

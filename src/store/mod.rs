@@ -1,7 +1,7 @@
 //! What the operator knows of the cluster, in memory.
 //!
 //! One kube-runtime [`Store`] per kind, filled by the watch loops in
-//! [`super::watch`], and secondary indexes kept in step with them: reviews by
+//! [`crate::controller::watch`], and secondary indexes kept in step with them: reviews by
 //! the request or certification item they name, requests by requester, items by
 //! campaign and by what they depend on. A reconcile reads only from here, so its
 //! cost does not grow with the number of objects in the cluster: it looks up its
@@ -29,10 +29,14 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{
-    certify::memory::{binding_concern, concerns, items_only, Concern},
+pub mod certify;
+pub mod health;
+pub mod trim;
+pub mod wire;
+
+use self::{
+    certify::{binding_concern, concerns, items_only, Concern},
     health::Health,
-    trim,
     wire::{WireRoleBinding, WireServiceAccount},
 };
 use crate::{
@@ -65,7 +69,7 @@ pub trait Cached:
     fn index(_cache: &Cache, _change: Change<'_, Self>) {}
 
     /// What the kind is listed and watched as: itself, or a type that caps
-    /// its lists while parsing ([`super::wire`]).
+    /// its lists while parsing ([`wire`]).
     type Wire: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static;
 
     /// The object as memory keeps it ([`trim`]), from what the API server sent.
