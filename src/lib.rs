@@ -2,6 +2,7 @@
 //!
 //! - [`api`]: the wire format of the resources (CRDs).
 //! - [`decide`]: the pure decision core; every access rule lives there.
+//! - [`audit`]: the audit webhook receiver feeding usage evidence (`gatehouse run --audit-webhook-addr`).
 //! - [`certify`]: the pure core of access certification (campaigns, items, risk, reviews).
 //! - [`store`]: what the operator knows of the cluster, in memory (kept bounded per object).
 //! - [`metrics`]: the operator's Prometheus metrics.
@@ -21,6 +22,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod certify;
 pub mod cli;
 pub mod controller;

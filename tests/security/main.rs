@@ -19,3 +19,4 @@ mod memory;
 mod removal;
 mod shell;
 mod tenant;
+mod usage;
