@@ -311,7 +311,9 @@ fn simulate(
     let mut manifests = gatehouse::simulate::load(paths)?;
     if !audit.is_empty() {
         let book = gatehouse::ingest::ingest_paths(audit, gatehouse::usage::Settings::default(), Some(now))?;
-        manifests.usage = Some(gatehouse::certify::usage::UsageIndex::from_book(&book));
+        manifests.usage = Some(std::sync::Arc::new(
+            gatehouse::certify::usage::UsageIndex::from_book(&book),
+        ));
     }
     let report = gatehouse::simulate::run(&manifests, now, certify);
     let text = match output {

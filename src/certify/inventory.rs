@@ -106,7 +106,7 @@ pub struct Inventory {
     requests: BTreeSet<(String, String)>,
     observed: BTreeSet<Observed>,
     /// Usage evidence from audit events, when there is any.
-    pub usage: Option<super::usage::UsageIndex>,
+    pub usage: Option<std::sync::Arc<super::usage::UsageIndex>>,
 }
 
 /// Kinds of object an inventory may have observed.
