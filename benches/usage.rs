@@ -17,7 +17,11 @@ use gatehouse::{
 /// One event as the API server writes it at level Metadata: about 1 KiB.
 fn event(i: usize, pairs: usize) -> String {
     let n = i % pairs;
-    let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().unwrap_or_default() + Duration::seconds(i as i64);
+    let at = Utc
+        .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + Duration::seconds(i as i64);
     let reason = format!(
         "RBAC: allowed by RoleBinding \\\"team-{n}-view/ns-{}\\\" of ClusterRole \\\"view\\\" to User \\\"user-{n}@example.com\\\"",
         n % 500

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::api::{AccessCampaign, AccessCertification};
+use gatehouse::api::{AccessCampaign, AccessCertification, Phase};
 use k8s_openapi::api::{core::v1::Pod, rbac::v1::RoleBinding};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -60,14 +60,13 @@ async fn item_of(scene: &Scene, user: &str) -> Option<AccessCertification> {
 }
 
 #[tokio::test]
-async fn audit_events_show_on_items_unused_access_is_revoke_and_impersonation_counts_for_the_impersonated() {
+async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_impersonation_counts() {
     let Some([addr, cert, key, ca, token]) = audit_env() else {
         return;
     };
     let Some(scene) = Scene::with_own_operators("usage").await else {
         return;
     };
-    role_binding(&scene, "alice-view", "alice").await;
     role_binding(&scene, "dave-view", "dave").await;
     let flush = format!("{}s", FLUSH.as_secs());
     let args = [
@@ -89,6 +88,50 @@ async fn audit_events_show_on_items_unused_access_is_revoke_and_impersonation_co
     let operator = scene
         .start_operator(&scene.operator_kubeconfig(), "usage", &args)
         .await;
+
+    // The API server's webhook backend backs off while nobody listens: wait until
+    // events flow again (the operator's own requests are audited too).
+    eventually(
+        "audit events to reach the operator",
+        Duration::from_secs(60),
+        || async {
+            let metrics = operator.get("/metrics").await;
+            metrics
+                .lines()
+                .find(|l| l.starts_with("gatehouse_audit_events_total{cause=\"Read\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .filter(|n| *n > 0.0)
+        },
+    )
+    .await;
+
+    // A JIT grant shows what it was used for: alice lists pods through it (her
+    // only binding here), and once it expires its request says so.
+    let req = scene.request("jit", "20s").await;
+    scene.approve(&req).await;
+    scene.phase_becomes("jit", Phase::Active).await;
+    Api::<Pod>::namespaced(scene.alice.clone(), &scene.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let expired = scene
+        .phase_within("jit", Phase::Expired, Duration::from_secs(60))
+        .await;
+    let usage = expired
+        .status
+        .and_then(|s| s.usage)
+        .expect("the expired request shows its usage");
+    assert_eq!(usage.summary, "used once: list pods");
+    let (code, out) = scene
+        .plugin_user("alice", &["developers"])
+        .run(&format!("status jit -n {}", scene.ns));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Usage:      used once: list pods"), "{out}");
+
+    role_binding(&scene, "alice-view", "alice").await;
+    // A run launches from the operator's memory: let its watch see the binding.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let campaign = format!("{}-usage", scene.ns);
     let c: AccessCampaign = serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",

@@ -14,7 +14,9 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::assess::Assessment;
 use crate::{
-    api::{BindingSnapshot, Finding, FindingCode, ItemUsage, Recommendation, Subject, SubjectKind},
+    api::{
+        BindingSnapshot, Finding, FindingCode, GrantUsage, ItemUsage, Recommendation, Subject, SubjectKind,
+    },
     usage::{BindingRef, PairKey, UsageBook},
 };
 
@@ -49,6 +51,17 @@ pub struct UsageIndex {
     by_subject: HashMap<Subject, Elsewhere>,
     /// Per user name, the binding the user acted through most recently.
     by_actor: HashMap<String, Elsewhere>,
+    /// Per binding, all its subjects together (what a JIT grant was used for).
+    by_binding: HashMap<BindingRef, BindingUse>,
+}
+
+/// A binding's use, all subjects together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct BindingUse {
+    requests: u64,
+    last_used: Option<DateTime<Utc>>,
+    /// (action, weight): the pairs' ranks, merged.
+    actions: Vec<(String, u64)>,
 }
 
 fn keep_latest<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Elsewhere>, key: K, e: Elsewhere) {
@@ -108,6 +121,20 @@ impl UsageIndex {
             last_used: facts.last_used,
         };
         keep_latest(&mut self.by_subject, key.subject.clone(), e.clone());
+        let b = self.by_binding.entry(key.binding.clone()).or_default();
+        b.requests = b.requests.saturating_add(facts.requests);
+        b.last_used = b.last_used.max(Some(facts.last_used));
+        // Actions are ranked per pair; weigh each by the pair's requests and rank.
+        let n = facts.top_actions.len() as u64;
+        for (i, a) in facts.top_actions.iter().enumerate() {
+            let w = facts.requests.saturating_mul(n - i as u64);
+            match b.actions.iter_mut().find(|(x, _)| x == a) {
+                Some(e) => e.1 = e.1.saturating_add(w),
+                None => b.actions.push((a.clone(), w)),
+            }
+        }
+        b.actions.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        b.actions.truncate(8);
         for actor in actors {
             let via = (key.subject.kind != SubjectKind::User || key.subject.name != actor)
                 .then(|| key.subject.clone());
@@ -118,6 +145,18 @@ impl UsageIndex {
             );
         }
         self.pairs.insert(key, facts);
+    }
+
+    /// What a JIT grant's binding was used for; `None` without evidence of it.
+    pub fn grant(&self, binding: &BindingRef) -> Option<GrantUsage> {
+        let b = self.by_binding.get(binding)?;
+        let top_actions: Vec<String> = b.actions.iter().map(|(a, _)| a.clone()).collect();
+        Some(GrantUsage {
+            requests: b.requests,
+            last_used_at: b.last_used.map(|t| t.trunc_subsecs(0)),
+            summary: grant_summary(b.requests, &top_actions),
+            top_actions,
+        })
     }
 
     /// What the evidence says of `subject`'s access through `binding` at `now`.
@@ -231,6 +270,18 @@ impl UsageIndex {
             }],
             recommendation,
         })
+    }
+}
+
+/// `used 14 times: get pods, create pods/exec` (the three most frequent actions).
+pub fn grant_summary(requests: u64, top_actions: &[String]) -> String {
+    let times = crate::usage::times(requests);
+    match top_actions {
+        [] => times,
+        _ => format!(
+            "{times}: {}",
+            top_actions.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

@@ -438,6 +438,7 @@ impl Operator {
             Arc::new(chrono::Utc::now),
         );
         ctx.protected_namespaces = self.protected_namespaces.clone();
+        ctx.usage = self.usage.as_ref().map(|(u, _)| u.clone());
         // The notifier runs while this replica leads, like the controller.
         let notifier = self.notify.clone().and_then(|settings| {
             let started = crate::notify::Notifier::start(

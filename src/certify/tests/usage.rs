@@ -120,3 +120,31 @@ fn without_evidence_usage_says_nothing() {
     );
     assert_eq!(j, None);
 }
+
+#[test]
+fn a_grants_usage_says_how_often_and_for_what() {
+    let alice = subject(SubjectKind::User, "alice");
+    let mut idx = index(0, &[]);
+    let key = |s: Subject| PairKey {
+        binding: BindingRef {
+            kind: BindingKind::RoleBinding,
+            namespace: Some("team".into()),
+            name: "gatehouse-grant".into(),
+        },
+        subject: s,
+    };
+    idx.add(
+        key(alice),
+        PairFacts {
+            last_used: day(3),
+            requests: 14,
+            top_actions: vec!["get pods".into(), "create pods/exec".into()],
+        },
+        ["alice"],
+    );
+    let g = idx.grant(&key(subject(SubjectKind::User, "x")).binding);
+    let g = g.unwrap_or_else(|| panic!("no usage"));
+    assert_eq!(g.summary, "used 14 times: get pods, create pods/exec");
+    assert_eq!((g.requests, g.last_used_at), (14, Some(day(3))));
+    assert_eq!(crate::certify::usage::grant_summary(1, &[]), "used once");
+}
