@@ -311,15 +311,6 @@ impl Metrics {
             .inc();
     }
 
-    /// API requests made so far with this verb on this resource.
-    pub fn api_requests_of(&self, verb: &str, resource: &str) -> u64 {
-        self.api_requests
-            .get_or_create(&ApiRequestLabel {
-                verb: verb.into(),
-                resource: resource.into(),
-            })
-            .get()
-    }
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

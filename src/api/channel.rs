@@ -20,7 +20,6 @@ use super::{Condition, DURATION_PATTERN, NAME_PATTERN};
     kind = "NotificationChannel",
     plural = "notificationchannels",
     shortname = "nch",
-    category = "reviews",
     status = "NotificationChannelStatus",
     derive = "Default",
     derive = "PartialEq",

@@ -26,7 +26,9 @@ use super::{
     api_count::ApiCountLayer,
     certify, error_policy,
     leader::{self, LeaseSettings},
-    reconcile, standby, sweep,
+    reconcile,
+    shell::log_outcome,
+    standby, sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -483,14 +485,7 @@ impl Operator {
                         Err(controller::Error::ObjectNotFound(r)) if r.name == PROBE => {
                             health.controller_progressed(Instant::now())
                         }
-                        // A change woke a request that is gone by now (deleted with
-                        // its namespace, say): nothing to do.
-                        Err(controller::Error::ObjectNotFound(r)) => {
-                            tracing::debug!(object = %r, "woken for an object no longer in memory")
-                        }
-                        // Reconcile failures are logged by error_policy.
-                        Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
-                        Err(e) => warn!(error = %e, "controller"),
+                        res => log_outcome(res),
                     }
                 }
             });
@@ -568,7 +563,7 @@ impl Operator {
                 certify::item::item_error_policy,
                 ctx.clone(),
             )
-            .for_each(|_| async {});
+            .for_each(|res| async move { log_outcome(res) });
         let mut graceful = shutdown;
         // Item changes wake their campaign by the thousand during a launch or at
         // a due time: one reconcile a second is enough for the counts.
@@ -586,7 +581,7 @@ impl Operator {
                     certify::campaign::campaign_error_policy,
                     ctx,
                 )
-                .for_each(|_| async {});
+                .for_each(|res| async move { log_outcome(res) });
         vec![tokio::spawn(item_controller), tokio::spawn(campaign_controller)]
     }
 }

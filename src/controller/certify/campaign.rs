@@ -50,7 +50,7 @@ pub fn campaign_error_policy(campaign: Arc<AccessCampaign>, err: &Error, ctx: Ar
             format!("{err}; retrying"),
         );
     }
-    retry_after(&ctx, campaign.name_any(), err)
+    retry_after(&ctx, "AccessCampaign", campaign.name_any(), err)
 }
 
 fn ready(

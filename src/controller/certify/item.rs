@@ -54,7 +54,7 @@ pub async fn reconcile_item(item: Arc<AccessCertification>, ctx: Arc<Context>) -
 
 /// After an error: retry with backoff, never crash.
 pub fn item_error_policy(item: Arc<AccessCertification>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    retry_after(&ctx, key(&item), err)
+    retry_after(&ctx, "AccessCertification", key(&item), err)
 }
 
 /// Whether the operator issued this item for a run of its campaign.
@@ -184,7 +184,7 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
             Err(text) => {
                 let command = Some(remediate::command(r));
                 overlay(&mut ev.status, RemediationState::Failed, text, command, None);
-                retry = Some(super::super::backoff(ctx.failed(removal_key(item))));
+                retry = Some(ctx.failed(&removal_key(item)));
             }
         },
         (Some(r), true, false) => {
@@ -287,10 +287,10 @@ async fn remove_access(
                 Some(remediate::command(r)),
                 None,
             );
-            Some(super::super::backoff(ctx.failed(removal_key(item))))
+            Some(ctx.failed(&removal_key(item)))
         }
         // Memory catches up within moments; plan again then.
-        Attempt::Stale => Some(super::super::backoff(ctx.failed(removal_key(item)))),
+        Attempt::Stale => Some(ctx.failed(&removal_key(item))),
     };
     (attempt, retry)
 }
