@@ -35,7 +35,10 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA, a serving certificate for 127.0.0.1, a client certificate from that CA
 /// (the API server's) and one from another CA (anyone else's).
 fn pki() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatehouse-audit-pki-{}", std::process::id()));
+    // One directory per receiver: the tests run in parallel.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("gatehouse-audit-pki-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for ca in ["ca", "other-ca"] {
@@ -45,7 +48,9 @@ fn pki() -> PathBuf {
                 "req",
                 "-x509",
                 "-newkey",
-                "rsa:2048",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
                 "-nodes",
                 "-days",
                 "2",
@@ -74,7 +79,9 @@ fn pki() -> PathBuf {
             &[
                 "req",
                 "-newkey",
-                "rsa:2048",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
                 "-nodes",
                 "-subj",
                 &format!("/CN={name}"),
