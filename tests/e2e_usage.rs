@@ -67,6 +67,9 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     let Some(scene) = Scene::with_own_operators("usage").await else {
         return;
     };
+    // erin's and dave's bindings exist before the operator starts, so the run
+    // (launched from its memory) sees them.
+    role_binding(&scene, "erin-view", "erin").await;
     role_binding(&scene, "dave-view", "dave").await;
     let flush = format!("{}s", FLUSH.as_secs());
     let args = [
@@ -129,9 +132,6 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("Usage:      used once: list pods"), "{out}");
 
-    role_binding(&scene, "alice-view", "alice").await;
-    // A run launches from the operator's memory: let its watch see the binding.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let campaign = format!("{}-usage", scene.ns);
     let c: AccessCampaign = serde_json::from_value(json!({
         "apiVersion": "gatehouse.dev/v1alpha1", "kind": "AccessCampaign",
@@ -147,19 +147,20 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
         .await
         .unwrap();
     eventually("both items", Duration::from_secs(60), || async {
-        (item_of(&scene, "alice").await.is_some() && item_of(&scene, "dave").await.is_some()).then_some(())
+        (item_of(&scene, "erin").await.is_some() && item_of(&scene, "dave").await.is_some()).then_some(())
     })
     .await;
 
-    // alice lists pods through her binding; the test's client impersonates her
-    // (the request comes from the admin): it counts for alice.
+    // erin lists pods through her binding; the test's client impersonates her
+    // (the request comes from the admin): it counts for erin.
     let acted = Instant::now();
-    Api::<Pod>::namespaced(scene.alice.clone(), &scene.ns)
+    let erin = scene.cluster.as_user("erin", &[]);
+    Api::<Pod>::namespaced(erin, &scene.ns)
         .list(&ListParams::default())
         .await
         .unwrap();
-    let alice = eventually("alice's item to show her request", FLUSH * 4, || async {
-        item_of(&scene, "alice").await.filter(|i| {
+    let erin = eventually("erin's item to show her request", FLUSH * 4, || async {
+        item_of(&scene, "erin").await.filter(|i| {
             i.status
                 .as_ref()
                 .and_then(|s| s.usage.as_ref())
@@ -170,7 +171,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     .await;
     let lag = acted.elapsed();
     eprintln!("lastUsedAt showed {lag:?} after the request (flush interval {FLUSH:?})");
-    let usage = alice.status.as_ref().and_then(|s| s.usage.clone()).unwrap();
+    let usage = erin.status.as_ref().and_then(|s| s.usage.clone()).unwrap();
     assert!(usage.requests >= 1);
     assert!(usage.top_actions.iter().any(|a| a == "list pods"), "{usage:?}");
     // Plus the API server's batching (up to 1 s) and the status write.
