@@ -131,7 +131,7 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
 
     let review = rig.reviews().get("erin-ok").await.unwrap().status.unwrap();
     assert_eq!(
-        (review.accepted, review.reason.as_deref()),
+        (review.accepted, review.reason.map(|r| r.as_str())),
         (Some(true), Some("Approved"))
     );
 
@@ -211,7 +211,7 @@ async fn an_ignored_review_gets_its_reason_in_its_status() {
     rig.reconcile("dana-view").await.unwrap();
     let status = rig.reviews().get("dana-self").await.unwrap().status.unwrap();
     assert_eq!(
-        (status.accepted, status.reason.as_deref()),
+        (status.accepted, status.reason.map(|r| r.as_str())),
         (Some(false), Some("SelfApproval"))
     );
     assert_eq!(rig.phase("dana-view").await, Phase::Pending);

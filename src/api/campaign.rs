@@ -421,3 +421,5 @@ pub enum RunTrigger {
     /// Asked for with the annotation `gatehouse.dev/run-requested-at`.
     Requested,
 }
+
+crate::wire_names!(NoDecision, Protection, RemediationMode, SkipReason, RunTrigger);

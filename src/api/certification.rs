@@ -86,6 +86,25 @@ pub struct BindingSnapshot {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// `RoleBinding NS/NAME` or `ClusterRoleBinding NAME`: how every message, event,
+/// table and notification names a binding.
+pub fn describe_binding(kind: BindingKind, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+impl std::fmt::Display for BindingSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_binding(
+            self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        ))
+    }
+}
+
 /// The review rules of an item, copied from its campaign.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -615,22 +634,14 @@ impl ReviewVerdict {
     }
 }
 
-/// The value as written in the status.
-macro_rules! display_as_debug {
-    ($($t:ty),+) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(self, f)
-            }
-        }
-    )+};
-}
-
-display_as_debug!(
+crate::wire_names!(
     ItemDecision,
     Outcome,
+    ClosedBy,
+    LevelState,
     Recommendation,
     RemediationState,
     RemediationHold,
+    RemediationAction,
     ReviewVerdict
 );

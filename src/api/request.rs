@@ -108,17 +108,6 @@ pub enum SubjectKind {
     ServiceAccount,
 }
 
-impl SubjectKind {
-    /// The kind as RBAC writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectKind::User => "User",
-            SubjectKind::Group => "Group",
-            SubjectKind::ServiceAccount => "ServiceAccount",
-        }
-    }
-}
-
 /// `Kind name`, or `ServiceAccount namespace/name`.
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,31 +213,6 @@ impl Phase {
             self,
             Phase::Pending | Phase::Approved | Phase::Active | Phase::Processing
         )
-    }
-
-    /// The phase's name as written in the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Approved => "Approved",
-            Phase::Active => "Active",
-            Phase::Processing => "Processing",
-            Phase::Executed => "Executed",
-            Phase::Expired => "Expired",
-            Phase::Rejected => "Rejected",
-            Phase::Revoked => "Revoked",
-            Phase::Canceled => "Canceled",
-            Phase::TimedOut => "TimedOut",
-            Phase::Denied => "Denied",
-            Phase::Superseded => "Superseded",
-            Phase::Failed => "Failed",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -530,22 +494,6 @@ pub enum BindingKind {
     ClusterRoleBinding,
 }
 
-impl BindingKind {
-    /// The kind as RBAC writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BindingKind::RoleBinding => "RoleBinding",
-            BindingKind::ClusterRoleBinding => "ClusterRoleBinding",
-        }
-    }
-}
-
-impl std::fmt::Display for BindingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl RoleKind {
     /// The binding kind able to reference a role of this kind at the given scope.
     pub fn binding_kind(self, scope: Scope) -> BindingKind {
@@ -555,3 +503,13 @@ impl RoleKind {
         }
     }
 }
+
+crate::wire_names!(
+    SubjectKind,
+    Scope,
+    RequestType,
+    Phase,
+    JobState,
+    ReviewState,
+    BindingKind
+);

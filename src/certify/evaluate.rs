@@ -158,7 +158,7 @@ fn conditions(
         (Some(by), Some(at)) => condition(
             DECIDED,
             ConditionStatus::True,
-            &format!("{by:?}"),
+            by.as_str(),
             format!("closed with decision {decision}; the access: {outcome}"),
             at,
             generation,

@@ -19,8 +19,8 @@ use kube::ResourceExt;
 use super::convert;
 use crate::{
     api::{
-        AccessCertification, AccessPolicy, AccessReview, Decision, Identity, Justification, LevelReviewers,
-        Principals, ReviewVerdict, Subject, SubjectKind,
+        AccessCertification, AccessPolicy, AccessReview, Decision, Justification, LevelReviewers, Principals,
+        ReviewVerdict, Subject, SubjectKind,
     },
     decide::{duration, eligibility::describe, order, to_chrono},
 };
@@ -161,20 +161,12 @@ pub fn listed(records: &[ReviewRecord]) -> Listed<'_> {
     }
 }
 
-/// Whether `who` is the subject or a member of the subject group.
-pub fn is_subject(subject: &Subject, who: &Identity) -> bool {
-    match subject.kind {
-        SubjectKind::User => who.username == subject.name,
-        SubjectKind::Group => who.groups.contains(&subject.name),
-        SubjectKind::ServiceAccount => who.username == service_account_user(subject),
-    }
-}
+pub use crate::decide::naming::is_subject;
 
 fn service_account_user(subject: &Subject) -> String {
-    format!(
-        "system:serviceaccount:{}:{}",
+    crate::decide::naming::service_account_username(
         subject.namespace.as_deref().unwrap_or_default(),
-        subject.name
+        &subject.name,
     )
 }
 

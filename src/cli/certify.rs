@@ -22,7 +22,7 @@ use super::{
 use crate::{
     api::{
         AccessCampaign, AccessCertification, AccessReview, AccessReviewSpec, CertificationRef, ConvertTo,
-        Decision, ItemDecision, Outcome, Principals, Recommendation,
+        Decision, ItemDecision, Outcome, Principal, Principals, Recommendation,
     },
     certify::{naming::run_name, replay::is_subject, CAMPAIGN_LABEL, RUN_LABEL, RUN_REQUESTED_AT},
     escape::shell,
@@ -81,12 +81,9 @@ pub async fn run(
 fn principals(specs: &[String]) -> Result<Principals, CliError> {
     let mut p = Principals::default();
     for s in specs {
-        match s.split_once(':') {
-            Some(("group", g)) if !g.is_empty() => p.groups.push(g.to_string()),
-            Some(("user", u)) if !u.is_empty() => p.users.push(u.to_string()),
-            None if !s.is_empty() => p.users.push(s.clone()),
-            _ => return Err(CliError::Invalid(format!("{s:?}: use user:NAME or group:NAME"))),
-        }
+        let one = Principal::parse(s)
+            .ok_or_else(|| CliError::Invalid(format!("{s:?}: use user:NAME or group:NAME")))?;
+        p.add(one);
     }
     Ok(p)
 }
@@ -156,11 +153,7 @@ pub fn matches(item: &AccessCertification, f: &ListItemsArgs) -> bool {
     };
     let reviewer = f.reviewer.as_deref().is_none_or(|r| {
         let reviewers = status.reviewers.clone().unwrap_or_default();
-        match r.split_once(':') {
-            Some(("group", g)) => reviewers.groups.iter().any(|x| x == g),
-            Some(("user", u)) => reviewers.users.iter().any(|x| x == u),
-            _ => reviewers.users.iter().any(|x| x == r),
-        }
+        reviewers.names(&Principal::parse(r).unwrap_or_else(|| Principal::User(r.to_string())))
     });
     let risk = f.risk.as_deref().is_none_or(|t| match t {
         "any" => !status.risk.is_empty(),

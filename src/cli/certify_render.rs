@@ -107,11 +107,8 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     put(
         &mut out,
         format!(
-            "Access:          {} has {} through {:?} {}",
-            spec.subject,
-            spec.role_ref,
-            spec.binding.kind,
-            binding(item)
+            "Access:          {} has {} through {}",
+            spec.subject, spec.role_ref, spec.binding
         ),
     );
     put(
@@ -133,13 +130,13 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     if let Some(by) = s.closed_by {
         put(
             &mut out,
-            format!("Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at)),
+            format!("Closed:          {} by {by}", rfc3339_or_dash(s.closed_at)),
         );
     }
     put(&mut out, format!("Reviewers now:   {}", people(&s.reviewers)));
     put(&mut out, "Levels:".into());
     for l in &s.levels {
-        let mut line = format!("  {:<12} {:?}", l.name, l.state);
+        let mut line = format!("  {:<12} {}", l.name, l.state);
         if let (Some(d), Some(by)) = (&l.decision, &l.reviewed_by) {
             let _ = write!(line, ": {d} by {by} at {}", rfc3339_or_dash(l.reviewed_at));
         }

@@ -18,13 +18,17 @@ use super::*;
 use crate::escape::shell;
 
 /// Whether `me` can act on the request's open stage now: it is Pending, names me (or a
-/// group of mine) among the eligible reviewers, and is neither my own request nor one
-/// that would give me access (my approval would not count).
+/// group of mine) among the eligible reviewers, and my approval would count (the core's
+/// rule: not my own request nor access for me, unless the rules in force allow
+/// self-approval).
 pub fn can_review(req: &ApprovalRequest, me: &Identity) -> bool {
     let Some(status) = &req.status else { return false };
+    let allow_self = status
+        .requirements
+        .as_ref()
+        .is_some_and(|r| r.approval.allow_self_approval);
     status.phase == Phase::Pending
-        && req.spec.requester.username != me.username
-        && !crate::decide::benefits(req, me)
+        && !crate::decide::self_approval_barred(req, me, allow_self)
         && status.eligible_reviewers.as_ref().is_some_and(|p| p.matches(me))
 }
 

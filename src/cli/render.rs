@@ -285,7 +285,7 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
         let deadline = j.deadline.map_or(String::new(), |d| {
             format!(", stopped at {} at the latest", when(Some(d)))
         });
-        field("Job", format!("{} ({:?}{deadline})", j.name, j.state));
+        field("Job", format!("{} ({}{deadline})", j.name, j.state));
         field("Job logs", j.logs.clone());
     }
     if let Some(m) = &s.message {
@@ -312,7 +312,7 @@ fn status_tables(s: &StatusSummary) -> String {
             .map(|st| {
                 vec![
                     st.name.clone(),
-                    format!("{:?}", st.status),
+                    st.status.to_string(),
                     format!("{}/{}", st.received, st.required),
                     when(st.opened_at),
                     when(st.approved_at),
@@ -333,7 +333,7 @@ fn status_tables(s: &StatusSummary) -> String {
                 vec![
                     g.group.clone(),
                     g.stage.clone().unwrap_or_else(|| "-".into()),
-                    format!("{:?}", g.status),
+                    g.status.to_string(),
                     g.reviewed_by.clone().unwrap_or_else(|| "-".into()),
                     when(g.reviewed_at),
                     if g.forced { "forced".into() } else { String::new() },
@@ -412,7 +412,7 @@ pub fn review_outcome(o: &ReviewOutcome) -> String {
         Some(v) if v.accepted == Some(true) => format!("{head}\nAccepted by the operator.\n"),
         Some(v) => format!(
             "{head}\nNot accepted: {}{}\n",
-            terminal::line(v.reason.as_deref().unwrap_or("Unknown")),
+            v.reason.map_or("Unknown", |r| r.as_str()),
             v.message
                 .as_deref()
                 .map_or(String::new(), |m| format!(" ({})", terminal::line(m)))

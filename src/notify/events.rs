@@ -267,15 +267,9 @@ pub fn request_notices(req: &ApprovalRequest, now: DateTime<Utc>, leads: Leads) 
             None => (String::new(), created),
         };
         push(NotificationEvent::ReviewRequired, stage, opened);
-        let escalation = status
-            .requirements
-            .as_ref()
-            .and_then(|r| r.approval.escalation.as_ref())
-            .and_then(|e| decide::duration::parse(&e.after).ok());
-        if let Some(after) = escalation {
-            if now >= created + after {
-                push(NotificationEvent::Escalated, String::new(), created + after);
-            }
+        // The instant the core lets the escalation groups approve.
+        if let Some(at) = decide::escalation_of(req, now).filter(|at| now >= *at) {
+            push(NotificationEvent::Escalated, String::new(), at);
         }
     }
     if let Some(approved) = status.approved_at {

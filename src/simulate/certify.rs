@@ -434,7 +434,7 @@ pub fn render(run: &RunResult) -> String {
             .map(|s| format!("{s} in "))
             .unwrap_or_default();
         out += &format!(
-            "    skipped: {subject}{} ({:?}: {})\n",
+            "    skipped: {subject}{} ({}: {})\n",
             s.binding, s.reason, s.message
         );
     }
@@ -451,10 +451,7 @@ pub fn render(run: &RunResult) -> String {
     .gap(2);
     for item in &run.items {
         let (spec, s) = (&item.spec, &item.status);
-        let binding = match &spec.binding.namespace {
-            Some(ns) => format!("{:?} {ns}/{}", spec.binding.kind, spec.binding.name),
-            None => format!("{:?} {}", spec.binding.kind, spec.binding.name),
-        };
+        let binding = spec.binding.to_string();
         table.row(vec![
             spec.subject.to_string(),
             spec.role_ref.to_string(),
@@ -465,7 +462,7 @@ pub fn render(run: &RunResult) -> String {
             rfc3339(spec.due_at),
             s.remediation
                 .as_ref()
-                .map(|r| format!("{:?}", r.state))
+                .map(|r| r.state.to_string())
                 .unwrap_or_else(|| "-".into()),
         ]);
         for note in notes(item) {

@@ -4,6 +4,7 @@
 //! weeks later, on 2026-10-15 at 07:00 UTC.
 
 mod campaign;
+mod campaign_reconcile;
 mod properties;
 mod protect;
 mod remediation;
