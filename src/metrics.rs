@@ -59,6 +59,13 @@ pub struct ChannelOutcomeLabel {
     pub what: String,
 }
 
+/// Label: why something was refused or how it was counted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    /// The cause, CamelCase (`Unauthenticated`, `Handshake`, `TooLarge`, `Read`, `Malformed`).
+    pub cause: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -104,6 +111,10 @@ pub struct Metrics {
     pub notification_latency: Histogram,
     /// Notices not queued because a queue was full (the next resync queues them again).
     pub notifications_dropped: Counter,
+    /// Posts to the audit webhook receiver refused, by cause.
+    pub audit_refused: Family<CauseLabel, Counter>,
+    /// Audit events received, `Read` or `Malformed`.
+    pub audit_events: Family<CauseLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -132,10 +143,22 @@ impl Default for Metrics {
             notification_queue: Family::default(),
             notification_latency: buckets(),
             notifications_dropped: Counter::default(),
+            audit_refused: Family::default(),
+            audit_events: Family::default(),
         };
         m.register_requests();
         m.register_certification();
         m.register_notifications();
+        m.registry.register(
+            "audit_webhook_refused",
+            "Posts to the audit webhook receiver refused, by cause (Unauthenticated, Handshake, TooLarge)",
+            m.audit_refused.clone(),
+        );
+        m.registry.register(
+            "audit_events",
+            "Audit events received by the webhook receiver: Read, or Malformed (skipped)",
+            m.audit_events.clone(),
+        );
         m
     }
 }

@@ -31,6 +31,7 @@ pub mod run;
 pub mod shell;
 pub mod standby;
 pub mod sweep;
+mod usage;
 pub mod watch;
 mod written;
 
@@ -136,6 +137,8 @@ pub struct Context {
     /// Namespaces where nothing is granted: the operator's own and
     /// `kube-system`, minus those `--allow-grants-in` names.
     pub protected_namespaces: Vec<String>,
+    /// Usage evidence from the audit webhook (what grants were used for); `None`: none.
+    pub usage: Option<Arc<crate::audit::UsageState>>,
 }
 
 impl Context {
@@ -173,6 +176,7 @@ impl Context {
                 crate::decide::protected::DEFAULT_OPERATOR_NAMESPACE,
                 &[],
             ),
+            usage: None,
         }
     }
 }

@@ -116,6 +116,7 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         });
     }
 
+    super::usage::overlay(ctx, req, &mut ev.status);
     record_reviews(ctx, &ns, &loaded.reviews, &ev, now).await?;
     record_status(req, ctx, &requests, &ev).await?;
     let mut requeue = requeue_at(ev.next_deadline, now);
