@@ -82,6 +82,13 @@ fn buckets() -> Histogram {
     Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
 }
 
+/// Label: why something was refused or how it was counted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    /// The cause, CamelCase (`Unauthenticated`, `Handshake`, `TooLarge`, `Read`, `Malformed`).
+    pub cause: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -132,6 +139,10 @@ pub struct Metrics {
     pub notification_latency: Histogram,
     /// Notices not queued because a queue was full (the next resync queues them again).
     pub notifications_dropped: Counter,
+    /// Posts to the audit webhook receiver refused, by cause.
+    pub audit_refused: Family<CauseLabel, Counter>,
+    /// Audit events received, `Read` or `Malformed`.
+    pub audit_events: Family<CauseLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -161,10 +172,22 @@ impl Default for Metrics {
             notification_queue: Family::default(),
             notification_latency: buckets(),
             notifications_dropped: Counter::default(),
+            audit_refused: Family::default(),
+            audit_events: Family::default(),
         };
         m.register_requests();
         m.register_certification();
         m.register_notifications();
+        m.registry.register(
+            "audit_webhook_refused",
+            "Posts to the audit webhook receiver refused, by cause (Unauthenticated, Handshake, TooLarge)",
+            m.audit_refused.clone(),
+        );
+        m.registry.register(
+            "audit_events",
+            "Audit events received by the webhook receiver: Read, or Malformed (skipped)",
+            m.audit_events.clone(),
+        );
         m
     }
 }
@@ -327,15 +350,6 @@ impl Metrics {
             .inc();
     }
 
-    /// API requests made so far with this verb on this resource.
-    pub fn api_requests_of(&self, verb: &str, resource: &str) -> u64 {
-        self.api_requests
-            .get_or_create(&ApiRequestLabel {
-                verb: verb.into(),
-                resource: resource.into(),
-            })
-            .get()
-    }
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

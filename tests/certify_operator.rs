@@ -288,7 +288,7 @@ async fn a_final_revoke_removes_exactly_that_subject_and_records_it() {
     for r in reviews.items {
         let v = r.status.clone().unwrap();
         assert_eq!(
-            (v.accepted, v.reason.as_deref()),
+            (v.accepted, v.reason.map(|r| r.as_str())),
             (Some(true), Some("Decided")),
             "{}",
             r.name_any()

@@ -269,3 +269,115 @@ fn the_webhook_payload_is_typed_and_complete() {
         assert!(!e.as_str().is_empty());
     }
 }
+
+#[test]
+fn the_expired_message_says_what_the_grant_was_used_for() {
+    let mut req = expired();
+    if let Some(s) = req.status.as_mut() {
+        s.usage = Some(gatehouse::api::GrantUsage {
+            requests: 14,
+            last_used_at: None,
+            top_actions: vec!["get pods".into(), "create pods/exec".into()],
+            summary: "used 14 times: get pods, create pods/exec".into(),
+        });
+    }
+    let n = request_notices(&req, t("2026-11-30T11:05:01Z"), Leads::default());
+    let m = message(n.iter().find(|n| n.key() == "Expired").unwrap());
+    assert!(
+        m.fields
+            .iter()
+            .any(|(k, v)| *k == "Usage" && v == "used 14 times: get pods, create pods/exec"),
+        "{m:?}"
+    );
+    // Without evidence there is no such line.
+    let n = request_notices(&expired(), t("2026-11-30T11:05:01Z"), Leads::default());
+    let m = message(n.iter().find(|n| n.key() == "Expired").unwrap());
+    assert!(m.fields.iter().all(|(k, _)| *k != "Usage"));
+}
+
+/// The webhook payload is a public contract (docs/notifications.md): the manual
+/// shows the golden schema, its enums are the operator's wire names, and every
+/// payload the operator renders validates against it.
+#[test]
+fn the_webhook_payload_keeps_its_versioned_schema() {
+    use serde_json::Value;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let schema: Value =
+        serde_json::from_str(&read("tests/golden/notify/webhook-payload.schema.json")).unwrap();
+    let doc = read("docs/notifications.md");
+    let shown = doc
+        .split("<!-- webhook-payload-schema -->")
+        .nth(1)
+        .and_then(|s| s.split("```json").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("docs/notifications.md shows the schema after <!-- webhook-payload-schema -->");
+    assert_eq!(
+        serde_json::from_str::<Value>(shown).unwrap(),
+        schema,
+        "docs/notifications.md shows another schema than tests/golden/notify/webhook-payload.schema.json"
+    );
+
+    // The string values an enum allows, whether listed (`enum`) or one by one
+    // with their descriptions (`oneOf` of `const`s, as schemars writes them).
+    fn names(v: &Value) -> Vec<String> {
+        let listed = v["enum"].as_array().into_iter().flatten();
+        let one_by_one = v["oneOf"].as_array().into_iter().flatten();
+        let mut n: Vec<String> = listed
+            .chain(one_by_one.flat_map(|o| {
+                o["const"]
+                    .as_str()
+                    .map(|_| &o["const"])
+                    .into_iter()
+                    .chain(o["enum"].as_array().into_iter().flatten())
+            }))
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect();
+        n.sort();
+        assert!(!n.is_empty(), "no names in {v:#}");
+        n
+    }
+    let mut events: Vec<String> = E::ALL
+        .iter()
+        .map(|e| e.to_string())
+        .chain(["Test".into()])
+        .collect();
+    events.sort();
+    assert_eq!(names(&schema["properties"]["event"]), events);
+    let facts = &schema["properties"]["details"]["oneOf"][2]["properties"];
+    let crd = |s: schemars::Schema| names(&serde_json::to_value(s).unwrap());
+    use gatehouse::api::{ClosedBy, Outcome, Recommendation};
+    assert_eq!(
+        names(&facts["recommendation"]),
+        crd(schemars::schema_for!(Recommendation))
+    );
+    assert_eq!(names(&facts["outcome"]), crd(schemars::schema_for!(Outcome)));
+    assert_eq!(names(&facts["closedBy"]), crd(schemars::schema_for!(ClosedBy)));
+
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let mut notices = Vec::new();
+    for (req, at) in [
+        (pending(), "2026-11-30T09:10:00Z"),
+        (pending(), "2026-12-30T09:10:00Z"),
+        (active(), "2026-11-30T09:06:00Z"),
+        (active(), "2026-11-30T11:00:00Z"),
+        (expired(), "2026-11-30T11:05:01Z"),
+        (revoked(), "2026-11-30T10:00:01Z"),
+    ] {
+        notices.extend(request_notices(&req, t(at), Leads::default()));
+    }
+    for at in [
+        "2026-10-02T00:00:00Z",
+        "2026-10-14T00:00:00Z",
+        "2026-10-16T00:00:00Z",
+    ] {
+        notices.extend(item_notices(&item(), t(at), Leads::default()));
+    }
+    notices.extend(run_notices(&campaign(9, 2), t("2026-10-15T00:00:01Z")));
+    assert!(notices.len() >= 8, "{}", notices.len());
+    for n in &notices {
+        let body = payload(ChannelType::Webhook, n);
+        let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}\n{body:#}", n.key());
+    }
+}

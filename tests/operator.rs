@@ -131,7 +131,7 @@ async fn approval_grants_a_binding_that_is_removed_at_expiry() {
 
     let review = rig.reviews().get("erin-ok").await.unwrap().status.unwrap();
     assert_eq!(
-        (review.accepted, review.reason.as_deref()),
+        (review.accepted, review.reason.map(|r| r.as_str())),
         (Some(true), Some("Approved"))
     );
 
@@ -211,7 +211,7 @@ async fn an_ignored_review_gets_its_reason_in_its_status() {
     rig.reconcile("dana-view").await.unwrap();
     let status = rig.reviews().get("dana-self").await.unwrap().status.unwrap();
     assert_eq!(
-        (status.accepted, status.reason.as_deref()),
+        (status.accepted, status.reason.map(|r| r.as_str())),
         (Some(false), Some("SelfApproval"))
     );
     assert_eq!(rig.phase("dana-view").await, Phase::Pending);
@@ -452,31 +452,7 @@ async fn a_binding_the_api_server_refuses_ends_in_a_readable_condition_not_a_cra
         .await;
     let err = rig.reconcile("dana-view").await.unwrap_err();
     assert!(err.to_string().contains("forbidden"), "{err}");
-    // The fake answers 500, which says the API server is in trouble: retried every
-    // second, so nothing waits out a back-off once it recovers.
-    let req = Arc::new(req);
-    let secs = |n| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(n));
-    let delays: Vec<_> = (0..3)
-        .map(|_| controller::error_policy(req.clone(), &err, rig.ctx.clone()))
-        .collect();
-    assert_eq!(delays, [secs(1), secs(1), secs(1)]);
-    // A refusal (a real cluster says 403 Forbidden) backs off per request: 1 s,
-    // 2 s, 4 s ... capped at 5 minutes.
-    let forbidden = controller::Error::Binding {
-        name: "gatehouse-dana-view".into(),
-        source: kube::Error::Api(Box::new(kube::core::Status {
-            code: 403,
-            reason: "Forbidden".into(),
-            message: "attempt to grant extra privileges".into(),
-            ..Default::default()
-        })),
-    };
-    assert!(!forbidden.is_transient() && err.is_transient());
-    let delays: Vec<_> = (0..3)
-        .map(|_| controller::error_policy(req.clone(), &forbidden, rig.ctx.clone()))
-        .collect();
-    assert_eq!(delays, [secs(1), secs(2), secs(4)]);
-    assert_eq!(controller::backoff(30), std::time::Duration::from_secs(300));
+    // How soon it is retried is the error policy's (src/controller/shell.rs, tested there).
     let status = rig.requests().get("dana-view").await.unwrap().status.unwrap();
     let granted = status.conditions.iter().find(|c| c.type_ == "Granted").unwrap();
     assert_eq!(granted.reason, "BindingFailed");

@@ -542,6 +542,30 @@ fn crds_have_the_documented_names_columns_and_selectors() {
     }
 }
 
+/// `kubectl get reviews` is what a reviewer runs to see what waits on them:
+/// requests, their reviews and certification items. Channels and campaigns are
+/// admins' configuration, not something to review.
+#[test]
+fn kubectl_get_reviews_lists_only_what_people_review() {
+    let crds = [
+        AccessPolicy::crd(),
+        ApprovalRequest::crd(),
+        AccessReview::crd(),
+        AccessCampaign::crd(),
+        AccessCertification::crd(),
+        gatehouse::api::NotificationChannel::crd(),
+    ];
+    let reviews: Vec<&str> = crds
+        .iter()
+        .filter(|c| c.spec.names.categories.iter().flatten().any(|c| c == "reviews"))
+        .map(|c| c.spec.names.kind.as_str())
+        .collect();
+    assert_eq!(
+        reviews,
+        ["ApprovalRequest", "AccessReview", "AccessCertification"]
+    );
+}
+
 #[test]
 fn committed_crds_match_the_binary_output() {
     let dir = repo().join("crds");

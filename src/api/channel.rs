@@ -20,7 +20,6 @@ use super::{Condition, DURATION_PATTERN, NAME_PATTERN};
     kind = "NotificationChannel",
     plural = "notificationchannels",
     shortname = "nch",
-    category = "reviews",
     status = "NotificationChannelStatus",
     derive = "Default",
     derive = "PartialEq",
@@ -108,17 +107,6 @@ pub enum ChannelType {
     Webhook,
 }
 
-impl ChannelType {
-    /// The type as written in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelType::Slack => "slack",
-            ChannelType::MsTeams => "msteams",
-            ChannelType::Webhook => "webhook",
-        }
-    }
-}
-
 /// A Secret in the operator's namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct SecretRef {
@@ -194,31 +182,6 @@ impl NotificationEvent {
         NotificationEvent::CertificationRunCompleted,
     ];
 
-    /// The CamelCase name, as in the spec and the payloads.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationEvent::ReviewRequired => "ReviewRequired",
-            NotificationEvent::Escalated => "Escalated",
-            NotificationEvent::Approved => "Approved",
-            NotificationEvent::Rejected => "Rejected",
-            NotificationEvent::Granted => "Granted",
-            NotificationEvent::ExpiringSoon => "ExpiringSoon",
-            NotificationEvent::Expired => "Expired",
-            NotificationEvent::Revoked => "Revoked",
-            NotificationEvent::Denied => "Denied",
-            NotificationEvent::TimedOut => "TimedOut",
-            NotificationEvent::Canceled => "Canceled",
-            NotificationEvent::Executed => "Executed",
-            NotificationEvent::ExecutionFailed => "ExecutionFailed",
-            NotificationEvent::CertificationRunStarted => "CertificationRunStarted",
-            NotificationEvent::CertificationItemWaiting => "CertificationItemWaiting",
-            NotificationEvent::CertificationReminder => "CertificationReminder",
-            NotificationEvent::CertificationEscalated => "CertificationEscalated",
-            NotificationEvent::CertificationOverdue => "CertificationOverdue",
-            NotificationEvent::CertificationRunCompleted => "CertificationRunCompleted",
-        }
-    }
-
     /// Whether the event asks a reviewer to act (filtered by `reviewerGroups`).
     pub fn is_review(self) -> bool {
         matches!(
@@ -230,12 +193,6 @@ impl NotificationEvent {
                 | NotificationEvent::CertificationEscalated
                 | NotificationEvent::CertificationOverdue
         )
-    }
-}
-
-impl std::fmt::Display for NotificationEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -312,3 +269,5 @@ pub struct TestRecord {
     #[schemars(length(max = 1024))]
     pub error: Option<String>,
 }
+
+crate::wire_names!(ChannelType, NotificationEvent);

@@ -28,15 +28,6 @@ pub enum RoleKind {
     Role,
 }
 
-impl std::fmt::Display for RoleKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RoleKind::ClusterRole => "ClusterRole",
-            RoleKind::Role => "Role",
-        })
-    }
-}
-
 /// A reference to a ClusterRole or Role.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 pub struct RoleRef {
@@ -89,6 +80,62 @@ impl Principals {
     pub fn matches(&self, who: &Identity) -> bool {
         self.users.contains(&who.username) || who.groups.iter().any(|g| self.groups.contains(g))
     }
+
+    /// Adds one principal.
+    pub fn add(&mut self, p: Principal) {
+        match p {
+            Principal::User(u) => self.users.push(u),
+            Principal::Group(g) => self.groups.push(g),
+        }
+    }
+
+    /// Whether this set names the principal itself (not: one of its members).
+    pub fn names(&self, p: &Principal) -> bool {
+        match p {
+            Principal::User(u) => self.users.contains(u),
+            Principal::Group(g) => self.groups.contains(g),
+        }
+    }
+
+    /// The users, then the groups, each as a [`Principal`].
+    pub fn iter(&self) -> impl Iterator<Item = Principal> + '_ {
+        let users = self.users.iter().cloned().map(Principal::User);
+        users.chain(self.groups.iter().cloned().map(Principal::Group))
+    }
+}
+
+/// One user or group, as people write it: `user:NAME`, `group:NAME`, or a bare
+/// user name. The one parser and printer of that form (the owners annotation,
+/// the plugin's `--reviewer` flags, reports).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Principal {
+    /// A user name.
+    User(String),
+    /// A group name.
+    Group(String),
+}
+
+impl Principal {
+    /// `user:NAME`, `group:NAME` or a bare user name (without `:`); the name is
+    /// trimmed. `None` for anything else (an empty name, another `KIND:`).
+    pub fn parse(s: &str) -> Option<Principal> {
+        let nonempty = |n: &str| Some(n.trim().to_string()).filter(|n| !n.is_empty());
+        match s.split_once(':') {
+            Some(("user", u)) => nonempty(u).map(Principal::User),
+            Some(("group", g)) => nonempty(g).map(Principal::Group),
+            Some(_) => None,
+            None => nonempty(s).map(Principal::User),
+        }
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::User(u) => write!(f, "user:{u}"),
+            Principal::Group(g) => write!(f, "group:{g}"),
+        }
+    }
 }
 
 /// Status of a condition, as in `metav1.Condition`.
@@ -122,3 +169,5 @@ pub struct Condition {
     /// When `status` last changed.
     pub last_transition_time: DateTime<Utc>,
 }
+
+crate::wire_names!(RoleKind, ConditionStatus);

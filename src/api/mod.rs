@@ -13,6 +13,7 @@ mod common;
 mod policy;
 mod request;
 mod review;
+pub mod wire;
 
 pub use campaign::*;
 pub use certification::*;

@@ -108,17 +108,6 @@ pub enum SubjectKind {
     ServiceAccount,
 }
 
-impl SubjectKind {
-    /// The kind as RBAC writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectKind::User => "User",
-            SubjectKind::Group => "Group",
-            SubjectKind::ServiceAccount => "ServiceAccount",
-        }
-    }
-}
-
 /// `Kind name`, or `ServiceAccount namespace/name`.
 impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,31 +214,6 @@ impl Phase {
             Phase::Pending | Phase::Approved | Phase::Active | Phase::Processing
         )
     }
-
-    /// The phase's name as written in the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Approved => "Approved",
-            Phase::Active => "Active",
-            Phase::Processing => "Processing",
-            Phase::Executed => "Executed",
-            Phase::Expired => "Expired",
-            Phase::Rejected => "Rejected",
-            Phase::Revoked => "Revoked",
-            Phase::Canceled => "Canceled",
-            Phase::TimedOut => "TimedOut",
-            Phase::Denied => "Denied",
-            Phase::Superseded => "Superseded",
-            Phase::Failed => "Failed",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Observed state of a request, written only by the operator.
@@ -280,6 +244,10 @@ pub struct ApprovalRequestStatus {
     /// The binding that carries (or carried) the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantStatus>,
+    /// What the grant was used for, from the API server's audit events, when the
+    /// operator has them (docs/usage.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<GrantUsage>,
     /// When the request was approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<DateTime<Utc>>,
@@ -473,6 +441,25 @@ pub struct DecisionRecord {
     pub forced: bool,
 }
 
+/// What a grant was used for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantUsage {
+    /// Requests the grant's binding allowed (RBAC credits the first binding that
+    /// matches: requests another binding also allowed may be counted there).
+    #[schemars(extend("format" = "int64"))]
+    pub requests: u64,
+    /// The last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The most frequent actions, most frequent first (`get pods`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub top_actions: Vec<String>,
+    /// In words: `used 14 times: get pods, create pods/exec`.
+    pub summary: String,
+}
+
 /// The binding that carries the access.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -507,22 +494,6 @@ pub enum BindingKind {
     ClusterRoleBinding,
 }
 
-impl BindingKind {
-    /// The kind as RBAC writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BindingKind::RoleBinding => "RoleBinding",
-            BindingKind::ClusterRoleBinding => "ClusterRoleBinding",
-        }
-    }
-}
-
-impl std::fmt::Display for BindingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl RoleKind {
     /// The binding kind able to reference a role of this kind at the given scope.
     pub fn binding_kind(self, scope: Scope) -> BindingKind {
@@ -532,3 +503,13 @@ impl RoleKind {
         }
     }
 }
+
+crate::wire_names!(
+    SubjectKind,
+    Scope,
+    RequestType,
+    Phase,
+    JobState,
+    ReviewState,
+    BindingKind
+);

@@ -124,19 +124,6 @@ pub enum Decision {
     Comment,
 }
 
-impl std::fmt::Display for Decision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Decision::Approve => "Approve",
-            Decision::Reject => "Reject",
-            Decision::Revoke => "Revoke",
-            Decision::Cancel => "Cancel",
-            Decision::Reassign => "Reassign",
-            Decision::Comment => "Comment",
-        })
-    }
-}
-
 /// The operator's verdict on this review.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -146,7 +133,9 @@ pub struct AccessReviewStatus {
     pub accepted: Option<bool>,
     /// `Accepted`, or why it was ignored: `SelfApproval`, `NotEligible`, `NotPending`, `UidMismatch`, `CommentRequired`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    // A plain string in the CRD, as always: the names are the operator's to extend.
+    #[schemars(with = "Option<String>")]
+    pub reason: Option<ReviewReason>,
     /// Human-readable explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -155,3 +144,68 @@ pub struct AccessReviewStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_at: Option<DateTime<Utc>>,
 }
+
+/// Why a review counted or was ignored, as `AccessReview.status.reason`: a
+/// request's verdict (`decide::reason::VerdictReason`) or a certification item's
+/// ([`crate::api::ReviewVerdict`]), by the same names. A name this operator does
+/// not know (written by another version) reads as `Unknown`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReviewReason {
+    /// Request: an approval that counts.
+    Approved,
+    /// Request: a force approval by a break-glass group.
+    ForceApproved,
+    /// A comment, recorded.
+    Commented,
+    /// Request: a rejection that ended the request.
+    Rejected,
+    /// Request: a revocation that ended the access.
+    Revoked,
+    /// Request: a cancellation by the requester.
+    Canceled,
+    /// Request: the reviewer would receive the access, or is the requester.
+    SelfApproval,
+    /// Request: the reviewer already approved.
+    Duplicate,
+    /// The reviewer may not act now.
+    NotEligible,
+    /// Request: no longer pending (or already ended).
+    NotPending,
+    /// Request: nothing to revoke yet.
+    NotActive,
+    /// Request: only the requester may cancel.
+    NotRequester,
+    /// Request: access has started; cancel no longer applies.
+    AlreadyActive,
+    /// The justification rule requires a comment.
+    CommentRequired,
+    /// The review names another object of the same name.
+    UidMismatch,
+    /// A decision that does not apply to this kind of object.
+    NotApplicable,
+    /// Item: the level decided.
+    Decided,
+    /// Item: the level was handed to `reassignTo`.
+    Reassigned,
+    /// Item: the reviewer is the subject, or a member of the subject group.
+    SelfReview,
+    /// Item: the reviewer already decided an earlier level.
+    AlreadyDecided,
+    /// Item: closed (decided or due).
+    Closed,
+    /// Item: reassign to the subject is refused.
+    ReassignToSubject,
+    /// Item: the AccessPolicy in `convertTo` would refuse the subject.
+    ConversionRefused,
+    /// A name this operator does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl From<crate::api::ReviewVerdict> for ReviewReason {
+    fn from(v: crate::api::ReviewVerdict) -> Self {
+        ReviewReason::parse(v.as_str()).unwrap_or(ReviewReason::Unknown)
+    }
+}
+
+crate::wire_names!(Decision, ReviewReason);

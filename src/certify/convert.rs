@@ -32,7 +32,7 @@ fn requester(spec: &AccessCertificationSpec) -> Identity {
         SubjectKind::ServiceAccount => {
             let ns = s.namespace.clone().unwrap_or_default();
             Identity {
-                username: format!("system:serviceaccount:{ns}:{}", s.name),
+                username: crate::decide::naming::service_account_username(&ns, &s.name),
                 groups: vec![
                     "system:serviceaccounts".into(),
                     format!("system:serviceaccounts:{ns}"),
@@ -60,7 +60,7 @@ pub fn synthesized_request(spec: &AccessCertificationSpec, policy: &str) -> Appr
                 BindingKind::ClusterRoleBinding => Scope::Cluster,
             },
             reason: Some(format!(
-                "replaces {:?} {} reviewed in run {}",
+                "replaces {} {} reviewed in run {}",
                 b.kind, b.name, spec.run
             )),
             policy: Some(policy.to_string()),

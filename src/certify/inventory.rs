@@ -18,7 +18,7 @@ use k8s_openapi::{
 };
 
 use crate::{
-    api::{ApprovalRequest, BindingKind, BindingSnapshot, RoleKind, RoleRef, Subject, SubjectKind},
+    api::{ApprovalRequest, BindingKind, RoleKind, RoleRef, Subject, SubjectKind},
     decide::to_chrono,
     labels::{MANAGED_BY, REQUEST_NAMESPACE, REQUEST_UID},
 };
@@ -55,19 +55,7 @@ pub struct BindingFacts {
 impl BindingFacts {
     /// `RoleBinding ns/name` or `ClusterRoleBinding name`.
     pub fn describe(&self) -> String {
-        describe(self.kind, self.namespace.as_deref(), &self.name)
-    }
-
-    /// The same for the binding an item reviews.
-    pub fn describe_snapshot(b: &BindingSnapshot) -> String {
-        describe(b.kind, b.namespace.as_deref(), &b.name)
-    }
-}
-
-fn describe(kind: BindingKind, namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(ns) => format!("{kind:?} {ns}/{name}"),
-        None => format!("{kind:?} {name}"),
+        crate::api::describe_binding(self.kind, self.namespace.as_deref(), &self.name)
     }
 }
 
@@ -105,6 +93,8 @@ pub struct Inventory {
     /// ApprovalRequests by `(namespace, uid)`.
     requests: BTreeSet<(String, String)>,
     observed: BTreeSet<Observed>,
+    /// Usage evidence from audit events, when there is any.
+    pub usage: Option<std::sync::Arc<super::usage::UsageIndex>>,
 }
 
 /// Kinds of object an inventory may have observed.

@@ -15,13 +15,14 @@
 //!
 //! Between the create and the status write the item has no digest yet: for
 //! [`ISSUE_GRACE`] after its creation it is [`Issuance::Awaiting`] (it decides
-//! nothing, and is looked at again), after that it is not issued. The campaign
-//! and run checks (owner reference, a run the campaign records) stay with the
-//! controller, which reads the campaign.
+//! nothing, and is looked at again), after that it is not issued. [`issued`]
+//! adds the campaign's side: it exists, it owns the item, and it records the
+//! item's run (its watch may show the run a moment after the items).
 
 use chrono::{DateTime, Duration, Utc};
+use kube::Resource;
 
-use crate::api::{AccessCertification, AccessCertificationSpec};
+use crate::api::{AccessCampaign, AccessCertification, AccessCertificationSpec};
 
 /// How long an item may wait for its digest (or its campaign's record of the
 /// run) after its creation before it counts as not issued.
@@ -62,6 +63,25 @@ pub enum NotIssued {
     NoDigest,
     /// The status carries a digest of another spec.
     DigestMismatch,
+    /// The campaign the item names does not exist (past the grace period).
+    NoCampaign {
+        /// The campaign named.
+        campaign: String,
+    },
+    /// The campaign does not own the item: the operator did not create it.
+    NotOwned {
+        /// The campaign named.
+        campaign: String,
+        /// Its uid.
+        uid: String,
+    },
+    /// The campaign records no such run (past the grace period).
+    UnknownRun {
+        /// The run named.
+        run: String,
+        /// The campaign named.
+        campaign: String,
+    },
 }
 
 impl std::fmt::Display for NotIssued {
@@ -79,6 +99,14 @@ impl std::fmt::Display for NotIssued {
             ),
             NotIssued::DigestMismatch => {
                 f.write_str("its status carries the digest of another spec than its own")
+            }
+            NotIssued::NoCampaign { campaign } => write!(f, "campaign {campaign} does not exist"),
+            NotIssued::NotOwned { campaign, uid } => write!(
+                f,
+                "it is not owned by campaign {campaign} (uid {uid}): the operator did not create it"
+            ),
+            NotIssued::UnknownRun { run, campaign } => {
+                write!(f, "run {run} is not a run of campaign {campaign}")
             }
         }
     }
@@ -99,18 +127,72 @@ pub fn issuance(item: &AccessCertification, review_namespace: &str, now: DateTim
         Some(d) if d == spec_digest(&item.spec) => Issuance::Issued,
         Some(_) => Issuance::NotIssued(NotIssued::DigestMismatch),
         None => {
-            let young = item
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .and_then(crate::decide::to_chrono)
-                .is_some_and(|t| now - t < ISSUE_GRACE);
-            if young {
+            if young(item, now) {
                 Issuance::Awaiting
             } else {
                 Issuance::NotIssued(NotIssued::NoDigest)
             }
         }
+    }
+}
+
+fn young(item: &AccessCertification, now: DateTime<Utc>) -> bool {
+    item.metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(crate::decide::to_chrono)
+        .is_some_and(|t| now - t < ISSUE_GRACE)
+}
+
+/// Whether the operator issued `item` for a run of its campaign (`None`: memory
+/// shows no campaign of that name): the campaign owns it, it is [`issuance`]
+/// issued in the campaign's review namespace, and the campaign records its run.
+/// A young item waits ([`Issuance::Awaiting`]) for what may still be on its way.
+pub fn issued(item: &AccessCertification, campaign: Option<&AccessCampaign>, now: DateTime<Utc>) -> Issuance {
+    let spec = &item.spec;
+    let young = young(item, now);
+    let Some(campaign) = campaign else {
+        return match young {
+            true => Issuance::Awaiting,
+            false => Issuance::NotIssued(NotIssued::NoCampaign {
+                campaign: spec.campaign.clone(),
+            }),
+        };
+    };
+    let uid = campaign.meta().uid.as_ref();
+    let owned =
+        item.metadata.owner_references.iter().flatten().any(|o| {
+            o.controller == Some(true) && o.kind == AccessCampaign::kind(&()) && Some(&o.uid) == uid
+        });
+    if !owned {
+        return Issuance::NotIssued(NotIssued::NotOwned {
+            campaign: spec.campaign.clone(),
+            uid: uid.cloned().unwrap_or_default(),
+        });
+    }
+    // Only in the review namespace, and only with the digest of the spec the
+    // operator issued: an item a tenant created elsewhere (or slipped past the
+    // admission policies) is never trusted, whatever its owner reference says.
+    let review_namespace = campaign
+        .spec
+        .review_namespace
+        .as_deref()
+        .unwrap_or(super::DEFAULT_REVIEW_NAMESPACE);
+    let issuance = match issuance(item, review_namespace, now) {
+        Issuance::NotIssued(why) => return Issuance::NotIssued(why),
+        other => other,
+    };
+    let recorded = campaign
+        .status
+        .as_ref()
+        .is_some_and(|s| s.runs.iter().any(|r| r.name == spec.run));
+    match (recorded, young) {
+        (true, _) if issuance == Issuance::Issued => Issuance::Issued,
+        (true, _) | (false, true) => Issuance::Awaiting,
+        (false, false) => Issuance::NotIssued(NotIssued::UnknownRun {
+            run: spec.run.clone(),
+            campaign: spec.campaign.clone(),
+        }),
     }
 }
 
@@ -221,5 +303,81 @@ mod tests {
             issuance(&i, "gatehouse-system", at("2026-10-01T07:00:02Z")),
             Issuance::NotIssued(NotIssued::DigestMismatch)
         );
+    }
+
+    fn quarterly(runs: &[&str]) -> AccessCampaign {
+        let mut c = AccessCampaign::new("quarterly", Default::default());
+        c.metadata.uid = Some("uid-campaign".into());
+        c.status = Some(crate::api::AccessCampaignStatus {
+            runs: runs
+                .iter()
+                .map(|r| crate::api::CampaignRun {
+                    name: r.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        c
+    }
+
+    fn owned_by(mut i: AccessCertification, uid: &str) -> AccessCertification {
+        i.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "gatehouse.dev/v1alpha1".into(),
+                kind: "AccessCampaign".into(),
+                name: "quarterly".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        i
+    }
+
+    #[test]
+    fn an_item_is_issued_only_when_its_campaign_owns_it_and_records_its_run() {
+        let mut i = owned_by(item("gatehouse-system", None), "uid-campaign");
+        i.status.as_mut().unwrap().issued_digest = Some(spec_digest(&i.spec));
+        let (soon, late) = (at("2026-10-01T07:00:30Z"), at("2026-10-01T08:00:00Z"));
+        let run = "quarterly-20261001-0700";
+        assert_eq!(issued(&i, Some(&quarterly(&[run])), late), Issuance::Issued);
+
+        // What may still be on its way is waited for, then refused.
+        assert_eq!(issued(&i, None, soon), Issuance::Awaiting);
+        assert_eq!(
+            issued(&i, None, late).to_string_reason(),
+            "campaign quarterly does not exist"
+        );
+        assert_eq!(issued(&i, Some(&quarterly(&[])), soon), Issuance::Awaiting);
+        assert_eq!(
+            issued(&i, Some(&quarterly(&[])), late).to_string_reason(),
+            format!("run {run} is not a run of campaign quarterly")
+        );
+        // A campaign of the same name that did not make it (another uid), at once.
+        let forged = owned_by(i.clone(), "uid-other");
+        assert_eq!(
+            issued(&forged, Some(&quarterly(&[run])), soon).to_string_reason(),
+            "it is not owned by campaign quarterly (uid uid-campaign): the operator did not create it"
+        );
+        // Owned and recorded, but no digest yet: waits, then is not issued.
+        let undigested = owned_by(item("gatehouse-system", None), "uid-campaign");
+        assert_eq!(
+            issued(&undigested, Some(&quarterly(&[run])), soon),
+            Issuance::Awaiting
+        );
+        assert_eq!(
+            issued(&undigested, Some(&quarterly(&[run])), late),
+            Issuance::NotIssued(NotIssued::NoDigest)
+        );
+    }
+
+    impl Issuance {
+        fn to_string_reason(&self) -> String {
+            match self {
+                Issuance::NotIssued(why) => why.to_string(),
+                other => format!("{other:?}"),
+            }
+        }
     }
 }

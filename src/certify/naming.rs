@@ -65,14 +65,15 @@ pub fn key_hash(parts: &[&str]) -> String {
 /// the binding's kind, namespace, name and uid and the subject, so a re-created
 /// binding gives a new item and two subjects whose names slug alike never collide.
 pub fn item_name(run: &str, binding: &BindingFacts, subject: &Subject) -> String {
-    let (binding_kind, subject_kind) = (format!("{:?}", binding.kind), format!("{:?}", subject.kind));
+    // The serde names, as the kinds have always been written into item names.
+    let (binding_kind, subject_kind) = (binding.kind.as_str(), subject.kind.as_str());
     let hash = key_hash(&[
         run,
-        &binding_kind,
+        binding_kind,
         binding.namespace.as_deref().unwrap_or_default(),
         &binding.name,
         &binding.uid,
-        &subject_kind,
+        subject_kind,
         subject.namespace.as_deref().unwrap_or_default(),
         &subject.name,
     ]);

@@ -46,7 +46,7 @@ impl OperatorIdentity {
     pub fn default_install() -> Self {
         let (ns, sa) = ("gatehouse-system", "gatehouse");
         OperatorIdentity {
-            username: format!("system:serviceaccount:{ns}:{sa}"),
+            username: crate::decide::naming::service_account_username(ns, sa),
             groups: vec![
                 "system:serviceaccounts".into(),
                 format!("system:serviceaccounts:{ns}"),
@@ -57,14 +57,9 @@ impl OperatorIdentity {
 
     /// Whether access given to `subject` is access of the operator.
     pub fn is(&self, subject: &Subject) -> bool {
-        match subject.kind {
-            SubjectKind::User => subject.name == self.username,
-            SubjectKind::Group => self.groups.contains(&subject.name),
-            SubjectKind::ServiceAccount => subject
-                .namespace
-                .as_deref()
-                .is_some_and(|ns| self.username == format!("system:serviceaccount:{ns}:{}", subject.name)),
-        }
+        // A ServiceAccount subject without a namespace names no account at all.
+        let named = subject.kind != SubjectKind::ServiceAccount || subject.namespace.is_some();
+        named && crate::decide::naming::is_subject_user(subject, &self.username, &self.groups)
     }
 }
 

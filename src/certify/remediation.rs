@@ -127,10 +127,7 @@ pub fn plan(
     let snap = &spec.binding;
     let subject = &spec.subject;
     let Some(b) = inv.binding(snap.kind, snap.namespace.as_deref(), &snap.name) else {
-        let message = format!(
-            "{:?} {} no longer exists: nothing to remove",
-            snap.kind, snap.name
-        );
+        let message = format!("{} {} no longer exists: nothing to remove", snap.kind, snap.name);
         return (status(RemediationState::Gone, None, message), None);
     };
     if b.uid != snap.uid {
@@ -219,4 +216,35 @@ pub fn plan(
             )
         }
     }
+}
+
+/// What removing the access takes, in words: `remove SUBJECT from BINDING`, or
+/// `delete BINDING, whose only subject is SUBJECT`.
+pub fn action_words(spec: &AccessCertificationSpec, action: RemediationAction) -> String {
+    let (subject, binding) = (&spec.subject, &spec.binding);
+    match action {
+        RemediationAction::RemoveSubject => format!("remove {subject} from {binding}"),
+        RemediationAction::DeleteBinding => format!("delete {binding}, whose only subject is {subject}"),
+    }
+}
+
+/// What a done remediation says the operator did.
+pub fn removed(spec: &AccessCertificationSpec, action: RemediationAction) -> String {
+    let (subject, binding) = (&spec.subject, &spec.binding);
+    match action {
+        RemediationAction::RemoveSubject => format!("the operator removed {subject} from {binding}"),
+        RemediationAction::DeleteBinding => {
+            format!("the operator deleted {binding} (its only subject was {subject})")
+        }
+    }
+}
+
+/// What a revoked item says while remediation is turned off in the operator
+/// (the chart's `certification.remediation: false`): an admin removes it.
+pub fn turned_off(spec: &AccessCertificationSpec, action: RemediationAction) -> String {
+    format!(
+        "revoked; remediation is turned off in this operator (chart value certification.remediation: false): \
+         an admin removes the access with the command in `command` ({})",
+        action_words(spec, action)
+    )
 }

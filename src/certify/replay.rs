@@ -19,8 +19,8 @@ use kube::ResourceExt;
 use super::convert;
 use crate::{
     api::{
-        AccessCertification, AccessPolicy, AccessReview, Decision, Identity, Justification, LevelReviewers,
-        Principals, ReviewVerdict, Subject, SubjectKind,
+        AccessCertification, AccessPolicy, AccessReview, Decision, Justification, LevelReviewers, Principals,
+        ReviewVerdict, Subject, SubjectKind,
     },
     decide::{duration, eligibility::describe, order, to_chrono},
 };
@@ -161,20 +161,12 @@ pub fn listed(records: &[ReviewRecord]) -> Listed<'_> {
     }
 }
 
-/// Whether `who` is the subject or a member of the subject group.
-pub fn is_subject(subject: &Subject, who: &Identity) -> bool {
-    match subject.kind {
-        SubjectKind::User => who.username == subject.name,
-        SubjectKind::Group => who.groups.contains(&subject.name),
-        SubjectKind::ServiceAccount => who.username == service_account_user(subject),
-    }
-}
+pub use crate::decide::naming::is_subject;
 
 fn service_account_user(subject: &Subject) -> String {
-    format!(
-        "system:serviceaccount:{}:{}",
+    crate::decide::naming::service_account_username(
         subject.namespace.as_deref().unwrap_or_default(),
-        subject.name
+        &subject.name,
     )
 }
 
@@ -194,6 +186,17 @@ fn merged(a: &Principals, b: &Principals) -> Principals {
     out.users
         .extend(b.users.iter().filter(|u| !a.users.contains(u)).cloned());
     out
+}
+
+/// Whether a campaign with `justification` needs a comment on `decision` (a
+/// reassignment always needs one, for the new reviewer).
+pub fn comment_required(justification: Justification, decision: Decision) -> bool {
+    match justification {
+        _ if decision == Decision::Reassign => true,
+        Justification::RequireForAll => true,
+        Justification::RequireForRevoke => decision == Decision::Revoke,
+        Justification::Optional => false,
+    }
 }
 
 fn has_comment(review: &AccessReview) -> bool {
@@ -394,12 +397,7 @@ impl<'a> Replayer<'a> {
 
     fn decide(&mut self, review: &AccessReview, t: DateTime<Utc>, i: usize) {
         let decision = review.spec.decision;
-        let needs_comment = match self.input.item.spec.review.justification {
-            Justification::RequireForAll => true,
-            Justification::RequireForRevoke => decision == Decision::Revoke,
-            Justification::Optional => false,
-        };
-        if needs_comment && !has_comment(review) {
+        if comment_required(self.input.item.spec.review.justification, decision) && !has_comment(review) {
             let message = format!("the campaign requires a comment on {decision}");
             return self.record(review, t, Some(i), ReviewVerdict::CommentRequired, message);
         }

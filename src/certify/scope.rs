@@ -23,7 +23,7 @@ use super::{
 use crate::{
     api::{
         AccessCampaign, AccessCertification, AccessCertificationSpec, BindingKind, BindingSnapshot,
-        LevelReviewers, Principals, ReviewRules, SkipReason, SkippedItem, Subject, SubjectKind,
+        LevelReviewers, Principal, Principals, ReviewRules, SkipReason, SkippedItem, Subject, SubjectKind,
     },
     decide::policy::selector_matches,
     labels::{label_value, CACHED_LABELS_TRUNCATED, CACHED_SUBJECTS_TRUNCATED},
@@ -236,11 +236,8 @@ fn subject_excluded(
 pub fn parse_owners(annotation: &str) -> Principals {
     let mut owners = Principals::default();
     for entry in annotation.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        match entry.split_once(':') {
-            Some(("group", g)) if !g.trim().is_empty() => owners.groups.push(g.trim().to_string()),
-            Some(("user", u)) if !u.trim().is_empty() => owners.users.push(u.trim().to_string()),
-            _ => owners.users.push(entry.to_string()),
-        }
+        // Anything else is taken as a user name as written.
+        owners.add(Principal::parse(entry).unwrap_or_else(|| Principal::User(entry.to_string())));
     }
     owners
 }
@@ -277,6 +274,7 @@ fn review_rules(campaign: &AccessCampaign, inv: &Inventory, b: &BindingFacts) ->
         on_no_decision: spec.on_no_decision,
         remediation: spec.remediation,
         remove_protected: spec.remove_protected.clone(),
+        unused_for: spec.recommendation.as_ref().and_then(|r| r.unused_for.clone()),
     }
 }
 
@@ -401,7 +399,7 @@ pub fn launch(campaign: &AccessCampaign, run: &RunPlan, inv: &Inventory) -> Laun
         out.capped = Some(cap);
         for over in out.items.split_off(keep) {
             let s = &over.spec;
-            let binding = BindingFacts::describe_snapshot(&s.binding);
+            let binding = s.binding.to_string();
             let why = format!("the run reached spec.maxItemsPerRun ({cap})");
             out.skipped
                 .push(skipped(&binding, Some(&s.subject), SkipReason::ItemCap, why));

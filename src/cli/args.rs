@@ -125,12 +125,26 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// The review desk in your browser: a local page acting as you (`ui --no-open`
+    /// prints its address instead of opening it).
+    Ui(UiArgs),
     /// Notification channels (`notify test CHANNEL`).
     Notify {
         /// The subcommand.
         #[command(subcommand)]
         command: super::notify::NotifyCommand,
     },
+}
+
+/// Arguments of `ui`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct UiArgs {
+    /// Print the address instead of opening a browser.
+    #[arg(long = "no-open")]
+    pub no_open: bool,
+    /// Port on 127.0.0.1 (default: a random free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
 }
 
 /// Shells with a completion script.

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     api::{
         AccessCampaign, AccessCertification, AccessReview, AccessReviewSpec, CertificationRef, ConvertTo,
-        Decision, ItemDecision, Outcome, Principals, Recommendation,
+        Decision, ItemDecision, Outcome, Principal, Principals, Recommendation,
     },
     certify::{naming::run_name, replay::is_subject, CAMPAIGN_LABEL, RUN_LABEL, RUN_REQUESTED_AT},
     escape::shell,
@@ -78,15 +78,12 @@ pub async fn run(
 }
 
 /// `user:NAME`, `group:NAME`, or a bare user name.
-fn principals(specs: &[String]) -> Result<Principals, CliError> {
+pub fn principals(specs: &[String]) -> Result<Principals, CliError> {
     let mut p = Principals::default();
     for s in specs {
-        match s.split_once(':') {
-            Some(("group", g)) if !g.is_empty() => p.groups.push(g.to_string()),
-            Some(("user", u)) if !u.is_empty() => p.users.push(u.to_string()),
-            None if !s.is_empty() => p.users.push(s.clone()),
-            _ => return Err(CliError::Invalid(format!("{s:?}: use user:NAME or group:NAME"))),
-        }
+        let one = Principal::parse(s)
+            .ok_or_else(|| CliError::Invalid(format!("{s:?}: use user:NAME or group:NAME")))?;
+        p.add(one);
     }
     Ok(p)
 }
@@ -156,11 +153,7 @@ pub fn matches(item: &AccessCertification, f: &ListItemsArgs) -> bool {
     };
     let reviewer = f.reviewer.as_deref().is_none_or(|r| {
         let reviewers = status.reviewers.clone().unwrap_or_default();
-        match r.split_once(':') {
-            Some(("group", g)) => reviewers.groups.iter().any(|x| x == g),
-            Some(("user", u)) => reviewers.users.iter().any(|x| x == u),
-            _ => reviewers.users.iter().any(|x| x == r),
-        }
+        reviewers.names(&Principal::parse(r).unwrap_or_else(|| Principal::User(r.to_string())))
     });
     let risk = f.risk.as_deref().is_none_or(|t| match t {
         "any" => !status.risk.is_empty(),
@@ -210,11 +203,15 @@ async fn list(env: &Env, f: &ListItemsArgs, out: &mut dyn Write) -> Result<i32, 
 }
 
 /// What one decision command writes on each item.
-struct Plan {
-    decision: Decision,
-    comment: Option<String>,
-    reassign_to: Option<Principals>,
-    convert_to: Option<ConvertTo>,
+pub struct Plan {
+    /// The decision.
+    pub decision: Decision,
+    /// The comment recorded with it.
+    pub comment: Option<String>,
+    /// Reassign: to whom.
+    pub reassign_to: Option<Principals>,
+    /// Revoke: convert to a JIT policy.
+    pub convert_to: Option<ConvertTo>,
 }
 
 /// The AccessReview of `me` deciding `item`.
@@ -288,7 +285,27 @@ async fn decide(
     timeout: StdDuration,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
-    let mut outcomes = Vec::new();
+    let outcomes = decide_items(env, items, plan, timeout).await?;
+    match env.output {
+        Output::Table => out.write_all(render::outcomes(&outcomes).as_bytes())?,
+        fmt => emit(fmt, &outcomes, out)?,
+    }
+    Ok(outcomes
+        .iter()
+        .map(report::ItemOutcome::exit_code)
+        .max()
+        .unwrap_or(super::exit::OK))
+}
+
+/// Records `plan` on each item (one AccessReview each, beside its item), then
+/// waits for the operator's verdicts, all at once: the outcomes in item order.
+pub async fn decide_items(
+    env: &Env,
+    items: &[AccessCertification],
+    plan: &Plan,
+    timeout: StdDuration,
+) -> Result<Vec<report::ItemOutcome>, CliError> {
+    let mut created = Vec::new();
     for item in items {
         let mut review = build_item_review(
             item,
@@ -301,7 +318,7 @@ async fn decide(
         review.spec.convert_to = plan.convert_to.clone();
         let ns = item.namespace().unwrap_or_default();
         let api: Api<AccessReview> = Api::namespaced(env.client.clone(), &ns);
-        let created = api
+        let review = api
             .create(&PostParams::default(), &review)
             .await
             .map_err(env.fail(Op::namespaced(
@@ -310,29 +327,48 @@ async fn decide(
                 &ns,
                 Some(&review.name_any()),
             )))?;
+        created.push((item.name_any(), ns, review.name_any()));
+    }
+    let mut verdicts = Vec::new();
+    for (_, ns, review) in &created {
         // The review lives beside its item, wherever that is.
         let there = Env {
             namespace: ns.clone(),
             ..env.clone()
         };
-        let verdict = wait_verdict(&there, &created.name_any(), timeout).await?;
-        outcomes.push(report::ItemOutcome {
-            item: item.name_any(),
-            namespace: ns,
-            review: created.name_any(),
-            decision: plan.decision,
-            verdict,
-        });
+        verdicts.push(futures::FutureExt::boxed(async move {
+            wait_verdict(&there, review, timeout).await
+        }));
     }
-    match env.output {
-        Output::Table => out.write_all(render::outcomes(&outcomes).as_bytes())?,
-        fmt => emit(fmt, &outcomes, out)?,
-    }
-    Ok(outcomes
-        .iter()
-        .map(report::ItemOutcome::exit_code)
-        .max()
-        .unwrap_or(super::exit::OK))
+    let verdicts = futures::future::join_all(verdicts).await;
+    created
+        .into_iter()
+        .zip(verdicts)
+        .map(|((item, namespace, review), verdict)| {
+            Ok(report::ItemOutcome {
+                item,
+                namespace,
+                review,
+                decision: plan.decision,
+                verdict: verdict?,
+            })
+        })
+        .collect()
+}
+
+/// The items recommended Accept that wait for `me` (in `campaign`, if named):
+/// what `certify approve --all-recommended` approves.
+pub async fn recommended(env: &Env, campaign: Option<String>) -> Result<Vec<AccessCertification>, CliError> {
+    let filter = ListItemsArgs {
+        campaign,
+        recommendation: Some(RecommendationArg::Accept),
+        ..Default::default()
+    };
+    Ok(all_items(env, &ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|i| waits_for(i, &env.me) && matches(i, &filter))
+        .collect())
 }
 
 async fn approve(env: &Env, a: &DecideArgs, out: &mut dyn Write) -> Result<i32, CliError> {
@@ -356,16 +392,7 @@ async fn approve(env: &Env, a: &DecideArgs, out: &mut dyn Write) -> Result<i32, 
             "--all-recommended approves every item recommended Accept; name no items with it".into(),
         ));
     }
-    let filter = ListItemsArgs {
-        campaign: a.campaign.clone(),
-        recommendation: Some(RecommendationArg::Accept),
-        ..Default::default()
-    };
-    let items: Vec<AccessCertification> = all_items(env, &ListParams::default())
-        .await?
-        .into_iter()
-        .filter(|i| waits_for(i, &env.me) && matches(i, &filter))
-        .collect();
+    let items = recommended(env, a.campaign.clone()).await?;
     if items.is_empty() {
         if env.output == Output::Table {
             writeln!(out, "No item recommended Accept is waiting for your decision.")?;
@@ -439,27 +466,44 @@ async fn report_cmd(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, CliError> {
+    let text = report_text(env, &a.campaign, a.run.clone(), env.output).await?;
+    out.write_all(text.as_bytes())?;
+    // The digest goes to stderr, so stdout is exactly the bytes it is the digest of.
+    writeln!(
+        err,
+        "SHA-256 of the report: {}  (check: sha256sum FILE)",
+        report::sha256(text.as_bytes())
+    )?;
+    Ok(super::exit::OK)
+}
+
+/// The report of a campaign's run (default: its last) in `format` (CSV, JSON or
+/// YAML), exactly the bytes `certify report` prints.
+pub async fn report_text(
+    env: &Env,
+    campaign_name: &str,
+    run: Option<String>,
+    format: Output,
+) -> Result<String, CliError> {
     let api: Api<AccessCampaign> = Api::all(env.client.clone());
     let campaign = api
-        .get(&a.campaign)
+        .get(campaign_name)
         .await
-        .map_err(env.fail(campaign_op(Verb::Get, &a.campaign)))?;
+        .map_err(env.fail(campaign_op(Verb::Get, campaign_name)))?;
     let status = campaign.status.clone().unwrap_or_default();
-    let run = a
-        .run
-        .clone()
+    let run = run
         .or(status.last_run.clone())
-        .ok_or_else(|| CliError::Invalid(format!("campaign {} has no run yet", a.campaign)))?;
+        .ok_or_else(|| CliError::Invalid(format!("campaign {campaign_name} has no run yet")))?;
     let params = ListParams::default().labels(&format!(
         "{CAMPAIGN_LABEL}={},{RUN_LABEL}={}",
-        label_value(&a.campaign),
+        label_value(campaign_name),
         label_value(&run)
     ));
     let items: Vec<AccessCertification> = all_items(env, &params)
         .await?
         .into_iter()
         // Labels are cut to 63 characters: the spec says for sure.
-        .filter(|i| i.spec.campaign == a.campaign && i.spec.run == run)
+        .filter(|i| i.spec.campaign == campaign_name && i.spec.run == run)
         .collect();
     let mut reviews = Vec::new();
     let mut namespaces: Vec<String> = items.iter().filter_map(|i| i.namespace()).collect();
@@ -474,7 +518,7 @@ async fn report_cmd(
     }
     let summary = status.runs.iter().find(|r| r.name == run).cloned();
     let built = report::build(&campaign, &run, summary, &items, &reviews, (env.now)());
-    let text = match env.output {
+    Ok(match format {
         Output::Csv => report::csv(&built),
         Output::Yaml => serde_saphyr::to_string(&built).map_err(|e| CliError::Output(e.to_string()))?,
         Output::Json => report::json(&built)?,
@@ -483,13 +527,5 @@ async fn report_cmd(
                 "choose the report's format: -o csv or -o json".into(),
             ))
         }
-    };
-    out.write_all(text.as_bytes())?;
-    // The digest goes to stderr, so stdout is exactly the bytes it is the digest of.
-    writeln!(
-        err,
-        "SHA-256 of the report: {}  (check: sha256sum FILE)",
-        report::sha256(text.as_bytes())
-    )?;
-    Ok(super::exit::OK)
+    })
 }

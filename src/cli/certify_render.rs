@@ -17,7 +17,8 @@ use crate::{
     escape::terminal,
 };
 
-fn binding(item: &AccessCertification) -> String {
+/// The binding as `namespace/name` (a ClusterRoleBinding: its name).
+pub fn binding(item: &AccessCertification) -> String {
     let b = &item.spec.binding;
     match &b.namespace {
         Some(ns) => format!("{ns}/{}", b.name),
@@ -25,7 +26,8 @@ fn binding(item: &AccessCertification) -> String {
     }
 }
 
-fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
+/// Time until the item is due ("3d4h"), or "due".
+pub fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
     let due = item.spec.due_at;
     if due > now {
         short_duration(due - now)
@@ -34,7 +36,8 @@ fn due(item: &AccessCertification, now: DateTime<Utc>) -> String {
     }
 }
 
-fn open_level(item: &AccessCertification) -> String {
+/// The level that can decide now, or "-".
+pub fn open_level(item: &AccessCertification) -> String {
     item.status
         .as_ref()
         .and_then(|s| s.levels.iter().find(|l| l.state == LevelState::Open))
@@ -107,11 +110,8 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     put(
         &mut out,
         format!(
-            "Access:          {} has {} through {:?} {}",
-            spec.subject,
-            spec.role_ref,
-            spec.binding.kind,
-            binding(item)
+            "Access:          {} has {} through {}",
+            spec.subject, spec.role_ref, spec.binding
         ),
     );
     put(
@@ -133,13 +133,13 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     if let Some(by) = s.closed_by {
         put(
             &mut out,
-            format!("Closed:          {} by {by:?}", rfc3339_or_dash(s.closed_at)),
+            format!("Closed:          {} by {by}", rfc3339_or_dash(s.closed_at)),
         );
     }
     put(&mut out, format!("Reviewers now:   {}", people(&s.reviewers)));
     put(&mut out, "Levels:".into());
     for l in &s.levels {
-        let mut line = format!("  {:<12} {:?}", l.name, l.state);
+        let mut line = format!("  {:<12} {}", l.name, l.state);
         if let (Some(d), Some(by)) = (&l.decision, &l.reviewed_by) {
             let _ = write!(line, ": {d} by {by} at {}", rfc3339_or_dash(l.reviewed_at));
         }

@@ -135,12 +135,7 @@ pub struct ReviewRow {
 }
 
 fn principals(p: &Principals) -> String {
-    p.users
-        .iter()
-        .map(|u| format!("user:{u}"))
-        .chain(p.groups.iter().map(|g| format!("group:{g}")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 fn row(item: &AccessCertification, reviews: &[AccessReview]) -> ItemRow {
@@ -170,19 +165,19 @@ fn row(item: &AccessCertification, reviews: &[AccessReview]) -> ItemRow {
         .collect();
     ItemRow {
         item: item.name_any(),
-        binding_kind: format!("{:?}", spec.binding.kind),
+        binding_kind: spec.binding.kind.to_string(),
         binding_namespace: spec.binding.namespace.clone(),
         binding: spec.binding.name.clone(),
         binding_uid: spec.binding.uid.clone(),
         subject_kind: spec.subject.kind.as_str().to_string(),
         subject,
-        role: format!("{:?}/{}", spec.role_ref.kind, spec.role_ref.name),
+        role: format!("{}/{}", spec.role_ref.kind, spec.role_ref.name),
         risk: status.risk.iter().map(|t| t.label().to_string()).collect(),
         recommendation: status.recommendation.to_string(),
         reasons: status.reasons.iter().map(|r| r.message.clone()).collect(),
         decision: status.decision.to_string(),
         outcome: status.outcome.to_string(),
-        closed_by: status.closed_by.map(|c| format!("{c:?}")),
+        closed_by: status.closed_by.map(|c| c.to_string()),
         closed_at: status.closed_at,
         reviews: review_rows,
         remediation: status.remediation.as_ref().map(|r| r.state.to_string()),

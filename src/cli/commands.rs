@@ -18,13 +18,17 @@ use super::*;
 use crate::escape::shell;
 
 /// Whether `me` can act on the request's open stage now: it is Pending, names me (or a
-/// group of mine) among the eligible reviewers, and is neither my own request nor one
-/// that would give me access (my approval would not count).
+/// group of mine) among the eligible reviewers, and my approval would count (the core's
+/// rule: not my own request nor access for me, unless the rules in force allow
+/// self-approval).
 pub fn can_review(req: &ApprovalRequest, me: &Identity) -> bool {
     let Some(status) = &req.status else { return false };
+    let allow_self = status
+        .requirements
+        .as_ref()
+        .is_some_and(|r| r.approval.allow_self_approval);
     status.phase == Phase::Pending
-        && req.spec.requester.username != me.username
-        && !crate::decide::benefits(req, me)
+        && !crate::decide::self_approval_barred(req, me, allow_self)
         && status.eligible_reviewers.as_ref().is_some_and(|p| p.matches(me))
 }
 
@@ -122,27 +126,8 @@ pub async fn request(
         .as_deref()
         .map(|t| parse_timeout("timeout", t))
         .transpose()?;
-    // Listing policies may be forbidden to requesters; then the operator decides alone.
-    let policies: Api<AccessPolicy> = Api::all(env.client.clone());
-    if let Ok(list) = policies.list(&ListParams::default()).await {
-        let labels = Api::<Namespace>::all(env.client.clone())
-            .get(&env.namespace)
-            .await
-            .ok()
-            .map(|ns| ns.labels().clone());
-        precheck_policy(&req, &list.items, labels.as_ref())?;
-    }
-    let name = req.name_any();
-    let op = Op::namespaced(
-        Verb::Create,
-        Resource::ApprovalRequests,
-        &env.namespace,
-        Some(&name),
-    );
-    let created = requests_api(env)
-        .create(&PostParams::default(), &req)
-        .await
-        .map_err(env.fail(op))?;
+    let created = file_request(env, req).await?;
+    let name = created.name_any();
     if env.output == Output::Table {
         writeln!(
             out,
@@ -171,6 +156,32 @@ pub async fn request(
         err,
     )
     .await
+}
+
+/// Checks `req` against the policies the user can read (when they may list them)
+/// and creates it in `env.namespace`: the request as the API server stored it.
+pub async fn file_request(env: &Env, req: ApprovalRequest) -> Result<ApprovalRequest, CliError> {
+    // Listing policies may be forbidden to requesters; then the operator decides alone.
+    let policies: Api<AccessPolicy> = Api::all(env.client.clone());
+    if let Ok(list) = policies.list(&ListParams::default()).await {
+        let labels = Api::<Namespace>::all(env.client.clone())
+            .get(&env.namespace)
+            .await
+            .ok()
+            .map(|ns| ns.labels().clone());
+        precheck_policy(&req, &list.items, labels.as_ref())?;
+    }
+    let name = req.name_any();
+    let op = Op::namespaced(
+        Verb::Create,
+        Resource::ApprovalRequests,
+        &env.namespace,
+        Some(&name),
+    );
+    requests_api(env)
+        .create(&PostParams::default(), &req)
+        .await
+        .map_err(env.fail(op))
 }
 
 /// `request --wait`: prints each phase as the operator writes it and stops at an
@@ -326,7 +337,7 @@ pub async fn wait_verdict(
         name,
         Some(timeout),
         |r: &AccessReview| Ok(r.status.as_ref().is_some_and(|s| s.accepted.is_some())),
-        None,
+        None::<wait::NoNudge<AccessReview>>,
         env.fail(op),
     )
     .await?;

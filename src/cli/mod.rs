@@ -26,6 +26,7 @@ mod error;
 pub mod notify;
 mod operation;
 pub mod render;
+pub mod ui;
 pub mod wait;
 
 use std::{io::Write, time::Duration as StdDuration};
@@ -105,7 +106,8 @@ pub fn persona(command: &Command) -> Persona {
         | Command::Revoke(_)
         | Command::Comment(_)
         | Command::Pending(_)
-        | Command::Certify(_) => Persona::Reviewer,
+        | Command::Certify(_)
+        | Command::Ui(_) => Persona::Reviewer,
         _ => Persona::Requester,
     }
 }
@@ -195,6 +197,7 @@ pub async fn run(
             emit_list(env, &mine, a.all_namespaces, out)?;
             Ok(exit::OK)
         }
+        Command::Ui(a) => ui::serve(env, a, out).await,
         Command::Completion { shell } => {
             out.write_all(complete::script(*shell).as_bytes())?;
             Ok(exit::OK)

@@ -83,7 +83,7 @@ async fn test(env: &Env, args: &NotifyTestArgs, out: &mut dyn Write) -> Result<i
         &args.channel,
         Some(timeout),
         |ch: &NotificationChannel| Ok(answered(ch).is_some()),
-        None,
+        None::<wait::NoNudge<NotificationChannel>>,
         env.fail(op(Verb::Watch)),
     )
     .await?;

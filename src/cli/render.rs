@@ -167,6 +167,9 @@ pub struct StatusSummary {
     pub decisions: Vec<DecisionRecord>,
     /// The binding that carries the access.
     pub grant: Option<GrantStatus>,
+    /// What the grant was used for (`used 14 times: get pods`), from audit evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
     /// Why the request is where it is: the message of its latest condition.
     pub message: Option<String>,
 }
@@ -195,6 +198,7 @@ pub fn summary(req: &ApprovalRequest, now: DateTime<Utc>) -> StatusSummary {
         stages: st.stages,
         review_groups: st.review_groups,
         decisions,
+        usage: st.usage.as_ref().map(|u| u.summary.clone()),
         grant: st.grant,
         message: latest_message(req),
     }
@@ -263,6 +267,9 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
             .map_or(String::new(), |n| format!(" in {n}"));
         field("Grant", format!("{}/{}{place}", g.kind, g.name));
     }
+    if let Some(u) = &s.usage {
+        field("Usage", format!("{u} (RBAC credits the first matching binding)"));
+    }
     // A OneTime request: what reviewers approve is exactly this, so show all of it.
     if let Some(j) = &req.spec.job {
         let line: Vec<&str> = j.command.iter().chain(&j.args).map(String::as_str).collect();
@@ -278,7 +285,7 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
         let deadline = j.deadline.map_or(String::new(), |d| {
             format!(", stopped at {} at the latest", when(Some(d)))
         });
-        field("Job", format!("{} ({:?}{deadline})", j.name, j.state));
+        field("Job", format!("{} ({}{deadline})", j.name, j.state));
         field("Job logs", j.logs.clone());
     }
     if let Some(m) = &s.message {
@@ -305,7 +312,7 @@ fn status_tables(s: &StatusSummary) -> String {
             .map(|st| {
                 vec![
                     st.name.clone(),
-                    format!("{:?}", st.status),
+                    st.status.to_string(),
                     format!("{}/{}", st.received, st.required),
                     when(st.opened_at),
                     when(st.approved_at),
@@ -326,7 +333,7 @@ fn status_tables(s: &StatusSummary) -> String {
                 vec![
                     g.group.clone(),
                     g.stage.clone().unwrap_or_else(|| "-".into()),
-                    format!("{:?}", g.status),
+                    g.status.to_string(),
                     g.reviewed_by.clone().unwrap_or_else(|| "-".into()),
                     when(g.reviewed_at),
                     if g.forced { "forced".into() } else { String::new() },
@@ -405,7 +412,7 @@ pub fn review_outcome(o: &ReviewOutcome) -> String {
         Some(v) if v.accepted == Some(true) => format!("{head}\nAccepted by the operator.\n"),
         Some(v) => format!(
             "{head}\nNot accepted: {}{}\n",
-            terminal::line(v.reason.as_deref().unwrap_or("Unknown")),
+            v.reason.map_or("Unknown", |r| r.as_str()),
             v.message
                 .as_deref()
                 .map_or(String::new(), |m| format!(" ({})", terminal::line(m)))

@@ -29,12 +29,15 @@ pub enum Waited<K> {
 }
 
 /// What to do while waiting, besides looking at each version of the object.
-pub struct Quiet<'a, K> {
+pub struct Quiet<N> {
     /// After this long without reaching the goal, call `nudge` once.
     pub after: StdDuration,
     /// Called with the object as last seen (e.g. to say the operator seems absent).
-    pub nudge: &'a mut dyn FnMut(Option<&K>) -> Result<(), CliError>,
+    pub nudge: N,
 }
+
+/// No nudge: for `watch_one(.., None::<NoNudge<K>>, ..)`.
+pub type NoNudge<K> = Quiet<fn(Option<&K>) -> Result<(), CliError>>;
 
 /// Watches the object `name` of `api` until `done` says so, the object goes away,
 /// or `timeout` passes (`None`: no limit). `done` sees every version in order.
@@ -42,17 +45,18 @@ pub struct Quiet<'a, K> {
 /// An error before the first answer (forbidden, unreachable) ends the wait with it,
 /// classified by `fail`; once the watch runs, kube's backoff retries a dropped
 /// connection.
-pub async fn watch_one<K, F>(
+pub async fn watch_one<K, F, N>(
     api: Api<K>,
     name: &str,
     timeout: Option<StdDuration>,
     mut done: F,
-    mut quiet: Option<Quiet<'_, K>>,
+    mut quiet: Option<Quiet<N>>,
     fail: impl FnOnce(kube::Error) -> CliError,
 ) -> Result<Waited<K>, CliError>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: FnMut(&K) -> Result<bool, CliError>,
+    N: FnMut(Option<&K>) -> Result<(), CliError>,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher(api, config).default_backoff().boxed();
@@ -67,7 +71,7 @@ where
             e = stream.next() => e,
             _ = sleep_until(deadline) => return Ok(Waited::TimedOut(last)),
             _ = sleep_until(nudge_at), if quiet.is_some() => {
-                if let Some(q) = quiet.take() {
+                if let Some(mut q) = quiet.take() {
                     (q.nudge)(last.as_ref())?;
                 }
                 continue;

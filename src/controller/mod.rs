@@ -7,6 +7,8 @@
 //!   verdicts and the status, and requeues at the next deadline;
 //! - [`certify`] runs access-certification campaigns and their items, in
 //!   controllers of their own;
+//! - [`shell`] is what every controller shares: the context's common part, the
+//!   reconcile timeout, the error policy and its back-off;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`](crate::store::health) says
 //!   whether the process can be trusted; [`leader`] makes one replica act,
 //!   while [`removal`] removes expired grants on time in every replica, ahead of
@@ -28,7 +30,9 @@ mod reconcile;
 mod record;
 pub mod removal;
 pub mod run;
+pub mod shell;
 pub mod sweep;
+mod usage;
 pub mod watch;
 mod written;
 
@@ -45,10 +49,12 @@ use thiserror::Error;
 pub use self::{
     events::Events,
     finalize::FINALIZER,
-    reconcile::{backoff, error_policy, reconcile},
+    reconcile::{error_policy, reconcile},
+    shell::{Clock, Failure, Shell},
 };
 
-/// What can fail in a reconcile. Every variant ends in a retry with backoff.
+/// What can fail in a request's reconcile. Every variant ends in a retry, by
+/// the policy of [`shell::Failures::retry_after`].
 #[derive(Debug, Error)]
 pub enum Error {
     /// A call to the API server failed.
@@ -88,28 +94,8 @@ pub enum Error {
     Timeout(std::time::Duration),
 }
 
-impl Error {
-    /// Whether the failure says nothing about the request itself: the API server
-    /// could not be reached, did not answer in time, or was overloaded or down
-    /// (5xx, 429). Such a reconcile is retried soon, without the exponential
-    /// back-off meant for requests the cluster refuses.
-    pub fn is_transient(&self) -> bool {
-        fn transient(e: &kube::Error) -> bool {
-            match e {
-                kube::Error::Api(s) => s.code >= 500 || s.code == 429,
-                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
-                _ => false,
-            }
-        }
-        match self {
-            Error::Kube(e) | Error::Binding { source: e, .. } | Error::Job { source: e, .. } => transient(e),
-            Error::Timeout(_) => true,
-            Error::JobConflict { .. } | Error::MissingField(_) => false,
-        }
-    }
-
-    /// Metric label of the variant.
-    pub fn label(&self) -> &'static str {
+impl Failure for Error {
+    fn label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
             Error::Binding { .. } => "binding",
@@ -119,24 +105,29 @@ impl Error {
             Error::Timeout(_) => "timeout",
         }
     }
+
+    fn api_error(&self) -> Option<&kube::Error> {
+        match self {
+            Error::Kube(e) | Error::Binding { source: e, .. } | Error::Job { source: e, .. } => Some(e),
+            Error::JobConflict { .. } | Error::MissingField(_) | Error::Timeout(_) => None,
+        }
+    }
+
+    fn timed_out(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    fn timeout(after: Duration) -> Self {
+        Error::Timeout(after)
+    }
 }
 
-/// Everything a reconcile needs; no globals.
+/// Everything a request's reconcile needs: the [`Shell`] every controller
+/// holds (client, memory, Events, metrics, clock, notifier, timeout, back-off),
+/// which it dereferences to, and what only requests need.
 pub struct Context {
-    /// Client of the API server.
-    pub client: Client,
-    /// What the operator knows of the cluster.
-    pub cache: Arc<crate::store::Cache>,
-    /// Publishes Events on requests, off the reconcile path.
-    pub events: Events,
-    /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// The clock: `Utc::now` in production, a controllable one in tests.
-    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
-    /// Consecutive failed reconciles per request (`namespace/name`), for backoff.
-    pub failures: Mutex<HashMap<String, u32>>,
-    /// A reconcile that takes longer is abandoned and retried.
-    pub reconcile_timeout: Duration,
+    /// What every controller holds.
+    pub shell: Shell,
     /// Versions of requests written over that memory may still show.
     pub(crate) superseded: written::Superseded,
     /// The next deadline of each request, as its last reconcile computed it: the
@@ -144,11 +135,11 @@ pub struct Context {
     pub deadlines: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Verdicts written that memory may not show yet, by review.
     pub(crate) written_verdict: written::Written<crate::api::AccessReviewStatus>,
-    /// Tells people what changed; disabled unless the operator starts it.
-    pub notify: crate::notify::Notifier,
     /// Namespaces where nothing is granted: the operator's own and
     /// `kube-system`, minus those `--allow-grants-in` names.
     pub protected_namespaces: Vec<String>,
+    /// Usage evidence from the audit webhook (what grants were used for); `None`: none.
+    pub usage: Option<Arc<crate::audit::UsageState>>,
 }
 
 impl Context {
@@ -170,29 +161,25 @@ impl Context {
         late
     }
 
-    /// A context on the given clock; starts the Event publisher.
+    /// A context on the given clock; starts its Event publisher.
     pub fn new(
         client: Client,
         cache: Arc<crate::store::Cache>,
         metrics: Arc<crate::metrics::Metrics>,
-        clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+        clock: Clock,
     ) -> Self {
         Context {
-            events: Events::start(client.clone(), metrics.clone(), Some(cache.clone())),
-            client,
-            cache,
-            metrics,
-            clock,
-            failures: Mutex::default(),
-            reconcile_timeout: Duration::from_secs(30),
+            shell: Shell::new(client, cache, metrics, clock),
             superseded: Default::default(),
             deadlines: Mutex::default(),
             written_verdict: Default::default(),
-            notify: crate::notify::Notifier::default(),
             protected_namespaces: crate::decide::protected::protected_namespaces(
                 crate::decide::protected::DEFAULT_OPERATOR_NAMESPACE,
                 &[],
             ),
+            usage: None,
         }
     }
 }
+
+shell::shell_context!(Context);

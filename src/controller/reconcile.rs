@@ -18,7 +18,6 @@ use super::{
 use crate::{
     api::{AccessPolicy, AccessReview, ApprovalRequest, BindingKind, Phase, RequestType},
     decide::{self, reason::Failure, Action, Evaluation, Input, JobObservation},
-    metrics,
     store::Cached,
 };
 
@@ -28,22 +27,9 @@ const LANE_WAIT: StdDuration = StdDuration::from_secs(2);
 
 /// Reconciles one ApprovalRequest.
 pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
-    let started = std::time::Instant::now();
-    // A reconcile that hangs on a dead connection would hold its request (and a
-    // worker) forever: give up, and let the error policy retry.
-    let result = match tokio::time::timeout(ctx.reconcile_timeout, reconcile_inner(&req, &ctx)).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::Timeout(ctx.reconcile_timeout)),
-    };
-    if result.is_ok() {
-        if let Ok(mut failures) = ctx.failures.lock() {
-            failures.remove(&decide::naming::request_key(&req));
-        }
-    }
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    result
+    let key = decide::naming::request_key(&req);
+    ctx.bounded(&key, &ctx.metrics.reconcile_duration, reconcile_inner(&req, &ctx))
+        .await
 }
 
 async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue, Error> {
@@ -134,6 +120,7 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
         });
     }
 
+    super::usage::overlay(ctx, req, &mut ev.status);
     // Removals first: status writes wait while removals are due or under way.
     if req.status.as_ref() != Some(&ev.status) {
         let clock = || (ctx.clock)();
@@ -334,39 +321,7 @@ fn load(req: &ApprovalRequest, ctx: &Context, ns: &str, now: DateTime<Utc>) -> R
     Ok(loaded)
 }
 
-/// After an error: retry with backoff, never crash.
+/// After an error: retry (see [`super::shell::Failures::retry_after`]), never crash.
 pub fn error_policy(req: Arc<ApprovalRequest>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&metrics::ErrorLabel {
-            error: err.label().to_string(),
-        })
-        .inc();
-    tracing::warn!(request = %req.name_any(), namespace = ?req.namespace(), error = %err, "reconcile failed; retrying");
-    // A conflict means memory is behind the API server (usually by our own
-    // last write): the watch event that brings it up to date wakes the request
-    // within milliseconds; the requeue is only the fallback. An unreachable or
-    // overloaded API server is retried every second: when it comes back the
-    // request must not be waiting out a back-off (an expiry would be late). Other
-    // errors back off exponentially per request (1 s, 2 s, 4 s, ... up to 5 min),
-    // so a role the operator may not bind does not hammer the API server.
-    let conflict = matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409);
-    if conflict || err.is_transient() {
-        return Requeue::requeue(StdDuration::from_secs(1));
-    }
-    let attempt = match ctx.failures.lock() {
-        Ok(mut failures) => {
-            let n = failures.entry(decide::naming::request_key(&req)).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        }
-        Err(_) => 1,
-    };
-    Requeue::requeue(backoff(attempt))
-}
-
-/// Delay before retry number `attempt` (from 1): doubling from 1 s, capped at 5 min.
-pub fn backoff(attempt: u32) -> StdDuration {
-    let secs = 1u64.checked_shl(attempt.saturating_sub(1)).unwrap_or(u64::MAX);
-    StdDuration::from_secs(secs.min(300))
+    ctx.retry_after("ApprovalRequest", &decide::naming::request_key(&req), err)
 }

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::{owned, written::Written, Context, Error};
 use crate::{
-    api::{AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase},
+    api::{AccessReview, AccessReviewStatus, ApprovalRequest, ConditionStatus, Phase, ReviewReason},
     decide::{
         self,
         reason::{ApprovalKind, Failure},
@@ -32,7 +32,7 @@ pub async fn record_reviews(
     let verdicts = ev.verdicts.iter().map(|v| VerdictView {
         review: &v.review,
         accepted: v.accepted,
-        reason: v.reason.as_str(),
+        reason: v.reason.into(),
         message: &v.message,
     });
     write_verdicts(&ctx.client, &ctx.written_verdict, ns, reviews, verdicts, now)
@@ -47,7 +47,7 @@ pub struct VerdictView<'a> {
     /// Whether it counted.
     pub accepted: bool,
     /// How it counted or why not.
-    pub reason: &'a str,
+    pub reason: ReviewReason,
     /// In words.
     pub message: &'a str,
 }
@@ -70,7 +70,7 @@ pub async fn write_verdicts<'a>(
         };
         let current = review.status.clone().unwrap_or_default();
         if current.accepted == Some(v.accepted)
-            && current.reason.as_deref() == Some(v.reason)
+            && current.reason == Some(v.reason)
             && current.message.as_deref() == Some(v.message)
         {
             continue;
@@ -78,7 +78,7 @@ pub async fn write_verdicts<'a>(
         // The verdict without its time: what decides whether it changed.
         let verdict = AccessReviewStatus {
             accepted: Some(v.accepted),
-            reason: Some(v.reason.to_string()),
+            reason: Some(v.reason),
             message: Some(v.message.to_string()),
             observed_at: None,
         };

@@ -26,7 +26,9 @@ use super::{
     api_count::ApiCountLayer,
     certify, error_policy,
     leader::{self, LeaseSettings},
-    reconcile, removal, sweep,
+    reconcile, removal,
+    shell::log_outcome,
+    sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -202,6 +204,56 @@ async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
     None
 }
 
+/// Starts the audit webhook receiver when `--audit-webhook-addr` is set, and the
+/// task that folds its evidence into what certification reads every flush
+/// interval.
+async fn audit_webhook(
+    args: &RunArgs,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<(Arc<crate::audit::UsageState>, StdDuration)>, RunError> {
+    let Some(addr) = args.audit_webhook_addr else {
+        return Ok(None);
+    };
+    let flush = go_duration("usage-flush-interval", &args.usage_flush_interval)?;
+    let flag = |flag: &'static str, message: String| RunError::Flag { flag, message };
+    let (Some(cert), Some(key)) = (&args.audit_tls_cert, &args.audit_tls_key) else {
+        return Err(flag(
+            "audit-tls-cert",
+            "the audit webhook needs --audit-tls-cert and --audit-tls-key".into(),
+        ));
+    };
+    let creds = crate::audit::Credentials {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.audit_client_ca.clone(),
+        token_file: args.audit_token_file.clone(),
+    };
+    let settings = crate::usage::Settings {
+        retention_days: args.usage_retention_days,
+        ..Default::default()
+    };
+    let state = Arc::new(crate::audit::UsageState::new(settings));
+    let webhook = crate::audit::AuditWebhook::new(&creds, state.clone(), metrics.clone())
+        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
+    let bound = webhook
+        .serve(addr, shutdown.clone())
+        .await
+        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
+    info!(addr = %bound, flush = ?flush, "serving the audit webhook on /audit");
+    // The index is rebuilt and open items looked at again every half interval: a
+    // request shows on its item within one flush interval.
+    let half = (flush / 2).max(StdDuration::from_secs(1));
+    let refreshing = state.clone();
+    tokio::spawn(async move {
+        loop {
+            refreshing.refresh(chrono::Utc::now());
+            tokio::time::sleep(half).await;
+        }
+    });
+    Ok(Some((state, half)))
+}
+
 /// Runs the operator until SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
@@ -249,6 +301,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
+    let usage = audit_webhook(&args, &metrics, &shutdown).await?;
     let identity = whoami(&client).await;
 
     let operator = Operator {
@@ -271,6 +324,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             &args.lease_namespace,
             &args.allow_grants_in,
         ),
+        usage,
     };
     info!(namespaces = ?operator.protected_namespaces, "nothing is granted in these protected namespaces");
     if args.leader_election {
@@ -356,6 +410,8 @@ struct Operator {
     notify: Option<crate::notify::Settings>,
     /// Where nothing is granted (the operator's namespace, kube-system).
     protected_namespaces: Vec<String>,
+    /// Usage evidence from the audit webhook, and its refresh interval.
+    usage: Option<(Arc<crate::audit::UsageState>, StdDuration)>,
 }
 
 impl Operator {
@@ -395,6 +451,7 @@ impl Operator {
             Arc::new(chrono::Utc::now),
         );
         ctx.protected_namespaces = self.protected_namespaces.clone();
+        ctx.usage = self.usage.as_ref().map(|(u, _)| u.clone());
         // The notifier runs while this replica leads, like the controller.
         let notifier = self.notify.clone().and_then(|settings| {
             let started = crate::notify::Notifier::start(
@@ -439,14 +496,7 @@ impl Operator {
                         Err(controller::Error::ObjectNotFound(r)) if r.name == PROBE => {
                             health.controller_progressed(Instant::now())
                         }
-                        // A change woke a request that is gone by now (deleted with
-                        // its namespace, say): nothing to do.
-                        Err(controller::Error::ObjectNotFound(r)) => {
-                            tracing::debug!(object = %r, "woken for an object no longer in memory")
-                        }
-                        // Reconcile failures are logged by error_policy.
-                        Err(controller::Error::ReconcilerFailed(..)) | Ok(_) => {}
-                        Err(e) => warn!(error = %e, "controller"),
+                        res => log_outcome(res),
                     }
                 }
             });
@@ -510,6 +560,7 @@ impl Operator {
         );
         ctx.notify = notify;
         ctx.identity = self.identity.clone();
+        ctx.usage = self.usage.clone();
         let ctx = Arc::new(ctx);
         let items = queue(&self.hub.items, self.cache.items.state());
         let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());
@@ -523,7 +574,7 @@ impl Operator {
                 certify::item::item_error_policy,
                 ctx.clone(),
             )
-            .for_each(|_| async {});
+            .for_each(|res| async move { log_outcome(res) });
         let mut graceful = shutdown;
         // Item changes wake their campaign by the thousand during a launch or at
         // a due time: one reconcile a second is enough for the counts.
@@ -541,7 +592,7 @@ impl Operator {
                     certify::campaign::campaign_error_policy,
                     ctx,
                 )
-                .for_each(|_| async {});
+                .for_each(|res| async move { log_outcome(res) });
         vec![tokio::spawn(item_controller), tokio::spawn(campaign_controller)]
     }
 }

@@ -5,16 +5,39 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::{naming::benefits, policy::Rules, replay::Replay, tally::Tally};
-use crate::api::{AccessReview, Decision, Identity, Justification, Principals};
+use crate::api::{AccessReview, ApprovalRequest, Decision, Identity, Justification, Principals};
+
+/// The requester, or someone who would receive the access (`spec.subject`).
+pub fn is_beneficiary(req: &ApprovalRequest, who: &Identity) -> bool {
+    who.username == req.spec.requester.username || benefits(req, who)
+}
+
+/// When a request's escalation groups may approve: its creation plus
+/// `escalation.after` of the rules in force; `None` without escalation.
+pub fn escalation_at(created: DateTime<Utc>, rules: &Rules) -> Option<DateTime<Utc>> {
+    rules.escalation.as_ref().map(|(after, _)| created + *after)
+}
+
+/// [`escalation_at`] of a request as the operator recorded it (its
+/// `status.requirements`), for those who read a request rather than decide it
+/// (notifications); `None` without requirements, escalation, or when they are invalid.
+pub fn escalation_of(req: &ApprovalRequest, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let requirements = req.status.as_ref()?.requirements.as_ref()?;
+    let rules = super::policy::rules_from_snapshot(requirements).ok()?;
+    escalation_at(super::created_at(req).unwrap_or(now), &rules)
+}
+
+/// Whether `who`'s approval of the request does not count because it is their
+/// own: they asked for the access or would receive it, and the rules in force
+/// (`approval.allowSelfApproval`) do not allow that. The operator's replay and
+/// the plugin's `pending` both ask this.
+pub fn self_approval_barred(req: &ApprovalRequest, who: &Identity, allow_self_approval: bool) -> bool {
+    !allow_self_approval && is_beneficiary(req, who)
+}
 
 impl Replay<'_> {
     pub(super) fn is_self(&self, who: &Identity) -> bool {
         who.username == self.requester.username
-    }
-
-    /// The requester, or someone who would receive the access (`spec.subject`).
-    pub(super) fn is_beneficiary(&self, who: &Identity) -> bool {
-        self.is_self(who) || benefits(self.input.request, who)
     }
 
     /// The first of the reviewer's groups that may force-approve.

@@ -48,6 +48,7 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
 pub use self::{
+    eligibility::{escalation_at, escalation_of, is_beneficiary, self_approval_barred},
     job::{JobObservation, JobPlan, JobProgress, ObjectName},
     model::{Action, Binding, BindingRef, Denial, Evaluation, Input, Supersession, Verdict},
     naming::{benefits, binding_name, binding_ref, subject_of},

@@ -54,15 +54,32 @@ pub fn binding_ref(req: &ApprovalRequest) -> BindingRef {
 /// member of the subject group, or the subject ServiceAccount itself. Such a
 /// person's approval does not count, as for the requester's own.
 pub fn benefits(req: &ApprovalRequest, who: &Identity) -> bool {
-    let subject = subject_of(req);
+    is_subject(&subject_of(req), who)
+}
+
+/// Whether `who` is the subject: the user, a member of the group, or the
+/// ServiceAccount itself. The one rule for "this is access of theirs", used by
+/// requests (self-approval), certification items (a subject does not certify
+/// their own access) and the plugin.
+pub fn is_subject(subject: &Subject, who: &Identity) -> bool {
+    is_subject_user(subject, &who.username, &who.groups)
+}
+
+/// [`is_subject`] for a user name and its groups.
+pub fn is_subject_user(subject: &Subject, username: &str, groups: &[String]) -> bool {
     match subject.kind {
-        SubjectKind::User => subject.name == who.username,
-        SubjectKind::Group => who.groups.contains(&subject.name),
+        SubjectKind::User => subject.name == username,
+        SubjectKind::Group => groups.contains(&subject.name),
         SubjectKind::ServiceAccount => {
-            let namespace = subject.namespace.unwrap_or_default();
-            who.username == format!("system:serviceaccount:{namespace}:{}", subject.name)
+            username
+                == service_account_username(subject.namespace.as_deref().unwrap_or_default(), &subject.name)
         }
     }
+}
+
+/// The user name a ServiceAccount authenticates as: `system:serviceaccount:NS:NAME`.
+pub fn service_account_username(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
 }
 
 /// Who receives access: `spec.subject`, with a ServiceAccount's namespace

@@ -8,37 +8,22 @@
 
 use crate::api::Phase;
 
-/// Declares a reason enum whose variants are written as their own names.
+/// Declares a reason enum whose variants are written as their own names (their
+/// serde names, through [`crate::wire_names!`] like every enum on a wire).
 macro_rules! reasons {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* $variant,)+
         }
 
         impl $name {
-            /// The CamelCase reason as written in statuses and events.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => stringify!($variant),)+
-                }
-            }
-
-            /// Reads a reason back from a stored status; `None` for any other string.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s {
-                    $(stringify!($variant) => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
+            /// Every reason, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant,)+];
         }
 
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
+        crate::wire_names!($name);
     };
 }
 
@@ -128,6 +113,12 @@ reasons! {
         UidMismatch,
         /// A decision for certification items only (`Reassign`).
         NotApplicable,
+    }
+}
+
+impl From<VerdictReason> for crate::api::ReviewReason {
+    fn from(v: VerdictReason) -> Self {
+        crate::api::ReviewReason::parse(v.as_str()).unwrap_or(crate::api::ReviewReason::Unknown)
     }
 }
 
@@ -304,5 +295,34 @@ mod tests {
         ] {
             assert!(c.phase().is_terminal(), "{c}");
         }
+    }
+
+    /// `AccessReview.status.reason` is one enum for requests and items: every
+    /// verdict of either keeps its name there, and a name from another operator
+    /// version still reads.
+    #[test]
+    fn every_verdict_keeps_its_name_as_a_review_reason() {
+        use crate::api::{ReviewReason, ReviewVerdict};
+        for v in VerdictReason::ALL {
+            assert_eq!(ReviewReason::from(*v).as_str(), v.as_str());
+        }
+        let schema = serde_json::to_value(schemars::schema_for!(ReviewVerdict)).unwrap();
+        let names: Vec<String> = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| {
+                let listed = o["enum"].as_array().cloned().unwrap_or_default();
+                listed.into_iter().chain(o.get("const").cloned())
+            })
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
+        assert!(names.len() >= 12, "{names:?}");
+        for name in names {
+            let verdict: ReviewVerdict = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(ReviewReason::from(verdict).as_str(), name);
+        }
+        let read: ReviewReason = serde_json::from_value(serde_json::json!("SomethingNewer")).unwrap();
+        assert_eq!(read, ReviewReason::Unknown);
     }
 }

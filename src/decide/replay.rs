@@ -144,10 +144,7 @@ impl<'a> Replay<'a> {
     }
 
     pub(super) fn escalation_at(&self) -> Option<DateTime<Utc>> {
-        self.rules
-            .escalation
-            .as_ref()
-            .map(|(after, _)| self.created + *after)
+        super::eligibility::escalation_at(self.created, self.rules)
     }
 
     /// Access start and expiry once approved at `at`.

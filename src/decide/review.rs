@@ -67,7 +67,7 @@ impl Replay<'_> {
 
     fn approval(&mut self, review: &AccessReview, t: DateTime<Utc>) {
         let who = &review.spec.reviewer;
-        if self.is_beneficiary(who) && !self.rules.allow_self_approval {
+        if super::eligibility::self_approval_barred(self.input.request, who, self.rules.allow_self_approval) {
             let message = if self.is_self(who) {
                 "the requester's own approval does not count".to_string()
             } else {

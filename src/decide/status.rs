@@ -19,7 +19,7 @@ use super::{
 };
 use crate::api::{
     ApprovalCount, ApprovalRequestStatus, Condition, ConditionStatus, DecisionRecord, GrantStatus, Phase,
-    Principals, Requirements, ReviewGroupStatus, ReviewState, StageStatus, Subject, SubjectKind,
+    Principal, Principals, Requirements, ReviewGroupStatus, ReviewState, StageStatus, Subject, SubjectKind,
 };
 
 /// When access existed, exists and ends, as the replay left it at `now`.
@@ -114,6 +114,9 @@ pub fn build(r: &Replay, requirements: Requirements, prev: &ApprovalRequestStatu
             expires_at: Some(expires),
             revoked_at: t.revoked_at(),
         }),
+        // Usage comes from audit evidence the operator adds (controller/usage.rs);
+        // the decision keeps what was recorded.
+        usage: prev.usage.clone(),
         approved_at: r.approved.map(|a| a.at),
         expires_at: t.span.map(|(_, e)| e),
         completed_at: t.end.as_ref().map(|e| e.at),
@@ -181,16 +184,13 @@ fn review_groups(
                 approved_at: st.satisfied_at,
             });
         }
-        let slots = plan
-            .groups
+        let slots = super::tally::all_slots(plan);
+        let escalation_slots = st
+            .counted
             .iter()
-            .cloned()
-            .chain(plan.users.iter().map(|u| format!("user:{u}")));
-        let escalation_slots = st.counted.iter().map(|(_, label)| label.clone()).filter(|l| {
-            !plan.groups.contains(l)
-                && l.strip_prefix("user:")
-                    .is_none_or(|u| !plan.users.iter().any(|x| x == u))
-        });
+            .map(|(_, slot)| slot.clone())
+            .filter(|slot| !slots.contains(slot));
+        let slots = slots.iter().cloned();
         let mut seen = BTreeSet::new();
         for slot in slots.chain(escalation_slots) {
             if !seen.insert(slot.clone()) {
@@ -202,7 +202,11 @@ fn review_groups(
                 .find(|(_, l)| *l == slot)
                 .map(|(k, _)| &r.approvals[*k]);
             groups.push(ReviewGroupStatus {
-                group: slot,
+                // A group by its name, a user as `user:NAME`.
+                group: match &slot {
+                    Principal::Group(g) => g.clone(),
+                    Principal::User(_) => slot.to_string(),
+                },
                 stage: rules.explicit_stages.then(|| plan.name.clone()),
                 status: state_of(by.is_some()),
                 reviewed_by: by.map(|a| a.reviewer.clone()),

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 use super::policy::{Rules, StagePlan};
-use crate::api::StageOperator;
+use crate::api::{Principal, StageOperator};
 
 /// One accepted approval.
 #[derive(Debug, Clone)]
@@ -31,8 +31,9 @@ pub struct StageTally {
     pub opened_at: Option<DateTime<Utc>>,
     /// When it was satisfied (None: not yet).
     pub satisfied_at: Option<DateTime<Utc>>,
-    /// Approvals counted for it: (index into the approvals, slot label: the group, `user:NAME`, or the escalation group).
-    pub counted: Vec<(usize, String)>,
+    /// Approvals counted for it: (index into the approvals, the slot it fills: a
+    /// group or user of the stage, or the escalation group).
+    pub counted: Vec<(usize, Principal)>,
 }
 
 /// How all stages stand.
@@ -57,35 +58,33 @@ fn eligible(stage: &StagePlan, index: usize, a: &Approval) -> bool {
     a.escalated_to == Some(index) || stage.lists(&a.reviewer, &a.groups)
 }
 
-/// Label of the slot an approval fills in an `Any` stage.
-fn any_label(stage: &StagePlan, a: &Approval, escalation_groups: &[String]) -> String {
+/// The slot an approval fills in an `Any` stage.
+fn any_label(stage: &StagePlan, a: &Approval, escalation_groups: &[String]) -> Principal {
     if let Some(g) = a.groups.iter().find(|g| stage.groups.contains(g)) {
-        return g.clone();
+        return Principal::Group(g.clone());
     }
     if stage.users.contains(&a.reviewer) {
-        return format!("user:{}", a.reviewer);
+        return Principal::User(a.reviewer.clone());
     }
     a.groups
         .iter()
         .find(|g| escalation_groups.contains(g))
-        .cloned()
-        .unwrap_or_else(|| format!("user:{}", a.reviewer))
+        .map(|g| Principal::Group(g.clone()))
+        .unwrap_or_else(|| Principal::User(a.reviewer.clone()))
 }
 
 /// Slots of an `All` stage: each group, then each user.
-fn all_slots(stage: &StagePlan) -> Vec<String> {
-    stage
-        .groups
-        .iter()
-        .cloned()
-        .chain(stage.users.iter().map(|u| format!("user:{u}")))
+pub(super) fn all_slots(stage: &StagePlan) -> Vec<Principal> {
+    let groups = stage.groups.iter().cloned().map(Principal::Group);
+    groups
+        .chain(stage.users.iter().cloned().map(Principal::User))
         .collect()
 }
 
-fn fits(slot: &str, a: &Approval) -> bool {
-    match slot.strip_prefix("user:") {
-        Some(user) => a.reviewer == user,
-        None => a.groups.iter().any(|g| g == slot),
+fn fits(slot: &Principal, a: &Approval) -> bool {
+    match slot {
+        Principal::User(user) => &a.reviewer == user,
+        Principal::Group(group) => a.groups.contains(group),
     }
 }
 
@@ -93,7 +92,7 @@ fn fits(slot: &str, a: &Approval) -> bool {
 fn augment(
     a: usize,
     approvals: &[&Approval],
-    slots: &[String],
+    slots: &[Principal],
     owner: &mut [Option<usize>],
     seen: &mut [bool],
 ) -> bool {
@@ -286,9 +285,13 @@ mod tests {
         let done = [by("erin", &["sre", "security"], 1), by("carol", &["sre"], 4)];
         let tally2 = tally(&r, t(0), &done);
         assert_eq!(tally2.approved_at, Some(t(4)));
-        let mut labels: Vec<&str> = tally2.stages[0].counted.iter().map(|(_, l)| l.as_str()).collect();
+        let mut labels: Vec<String> = tally2.stages[0]
+            .counted
+            .iter()
+            .map(|(_, l)| l.to_string())
+            .collect();
         labels.sort();
-        assert_eq!(labels, ["security", "sre"]);
+        assert_eq!(labels, ["group:security", "group:sre"]);
     }
 
     #[test]
@@ -359,6 +362,6 @@ mod tests {
         boss.escalated_to = Some(0);
         let tally = tally(&r, t(0), &[boss]);
         assert_eq!(tally.approved_at, Some(t(40)));
-        assert_eq!(tally.stages[0].counted[0].1, "managers");
+        assert_eq!(tally.stages[0].counted[0].1, Principal::Group("managers".into()));
     }
 }

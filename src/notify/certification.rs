@@ -78,10 +78,7 @@ pub fn item_notices(item: &AccessCertification, now: DateTime<Utc>, leads: Leads
         run: spec.run.clone(),
         subject: spec.subject.to_string(),
         role: spec.role_ref.to_string(),
-        binding: match &b.namespace {
-            Some(ns) => format!("{} {ns}/{}", b.kind, b.name),
-            None => format!("{} {}", b.kind, b.name),
-        },
+        binding: b.to_string(),
         due_at: spec.due_at,
         level: open.map(|l| l.name.clone()),
         reviewers: status.reviewers.clone().unwrap_or_default(),

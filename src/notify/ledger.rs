@@ -26,8 +26,9 @@ use crate::{api::NotificationChannel, labels};
 /// Entries a ledger keeps at most (a ConfigMap holds 1 MiB; an entry is ~60 bytes).
 pub const MAX_ENTRIES: usize = 8000;
 
-/// How far a delivery got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How far a delivery got (written into the ledger ConfigMap by its serde name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mark {
     /// An attempt may have reached the endpoint.
     Sending,
@@ -37,15 +38,7 @@ pub enum Mark {
     Delivered,
 }
 
-impl Mark {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mark::Sending => "sending",
-            Mark::Failed => "failed",
-            Mark::Delivered => "delivered",
-        }
-    }
-}
+crate::wire_names!(Mark);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -127,12 +120,7 @@ impl Ledger {
             .iter()
             .filter_map(|(k, v)| {
                 let (mark, expires) = v.split_once(' ')?;
-                let mark = match mark {
-                    "sending" => Mark::Sending,
-                    "failed" => Mark::Failed,
-                    "delivered" => Mark::Delivered,
-                    _ => return None,
-                };
+                let mark = Mark::parse(mark)?;
                 Some((
                     k.clone(),
                     Entry {

@@ -18,8 +18,9 @@ use crate::{
     escape::shell,
 };
 
-/// How a message should stand out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a message should stand out (its serde name is its name in the webhook payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tone {
     /// Someone must act.
     Action,
@@ -31,17 +32,9 @@ pub enum Tone {
     Warning,
 }
 
-impl Tone {
-    /// The tone's name in the webhook payload.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tone::Action => "action",
-            Tone::Good => "good",
-            Tone::Info => "info",
-            Tone::Warning => "warning",
-        }
-    }
+crate::wire_names!(Tone);
 
+impl Tone {
     /// The colour chat messages use for it.
     pub fn colour(self) -> &'static str {
         match self {
@@ -235,6 +228,9 @@ fn ended(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, S
     if let Some(why) = &f.why {
         fields.push(("Why", why.clone()));
     }
+    if let Some(usage) = &f.usage {
+        fields.push(("Usage", usage.clone()));
+    }
     let (tone, verb) = match event {
         E::Expired => (Tone::Info, "expired"),
         E::Executed => (Tone::Good, "ran its job successfully"),
@@ -294,7 +290,7 @@ fn item_message(n: &Notice, f: &ItemFacts) -> Message {
         ("Role", f.role.clone()),
         ("Binding", f.binding.clone()),
         ("Due", at(f.due_at)),
-        ("Recommendation", format!("{:?}", f.recommendation)),
+        ("Recommendation", f.recommendation.to_string()),
     ];
     if let Some(r) = &f.risk {
         fields.push(("Risk", r.clone()));

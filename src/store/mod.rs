@@ -1,7 +1,7 @@
 //! What the operator knows of the cluster, in memory.
 //!
-//! One kube-runtime [`Store`] per kind, filled by the watch loops in
-//! [`crate::controller::watch`], and secondary indexes kept in step with them: reviews by
+//! One kube-runtime [`Store`] per kind, filled by the operator's watch loops
+//! (`controller::watch`, which holds the [`Writers`]), and secondary indexes kept in step with them: reviews by
 //! the request or certification item they name, requests by requester, items by
 //! campaign and by what they depend on. A reconcile reads only from here, so its
 //! cost does not grow with the number of objects in the cluster: it looks up its
@@ -215,8 +215,7 @@ pub struct Cache {
     pub removals: removals::Deadlines,
 }
 
-/// The write halves of the stores, one per watch loop.
-#[allow(missing_docs)]
+/// The write halves of the stores, one per watch loop (named as the stores).
 pub struct Writers {
     pub requests: Writer<ApprovalRequest>,
     pub reviews: Writer<AccessReview>,

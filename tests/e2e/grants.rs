@@ -96,7 +96,7 @@ async fn self_approval_is_ignored_and_the_requester_may_cancel() {
     })
     .await;
     assert_eq!(
-        (verdict.accepted, verdict.reason.as_deref()),
+        (verdict.accepted, verdict.reason.map(|r| r.as_str())),
         (Some(false), Some("SelfApproval"))
     );
 

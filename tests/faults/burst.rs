@@ -100,7 +100,7 @@ async fn killing_the_operator_in_a_burst_loses_nothing_and_grants_nothing_twice(
     for r in &reviews {
         let status = r.status.clone().unwrap_or_default();
         assert_eq!(
-            (status.accepted, status.reason.as_deref()),
+            (status.accepted, status.reason.map(|r| r.as_str())),
             (Some(true), Some("Approved")),
             "{}",
             r.name_any()

@@ -315,7 +315,7 @@ async fn verdict_already_written_is_reported_at_once() {
         .unwrap();
     assert!(started.elapsed() < StdDuration::from_secs(1));
     assert_eq!(
-        (v.accepted, v.reason.as_deref()),
+        (v.accepted, v.reason.map(|r| r.as_str())),
         (Some(false), Some("NotEligible"))
     );
 }
@@ -344,15 +344,7 @@ async fn pending_shows_only_requests_i_can_review_and_not_my_own() {
     .await;
 
     // Access for sam himself: his approval would not count, so it is not his to review.
-    let for_sam = seed_request(&client, "team", "dana-for-sam", "dana", pending_for(&["sre"])).await;
-    Api::<ApprovalRequest>::namespaced(client.clone(), "team")
-        .patch(
-            &for_sam.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"subject": {"kind": "User", "name": "sam"}}})),
-        )
-        .await
-        .unwrap();
+    seed_access_for(&client, "dana-for-sam", "sam", pending_for(&["sre"])).await;
 
     let e = env(&client, sam(), Output::Json);
     let cmd = Cli::try_parse_from(["kubectl-gatehouse", "pending"])
@@ -387,6 +379,45 @@ async fn pending_shows_only_requests_i_can_review_and_not_my_own() {
         .await
         .unwrap();
     assert_eq!(text(out), "No requests waiting for your review.\n");
+}
+
+/// A request of dana's in `team` for the user `subject`.
+async fn seed_access_for(client: &Client, name: &str, subject: &str, status: serde_json::Value) {
+    seed_request(client, "team", name, "dana", status).await;
+    Api::<ApprovalRequest>::namespaced(client.clone(), "team")
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"subject": {"kind": "User", "name": subject}}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Under `allowSelfApproval` the core counts the approval of whoever would
+/// receive the access: `pending` must list such a request for them, as it lists
+/// any other request they may approve.
+#[tokio::test]
+async fn pending_shows_access_for_me_when_the_policy_allows_self_approval() {
+    let client = fake().await;
+    let mut status = pending_for(&["sre"]);
+    status["requirements"] = json!({
+        "policy": "lax", "duration": "1h", "justification": "Optional", "retention": "720h",
+        "approval": {"reviewers": {"groups": ["sre"]}, "allowSelfApproval": true}
+    });
+    seed_access_for(&client, "dana-for-sam", "sam", status.clone()).await;
+    seed_request(&client, "team", "sam-view", "sam", status).await;
+
+    let cmd = Cli::try_parse_from(["kubectl-gatehouse", "pending"])
+        .unwrap()
+        .command;
+    let mut out = vec![];
+    let e = env(&client, sam(), Output::Json);
+    assert_eq!(cli::run(&e, &cmd, &mut out, &mut vec![]).await.unwrap(), exit::OK);
+    let v: Vec<ApprovalRequest> = serde_json::from_slice(&out).unwrap();
+    let mut names: Vec<String> = v.iter().map(|r| r.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["dana-for-sam", "sam-view"]);
 }
 
 #[tokio::test]

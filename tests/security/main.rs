@@ -19,3 +19,5 @@ mod memory;
 mod removal;
 mod shell;
 mod tenant;
+mod ui;
+mod usage;

@@ -75,7 +75,11 @@ async fn item(scene: &Scene, campaign: &str, subject: &str) -> AccessCertificati
         let list = api.list(&ListParams::default().labels(&label)).await.ok()?;
         list.items
             .into_iter()
-            .find(|i| i.spec.subject.name == subject && i.status.is_some())
+            // Evaluated, not only issued: the first status write is the issued
+            // digest alone, and an unevaluated status reads as the defaults.
+            .find(|i| {
+                i.spec.subject.name == subject && i.status.as_ref().is_some_and(|s| !s.levels.is_empty())
+            })
     })
     .await
 }

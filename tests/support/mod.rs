@@ -6,6 +6,8 @@
 pub mod admission;
 /// The real API server of the end-to-end tests, and their skip guard.
 pub mod cluster;
+/// `kubectl gatehouse ui` as a subprocess, and raw HTTP to it.
+pub mod desk;
 /// The in-process fake API server and the controller rig around it.
 pub mod fake;
 /// Restarting the API server and partitioning a client (`hack/control-plane`).

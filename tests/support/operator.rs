@@ -182,7 +182,7 @@ type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// Spawns `command` from a thread that lives as long as the test binary, with
 /// the parent-death signal set (see the module documentation).
-fn spawn_bound_to_this_process(mut command: Command) -> Child {
+pub fn spawn_bound_to_this_process(mut command: Command) -> Child {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     die_with_parent(&mut command);
     let spawner = SPAWNER.get_or_init(|| {

@@ -4,6 +4,7 @@
 //! weeks later, on 2026-10-15 at 07:00 UTC.
 
 mod campaign;
+mod campaign_reconcile;
 mod properties;
 mod protect;
 mod remediation;
@@ -11,6 +12,7 @@ mod replay;
 mod risk;
 mod schedule;
 mod scope;
+mod usage;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{

@@ -224,3 +224,19 @@ fn the_owner_is_read_from_the_full_marks_each_tool_leaves() {
         );
     }
 }
+
+#[test]
+fn with_remediation_turned_off_an_item_says_what_an_admin_removes() {
+    use crate::certify::remediation::{removed, turned_off};
+    let (bob, _) = revoked(PAYMENTS, "bob", "Automatic");
+    let off = turned_off(&bob.spec, RemediationAction::RemoveSubject);
+    assert_eq!(
+        off,
+        "revoked; remediation is turned off in this operator (chart value certification.remediation: false): \
+         an admin removes the access with the command in `command` (remove User bob from RoleBinding payments/devs-edit)"
+    );
+    assert_eq!(
+        removed(&bob.spec, RemediationAction::DeleteBinding),
+        "the operator deleted RoleBinding payments/devs-edit (its only subject was User bob)"
+    );
+}

@@ -120,7 +120,7 @@ fn a_second_decision_in_the_same_second_is_the_one_refused() {
     first.metadata.name = Some("lena-revoke-x".into());
     first.status = Some(crate::api::AccessReviewStatus {
         accepted: Some(true),
-        reason: Some("Accepted".into()),
+        reason: Some(crate::api::ReviewReason::Approved),
         message: Some("level owners decided Revoke".into()),
         observed_at: Some(at("10-02 09:00") + chrono::Duration::milliseconds(200)),
     });

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration as StdDuration};
 use chrono::{DateTime, Utc};
 use kube::{
     runtime::{controller::Action as Requeue, events::EventType, reflector::ObjectRef},
-    Resource, ResourceExt,
+    ResourceExt,
 };
 use tracing::info;
 
@@ -24,15 +24,11 @@ use crate::{
     certify::{
         evaluate,
         evaluate::REMEDIATED,
-        issue::{issuance, Issuance},
-        ItemEvaluation, ItemInput,
+        issue::{issued, Issuance},
+        remediation, ItemEvaluation, ItemInput,
     },
 };
 
-/// How long an item may exist before its campaign shows the run that made it
-/// (the campaign's watch may deliver the run a moment after the items), and
-/// before it must carry the digest the operator records when it issues it.
-const ISSUE_GRACE: chrono::Duration = crate::certify::issue::ISSUE_GRACE;
 /// A removal the operator may not make is tried again this often (RBAC may
 /// have been widened meanwhile).
 const FORBIDDEN_RETRY: StdDuration = StdDuration::from_secs(600);
@@ -54,70 +50,7 @@ pub async fn reconcile_item(item: Arc<AccessCertification>, ctx: Arc<Context>) -
 
 /// After an error: retry with backoff, never crash.
 pub fn item_error_policy(item: Arc<AccessCertification>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    retry_after(&ctx, key(&item), err)
-}
-
-/// Whether the operator issued this item for a run of its campaign.
-enum Issued {
-    Yes,
-    /// Not yet visible as such; young enough to be a run just recorded.
-    NotYet,
-    No(String),
-}
-
-fn issued(ctx: &Context, item: &AccessCertification, now: DateTime<Utc>) -> Issued {
-    let spec = &item.spec;
-    let young = item
-        .creation_timestamp()
-        .and_then(|t| crate::decide::to_chrono(&t))
-        .is_some_and(|t| now - t < ISSUE_GRACE);
-    let Some(campaign) = ctx
-        .cache
-        .campaigns
-        .get(&ObjectRef::<AccessCampaign>::new(&spec.campaign))
-    else {
-        return match young {
-            true => Issued::NotYet,
-            false => Issued::No(format!("campaign {} does not exist", spec.campaign)),
-        };
-    };
-    let owned = item.owner_references().iter().any(|o| {
-        o.controller == Some(true)
-            && o.kind == AccessCampaign::kind(&())
-            && Some(&o.uid) == campaign.meta().uid.as_ref()
-    });
-    if !owned {
-        return Issued::No(format!(
-            "it is not owned by campaign {} (uid {}): the operator did not create it",
-            spec.campaign,
-            campaign.uid().unwrap_or_default()
-        ));
-    }
-    // Only in the review namespace, and only with the digest of the spec the
-    // operator issued: an item a tenant created elsewhere (or slipped past the
-    // admission policies) is never trusted, whatever its owner reference says.
-    let review_namespace = campaign
-        .spec
-        .review_namespace
-        .as_deref()
-        .unwrap_or(crate::certify::DEFAULT_REVIEW_NAMESPACE);
-    let issuance = match issuance(item, review_namespace, now) {
-        Issuance::NotIssued(why) => return Issued::No(why.to_string()),
-        other => other,
-    };
-    let recorded = campaign
-        .status
-        .as_ref()
-        .is_some_and(|s| s.runs.iter().any(|r| r.name == spec.run));
-    match (recorded, young) {
-        (true, _) if issuance == Issuance::Issued => Issued::Yes,
-        (true, _) => Issued::NotYet,
-        (false, true) => Issued::NotYet,
-        (false, false) => Issued::No(format!(
-            "run {} is not a run of campaign {}",
-            spec.run, spec.campaign
-        )),
-    }
+    retry_after(&ctx, "AccessCertification", key(&item), err)
 }
 
 async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Requeue, Error> {
@@ -125,10 +58,14 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let now = ctx.now();
-    match issued(ctx, item, now) {
-        Issued::Yes => {}
-        Issued::NotYet => return Ok(Requeue::requeue(StdDuration::from_secs(2))),
-        Issued::No(why) => {
+    let campaign = ctx
+        .cache
+        .campaigns
+        .get(&ObjectRef::<AccessCampaign>::new(&item.spec.campaign));
+    match issued(item, campaign.as_deref(), now) {
+        Issuance::Issued => {}
+        Issuance::Awaiting => return Ok(Requeue::requeue(StdDuration::from_secs(2))),
+        Issuance::NotIssued(why) => {
             // A forged item decides nothing and removes nothing.
             let note = format!("ignored: {why}");
             tracing::warn!(item = %key(item), "{note}");
@@ -149,6 +86,7 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
         Vec::new()
     };
     let mut inv = inventory::for_item(&ctx.cache, item);
+    inv.usage = ctx.usage.as_ref().and_then(|(u, _)| u.index());
     let input = ItemInput {
         item,
         reviews: &reviews,
@@ -183,16 +121,11 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
             Err(text) => {
                 let command = Some(remediate::command(r));
                 overlay(&mut ev.status, RemediationState::Failed, text, command, None);
-                retry = Some(super::super::backoff(ctx.failed(removal_key(item))));
+                retry = Some(ctx.failed(&removal_key(item)));
             }
         },
         (Some(r), true, false) => {
-            let text = format!(
-                "revoked; remediation is turned off in this operator (chart value \
-                 certification.remediation: false): an admin removes the access with the command in `command` \
-                 ({})",
-                action_words(item, r)
-            );
+            let text = remediation::turned_off(&item.spec, action_of(r));
             overlay(
                 &mut ev.status,
                 RemediationState::Pending,
@@ -213,7 +146,17 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
     if record::item_status(ctx, item, &ev.status).await? {
         announce(ctx, item, &ev.status, outcome.as_ref());
     }
-    Ok(requeue(sooner(ev.next_deadline.map(|d| until(d, now)), retry)))
+    // With usage evidence, an open item is looked at again once per refresh, so
+    // its last use shows within one flush interval.
+    let usage_refresh = ctx
+        .usage
+        .as_ref()
+        .filter(|_| ev.status.outcome == crate::api::Outcome::Open)
+        .map(|(_, every)| *every);
+    Ok(requeue(sooner(
+        sooner(ev.next_deadline.map(|d| until(d, now)), retry),
+        usage_refresh,
+    )))
 }
 
 /// Makes the removal, puts what came of it into the evaluation, and says when
@@ -276,10 +219,10 @@ async fn remove_access(
                 Some(remediate::command(r)),
                 None,
             );
-            Some(super::super::backoff(ctx.failed(removal_key(item))))
+            Some(ctx.failed(&removal_key(item)))
         }
         // Memory catches up within moments; plan again then.
-        Attempt::Stale => Some(super::super::backoff(ctx.failed(removal_key(item)))),
+        Attempt::Stale => Some(ctx.failed(&removal_key(item))),
     };
     (attempt, retry)
 }
@@ -338,33 +281,17 @@ fn pending_removal(
 }
 
 fn action_words(item: &AccessCertification, r: &Removal) -> String {
-    let b = &item.spec.binding;
-    let binding = match &b.namespace {
-        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
-        None => format!("{:?} {}", b.kind, b.name),
-    };
-    match r {
-        Removal::RemoveSubject { .. } => format!("remove {} from {binding}", item.spec.subject),
-        Removal::DeleteBinding { .. } => {
-            format!("delete {binding}, whose only subject is {}", item.spec.subject)
-        }
-    }
+    remediation::action_words(&item.spec, action_of(r))
 }
 
 fn removed_message(item: &AccessCertification, r: &Removal) -> String {
-    let b = &item.spec.binding;
-    let binding = match &b.namespace {
-        Some(ns) => format!("{:?} {ns}/{}", b.kind, b.name),
-        None => format!("{:?} {}", b.kind, b.name),
-    };
+    remediation::removed(&item.spec, action_of(r))
+}
+
+fn action_of(r: &Removal) -> RemediationAction {
     match r {
-        Removal::RemoveSubject { .. } => {
-            format!("the operator removed {} from {binding}", item.spec.subject)
-        }
-        Removal::DeleteBinding { .. } => format!(
-            "the operator deleted {binding} (its only subject was {})",
-            item.spec.subject
-        ),
+        Removal::RemoveSubject { .. } => RemediationAction::RemoveSubject,
+        Removal::DeleteBinding { .. } => RemediationAction::DeleteBinding,
     }
 }
 

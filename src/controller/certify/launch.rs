@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     api::{AccessCampaign, AccessCertification, SkipReason, SkippedItem},
-    certify::{inventory::BindingFacts, scope, RunPlan, DEFAULT_REVIEW_NAMESPACE},
+    certify::{scope, RunPlan, DEFAULT_REVIEW_NAMESPACE},
     controller::owned::is_status,
 };
 
@@ -100,7 +100,7 @@ fn conflict(
     found: &AccessCertification,
 ) -> SkippedItem {
     let s = &wanted.spec;
-    let binding = BindingFacts::describe_snapshot(&s.binding);
+    let binding = s.binding.to_string();
     let note = format!(
         "{} already exists with another spec (binding {}, subject {}): it is not the item of {} in run {}, which is not created; delete it to have the item made",
         found.name_any(),
@@ -158,7 +158,7 @@ pub async fn launch(ctx: &Context, campaign: &AccessCampaign, plan: &RunPlan) ->
             Ok(Made::Existed) => {}
             Ok(Made::Conflict(found)) => skipped.push(conflict(ctx, campaign, &item, &found)),
             Ok(Made::Rejected(why)) => {
-                let binding = BindingFacts::describe_snapshot(&item.spec.binding);
+                let binding = item.spec.binding.to_string();
                 tracing::warn!(item = %item.name_any(), error = %why, "the API server refused an item; skipped");
                 let why = format!("the API server refused the item: {why}");
                 skipped.push(scope::skipped(

@@ -12,8 +12,8 @@
 //!   binding's uid and resourceVersion.
 //!
 //! Like the JIT reconcile, both read only from memory ([`Cache`]),
-//! write only what changed, requeue at the exact next deadline and give up on a
-//! reconcile that takes too long.
+//! write only what changed, requeue at the exact next deadline, and share its
+//! [`Shell`]: the timeout, the error policy and the back-off.
 
 mod bindable;
 pub mod campaign;
@@ -34,13 +34,13 @@ use chrono::{DateTime, Utc};
 use kube::{runtime::controller::Action as Requeue, Client};
 use thiserror::Error;
 
-use super::Events;
+use super::shell::{shell_context, Clock, Failure, Shell};
 use crate::{metrics::Metrics, store::Cache};
 
 pub use self::{campaign::reconcile_campaign, item::reconcile_item};
 
-/// What can fail in a certification reconcile. Every variant ends in a retry
-/// with backoff.
+/// What can fail in a certification reconcile. Every variant ends in a retry,
+/// by the policy of [`super::shell::Failures::retry_after`].
 #[derive(Debug, Error)]
 pub enum Error {
     /// A call to the API server failed.
@@ -68,9 +68,8 @@ pub enum Error {
     Timeout(Duration),
 }
 
-impl Error {
-    /// Metric label of the variant.
-    pub fn label(&self) -> &'static str {
+impl Failure for Error {
+    fn label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "certify_kube",
             Error::Launch { .. } => "certify_launch",
@@ -78,6 +77,21 @@ impl Error {
             Error::MissingField(_) => "certify_missing_field",
             Error::Timeout(_) => "certify_timeout",
         }
+    }
+
+    fn api_error(&self) -> Option<&kube::Error> {
+        match self {
+            Error::Kube(e) | Error::Launch { source: e, .. } => Some(e),
+            Error::Task(_) | Error::MissingField(_) | Error::Timeout(_) => None,
+        }
+    }
+
+    fn timed_out(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    fn timeout(after: Duration) -> Self {
+        Error::Timeout(after)
     }
 }
 
@@ -88,8 +102,6 @@ pub struct Settings {
     /// `remediation: Automatic`). Off: every removal waits for an admin, with the
     /// exact command in the item's status.
     pub remediation: bool,
-    /// A reconcile that takes longer is abandoned and retried.
-    pub reconcile_timeout: Duration,
     /// How long one campaign reconcile spends creating items before it hands
     /// over and continues in the next one (a launch never holds a worker long).
     pub launch_slice: Duration,
@@ -103,7 +115,6 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             remediation: false,
-            reconcile_timeout: Duration::from_secs(30),
             launch_slice: Duration::from_secs(10),
             create_parallelism: 8,
             min_review_window: chrono::Duration::hours(1),
@@ -111,36 +122,29 @@ impl Default for Settings {
     }
 }
 
-/// Everything a certification reconcile needs; no globals.
+/// Everything a certification reconcile needs: the [`Shell`] every controller
+/// holds, which it dereferences to (its Events on a queue of their own: a run
+/// falling due at once never crowds out the Events of requests), and what only
+/// certification needs.
 pub struct Context {
-    /// Client of the API server.
-    pub client: Client,
-    /// What the operator knows of the cluster.
-    pub cache: Arc<Cache>,
-    /// Publishes Events, on a queue of its own (a run falling due at once never
-    /// crowds out the Events of requests).
-    pub events: Events,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The clock.
-    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// What every controller holds.
+    pub shell: Shell,
     /// Settings.
     pub settings: Settings,
-    /// Consecutive failed reconciles per object (`namespace/name`), for backoff.
-    failures: Mutex<HashMap<String, u32>>,
     /// Verdicts and item statuses written that memory may not show yet.
     written_verdict: super::written::Written<crate::api::AccessReviewStatus>,
     written_status: super::written::Written<crate::api::AccessCertificationStatus>,
     /// The items of each launch under way, computed once when it starts (or
     /// when this process first continues it), by campaign uid and run.
     launches: Mutex<HashMap<(String, String), LaunchItems>>,
-    /// Tells people what changed; disabled unless the operator starts it.
-    pub notify: crate::notify::Notifier,
     /// Who the operator is (SelfSubjectReview at start); `None`: unknown, and
     /// then it removes nothing itself.
     pub identity: Option<crate::certify::OperatorIdentity>,
     /// Recent answers to "may the operator bind this role?".
     bindable: bindable::BindCache,
+    /// Usage evidence from the audit webhook, and how often it is refreshed (items
+    /// are evaluated again that often); `None`: no evidence.
+    pub usage: Option<(Arc<crate::audit::UsageState>, std::time::Duration)>,
 }
 
 /// The items a launch creates, and what it skips.
@@ -152,83 +156,38 @@ impl Context {
         client: Client,
         cache: Arc<Cache>,
         metrics: Arc<Metrics>,
-        clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+        clock: Clock,
         settings: Settings,
     ) -> Self {
         Context {
-            events: Events::start(client.clone(), metrics.clone(), Some(cache.clone())),
-            client,
-            cache,
-            metrics,
-            clock,
+            shell: Shell::new(client, cache, metrics, clock),
             settings,
-            failures: Mutex::default(),
             written_verdict: Default::default(),
             written_status: Default::default(),
             launches: Mutex::default(),
-            notify: crate::notify::Notifier::default(),
             identity: None,
             bindable: bindable::BindCache::default(),
-        }
-    }
-
-    /// The clock now.
-    pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-
-    fn succeeded(&self, key: &str) {
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(key);
-        }
-    }
-
-    fn failed(&self, key: String) -> u32 {
-        match self.failures.lock() {
-            Ok(mut f) => {
-                let n = f.entry(key).or_insert(0);
-                *n = n.saturating_add(1);
-                *n
-            }
-            Err(_) => 1,
+            usage: None,
         }
     }
 }
 
-/// After an error: retry with backoff (per object), never crash.
-fn retry_after(ctx: &Context, key: String, err: &Error) -> Requeue {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&crate::metrics::ErrorLabel {
-            error: err.label().to_string(),
-        })
-        .inc();
-    tracing::warn!(object = %key, error = %err, "certification reconcile failed; retrying");
-    if matches!(err, Error::Kube(kube::Error::Api(s)) if s.code == 409) {
-        return Requeue::requeue(Duration::from_millis(200));
-    }
-    Requeue::requeue(super::backoff(ctx.failed(key)))
+shell_context!(Context);
+
+/// After an error: retry (see [`super::shell::Failures::retry_after`]), never crash.
+fn retry_after(ctx: &Context, kind: &'static str, key: String, err: &Error) -> Requeue {
+    ctx.shell.retry_after(kind, &key, err)
 }
 
-/// Runs a reconcile with the context's deadline, and forgets the object's
+/// Runs a reconcile within the shell's timeout, and forgets the object's
 /// failures once it succeeds.
 async fn bounded<F>(ctx: &Context, key: &str, work: F) -> Result<Requeue, Error>
 where
     F: std::future::Future<Output = Result<Requeue, Error>>,
 {
-    let started = std::time::Instant::now();
-    let timeout = ctx.settings.reconcile_timeout;
-    let result = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::Timeout(timeout)),
-    };
-    if result.is_ok() {
-        ctx.succeeded(key);
-    }
-    ctx.metrics
-        .certification_reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    result
+    ctx.shell
+        .bounded(key, &ctx.metrics.certification_reconcile_duration, work)
+        .await
 }
 
 /// How long until `deadline` (plus a hair, so the core sees it passed).

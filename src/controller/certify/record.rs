@@ -29,11 +29,10 @@ pub async fn verdicts(
     verdicts: &[Verdict],
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    let reasons: Vec<String> = verdicts.iter().map(|v| v.reason.to_string()).collect();
-    let views = verdicts.iter().zip(&reasons).map(|(v, reason)| VerdictView {
+    let views = verdicts.iter().map(|v| VerdictView {
         review: &v.review,
         accepted: v.accepted,
-        reason,
+        reason: v.reason.into(),
         message: &v.message,
     });
     write_verdicts(&ctx.client, &ctx.written_verdict, ns, reviews, views, now)

@@ -292,7 +292,7 @@ fn a_second_click_in_the_same_second_is_the_duplicate_not_the_first() {
     let mut first = review("erin-z", "erin", &["sre"], Decision::Approve, "10:05");
     first.status = Some(crate::api::AccessReviewStatus {
         accepted: Some(true),
-        reason: Some("Accepted".into()),
+        reason: Some(crate::api::ReviewReason::Approved),
         message: Some("counted".into()),
         observed_at: Some(at("10:05") + chrono::Duration::milliseconds(300)),
     });
@@ -308,7 +308,7 @@ fn a_second_click_in_the_same_second_is_the_duplicate_not_the_first() {
     // Once both are judged, the earlier judgement still comes first.
     second.status = Some(crate::api::AccessReviewStatus {
         accepted: Some(false),
-        reason: Some("Duplicate".into()),
+        reason: Some(crate::api::ReviewReason::Duplicate),
         message: Some("duplicate".into()),
         observed_at: Some(at("10:05") + chrono::Duration::milliseconds(900)),
     });

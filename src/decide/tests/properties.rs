@@ -215,7 +215,7 @@ fn judged(reviews: &[AccessReview], ev: &Evaluation, at: DateTime<Utc>) -> Vec<A
             if let Some(v) = ev.verdicts.iter().find(|v| v.review == r.name_any()) {
                 r.status = Some(crate::api::AccessReviewStatus {
                     accepted: Some(v.accepted),
-                    reason: Some(v.reason.to_string()),
+                    reason: Some(v.reason.into()),
                     message: Some(v.message.clone()),
                     observed_at: Some(at),
                 });

@@ -68,10 +68,10 @@ fn details(d: &Details) -> Value {
             "dueAt": rfc3339(f.due_at),
             "level": f.level,
             "reviewers": {"groups": f.reviewers.groups, "users": f.reviewers.users},
-            "recommendation": format!("{:?}", f.recommendation),
+            "recommendation": f.recommendation.as_str(),
             "risk": f.risk,
-            "closedBy": f.closed_by.map(|c| format!("{c:?}")),
-            "outcome": format!("{:?}", f.outcome),
+            "closedBy": f.closed_by.map(|c| c.as_str()),
+            "outcome": f.outcome.as_str(),
         }),
         Details::Run(f) => json!({
             "campaign": f.campaign,

@@ -1,8 +1,15 @@
 //! What the controller writes to a campaign: whether it is valid, how far each run
-//! is, and how long a run's items are kept.
+//! is, and how long a run's items are kept. [`evaluate()`] puts these together
+//! into one reconcile's status, actions and next wake-up.
 
 use chrono::{DateTime, Utc};
 
+pub mod evaluate;
+
+pub use self::evaluate::{
+    evaluate, plan_of, CampaignEvaluation, CampaignInput, LaunchOutcome, Note, NoteKind, RecordFirst,
+    RunItem, LAUNCH_SETTLE, READY,
+};
 use super::{
     schedule::{review_period, RunPlan, Schedule},
     DEFAULT_RETENTION,
