@@ -4,7 +4,8 @@
 //! kubeconfig, context and `--as` flags, exactly as every other command. The API
 //! server authenticates the person at the keyboard, RBAC and the admission
 //! policies judge every write, and reviews carry that person's identity. The desk
-//! holds no other credential and stores nothing; it stops with the command.
+//! holds no other credential and writes nothing to disk (what its watches return
+//! stays in memory, see [`feed`]); it stops with the command.
 //!
 //! Who may talk to it: [`guard`]. What it answers: [`api`] (JSON, built by the
 //! plugin's own functions), [`events`] (live updates) and [`feed`] (the
