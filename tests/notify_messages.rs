@@ -270,6 +270,31 @@ fn the_webhook_payload_is_typed_and_complete() {
     }
 }
 
+#[test]
+fn the_expired_message_says_what_the_grant_was_used_for() {
+    let mut req = expired();
+    if let Some(s) = req.status.as_mut() {
+        s.usage = Some(gatehouse::api::GrantUsage {
+            requests: 14,
+            last_used_at: None,
+            top_actions: vec!["get pods".into(), "create pods/exec".into()],
+            summary: "used 14 times: get pods, create pods/exec".into(),
+        });
+    }
+    let n = request_notices(&req, t("2026-11-30T11:05:01Z"), Leads::default());
+    let m = message(n.iter().find(|n| n.key() == "Expired").unwrap());
+    assert!(
+        m.fields
+            .iter()
+            .any(|(k, v)| *k == "Usage" && v == "used 14 times: get pods, create pods/exec"),
+        "{m:?}"
+    );
+    // Without evidence there is no such line.
+    let n = request_notices(&expired(), t("2026-11-30T11:05:01Z"), Leads::default());
+    let m = message(n.iter().find(|n| n.key() == "Expired").unwrap());
+    assert!(m.fields.iter().all(|(k, _)| *k != "Usage"));
+}
+
 /// The webhook payload is a public contract (docs/notifications.md): the manual
 /// shows the golden schema, its enums are the operator's wire names, and every
 /// payload the operator renders validates against it.

@@ -344,3 +344,119 @@ fn the_request_examples_have_no_certification_part() {
     let report = json_at("2026-11-23T12:00:00Z");
     assert!(report.get("certifications").is_none(), "{report:#}");
 }
+
+// ------------------------------------------------------------ usage evidence
+
+const USAGE_NOW: &str = "2026-03-02T12:00:00Z";
+
+fn usage_json() -> Value {
+    let (ok, out, err) = gatehouse(&[
+        "simulate",
+        "examples/usage/",
+        "--now",
+        USAGE_NOW,
+        "--audit",
+        "examples/usage/audit.log",
+        "--output",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_usage_example_matches_the_documented_output() {
+    let (ok, out, err) = gatehouse(&[
+        "simulate",
+        "examples/usage/",
+        "--now",
+        USAGE_NOW,
+        "--audit",
+        "examples/usage/audit.log",
+    ]);
+    assert!(ok, "{err}");
+    let expected =
+        std::fs::read_to_string(repo().join("examples/usage/expected/at-03-02-12-00.txt")).unwrap();
+    assert!(
+        out == expected,
+        "simulate --audit changed; if intended, regenerate examples/usage/expected/at-03-02-12-00.txt:\n{out}"
+    );
+    let (ok, out, err) = gatehouse(&["usage", "ingest", "examples/usage/audit.log"]);
+    assert!(ok, "{err}");
+    let expected = std::fs::read_to_string(repo().join("examples/usage/expected/ingest.txt")).unwrap();
+    assert!(
+        out == expected,
+        "usage ingest changed; if intended, regenerate examples/usage/expected/ingest.txt:\n{out}"
+    );
+}
+
+#[test]
+fn audit_evidence_shows_last_use_and_recommends_revoking_what_is_unused() {
+    let report = usage_json();
+    let run = &report["certifications"][0];
+    let codes = |i: &Value| -> Vec<String> {
+        i["status"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let devs = &item(run, "payments-devs")["status"];
+    assert_eq!(devs["usage"]["lastUsedAt"], "2026-03-02T10:00:00Z");
+    assert_eq!(devs["usage"]["observedSince"], "2026-01-01T00:00:00Z");
+    assert_eq!(devs["usage"]["requests"], 9);
+    assert_eq!(devs["recommendation"], "Accept");
+
+    // Unused since the observation began (two months, unusedFor 30 days): Revoke.
+    let dave = item(run, "dave");
+    assert_eq!(dave["status"]["recommendation"], "Revoke");
+    assert_eq!(codes(dave)[0], "Unused");
+    assert!(dave["status"]["usage"].get("lastUsedAt").is_none());
+    // Last used 41 days ago: Revoke too.
+    let ci = item(run, "ci-deployer");
+    assert_eq!(ci["status"]["recommendation"], "Revoke");
+    assert_eq!(ci["status"]["usage"]["lastUsedAt"], "2026-01-20T15:30:00Z");
+    // alice's requests were credited to her group's binding: Review, not Revoke.
+    let alice = item(run, "alice");
+    assert_eq!(alice["status"]["recommendation"], "Review");
+    assert_eq!(codes(alice)[0], "UsedThroughAnotherBinding");
+    assert_eq!(
+        alice["status"]["usage"]["usedThrough"],
+        "RoleBinding payments/payments-devs-view (as Group payments-devs)"
+    );
+    // A binding made last week is too young to call unused.
+    let erin = item(run, "erin");
+    assert_eq!(erin["status"]["recommendation"], "Accept");
+    assert_eq!(codes(erin)[0], "UnusedTooShortToJudge");
+    // bob's impersonated request counts for the sre binding, as bob.
+    let sre = item(run, "sre");
+    assert_eq!(sre["status"]["usage"]["requests"], 1);
+    let (ok, out, _) = gatehouse(&["usage", "ingest", "examples/usage/audit.log", "-o", "json"]);
+    assert!(ok);
+    let ingest: Value = serde_json::from_str(&out).unwrap();
+    let pair = ingest["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["subject"] == "Group sre")
+        .unwrap();
+    assert_eq!(pair["actors"], serde_json::json!(["bob"]));
+    assert_eq!(ingest["malformed"], 1);
+    assert_eq!(ingest["unattributed"]["SystemMasters"], 1);
+
+    // Without evidence, no usage and no usage-based Revoke.
+    let (ok, out, err) = gatehouse(&[
+        "simulate",
+        "examples/usage/",
+        "--now",
+        USAGE_NOW,
+        "--output",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let plain: Value = serde_json::from_str(&out).unwrap();
+    let dave = item(&plain["certifications"][0], "dave");
+    assert_eq!(dave["status"]["recommendation"], "Accept");
+    assert!(dave["status"].get("usage").is_none());
+}

@@ -19,6 +19,11 @@
 #   GATEHOUSE_UP_TIMEOUT          seconds to wait for /readyz (default 60)
 #   GATEHOUSE_NO_CONTROLLER_MANAGER=1  do not start kube-controller-manager
 #   GATEHOUSE_APISERVER_EXTRA_ARGS     extra kube-apiserver flags (word-split), e.g. --feature-gates=...
+#   GATEHOUSE_AUDIT_WEBHOOK=auto|HOST:PORT  send audit events (config/audit/policy.yaml, level
+#                                 Metadata) to a Gatehouse audit webhook receiver at
+#                                 https://HOST:PORT/audit (auto: a free port on 127.0.0.1);
+#                                 writes pki/audit-server.*, audit-token, audit-webhook.kubeconfig
+#                                 and prints GATEHOUSE_E2E_AUDIT_* exports for `gatehouse run`
 #   GATEHOUSE_ETCD_BIN            run this etcd binary instead of the one build.sh built
 #                                 (experiments only, e.g. an old etcd; up.sh warns when its
 #                                 version is not the one k8s.io/kubernetes pins)
@@ -97,6 +102,12 @@ etcd_client_port=$(pick_port); used_ports+=("$etcd_client_port")
 etcd_peer_port=$(pick_port); used_ports+=("$etcd_peer_port")
 apiserver_port=$(pick_port); used_ports+=("$apiserver_port")
 kcm_port=$(pick_port); used_ports+=("$kcm_port")
+audit_addr=
+case "${GATEHOUSE_AUDIT_WEBHOOK:-}" in
+  "") ;;
+  auto) audit_port=$(pick_port); used_ports+=("$audit_port"); audit_addr=127.0.0.1:$audit_port ;;
+  *) audit_addr=$GATEHOUSE_AUDIT_WEBHOOK ;;
+esac
 
 # ---------------------------------------------------------------- pki
 log "generating certificates and tokens in $dir/pki"
@@ -184,6 +195,49 @@ users:
     token: $kcm_token
 EOF
 chmod 600 "$dir/kubeconfig" "$dir/kcm.kubeconfig"
+
+# ---------------------------------------------------------------- audit webhook
+# The API server posts its audit events (batch mode) to Gatehouse's receiver,
+# which accepts only the client certificate from this CA or the token below.
+if [[ -n "$audit_addr" ]]; then
+  log "audit events go to https://$audit_addr/audit"
+  ossl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "$pki/audit-server.key" -out "$pki/audit-server.csr" -subj "/CN=gatehouse-audit"
+  printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:%s\n' "${audit_addr%:*}" >"$pki/audit-server.ext"
+  ossl x509 -req -in "$pki/audit-server.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/audit-server.crt" -days 30 -extfile "$pki/audit-server.ext"
+  ossl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "$pki/audit-client.key" -out "$pki/audit-client.csr" -subj "/CN=kube-apiserver-audit"
+  printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n' >"$pki/audit-client.ext"
+  ossl x509 -req -in "$pki/audit-client.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/audit-client.crt" -days 30 -extfile "$pki/audit-client.ext"
+  chmod 600 "$pki"/*.key
+  tok >"$dir/audit-token"
+  chmod 600 "$dir/audit-token"
+  cp "$here/../../config/audit/policy.yaml" "$dir/audit-policy.yaml"
+  cat >"$dir/audit-webhook.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: gatehouse-audit
+  cluster:
+    server: https://$audit_addr/audit
+    certificate-authority: $pki/ca.crt
+current-context: gatehouse-audit
+contexts:
+- name: gatehouse-audit
+  context:
+    cluster: gatehouse-audit
+    user: kube-apiserver
+users:
+- name: kube-apiserver
+  user:
+    client-certificate: $pki/audit-client.crt
+    client-key: $pki/audit-client.key
+EOF
+  chmod 600 "$dir/audit-webhook.kubeconfig"
+  GATEHOUSE_APISERVER_EXTRA_ARGS="${GATEHOUSE_APISERVER_EXTRA_ARGS:-} --audit-policy-file=$dir/audit-policy.yaml --audit-webhook-config-file=$dir/audit-webhook.kubeconfig --audit-webhook-mode=batch --audit-webhook-batch-max-wait=1s --audit-webhook-initial-backoff=1s"
+fi
 
 # ---------------------------------------------------------------- processes
 # If anything below fails, stop what was already started instead of leaving
@@ -305,3 +359,10 @@ fi
 started_ok=1
 log "control plane is ready at $server: etcd $etcd_version, kube-apiserver $apiserver_version (state in $dir, stop with $here/down.sh $dir)"
 echo "export GATEHOUSE_E2E_KUBECONFIG=$dir/kubeconfig"
+if [[ -n "$audit_addr" ]]; then
+  echo "export GATEHOUSE_E2E_AUDIT_ADDR=$audit_addr"
+  echo "export GATEHOUSE_E2E_AUDIT_CERT=$pki/audit-server.crt"
+  echo "export GATEHOUSE_E2E_AUDIT_KEY=$pki/audit-server.key"
+  echo "export GATEHOUSE_E2E_AUDIT_CLIENT_CA=$pki/ca.crt"
+  echo "export GATEHOUSE_E2E_AUDIT_TOKEN_FILE=$dir/audit-token"
+fi

@@ -109,6 +109,25 @@ pub struct AccessCampaignSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000), extend("format" = "int32"))]
     pub max_items_per_run: Option<u32>,
+    /// What else the recommendation weighs, beyond the role's risk and the
+    /// binding's staleness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<RecommendationRules>,
+}
+
+/// What the recommendation of a campaign's items weighs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationRules {
+    /// Recommend `Revoke` for access not used for this long (Go duration, e.g.
+    /// `2160h` for 90 days), when usage has been observed for at least as long
+    /// and the binding is at least that old. Needs usage evidence (audit events,
+    /// see docs/usage.md); without it the rule says nothing. Access used only
+    /// through another binding is recommended for `Review`, not `Revoke`: RBAC
+    /// credits the first binding that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 64))]
+    pub unused_for: Option<String>,
 }
 
 /// Which bindings and subjects a run reviews. Every filter that is set must match.

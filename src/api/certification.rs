@@ -128,6 +128,11 @@ pub struct ReviewRules {
     /// `removeProtected`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove_protected: Vec<Protection>,
+    /// The campaign's `recommendation.unusedFor`: access unused this long is
+    /// recommended for `Revoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub unused_for: Option<String>,
 }
 
 /// The reviewers of one level of one item.
@@ -182,6 +187,11 @@ pub struct AccessCertificationStatus {
     /// Risk tags of the role's effective rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub risk: Vec<RiskTag>,
+    /// Whether the access is used, from the API server's audit events, when the
+    /// operator has them. RBAC credits a request to the first binding that
+    /// allows it, so access also granted by another binding may show as unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ItemUsage>,
     /// The risk tags as one comma-separated string, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_summary: Option<String>,
@@ -218,6 +228,31 @@ pub struct AccessCertificationStatus {
     /// nothing and removes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_digest: Option<String>,
+}
+
+/// The usage of one subject's access through one binding, from audit events.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemUsage {
+    /// The last request RBAC credited to this binding and subject; absent when
+    /// none was seen since `observedSince`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Since when requests have been observed (the start of the audit evidence,
+    /// within the retention period).
+    pub observed_since: DateTime<Utc>,
+    /// Requests credited within the retention period.
+    #[serde(default)]
+    #[schemars(extend("format" = "int64"))]
+    pub requests: u64,
+    /// The most frequent actions, most frequent first, e.g. `get pods`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub top_actions: Vec<String>,
+    /// The other binding the subject's requests were credited to, when none was
+    /// credited to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_through: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -351,6 +386,15 @@ pub enum FindingCode {
     RoleNotSeen,
     /// Nothing risky or stale.
     NothingRisky,
+    /// Not used for the campaign's `recommendation.unusedFor`, observed at least
+    /// that long.
+    Unused,
+    /// Not used through this binding, but through another one (RBAC credits the
+    /// first binding that matches).
+    UsedThroughAnotherBinding,
+    /// Not used so far, but observed for less than `recommendation.unusedFor`
+    /// (or the binding is younger than that).
+    UnusedTooShortToJudge,
 }
 
 /// A risky permission in a role's effective rules.

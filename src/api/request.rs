@@ -244,6 +244,10 @@ pub struct ApprovalRequestStatus {
     /// The binding that carries (or carried) the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantStatus>,
+    /// What the grant was used for, from the API server's audit events, when the
+    /// operator has them (docs/usage.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<GrantUsage>,
     /// When the request was approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<DateTime<Utc>>,
@@ -435,6 +439,25 @@ pub struct DecisionRecord {
     /// Whether it was a force approval.
     #[serde(default)]
     pub forced: bool,
+}
+
+/// What a grant was used for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantUsage {
+    /// Requests the grant's binding allowed (RBAC credits the first binding that
+    /// matches: requests another binding also allowed may be counted there).
+    #[schemars(extend("format" = "int64"))]
+    pub requests: u64,
+    /// The last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The most frequent actions, most frequent first (`get pods`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub top_actions: Vec<String>,
+    /// In words: `used 14 times: get pods, create pods/exec`.
+    pub summary: String,
 }
 
 /// The binding that carries the access.

@@ -10,6 +10,7 @@ use super::{
     protect::OperatorIdentity,
     remediation::{plan, RemediationStep},
     replay::{listed, replay, Closure, Replay, ReplayInput},
+    usage::weigh,
 };
 use crate::api::{
     AccessCertification, AccessCertificationStatus, AccessPolicy, AccessReview, ClosedBy, Condition,
@@ -200,11 +201,24 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
     let now = input.now;
     let prev = item.status.clone().unwrap_or_default();
     let generation = item.metadata.generation;
-    let assessment = assess(
-        input.inventory,
-        &snapshot_facts(item),
-        &spec.subject,
-        Some(&spec.rules_digest),
+    let unused_for = spec
+        .review
+        .unused_for
+        .as_deref()
+        .and_then(|d| crate::decide::duration::parse(d).ok());
+    let usage = input
+        .inventory
+        .usage
+        .as_ref()
+        .and_then(|u| u.judge(&spec.binding, &spec.subject, unused_for, now));
+    let assessment = weigh(
+        assess(
+            input.inventory,
+            &snapshot_facts(item),
+            &spec.subject,
+            Some(&spec.rules_digest),
+        ),
+        usage.as_ref(),
     );
     let namespace_labels = spec
         .binding
@@ -278,6 +292,7 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
         recommendation: assessment.recommendation,
         reasons: assessment.findings.clone(),
         risk: assessment.risk.clone(),
+        usage: usage.map(|u| u.usage),
         risk_summary,
         converted_to,
         remediation,

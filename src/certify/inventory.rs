@@ -93,6 +93,8 @@ pub struct Inventory {
     /// ApprovalRequests by `(namespace, uid)`.
     requests: BTreeSet<(String, String)>,
     observed: BTreeSet<Observed>,
+    /// Usage evidence from audit events, when there is any.
+    pub usage: Option<std::sync::Arc<super::usage::UsageIndex>>,
 }
 
 /// Kinds of object an inventory may have observed.

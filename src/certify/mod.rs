@@ -11,6 +11,7 @@
 //! status says ([`campaign::evaluate()`]: one campaign reconcile, pure). [`evaluate()`] puts it together into the status the
 //! operator writes. [`convert`] checks `convertTo` against the request admission code.
 //! [`issue`] says which items the operator issued (the only ones it trusts).
+//! [`usage`] weighs usage evidence (audit events) into the recommendation.
 //!
 //! Like [`crate::decide`], nothing here reads the clock or the cluster: `now` and
 //! every object are parameters, and the same inputs always give the same answer.
@@ -30,6 +31,7 @@ pub mod rules;
 pub mod schedule;
 pub mod scope;
 pub mod system;
+pub mod usage;
 
 pub use self::{
     evaluate::{evaluate, ItemEvaluation, ItemInput, Verdict},

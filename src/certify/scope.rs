@@ -274,6 +274,7 @@ fn review_rules(campaign: &AccessCampaign, inv: &Inventory, b: &BindingFacts) ->
         on_no_decision: spec.on_no_decision,
         remediation: spec.remediation,
         remove_protected: spec.remove_protected.clone(),
+        unused_for: spec.recommendation.as_ref().and_then(|r| r.unused_for.clone()),
     }
 }
 

@@ -167,6 +167,9 @@ pub struct StatusSummary {
     pub decisions: Vec<DecisionRecord>,
     /// The binding that carries the access.
     pub grant: Option<GrantStatus>,
+    /// What the grant was used for (`used 14 times: get pods`), from audit evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
     /// Why the request is where it is: the message of its latest condition.
     pub message: Option<String>,
 }
@@ -195,6 +198,7 @@ pub fn summary(req: &ApprovalRequest, now: DateTime<Utc>) -> StatusSummary {
         stages: st.stages,
         review_groups: st.review_groups,
         decisions,
+        usage: st.usage.as_ref().map(|u| u.summary.clone()),
         grant: st.grant,
         message: latest_message(req),
     }
@@ -262,6 +266,9 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
             .as_deref()
             .map_or(String::new(), |n| format!(" in {n}"));
         field("Grant", format!("{}/{}{place}", g.kind, g.name));
+    }
+    if let Some(u) = &s.usage {
+        field("Usage", format!("{u} (RBAC credits the first matching binding)"));
     }
     // A OneTime request: what reviewers approve is exactly this, so show all of it.
     if let Some(j) = &req.spec.job {

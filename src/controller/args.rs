@@ -70,4 +70,29 @@ pub struct RunArgs {
     /// addresses stay refused, and http stays loopback-only.
     #[arg(long, env = "GATEHOUSE_NOTIFY_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
     pub notify_allow_private_destinations: bool,
+    /// Serve the kube-apiserver's audit webhook backend (batch mode) on this
+    /// address, with TLS, as usage evidence for certification (docs/usage.md).
+    /// Needs --audit-tls-cert, --audit-tls-key and --audit-client-ca or
+    /// --audit-token-file. Off unless set.
+    #[arg(long, env = "GATEHOUSE_AUDIT_WEBHOOK_ADDR")]
+    pub audit_webhook_addr: Option<SocketAddr>,
+    /// The receiver's serving certificate (PEM).
+    #[arg(long, env = "GATEHOUSE_AUDIT_TLS_CERT", requires = "audit_webhook_addr")]
+    pub audit_tls_cert: Option<std::path::PathBuf>,
+    /// The receiver's key (PEM).
+    #[arg(long, env = "GATEHOUSE_AUDIT_TLS_KEY", requires = "audit_webhook_addr")]
+    pub audit_tls_key: Option<std::path::PathBuf>,
+    /// CA of the API server's client certificate (the webhook kubeconfig's
+    /// client-certificate): a client certificate from it is the API server.
+    #[arg(long, env = "GATEHOUSE_AUDIT_CLIENT_CA", requires = "audit_webhook_addr")]
+    pub audit_client_ca: Option<std::path::PathBuf>,
+    /// A file holding the bearer token of the webhook kubeconfig.
+    #[arg(long, env = "GATEHOUSE_AUDIT_TOKEN_FILE", requires = "audit_webhook_addr")]
+    pub audit_token_file: Option<std::path::PathBuf>,
+    /// How often usage evidence is folded into what certification reads (Go duration).
+    #[arg(long, env = "GATEHOUSE_USAGE_FLUSH_INTERVAL", default_value = "5m")]
+    pub usage_flush_interval: String,
+    /// Days of usage evidence kept.
+    #[arg(long, env = "GATEHOUSE_USAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_retention_days: u32,
 }

@@ -11,7 +11,8 @@
 //!   reconcile timeout, the error policy and its back-off;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`](crate::store::health) says
 //!   whether the process can be trusted; [`leader`] makes one replica act,
-//!   while [`standby`] removes expired grants on the others;
+//!   while [`removal`] removes expired grants on time in every replica, ahead of
+//!   status writes and Events;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
@@ -27,10 +28,11 @@ mod listing;
 pub mod owned;
 mod reconcile;
 mod record;
+pub mod removal;
 pub mod run;
 pub mod shell;
-pub mod standby;
 pub mod sweep;
+mod usage;
 pub mod watch;
 mod written;
 
@@ -136,6 +138,8 @@ pub struct Context {
     /// Namespaces where nothing is granted: the operator's own and
     /// `kube-system`, minus those `--allow-grants-in` names.
     pub protected_namespaces: Vec<String>,
+    /// Usage evidence from the audit webhook (what grants were used for); `None`: none.
+    pub usage: Option<Arc<crate::audit::UsageState>>,
 }
 
 impl Context {
@@ -173,6 +177,7 @@ impl Context {
                 crate::decide::protected::DEFAULT_OPERATOR_NAMESPACE,
                 &[],
             ),
+            usage: None,
         }
     }
 }

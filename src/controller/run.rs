@@ -26,9 +26,9 @@ use super::{
     api_count::ApiCountLayer,
     certify, error_policy,
     leader::{self, LeaseSettings},
-    reconcile,
+    reconcile, removal,
     shell::log_outcome,
-    standby, sweep,
+    sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -204,6 +204,56 @@ async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
     None
 }
 
+/// Starts the audit webhook receiver when `--audit-webhook-addr` is set, and the
+/// task that folds its evidence into what certification reads every flush
+/// interval.
+async fn audit_webhook(
+    args: &RunArgs,
+    metrics: &Arc<Metrics>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<(Arc<crate::audit::UsageState>, StdDuration)>, RunError> {
+    let Some(addr) = args.audit_webhook_addr else {
+        return Ok(None);
+    };
+    let flush = go_duration("usage-flush-interval", &args.usage_flush_interval)?;
+    let flag = |flag: &'static str, message: String| RunError::Flag { flag, message };
+    let (Some(cert), Some(key)) = (&args.audit_tls_cert, &args.audit_tls_key) else {
+        return Err(flag(
+            "audit-tls-cert",
+            "the audit webhook needs --audit-tls-cert and --audit-tls-key".into(),
+        ));
+    };
+    let creds = crate::audit::Credentials {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.audit_client_ca.clone(),
+        token_file: args.audit_token_file.clone(),
+    };
+    let settings = crate::usage::Settings {
+        retention_days: args.usage_retention_days,
+        ..Default::default()
+    };
+    let state = Arc::new(crate::audit::UsageState::new(settings));
+    let webhook = crate::audit::AuditWebhook::new(&creds, state.clone(), metrics.clone())
+        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
+    let bound = webhook
+        .serve(addr, shutdown.clone())
+        .await
+        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
+    info!(addr = %bound, flush = ?flush, "serving the audit webhook on /audit");
+    // The index is rebuilt and open items looked at again every half interval: a
+    // request shows on its item within one flush interval.
+    let half = (flush / 2).max(StdDuration::from_secs(1));
+    let refreshing = state.clone();
+    tokio::spawn(async move {
+        loop {
+            refreshing.refresh(chrono::Utc::now());
+            tokio::time::sleep(half).await;
+        }
+    });
+    Ok(Some((state, half)))
+}
+
 /// Runs the operator until SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
@@ -251,6 +301,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
+    let usage = audit_webhook(&args, &metrics, &shutdown).await?;
     let identity = whoami(&client).await;
 
     let operator = Operator {
@@ -273,6 +324,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             &args.lease_namespace,
             &args.allow_grants_in,
         ),
+        usage,
     };
     info!(namespaces = ?operator.protected_namespaces, "nothing is granted in these protected namespaces");
     if args.leader_election {
@@ -281,6 +333,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let settings =
             LeaseSettings::with_duration(&args.lease_name, &args.lease_namespace, &identity, lease_duration);
         let (leading_tx, mut leading) = watch::channel(false);
+        // Expired grants are removed on time by every replica, leader or not.
+        let lane = tokio::spawn(removal::lane::run(
+            operator.client.clone(),
+            operator.cache.clone(),
+            operator.metrics.clone(),
+            leading.clone(),
+            chrono::Utc::now,
+        ));
         // The election stops (and releases the Lease) only after this replica
         // stopped acting, not at SIGTERM: two replicas never act at once.
         let (release, release_rx) = watch::channel(false);
@@ -288,18 +348,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let mut stop = shutdown.clone();
         loop {
             info!(identity = %identity, lease = %args.lease_name, "waiting to become the leader");
-            // Meanwhile, expired grants are removed on time (and nothing else
-            // done): dropped the moment this replica leads.
-            let standby = standby::remove_expired(
-                operator.client.clone(),
-                operator.cache.clone(),
-                &operator.hub.requests,
-                chrono::Utc::now,
-            );
+            // Meanwhile the removal lane removes expired grants (and nothing
+            // else is done).
             tokio::select! {
                 _ = wait_for(&mut leading, true) => {},
                 _ = wait_for(&mut stop, true) => break,
-                () = standby => {},
             }
             if !*leading.borrow() {
                 continue;
@@ -320,8 +373,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         );
         let _ = release.send(true);
         let _ = election.await;
+        lane.abort();
     } else {
+        let (_leading, leading) = watch::channel(true);
+        let lane = tokio::spawn(removal::lane::run(
+            operator.client.clone(),
+            operator.cache.clone(),
+            operator.metrics.clone(),
+            leading,
+            chrono::Utc::now,
+        ));
         operator.act(shutdown.clone(), std::future::pending()).await;
+        lane.abort();
     }
     for w in watches {
         w.abort();
@@ -347,6 +410,8 @@ struct Operator {
     notify: Option<crate::notify::Settings>,
     /// Where nothing is granted (the operator's namespace, kube-system).
     protected_namespaces: Vec<String>,
+    /// Usage evidence from the audit webhook, and its refresh interval.
+    usage: Option<(Arc<crate::audit::UsageState>, StdDuration)>,
 }
 
 impl Operator {
@@ -386,6 +451,7 @@ impl Operator {
             Arc::new(chrono::Utc::now),
         );
         ctx.protected_namespaces = self.protected_namespaces.clone();
+        ctx.usage = self.usage.as_ref().map(|(u, _)| u.clone());
         // The notifier runs while this replica leads, like the controller.
         let notifier = self.notify.clone().and_then(|settings| {
             let started = crate::notify::Notifier::start(
@@ -494,6 +560,7 @@ impl Operator {
         );
         ctx.notify = notify;
         ctx.identity = self.identity.clone();
+        ctx.usage = self.usage.clone();
         let ctx = Arc::new(ctx);
         let items = queue(&self.hub.items, self.cache.items.state());
         let campaigns = queue(&self.hub.campaigns, self.cache.campaigns.state());

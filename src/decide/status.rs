@@ -114,6 +114,9 @@ pub fn build(r: &Replay, requirements: Requirements, prev: &ApprovalRequestStatu
             expires_at: Some(expires),
             revoked_at: t.revoked_at(),
         }),
+        // Usage comes from audit evidence the operator adds (controller/usage.rs);
+        // the decision keeps what was recorded.
+        usage: prev.usage.clone(),
         approved_at: r.approved.map(|a| a.at),
         expires_at: t.span.map(|(_, e)| e),
         completed_at: t.end.as_ref().map(|e| e.at),

@@ -119,6 +119,8 @@ pub struct RequestFacts {
     pub why: Option<String>,
     /// OneTime: the job's image.
     pub job_image: Option<String>,
+    /// What the grant was used for (`used 14 times: get pods`), with audit evidence.
+    pub usage: Option<String>,
 }
 
 /// Facts of a request from its spec and stored status.
@@ -190,6 +192,7 @@ pub fn request_facts(req: &ApprovalRequest) -> RequestFacts {
         ending,
         ended_by,
         why,
+        usage: status.usage.as_ref().map(|u| u.summary.clone()),
         job_image: (req.spec.type_ == RequestType::OneTime)
             .then(|| req.spec.job.as_ref().map(|j| j.image.clone()))
             .flatten(),

@@ -228,6 +228,9 @@ fn ended(event: E, f: &RequestFacts, s: &Said, fields: &mut Vec<(&'static str, S
     if let Some(why) = &f.why {
         fields.push(("Why", why.clone()));
     }
+    if let Some(usage) = &f.usage {
+        fields.push(("Usage", usage.clone()));
+    }
     let (tone, verb) = match event {
         E::Expired => (Tone::Info, "expired"),
         E::Executed => (Tone::Good, "ran its job successfully"),

@@ -12,7 +12,7 @@ use super::Manifests;
 use crate::{
     api::{
         AccessCampaign, AccessCampaignSpec, AccessCertificationSpec, AccessCertificationStatus, AccessPolicy,
-        AccessReview, CampaignReviewers, ClosedBy, FindingCode, LevelState, LevelStatus, Outcome,
+        AccessReview, CampaignReviewers, ClosedBy, FindingCode, ItemUsage, LevelState, LevelStatus, Outcome,
         ReviewLevel, SkippedItem,
     },
     certify::{
@@ -133,6 +133,7 @@ fn inventory(m: &Manifests, now: DateTime<Utc>) -> Inventory {
         .iter()
         .filter(|o| exists(created_at(*o)))
         .for_each(|o| inv.add_request(o));
+    inv.usage = m.usage.clone();
     inv
 }
 
@@ -320,6 +321,23 @@ fn level_note(l: &LevelStatus) -> String {
     }
 }
 
+/// `used 14 times since ..., last at ...: get pods, create pods/exec`.
+fn usage_note(u: &ItemUsage) -> String {
+    let since = rfc3339(u.observed_since);
+    match (u.last_used_at, &u.used_through) {
+        (Some(last), _) => format!(
+            "usage: {} since {since}, last at {}: {} (RBAC credits the first matching binding)",
+            crate::usage::times(u.requests),
+            rfc3339(last),
+            u.top_actions.join(", ")
+        ),
+        (None, Some(other)) => {
+            format!("usage: not used through this binding since {since}; used through {other}")
+        }
+        (None, None) => format!("usage: not used since {since} (RBAC credits the first matching binding)"),
+    }
+}
+
 /// The lines under an item: why the recommendation, each level, how it closed,
 /// the remediation, and the reviews that did not count.
 fn notes(item: &ItemResult) -> Vec<String> {
@@ -336,10 +354,16 @@ fn notes(item: &ItemResult) -> Vec<String> {
                 FindingCode::RulesChanged => "changed",
                 FindingCode::RoleNotSeen => "unknown",
                 FindingCode::NothingRisky => "no risk",
+                FindingCode::Unused
+                | FindingCode::UsedThroughAnotherBinding
+                | FindingCode::UnusedTooShortToJudge => "evidence",
             };
             format!("{kind}: {}", f.message)
         })
         .collect();
+    if let Some(u) = &s.usage {
+        n.push(usage_note(u));
+    }
     n.extend(s.levels.iter().map(level_note));
     if let Some(who) = &s.reviewers {
         n.push(format!("who can decide now: {}", describe(who)));

@@ -78,6 +78,8 @@ pub struct Manifests {
     pub campaigns: Vec<AccessCampaign>,
     /// The cluster's standing access and what it refers to, for certification.
     pub cluster: ClusterObjects,
+    /// Usage evidence from audit events (`--audit`), for certification.
+    pub usage: Option<std::sync::Arc<crate::certify::usage::UsageIndex>>,
     /// Documents of other kinds, skipped.
     pub skipped: usize,
 }

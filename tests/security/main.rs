@@ -20,3 +20,4 @@ mod removal;
 mod shell;
 mod tenant;
 mod ui;
+mod usage;

@@ -12,6 +12,7 @@ mod replay;
 mod risk;
 mod schedule;
 mod scope;
+mod usage;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{

@@ -86,6 +86,7 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
         Vec::new()
     };
     let mut inv = inventory::for_item(&ctx.cache, item);
+    inv.usage = ctx.usage.as_ref().and_then(|(u, _)| u.index());
     let input = ItemInput {
         item,
         reviews: &reviews,
@@ -145,7 +146,17 @@ async fn reconcile_inner(item: &AccessCertification, ctx: &Context) -> Result<Re
     if record::item_status(ctx, item, &ev.status).await? {
         announce(ctx, item, &ev.status, outcome.as_ref());
     }
-    Ok(requeue(sooner(ev.next_deadline.map(|d| until(d, now)), retry)))
+    // With usage evidence, an open item is looked at again once per refresh, so
+    // its last use shows within one flush interval.
+    let usage_refresh = ctx
+        .usage
+        .as_ref()
+        .filter(|_| ev.status.outcome == crate::api::Outcome::Open)
+        .map(|(_, every)| *every);
+    Ok(requeue(sooner(
+        sooner(ev.next_deadline.map(|d| until(d, now)), retry),
+        usage_refresh,
+    )))
 }
 
 /// Makes the removal, puts what came of it into the evaluation, and says when

@@ -142,6 +142,9 @@ pub struct Context {
     pub identity: Option<crate::certify::OperatorIdentity>,
     /// Recent answers to "may the operator bind this role?".
     bindable: bindable::BindCache,
+    /// Usage evidence from the audit webhook, and how often it is refreshed (items
+    /// are evaluated again that often); `None`: no evidence.
+    pub usage: Option<(Arc<crate::audit::UsageState>, std::time::Duration)>,
 }
 
 /// The items a launch creates, and what it skips.
@@ -164,6 +167,7 @@ impl Context {
             launches: Mutex::default(),
             identity: None,
             bindable: bindable::BindCache::default(),
+            usage: None,
         }
     }
 }
