@@ -10,8 +10,10 @@
 //!
 //! The items are written by the admin straight into a namespace of their own
 //! (spec, then status), Open at one level whose reviewer is bob, so no operator
-//! and no campaign launch is measured: only the desk (list the items as bob,
-//! build the rows) and the browser (parse, draw the first 100 rows).
+//! and no campaign launch is measured: only the desk (bob's watch lists the
+//! items once when the desk starts; each call picks the items waiting for bob
+//! from memory and builds the first page's rows) and the browser (parse, draw
+//! the first 100 rows).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -122,6 +124,12 @@ async fn bench(n: usize) {
     .await;
 
     let bob = Desk::start(&scene.user_kubeconfig("bob", &["sre"]), &ns);
+    // The first call after the start waits for the desk's watches to list once.
+    let t = Instant::now();
+    let a = bob.get("/api/queue").await;
+    assert_eq!(a.status, 200, "{}", &a.body[..a.body.len().min(300)]);
+    assert_eq!(a.json()["itemsTotal"], json!(n), "every item waits for bob");
+    let first_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mut api_ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -159,8 +167,9 @@ async fn bench(n: usize) {
         )
     };
     println!("review desk, {n} items waiting for the reviewer (5 runs each):");
+    println!("  first GET /api/queue after the start (the watches' first list): {first_ms:.0} ms");
     println!(
-        "  GET /api/queue (list as bob, build rows, JSON): {}",
+        "  GET /api/queue (from the desk's memory, first page of rows, JSON): {}",
         show(&mut api_ms)
     );
     println!(

@@ -141,6 +141,17 @@ async fn a_self_approval_shows_the_one_line_refusal_and_my_requests_offer_extend
     scene.request("ui-mine", "1h").await;
     scene.phase_becomes("ui-mine", Phase::Pending).await;
     let alice = Desk::start(&scene.user_kubeconfig("alice", &["developers"]), &scene.ns);
+    // A requester may not list certification items: her queue says so (no error).
+    let queue = alice.get("/api/queue").await;
+    assert_eq!(queue.status, 200, "{queue:?}");
+    let queue = queue.json();
+    assert_eq!(queue["items"], json!([]), "{queue}");
+    assert!(
+        queue["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("may not read AccessCertifications")),
+        "{queue}"
+    );
     open(&browser, &alice, &format!("#/request/{}/ui-mine", scene.ns)).await;
     browser.wait_text("#phase", "Pending").await;
     browser.click("#approve").await;
@@ -303,6 +314,20 @@ async fn a_reviewer_decides_fifty_items_with_bulk_approve_and_one_revoke_with_a_
         "{}",
         &queue.to_string()[..2000.min(queue.to_string().len())]
     );
+    assert_eq!(queue["itemsTotal"], json!(50), "{queue}");
+    // The desk filters by recommendation and pages (100 a page; past the end is the last page).
+    let review = bob.get("/api/queue?rec=Review").await.json();
+    assert_eq!(
+        (&review["items"], &review["itemsTotal"]),
+        (&json!([]), &json!(0)),
+        "{review}"
+    );
+    let past = bob.get("/api/queue?rec=Accept&page=7").await.json();
+    assert_eq!(
+        (past["page"].as_u64(), past["items"].as_array().map(Vec::len)),
+        (Some(0), Some(50)),
+        "{past}"
+    );
     // The queue lists them with their recommendation; the run page groups them.
     open(&browser, &bob, "#/queue").await;
     browser.wait_text("#items-title", "(50)").await;
@@ -355,6 +380,12 @@ async fn a_reviewer_decides_fifty_items_with_bulk_approve_and_one_revoke_with_a_
         .await;
     assert!(same_document(&browser).await, "the page was reloaded");
     browser.screenshot("run-decided").await;
+    // The desk's memory follows the decisions: nothing waits for bob any more.
+    eventually("bob's queue to empty", Duration::from_secs(10), || async {
+        let q = bob.get("/api/queue").await.json();
+        (q["itemsTotal"] == json!(0)).then_some(())
+    })
+    .await;
 
     let all = items.list(&ListParams::default()).await.unwrap().items;
     let decided: Vec<(String, String)> = all

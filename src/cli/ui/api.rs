@@ -84,23 +84,45 @@ pub async fn me(State(desk): State<Arc<Desk>>) -> Json<serde_json::Value> {
     }))
 }
 
+/// How many items one page of My queue shows.
+pub const PAGE: usize = 100;
+
 /// My queue: what the user may decide now.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Queue {
     requests: Vec<RequestRow>,
+    /// One page of the items waiting for the user (with the recommendation asked for).
     items: Vec<ItemRow>,
+    /// How many items wait for the user (with the recommendation asked for).
+    items_total: usize,
+    /// The page shown (the last one if the one asked for is past the end).
+    page: usize,
+    /// Items per page.
+    page_size: usize,
     /// What the user may not list, in one line each (a requester cannot read items).
     notes: Vec<String>,
 }
 
-/// `GET /api/queue`: requests (`kubectl gatehouse pending -A`) and certification
-/// items (`certify list`) waiting for the user. What RBAC does not let the user
+/// `?page=N&rec=Accept|Review|Revoke`.
+#[derive(Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    page: usize,
+    rec: Option<String>,
+}
+
+/// `GET /api/queue?page=N&rec=R`: requests (`kubectl gatehouse pending -A`) and
+/// one page of the certification items (`certify list`) waiting for the user,
+/// with how many there are. Built from the desk's watches when they are in sync
+/// ([`super::feed`]), else listed as the user; what RBAC does not let the user
 /// list is left out, with a note.
-pub async fn queue(State(desk): State<Arc<Desk>>) -> Answer<Queue> {
+pub async fn queue(State(desk): State<Arc<Desk>>, Query(q): Query<QueueQuery>) -> Answer<Queue> {
     let env = &desk.env;
     let now = (env.now)();
     let mut notes = Vec::new();
-    let requests = match visible_requests(env).await {
+    let (requests, items) = futures::join!(queue_requests(&desk), queue_items(&desk));
+    let requests = match requests {
         Ok(list) => list
             .iter()
             .map(|r| view::request_row(r, &env.me, now))
@@ -112,11 +134,21 @@ pub async fn queue(State(desk): State<Arc<Desk>>) -> Answer<Queue> {
         }
         Err(e) => return Err(e.into()),
     };
-    let items = match certify::all_items(env, &ListParams::default()).await {
+    let waiting: Vec<Arc<AccessCertification>> = match items {
         Ok(list) => list
-            .iter()
-            .map(|i| view::item_row(i, &env.me, now))
-            .filter(|i| i.can_decide)
+            .into_iter()
+            .filter(|i| certify::waits_for(i, &env.me))
+            .filter(|i| match q.rec.as_deref() {
+                None | Some("any") => true,
+                Some(rec) => {
+                    i.status
+                        .as_ref()
+                        .map(|s| s.recommendation)
+                        .unwrap_or_default()
+                        .to_string()
+                        == rec
+                }
+            })
             .collect(),
         Err(e @ CliError::Forbidden { .. }) => {
             notes.push(ApiError::from(e).1);
@@ -124,11 +156,52 @@ pub async fn queue(State(desk): State<Arc<Desk>>) -> Answer<Queue> {
         }
         Err(e) => return Err(e.into()),
     };
+    let items_total = waiting.len();
+    let page = q.page.min(items_total.saturating_sub(1) / PAGE);
+    let items = waiting
+        .iter()
+        .skip(page * PAGE)
+        .take(PAGE)
+        .map(|i| view::item_row(i, &env.me, now))
+        .collect();
     Ok(Json(Queue {
         requests,
         items,
+        items_total,
+        page,
+        page_size: PAGE,
         notes,
     }))
+}
+
+/// The requests the user may see: from memory, else listed.
+async fn queue_requests(desk: &Desk) -> Result<Vec<Arc<ApprovalRequest>>, CliError> {
+    match desk.feeds.requests.snapshot().await {
+        Some(mut list) => {
+            list.sort_by_key(|r| (r.namespace(), r.creation_timestamp(), r.name_any()));
+            Ok(list)
+        }
+        None => Ok(visible_requests(&desk.env)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect()),
+    }
+}
+
+/// The items the user may see, by run and name: from memory, else listed.
+async fn queue_items(desk: &Desk) -> Result<Vec<Arc<AccessCertification>>, CliError> {
+    match desk.feeds.items.snapshot().await {
+        Some(mut list) => {
+            list.sort_by(|a, b| (&a.spec.run, &a.metadata.name).cmp(&(&b.spec.run, &b.metadata.name)));
+            Ok(list)
+        }
+        None => Ok(certify::all_items(&desk.env, &ListParams::default())
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect()),
+    }
 }
 
 /// `GET /api/mine`: the user's own requests (`kubectl gatehouse list -A`), newest first.
@@ -169,7 +242,7 @@ pub struct RunRef {
 pub async fn runs(State(desk): State<Arc<Desk>>) -> Answer<Vec<RunRef>> {
     let env = &desk.env;
     let mut runs: BTreeMap<(String, String), RunRef> = BTreeMap::new();
-    for item in certify::all_items(env, &ListParams::default()).await? {
+    for item in queue_items(&desk).await? {
         let key = (item.spec.campaign.clone(), item.spec.run.clone());
         let run = runs.entry(key).or_insert_with(|| RunRef {
             campaign: item.spec.campaign.clone(),
@@ -193,7 +266,21 @@ pub struct RunView {
     items: Vec<ItemRow>,
 }
 
-async fn run_items(env: &Env, campaign: &str, run: &str) -> Result<Vec<AccessCertification>, CliError> {
+/// The run's items the user may see: from memory, else listed.
+async fn run_items(
+    desk: &Desk,
+    campaign: &str,
+    run: &str,
+) -> Result<Vec<Arc<AccessCertification>>, CliError> {
+    if let Some(all) = desk.feeds.items.snapshot().await {
+        let mut items: Vec<_> = all
+            .into_iter()
+            .filter(|i| i.spec.campaign == campaign && i.spec.run == run)
+            .collect();
+        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        return Ok(items);
+    }
+    let env = &desk.env;
     let params = ListParams::default().labels(&format!(
         "{}={},{}={}",
         crate::certify::CAMPAIGN_LABEL,
@@ -206,6 +293,7 @@ async fn run_items(env: &Env, campaign: &str, run: &str) -> Result<Vec<AccessCer
         .into_iter()
         // Labels are cut to 63 characters: the spec says for sure.
         .filter(|i| i.spec.campaign == campaign && i.spec.run == run)
+        .map(Arc::new)
         .collect())
 }
 
@@ -216,7 +304,7 @@ pub async fn run(
 ) -> Answer<RunView> {
     let env = &desk.env;
     let now = (env.now)();
-    let items = run_items(env, &campaign, &run).await?;
+    let items = run_items(&desk, &campaign, &run).await?;
     Ok(Json(RunView {
         progress: view::progress(&items),
         items: items.iter().map(|i| view::item_row(i, &env.me, now)).collect(),

@@ -4,14 +4,17 @@
 //! kubeconfig, context and `--as` flags, exactly as every other command. The API
 //! server authenticates the person at the keyboard, RBAC and the admission
 //! policies judge every write, and reviews carry that person's identity. The desk
-//! holds no other credential and stores nothing; it stops with the command.
+//! holds no other credential and writes nothing to disk (what its watches return
+//! stays in memory, see [`feed`]); it stops with the command.
 //!
 //! Who may talk to it: [`guard`]. What it answers: [`api`] (JSON, built by the
-//! plugin's own functions) and [`events`] (live updates from watches). The page is
-//! three static files built into the binary (`assets/`): no CDN, no build step.
+//! plugin's own functions), [`events`] (live updates) and [`feed`] (the
+//! user's watches behind both). The page is three static files built into the
+//! binary (`assets/`): no CDN, no build step.
 
 pub mod api;
 pub mod events;
+pub mod feed;
 pub mod guard;
 pub mod view;
 
@@ -35,6 +38,8 @@ pub struct Desk {
     pub env: Env,
     /// Port and secret.
     pub door: Door,
+    /// What the user's own watches returned, kept in memory.
+    pub feeds: feed::Feeds,
 }
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -47,6 +52,8 @@ pub async fn serve(env: &Env, args: &UiArgs, out: &mut dyn Write) -> Result<i32,
         .await
         .map_err(|e| CliError::Invalid(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
     let port = listener.local_addr()?.port();
+    // The watches start now, while the browser opens.
+    let feeds = feed::Feeds::start(env);
     let secret = guard::new_secret()
         .map_err(|_| CliError::Output("no random numbers for the desk's secret".into()))?;
     // The secret travels in the fragment: browsers never send it to a server, nor
@@ -67,6 +74,7 @@ pub async fn serve(env: &Env, args: &UiArgs, out: &mut dyn Write) -> Result<i32,
     let desk = Arc::new(Desk {
         env: env.clone(),
         door: Door { port, secret },
+        feeds,
     });
     axum::serve(listener, router(desk))
         .with_graceful_shutdown(async {

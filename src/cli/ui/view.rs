@@ -158,7 +158,7 @@ pub struct Progress {
 }
 
 /// The progress over `items`.
-pub fn progress(items: &[AccessCertification]) -> Progress {
+pub fn progress<I: std::ops::Deref<Target = AccessCertification>>(items: &[I]) -> Progress {
     let mut p = Progress {
         items: items.len(),
         ..Default::default()

@@ -371,7 +371,9 @@ function pager(total) {
 
 const pages = {
   async queue(main) {
-    const data = await api("/api/queue");
+    // The desk sends one page of items (filtered by recommendation) and how many there are.
+    const data = await api(`/api/queue?page=${state.page}&rec=${encodeURIComponent(state.rec || "any")}`);
+    state.page = data.page;
     const kind = el("select", { id: "kind", "aria-label": "Show" },
       ...[["all", "requests and items"], ["requests", "requests"], ["items", "items"]].map(([v, t]) =>
         el("option", { value: v, selected: state.kind === v }, t)));
@@ -394,15 +396,15 @@ const pages = {
       } else main.appendChild(el("p", { class: "muted", id: "no-requests" }, "No requests waiting for your review."));
     }
     if (state.kind !== "requests") {
-      const items = data.items.filter((i) => !state.rec || state.rec === "any" || i.recommendation === state.rec);
-      main.appendChild(el("h2", { id: "items-title" }, `Certification items waiting for you (${items.length})`));
-      if (items.length) {
-        const shown = items.slice(state.page * PAGE, (state.page + 1) * PAGE);
+      const total = data.itemsTotal;
+      main.appendChild(el("h2", { id: "items-title" }, `Certification items waiting for you (${total})`));
+      if (total) {
+        const shown = data.items;
         main.appendChild(el("div", { class: "bar" },
           el("button", { type: "button", id: "approve-selected", onclick: () => decideItems(shown.filter((i) => state.selected.has(`${i.namespace}/${i.name}`)), "Approve") }, "Approve selected"),
           el("button", { type: "button", class: "danger", id: "revoke-selected", onclick: () => decideItems(shown.filter((i) => state.selected.has(`${i.namespace}/${i.name}`)), "Revoke") }, "Revoke selected")));
         const [t, r] = itemTable(shown, { selectable: true });
-        main.appendChild(t); main.appendChild(pager(items.length) || el("span")); rows = rows.concat(r);
+        main.appendChild(t); main.appendChild(pager(total) || el("span")); rows = rows.concat(r);
       } else main.appendChild(el("p", { class: "muted" }, "No certification items waiting for your decision."));
     }
     setRows(rows);
