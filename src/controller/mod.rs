@@ -32,6 +32,7 @@ pub mod shell;
 pub mod standby;
 pub mod sweep;
 mod usage;
+mod usage_flush;
 pub mod watch;
 mod written;
 
