@@ -206,9 +206,14 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     let erin_used = &summary.subjects[0];
     assert_eq!(erin_used.name, "erin");
     assert!(erin_used.requests >= 1, "{summary:?}");
-    assert!(erin_used.top_actions.iter().any(|a| a.name == "list pods"), "{summary:?}");
+    assert!(
+        erin_used.top_actions.iter().any(|a| a.name == "list pods"),
+        "{summary:?}"
+    );
     assert_eq!(summary.last_used_at, Some(erin_used.last_used_at));
-    assert!(summary.observed_since.is_some_and(|s| s <= erin_used.last_used_at));
+    assert!(summary
+        .observed_since
+        .is_some_and(|s| s <= erin_used.last_used_at));
 
     // dave never acts: once observed for 20 s (and his binding is that old), Revoke.
     let dave = eventually(

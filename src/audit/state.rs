@@ -92,7 +92,11 @@ impl UsageState {
     /// Joins stored summaries (read from the API or just written) into what is
     /// stored; idempotent, so the same object read again changes nothing. The
     /// first call marks the state loaded.
-    pub fn load(&self, pairs: impl IntoIterator<Item = (PairKey, PairUsage)>, observed_since: Option<DateTime<Utc>>) {
+    pub fn load(
+        &self,
+        pairs: impl IntoIterator<Item = (PairKey, PairUsage)>,
+        observed_since: Option<DateTime<Utc>>,
+    ) {
         let mut stored = lock(&self.stored);
         for (k, p) in pairs {
             stored.merge_pair(k, &p, Merge::Join);
@@ -135,7 +139,12 @@ impl UsageState {
     }
 
     /// A binding's counts were written: `written` is what its object now holds.
-    pub fn flushed(&self, binding: &BindingRef, written: Vec<(PairKey, PairUsage)>, since: Option<DateTime<Utc>>) {
+    pub fn flushed(
+        &self,
+        binding: &BindingRef,
+        written: Vec<(PairKey, PairUsage)>,
+        since: Option<DateTime<Utc>>,
+    ) {
         self.load(written, since);
         lock(&self.inflight).remove_binding(binding);
     }

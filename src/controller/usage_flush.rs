@@ -50,7 +50,10 @@ fn load(state: &UsageState, store: &Store<BindingUsage>) {
     let settings = state.settings();
     let objects = store.state();
     let mut n = 0usize;
-    for o in objects.iter().filter(|o| o.name_any() == object_name(&binding_of(&o.spec))) {
+    for o in objects
+        .iter()
+        .filter(|o| o.name_any() == object_name(&binding_of(&o.spec)))
+    {
         if let Some(s) = &o.status {
             state.load(pairs_of(&o.spec, s, settings), s.observed_since);
             n += 1;
@@ -68,10 +71,13 @@ pub async fn run(client: Client, namespace: String, state: Arc<UsageState>, ever
     let api: Api<BindingUsage> = Api::namespaced(client, &namespace);
     let (store, writer) = reflector::store::<BindingUsage>();
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let watch = reflector::reflector(writer, watcher(api.clone(), watcher::Config::default().labels(&selector)))
-        .default_backoff()
-        .touched_objects()
-        .for_each(|_| futures::future::ready(()));
+    let watch = reflector::reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels(&selector)),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(|_| futures::future::ready(()));
     tokio::spawn(watch);
     match tokio::time::timeout(LOAD_TIMEOUT, store.wait_until_ready()).await {
         Ok(Ok(())) => {
@@ -92,7 +98,13 @@ pub async fn run(client: Client, namespace: String, state: Arc<UsageState>, ever
 }
 
 /// Writes every binding's new counts once.
-async fn flush(api: &Api<BindingUsage>, namespace: &str, store: &Store<BindingUsage>, state: &UsageState, now: chrono::DateTime<chrono::Utc>) {
+async fn flush(
+    api: &Api<BindingUsage>,
+    namespace: &str,
+    store: &Store<BindingUsage>,
+    state: &UsageState,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     let (deltas, since) = state.take_pending();
     let (mut written, mut failed) = (0usize, 0usize);
     for (binding, pairs) in deltas {

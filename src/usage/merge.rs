@@ -80,7 +80,11 @@ impl Top {
 impl PairUsage {
     /// A pair first and last used at these times (a first use after the last is
     /// taken as the last), with no counts yet.
-    pub fn empty(role: crate::api::RoleRef, first_used: chrono::DateTime<chrono::Utc>, last_used: chrono::DateTime<chrono::Utc>) -> Self {
+    pub fn empty(
+        role: crate::api::RoleRef,
+        first_used: chrono::DateTime<chrono::Utc>,
+        last_used: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
         PairUsage {
             role,
             first_used: first_used.min(last_used),
@@ -100,9 +104,7 @@ impl PairUsage {
     pub fn merge(&mut self, other: &PairUsage, how: Merge, s: Settings) {
         // The role of the later use; on a tie the larger, so the order of the
         // two never matters.
-        if other.last_used > self.last_used
-            || (other.last_used == self.last_used && other.role > self.role)
-        {
+        if other.last_used > self.last_used || (other.last_used == self.last_used && other.role > self.role) {
             self.role = other.role.clone();
         }
         self.last_used = self.last_used.max(other.last_used);

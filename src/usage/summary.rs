@@ -8,7 +8,9 @@ use super::{
     book::{PairKey, PairUsage, Settings, Top},
     BindingRef,
 };
-use crate::api::{BindingKind, BindingUsageSpec, BindingUsageStatus, Counted, RoleRef, Subject, SubjectUsage};
+use crate::api::{
+    BindingKind, BindingUsageSpec, BindingUsageStatus, Counted, RoleRef, Subject, SubjectUsage,
+};
 
 /// The most subjects one object lists (the most recently used kept): with 90
 /// days of counts, 8 actions and 4 actors each, an object stays well under the
@@ -81,7 +83,10 @@ pub fn status_of<'a>(
             first_used_at: p.first_used,
             last_used_at: p.last_used,
             requests: p.requests(),
-            daily: p.daily().map(|(d, n)| (d.format("%Y-%m-%d").to_string(), n)).collect(),
+            daily: p
+                .daily()
+                .map(|(d, n)| (d.format("%Y-%m-%d").to_string(), n))
+                .collect(),
             top_actions: counted(&p.actions),
             top_actors: counted(&p.actors),
         })
@@ -98,7 +103,11 @@ pub fn status_of<'a>(
 /// The pairs a stored status holds, read leniently: days that are not dates are
 /// skipped, and the book's caps apply whatever the object says (anyone who may
 /// write the object could have written anything).
-pub fn pairs_of(spec: &BindingUsageSpec, status: &BindingUsageStatus, s: Settings) -> Vec<(PairKey, PairUsage)> {
+pub fn pairs_of(
+    spec: &BindingUsageSpec,
+    status: &BindingUsageStatus,
+    s: Settings,
+) -> Vec<(PairKey, PairUsage)> {
     let binding = binding_of(spec);
     status
         .subjects
@@ -126,7 +135,8 @@ pub fn pairs_of(spec: &BindingUsageSpec, status: &BindingUsageStatus, s: Setting
                     p.add_day(d.num_days_from_ce(), *n);
                 }
             }
-            let top = |c: &[Counted], cap| Top::from_counts(c.iter().map(|c| (c.name.as_str(), c.count)), cap);
+            let top =
+                |c: &[Counted], cap| Top::from_counts(c.iter().map(|c| (c.name.as_str(), c.count)), cap);
             // Through merge, so the retention and the caps are applied.
             let mut kept = PairUsage::empty(p.role.clone(), p.first_used, p.last_used);
             p.actions = top(&u.top_actions, s.max_actions);

@@ -150,7 +150,10 @@ fn a_hostile_stored_object_is_held_to_the_caps() {
             count: i,
         });
     }
-    u.first_used_at = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().unwrap_or_default();
+    u.first_used_at = Utc
+        .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     let back = pairs_of(&spec_of(&binding("b")), &status, s);
     let p = &back[0].1;
     assert_eq!(p.requests(), 1, "unreadable and expired days are not counted");
@@ -179,7 +182,8 @@ fn object_names_are_valid_and_distinct_for_any_binding_name() {
                 let o = object_name(&b);
                 assert!(o.len() <= 63, "{o}");
                 assert!(
-                    o.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                    o.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                     "{o}"
                 );
                 assert!(seen.insert(o));
@@ -254,4 +258,61 @@ proptest! {
         book.merge_book(&other, Merge::Join);
         prop_assert_eq!(book.len(), n.min(cap));
     }
+}
+
+/// The largest object the operator writes: `MAX_SUBJECTS` subjects with every
+/// day of the default retention counted, every action and actor slot taken by
+/// a name of the longest kept length. It must stay under the API server's
+/// request limit (1.5 MiB in etcd). Run with `--nocapture` for the figure.
+#[test]
+fn a_full_object_stays_under_the_api_servers_limit() {
+    let s = Settings::default();
+    let mut book = UsageBook::new(s);
+    let long = |c: char, i: usize| format!("{i:03}{}", c.to_string().repeat(250));
+    for i in 0..MAX_SUBJECTS {
+        let mut p = PairUsage::empty(
+            role(&long('r', 0)),
+            at(0),
+            at(0) + Duration::days(i64::from(s.retention_days)),
+        );
+        for d in 0..=s.retention_days {
+            let day = (at(0) + Duration::days(i64::from(d)))
+                .date_naive()
+                .num_days_from_ce_();
+            p.add_day(day, 1_000_000);
+        }
+        p.actions = Top::from_counts(
+            (0..s.max_actions)
+                .map(|a| (long('a', a), 7))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(n, c)| (n.as_str(), *c)),
+            s.max_actions,
+        );
+        p.actors = Top::from_counts(
+            (0..s.max_actors)
+                .map(|a| (long('u', a), 7))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(n, c)| (n.as_str(), *c)),
+            s.max_actors,
+        );
+        book.merge_pair(key(&long('b', 0), &long('s', i)), &p, Merge::Join);
+    }
+    let status = status_of(book.pairs(), Some(at(0)));
+    let bytes = serde_json::to_vec(&status).map(|v| v.len()).unwrap_or(usize::MAX);
+    let typical = {
+        let mut b = UsageBook::new(s);
+        b.merge_pair(
+            key("deployers", "ci"),
+            &pair(&[(0, "get pods", "ci"), (30, "list pods", "ci")]),
+            Merge::Add,
+        );
+        serde_json::to_vec(&status_of(b.pairs(), Some(at(0))))
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    eprintln!("BindingUsage status: worst case {bytes} bytes ({MAX_SUBJECTS} subjects), one subject used on 2 days {typical} bytes");
+    assert_eq!(status.subjects.len(), MAX_SUBJECTS);
+    assert!(bytes < 1_400_000, "{bytes}");
 }
