@@ -26,7 +26,7 @@ use super::{BindingKind, RoleKind, SubjectKind};
     derive = "Default",
     derive = "PartialEq",
     printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
-    printcolumn(name = "Namespace", type_ = "string", json_path = ".spec.namespace"),
+    printcolumn(name = "Binding Namespace", type_ = "string", json_path = ".spec.namespace"),
     printcolumn(name = "Binding", type_ = "string", json_path = ".spec.name"),
     printcolumn(name = "Subjects", type_ = "integer", json_path = ".status.subjectCount"),
     printcolumn(name = "Last Used", type_ = "date", json_path = ".status.lastUsedAt"),
