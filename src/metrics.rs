@@ -59,6 +59,29 @@ pub struct ChannelOutcomeLabel {
     pub what: String,
 }
 
+/// Label: the removal lane of a leader or of a standby.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabel {
+    /// `leader` or `standby`.
+    pub lane: String,
+}
+
+/// Labels: the removal lane and what it removed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneKindLabel {
+    /// `leader` or `standby`.
+    pub lane: String,
+    /// `RoleBinding` or `Job`.
+    pub kind: String,
+}
+
+/// A histogram per label set, with the common buckets.
+pub type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn buckets() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
+}
+
 /// Label: why something was refused or how it was counted.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabel {
@@ -85,6 +108,11 @@ pub struct Metrics {
     pub expiry_lag: Histogram,
     /// Bindings removed by the sweep.
     pub swept: Counter,
+    /// RoleBindings and Jobs the removal lane deleted at their deadline, by
+    /// lane (`leader`, `standby`) and kind.
+    pub removals: Family<LaneKindLabel, Counter>,
+    /// Seconds from an object's deadline to the lane's delete, by lane.
+    pub removal_lateness: Histograms<LaneLabel>,
     /// API requests the operator made, by verb and resource.
     pub api_requests: Family<ApiRequestLabel, Counter>,
     /// Watch loops that failed and started over, by kind.
@@ -119,7 +147,6 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let buckets = || Histogram::new([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]);
         let mut m = Metrics {
             registry: Registry::with_prefix("gatehouse"),
             requests: Family::default(),
@@ -130,6 +157,8 @@ impl Default for Metrics {
             approval_to_grant: buckets(),
             expiry_lag: buckets(),
             swept: Counter::default(),
+            removals: Family::default(),
+            removal_lateness: Family::new_with_constructor(buckets),
             api_requests: Family::default(),
             watch_restarts: Family::default(),
             last_sync: Family::default(),
@@ -201,6 +230,16 @@ impl Metrics {
             "expiry_lag_seconds",
             "Time from expiresAt to the binding's removal",
             self.expiry_lag.clone(),
+        );
+        r.register(
+            "removals",
+            "RoleBindings and Jobs the removal lane deleted at their deadline, by lane (leader, standby) and kind",
+            self.removals.clone(),
+        );
+        r.register(
+            "removal_lateness_seconds",
+            "Time from an object's deadline to its delete by the removal lane, by lane",
+            self.removal_lateness.clone(),
         );
         r.register(
             "swept_bindings",

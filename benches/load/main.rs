@@ -24,7 +24,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
-use phases::{approval, expiry, floor, live, restart, Bench};
+use phases::{approval, expiry, failover, floor, live, restart, storm, Bench};
 use report::{Health, Machine, Report, Sizes};
 
 /// Load benchmark of the Gatehouse operator against the API server of
@@ -41,8 +41,19 @@ struct Args {
     /// L: live grants (and reviews) for memory, idle cost and the restart.
     #[arg(long, default_value_t = 10_000)]
     live: usize,
-    /// Small sizes for CI: 200 requests, 200 expiries, 200 live.
-    #[arg(long, conflicts_with_all = ["requests", "expiries", "live"])]
+    /// F: grants live at a leader failover (2 replicas, the leader
+    /// SIGKILLed before they expire over 30 s); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    failover: usize,
+    /// S: requests of 5–40 s in the crash storm; 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    storm: usize,
+    /// K: SIGKILLs of the operator during the crash storm.
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// Small sizes for CI: 200 requests, 200 expiries, 200 live, no failover
+    /// and no crash storm.
+    #[arg(long, conflicts_with_all = ["requests", "expiries", "live", "failover", "storm"])]
     quick: bool,
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
@@ -119,12 +130,18 @@ async fn run(args: Args) -> ExitCode {
             requests: 200,
             expiries: 200,
             live: 200,
+            failover: 0,
+            storm: 0,
+            kills: 0,
         }
     } else {
         Sizes {
             requests: args.requests,
             expiries: args.expiries,
             live: args.live,
+            failover: args.failover,
+            storm: args.storm,
+            kills: args.kills,
         }
     };
     let mut report = Report {
@@ -132,11 +149,14 @@ async fn run(args: Args) -> ExitCode {
         sizes,
         steps: Vec::new(),
         floor: None,
+        floor_delete: None,
         approval: None,
         lone: None,
         burst: None,
         live: None,
         restart: None,
+        failover: None,
+        storm: None,
         health: Health::default(),
         targets: Vec::new(),
         notes: Vec::new(),
@@ -233,11 +253,23 @@ async fn setup(args: &Args, sizes: Sizes, report: &mut Report) -> Result<Bench> 
 /// The phases, in order; each result lands in the report as soon as it exists.
 async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let z = bench.sizes;
-    report.floor = Some(floor::run(bench).await?);
+    let (created, deleted) = floor::run(bench).await?;
+    report.floor = Some(created);
+    report.floor_delete = Some(deleted);
     report.approval = Some(approval::run(bench).await?);
     report.lone = Some(checked(expiry::run(bench, expiry::lone(LONE)).await?, report));
     let burst = expiry::burst(bench, "burst", format!("{} at once", z.expiries), z.expiries);
     report.burst = Some(checked(expiry::run(bench, burst).await?, report));
+    // The crash storm and the failover run before the L live grants, as issue
+    // 24 sets them: only their own requests (and the finished ones of the
+    // phases before) in memory. The failover leaves two replicas with leader
+    // election running: the one that survives runs the phases after it.
+    if z.storm > 0 {
+        report.storm = Some(storm::run(bench, z.storm, z.kills).await?);
+    }
+    if z.failover > 0 {
+        report.failover = Some(failover::run(bench, z.failover).await?);
+    }
     report.live = Some(live::run(bench).await?);
     let busy = expiry::burst(
         bench,

@@ -45,12 +45,28 @@ fn free_port() -> Result<u16> {
 impl Operator {
     /// Starts the operator binary against the cluster of `kubeconfig`, logging to `log`.
     pub fn start(kubeconfig: &Path, log: PathBuf) -> Result<Operator> {
+        Self::start_with(kubeconfig, log, &["--leader-election=false"], None)
+    }
+
+    /// The same with these flags, and `POD_NAME` (its Lease identity) if given.
+    pub fn start_with(
+        kubeconfig: &Path,
+        log: PathBuf,
+        flags: &[&str],
+        identity: Option<&str>,
+    ) -> Result<Operator> {
         let port = free_port()?;
         let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let stderr = stdout.try_clone().context("sharing the log file")?;
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["run", "--leader-election=false", "--http-addr"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        if let Some(id) = identity {
+            command.env("POD_NAME", id);
+        }
+        let child = command
+            .arg("run")
+            .args(flags)
+            .arg("--http-addr")
             .arg(format!("127.0.0.1:{port}"))
             .env("KUBECONFIG", kubeconfig)
             // The operator's default filter (info, kube's own crates at warn), no colours.

@@ -47,6 +47,12 @@ pub struct Sizes {
     pub expiries: usize,
     /// L: live grants (and reviews) held for the cost, idle and restart phases.
     pub live: usize,
+    /// F: grants live at the leader failover (0: skipped).
+    pub failover: usize,
+    /// S: requests in the crash storm (0: skipped).
+    pub storm: usize,
+    /// K: SIGKILLs in the crash storm.
+    pub kills: usize,
 }
 
 /// N requests approved at once.
@@ -62,6 +68,15 @@ pub struct Approval {
     pub operator: Option<OperatorView>,
     /// The operator's API requests over the phase (from the approvals on).
     pub cost: Cost,
+}
+
+/// N raw RoleBinding deletes, all at once with the bench's concurrency.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FloorDelete {
+    /// Latency of each delete.
+    pub latency: Summary,
+    /// From the first delete sent to the last one answered.
+    pub all_gone_secs: f64,
 }
 
 /// Grants that start at a shared `notBefore` and end `duration` later.
@@ -100,6 +115,8 @@ pub struct Live {
     pub setup_cost: Cost,
     /// Memory once L grants are live and settled.
     pub memory: Memory,
+    /// Memory just before the L requests were created.
+    pub memory_before: Memory,
     /// Seconds of the idle window.
     pub idle_secs: f64,
     /// The operator's API requests during the idle window.
@@ -121,6 +138,48 @@ pub struct Restart {
     pub memory: Memory,
     /// The new process's API requests until then (its initial lists included).
     pub cost: Cost,
+}
+
+/// Leader failover with F grants expiring over 30 s (issue 24).
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    /// F.
+    pub count: usize,
+    /// Seconds from the kill to the first expiry.
+    pub killed_before_first_expiry_secs: f64,
+    /// `expiresAt` → binding seen gone.
+    pub lateness: Summary,
+    /// Bindings gone more than 1 s after their `expiresAt`.
+    pub late_over_1s: usize,
+    /// Kill → binding of a request created and approved at the kill.
+    pub new_grant_secs: f64,
+    /// The replica killed (the Lease holder).
+    pub killed: String,
+    /// The Lease holder at the end.
+    pub new_leader: String,
+}
+
+/// One replica SIGKILLed K times during S requests of 5–40 s (issue 24).
+#[derive(Debug, Clone, Serialize)]
+pub struct Storm {
+    /// S.
+    pub count: usize,
+    /// K.
+    pub kills: usize,
+    /// Seed of the schedule (durations, kill moments, restart delays).
+    pub seed: u64,
+    /// Expiry (or the restart after it) → binding seen gone.
+    pub lateness: Summary,
+    /// Bindings gone more than 1 s after that.
+    pub late_over_1s: usize,
+    /// Approved requests whose binding never appeared.
+    pub never_granted: Vec<String>,
+    /// Requests with more than one binding (by uid) over their life.
+    pub duplicates: usize,
+    /// Seconds without an operator, per kill.
+    pub outage: Option<Summary>,
+    /// Bindings seen but never seen removed once every request had ended.
+    pub ended_without_removal: usize,
 }
 
 /// What the operator said about itself over the whole run.
@@ -164,6 +223,8 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// Raw RoleBinding creates, 64 at a time (the floor).
     pub floor: Option<Summary>,
+    /// The same RoleBindings deleted, all at once (the floor of M expiries).
+    pub floor_delete: Option<FloorDelete>,
     /// N approved at once.
     pub approval: Option<Approval>,
     /// Expiries one at a time.
@@ -174,6 +235,10 @@ pub struct Report {
     pub live: Option<Live>,
     /// Restart with L live grants.
     pub restart: Option<Restart>,
+    /// Leader failover.
+    pub failover: Option<Failover>,
+    /// Crash storm.
+    pub storm: Option<Storm>,
     /// The operator's own view of its health.
     pub health: Health,
     /// The issue's targets.
@@ -242,8 +307,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  sizes: --requests {} --expiries {} --live {}",
-            z.requests, z.expiries, z.live
+            "  sizes: --requests {} --expiries {} --live {} --failover {} --storm {} --kills {}",
+            z.requests, z.expiries, z.live, z.failover, z.storm, z.kills
         );
         let _ = writeln!(
             out,
@@ -254,6 +319,20 @@ impl Report {
             "raw RoleBinding create, 64 in flight (floor)",
             self.floor.as_ref(),
         );
+        row(
+            &mut out,
+            "raw RoleBinding delete, 64 in flight (floor)",
+            self.floor_delete.as_ref().map(|f| &f.latency),
+        );
+        if let Some(f) = &self.floor_delete {
+            let _ = writeln!(
+                out,
+                "  {:<44} {:>6} {:>9}",
+                "  all N raw deletes answered within",
+                "",
+                human(f.all_gone_secs)
+            );
+        }
         row(
             &mut out,
             "approval → binding, N at once",
@@ -278,7 +357,10 @@ impl Report {
         self.operator_views(&mut out);
         self.costs(&mut out);
         self.resources(&mut out);
-        let _ = writeln!(out, "\ntargets (issue 14; compass goals, never a failure)");
+        let _ = writeln!(
+            out,
+            "\ntargets (issues 14 and 24; compass goals, never a failure)"
+        );
         for t in &self.targets {
             let verdict = match t.met {
                 Some(true) => "met",
@@ -382,6 +464,13 @@ impl Report {
                 mib(l.memory.rss_kib),
                 mib(l.memory.peak_kib)
             );
+            let grown = l.memory.rss_kib.saturating_sub(l.memory_before.rss_kib);
+            let _ = writeln!(
+                out,
+                "  RSS before the L requests {}: {:.2} KiB more per live grant (its request, review and binding in memory)",
+                mib(l.memory_before.rss_kib),
+                grown as f64 / l.count.max(1) as f64
+            );
             if let Some(m) = l.memory_after {
                 let _ = writeln!(
                     out,
@@ -398,6 +487,39 @@ impl Report {
                 human(r.ready_secs),
                 human(r.binding_secs),
                 mib(r.memory.rss_kib)
+            );
+        }
+        if let Some(f) = &self.failover {
+            let _ = writeln!(
+                out,
+                "failover (2 replicas, leader {} SIGKILLed {} before the first of {} expiries over 30 s; {} leads now):\n  expiresAt → gone p50 {} p99 {} max {}, {} gone > 1 s late; a request approved at the kill granted {} after it",
+                f.killed,
+                human(f.killed_before_first_expiry_secs),
+                f.count,
+                f.new_leader,
+                human(f.lateness.p50),
+                human(f.lateness.p99),
+                human(f.lateness.max),
+                f.late_over_1s,
+                human(f.new_grant_secs)
+            );
+        }
+        if let Some(s) = &self.storm {
+            let _ = writeln!(
+                out,
+                "crash storm ({} SIGKILLs during {} requests of 5–40 s, seed {}, outages p50 {} max {}):\n  expiry (or restart) → gone p50 {} p99 {} max {}, {} gone > 1 s late; {} approved never granted; {} granted twice; {} never seen removed",
+                s.kills,
+                s.count,
+                s.seed,
+                s.outage.map_or("-".into(), |o| human(o.p50)),
+                s.outage.map_or("-".into(), |o| human(o.max)),
+                human(s.lateness.p50),
+                human(s.lateness.p99),
+                human(s.lateness.max),
+                s.late_over_1s,
+                s.never_granted.len(),
+                s.duplicates,
+                s.ended_without_removal
             );
         }
     }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use gatehouse::{
     api::{ApprovalRequest, Phase},
-    labels::{managed_selector, REQUEST_NAME},
+    labels::{managed_selector, EXPIRES_AT, REQUEST_NAME},
 };
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
@@ -52,6 +52,11 @@ pub struct Timeline {
     pub added: Option<Seen>,
     /// Seen gone (DELETED).
     pub deleted: Option<Seen>,
+    /// Its `expires-at` annotation, as first seen.
+    pub expires: Option<DateTime<Utc>>,
+    /// Distinct bindings (by uid) seen for the request: more than one is a
+    /// duplicate grant.
+    pub bindings: u32,
 }
 
 type Key = (String, String);
@@ -63,6 +68,8 @@ struct Bindings {
     /// Keys listed since the last `Init`; a re-list also reveals deletions missed meanwhile.
     listing: HashSet<Key>,
     relists: u64,
+    /// Every binding uid seen.
+    uids: HashSet<String>,
 }
 
 /// The one watch on managed RoleBindings, keyed by (namespace, request name).
@@ -92,12 +99,25 @@ impl Bindings {
             .unwrap_or_default()
     }
 
+    /// A binding seen present.
+    fn present(&mut self, rb: &RoleBinding, k: Key, now: Seen) {
+        let new = rb.uid().is_some_and(|u| self.uids.insert(u));
+        let t = self.entry(k);
+        t.added.get_or_insert(now);
+        if t.expires.is_none() {
+            t.expires = rb.annotations().get(EXPIRES_AT).and_then(|v| v.parse().ok());
+        }
+        if new {
+            t.bindings += 1;
+        }
+    }
+
     fn apply(&mut self, event: Event<RoleBinding>, prefix: &str) {
         let now = Seen::now();
         match event {
             Event::Apply(rb) => {
                 if let Some(k) = key_of(&rb, prefix) {
-                    self.entry(k).added.get_or_insert(now);
+                    self.present(&rb, k, now);
                 }
             }
             Event::Delete(rb) => {
@@ -108,7 +128,7 @@ impl Bindings {
             Event::Init => self.listing.clear(),
             Event::InitApply(rb) => {
                 if let Some(k) = key_of(&rb, prefix) {
-                    self.entry(k.clone()).added.get_or_insert(now);
+                    self.present(&rb, k.clone(), now);
                     self.listing.insert(k);
                 }
             }

@@ -14,12 +14,14 @@ use kube::{
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::{api::ApprovalRequest, metrics::Metrics};
+use crate::{api::ApprovalRequest, metrics::Metrics, store::Cache};
 
 /// Events waiting to be published at most.
 const QUEUE: usize = 4096;
 /// Events published at once.
 const PARALLEL: usize = 8;
+/// How long an Event waits at most for the removals due.
+const REMOVALS_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The publishing queue.
 #[derive(Clone)]
@@ -29,8 +31,10 @@ pub struct Events {
 }
 
 impl Events {
-    /// Starts the publisher; it stops once every handle is dropped.
-    pub fn start(client: Client, metrics: Arc<Metrics>) -> Self {
+    /// Starts the publisher; it stops once every handle is dropped. With a
+    /// cache, each Event waits (a second at most) while removals are due or
+    /// under way: the deletes that end access go first.
+    pub fn start(client: Client, metrics: Arc<Metrics>, cache: Option<Arc<Cache>>) -> Self {
         let reporter = Reporter {
             controller: "gatehouse".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -42,7 +46,11 @@ impl Events {
             queue
                 .map(move |(reference, event)| {
                     let recorder = recorder.clone();
+                    let cache = cache.clone();
                     async move {
+                        if let Some(c) = &cache {
+                            c.removals.removals_first(chrono::Utc::now, REMOVALS_FIRST).await;
+                        }
                         // Events are informational: a failure is logged, nothing else.
                         if let Err(e) = recorder.publish(&event, &reference).await {
                             warn!(object = ?reference.name, error = %e, "could not publish event");

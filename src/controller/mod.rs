@@ -11,7 +11,8 @@
 //!   reconcile timeout, the error policy and its back-off;
 //! - [`sweep`] removes what must not exist whatever happened; [`health`](crate::store::health) says
 //!   whether the process can be trusted; [`leader`] makes one replica act,
-//!   while [`standby`] removes expired grants on the others;
+//!   while [`removal`] removes expired grants on time in every replica, ahead of
+//!   status writes and Events;
 //!   [`run`] wires it all into `gatehouse run`.
 
 pub mod api_count;
@@ -27,9 +28,9 @@ mod listing;
 pub mod owned;
 mod reconcile;
 mod record;
+pub mod removal;
 pub mod run;
 pub mod shell;
-pub mod standby;
 pub mod sweep;
 mod usage;
 mod usage_flush;

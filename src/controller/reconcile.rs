@@ -13,13 +13,17 @@ use super::{
     finalize::{self, FINALIZER},
     grant, job,
     record::{record_failure, record_reviews, record_status},
-    Context, Error,
+    removal, Context, Error,
 };
 use crate::{
-    api::{AccessPolicy, AccessReview, ApprovalRequest, Phase, RequestType},
+    api::{AccessPolicy, AccessReview, ApprovalRequest, BindingKind, Phase, RequestType},
     decide::{self, reason::Failure, Action, Evaluation, Input, JobObservation},
     store::Cached,
 };
+
+/// How long a reconcile waits at most for the removal lane: for the delete of
+/// its own expired binding, or for the removals due before its status write.
+const LANE_WAIT: StdDuration = StdDuration::from_secs(2);
 
 /// Reconciles one ApprovalRequest.
 pub async fn reconcile(req: Arc<ApprovalRequest>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -117,6 +121,11 @@ async fn reconcile_inner(req: &ApprovalRequest, ctx: &Context) -> Result<Requeue
     }
 
     super::usage::overlay(ctx, req, &mut ev.status);
+    // Removals first: status writes wait while removals are due or under way.
+    if req.status.as_ref() != Some(&ev.status) {
+        let clock = || (ctx.clock)();
+        ctx.cache.removals.removals_first(clock, LANE_WAIT).await;
+    }
     record_reviews(ctx, &ns, &loaded.reviews, &ev, now).await?;
     record_status(req, ctx, &requests, &ev).await?;
     let mut requeue = requeue_at(ev.next_deadline, now);
@@ -193,6 +202,21 @@ async fn act(
                 job::delete_service_account(&ctx.client, &ctx.cache, target).await?;
             }
             Action::RemoveBinding(target) => {
+                // An expiry is the removal lane's: it deleted the binding at
+                // its deadline (or is deleting it); only the status is left.
+                if ev.status.phase == Phase::Expired && target.kind == BindingKind::RoleBinding {
+                    let key = removal::Key {
+                        job: false,
+                        namespace: target.namespace.clone().unwrap_or_default(),
+                        name: target.name.clone(),
+                    };
+                    let clock = || (ctx.clock)();
+                    if ctx.cache.removals.removed_by_lane(&key, clock, LANE_WAIT).await
+                        == removal::Handled::Gone
+                    {
+                        continue;
+                    }
+                }
                 if grant::remove_binding(&ctx.client, &ctx.cache, target).await? {
                     if ev.status.phase == Phase::Expired {
                         if let Some(expired) = ev.status.grant.as_ref().and_then(|g| g.expires_at) {

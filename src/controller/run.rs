@@ -26,9 +26,9 @@ use super::{
     api_count::ApiCountLayer,
     certify, error_policy,
     leader::{self, LeaseSettings},
-    reconcile,
+    reconcile, removal,
     shell::log_outcome,
-    standby, sweep,
+    sweep,
     watch::{Hub, WatchSettings},
     Context,
 };
@@ -344,6 +344,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let settings =
             LeaseSettings::with_duration(&args.lease_name, &args.lease_namespace, &identity, lease_duration);
         let (leading_tx, mut leading) = watch::channel(false);
+        // Expired grants are removed on time by every replica, leader or not.
+        let lane = tokio::spawn(removal::lane::run(
+            operator.client.clone(),
+            operator.cache.clone(),
+            operator.metrics.clone(),
+            leading.clone(),
+            chrono::Utc::now,
+        ));
         // The election stops (and releases the Lease) only after this replica
         // stopped acting, not at SIGTERM: two replicas never act at once.
         let (release, release_rx) = watch::channel(false);
@@ -351,18 +359,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let mut stop = shutdown.clone();
         loop {
             info!(identity = %identity, lease = %args.lease_name, "waiting to become the leader");
-            // Meanwhile, expired grants are removed on time (and nothing else
-            // done): dropped the moment this replica leads.
-            let standby = standby::remove_expired(
-                operator.client.clone(),
-                operator.cache.clone(),
-                &operator.hub.requests,
-                chrono::Utc::now,
-            );
+            // Meanwhile the removal lane removes expired grants (and nothing
+            // else is done).
             tokio::select! {
                 _ = wait_for(&mut leading, true) => {},
                 _ = wait_for(&mut stop, true) => break,
-                () = standby => {},
             }
             if !*leading.borrow() {
                 continue;
@@ -383,8 +384,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         );
         let _ = release.send(true);
         let _ = election.await;
+        lane.abort();
     } else {
+        let (_leading, leading) = watch::channel(true);
+        let lane = tokio::spawn(removal::lane::run(
+            operator.client.clone(),
+            operator.cache.clone(),
+            operator.metrics.clone(),
+            leading,
+            chrono::Utc::now,
+        ));
         operator.act(shutdown.clone(), std::future::pending()).await;
+        lane.abort();
     }
     for w in watches {
         w.abort();

@@ -152,7 +152,7 @@ impl Shell {
     /// A shell on the given clock; starts its Event publisher.
     pub fn new(client: Client, cache: Arc<Cache>, metrics: Arc<Metrics>, clock: Clock) -> Self {
         Shell {
-            events: Events::start(client.clone(), metrics.clone()),
+            events: Events::start(client.clone(), metrics.clone(), Some(cache.clone())),
             client,
             cache,
             metrics,

@@ -30,7 +30,9 @@ use kube::{
 use serde::de::DeserializeOwned;
 
 pub mod certify;
+pub mod deadline;
 pub mod health;
+pub mod removals;
 pub mod trim;
 pub mod wire;
 
@@ -208,6 +210,9 @@ pub struct Cache {
     items_by_concern: Index<AccessCertification, Concern>,
     /// Whether each kind is synced and its watch healthy.
     pub health: Arc<Health>,
+    /// The operator's RoleBindings and OneTime Jobs by the instant they must be
+    /// gone, for the removal lane.
+    pub removals: removals::Deadlines,
 }
 
 /// The write halves of the stores, one per watch loop (named as the stores).
@@ -280,6 +285,7 @@ impl Cache {
             items_by_campaign: Index::new(|i: &AccessCertification| vec![i.spec.campaign.clone()]),
             items_by_concern: Index::new(concerns),
             health: Arc::new(Health::default()),
+            removals: Default::default(),
         };
         (Arc::new(cache), writers)
     }
@@ -396,6 +402,7 @@ impl Cached for ApprovalRequest {
     fn index(cache: &Cache, change: Change<'_, Self>) {
         cache.requests_by_requester.apply(change);
         cache.requests_by_extended.apply(change);
+        cache.removals.index_request(cache, change);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {
@@ -522,6 +529,10 @@ impl Cached for RoleBinding {
         items_only(cache.items_concerned(&binding_concern(BindingKind::RoleBinding, self)))
     }
 
+    fn index(cache: &Cache, change: Change<'_, Self>) {
+        cache.removals.index_binding(cache, change);
+    }
+
     fn store(cache: &Cache) -> &Store<Self> {
         &cache.role_bindings
     }
@@ -586,6 +597,10 @@ impl Cached for Job {
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
         owner_request(self)
+    }
+
+    fn index(cache: &Cache, change: Change<'_, Self>) {
+        cache.removals.index_job(cache, change);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {

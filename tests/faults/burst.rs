@@ -4,7 +4,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
@@ -12,12 +11,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use gatehouse::{
     api::{AccessReview, ApprovalRequest, Phase},
-    labels::{managed_selector, EXPIRES_AT, REQUEST_NAME},
+    labels::managed_selector,
 };
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::{
     api::{Api, ListParams},
-    runtime::{watcher, WatchStreamExt},
     ResourceExt,
 };
 
@@ -25,48 +23,13 @@ use crate::{fault_scene, support::cluster::eventually};
 
 const REQUESTS: usize = 100;
 
-/// A binding seen appearing or going, by the test's own watch.
-#[derive(Debug, Clone)]
-struct Seen {
-    binding: String,
-    request: String,
-    added: bool,
-    at: SystemTime,
-    expires: Option<DateTime<Utc>>,
-}
-
 #[tokio::test]
 async fn killing_the_operator_in_a_burst_loses_nothing_and_grants_nothing_twice() {
     let Some((_one, scene, _control_plane)) = fault_scene("burst").await else {
         return;
     };
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let bindings: Api<RoleBinding> = Api::namespaced(scene.admin.clone(), &scene.ns);
-    let recorder = {
-        let seen = seen.clone();
-        let config = watcher::Config::default().labels(&managed_selector());
-        tokio::spawn(
-            watcher(bindings.clone(), config)
-                .default_backoff()
-                .for_each(move |e| {
-                    let seen = seen.clone();
-                    async move {
-                        let (obj, added) = match e {
-                            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, true),
-                            Ok(watcher::Event::Delete(o)) => (o, false),
-                            _ => return,
-                        };
-                        seen.lock().unwrap().push(Seen {
-                            binding: obj.name_any(),
-                            request: obj.labels().get(REQUEST_NAME).cloned().unwrap_or_default(),
-                            added,
-                            at: SystemTime::now(),
-                            expires: obj.annotations().get(EXPIRES_AT).and_then(|t| t.parse().ok()),
-                        });
-                    }
-                }),
-        )
-    };
+    let (seen, recorder) = crate::seen::record(&scene);
 
     let kubeconfig = scene.operator_kubeconfig();
     let first = scene

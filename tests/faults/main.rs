@@ -1,7 +1,8 @@
 //! The fault suite: what the operator does when the control plane misbehaves
 //! (issue 19), on the project's own control plane (`hack/control-plane`): an
-//! API server restart, the operator killed in the middle of a burst, a watch
-//! that cannot resume, a minute-long partition, and a partitioned leader.
+//! API server restart, the operator killed in the middle of a burst or again and
+//! again while requests come and go, a watch that cannot resume, a minute-long
+//! partition, and a partitioned leader.
 //!
 //! Each scenario asserts the outcome a user relies on: nothing granted is left
 //! past its window, nothing decided is lost, nothing is granted twice, the
@@ -18,6 +19,8 @@ mod burst;
 mod failover;
 mod partition;
 mod restart;
+mod seen;
+mod storm;
 
 use std::path::PathBuf;
 

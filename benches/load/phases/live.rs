@@ -27,6 +27,7 @@ pub async fn run(bench: &mut Bench) -> Result<Live> {
     let role = bench.role.clone();
 
     let before = bench.scrape().await?;
+    let memory_before = bench.operator.memory()?;
     let started = Instant::now();
     bounded(names.clone(), bench.concurrency, |name| {
         let req = cluster::request(&ns, &name, &role, "8h", None);
@@ -61,6 +62,7 @@ pub async fn run(bench: &mut Bench) -> Result<Live> {
         setup_secs: setup.as_secs_f64(),
         setup_cost: Cost::between(&before, &after),
         memory,
+        memory_before,
         idle_secs: IDLE.as_secs_f64(),
         idle,
         lifecycle: None,

@@ -3,9 +3,11 @@
 
 pub mod approval;
 pub mod expiry;
+pub mod failover;
 pub mod floor;
 pub mod live;
 pub mod restart;
+pub mod storm;
 
 use std::{path::PathBuf, time::Duration};
 
