@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
 
 use crate::api::ApprovalRequest;
 
@@ -60,4 +61,34 @@ pub fn label_value(v: &str) -> String {
         .collect::<String>()
         .trim_end_matches(['-', '.', '_'])
         .to_string()
+}
+
+/// Metadata of an object that belongs to the request: its labels, and an owner
+/// reference when the object is namespaced (owner references cannot point from a
+/// cluster-scoped object to a namespaced one; those rely on the labels, the
+/// finalizer and the sweep).
+pub fn owned_metadata(
+    req: &ApprovalRequest,
+    name: &str,
+    namespace: Option<&str>,
+    annotations: BTreeMap<String, String>,
+) -> ObjectMeta {
+    let owner_references = namespace.and_then(|_| {
+        req.controller_owner_ref(&()).map(|o| {
+            vec![OwnerReference {
+                // The operator may not set blockOwnerDeletion without `update` on
+                // the owner's finalizers; the finalizer orders deletion instead.
+                block_owner_deletion: Some(false),
+                ..o
+            }]
+        })
+    });
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(request_labels(req)),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references,
+        ..Default::default()
+    }
 }

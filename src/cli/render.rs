@@ -275,10 +275,14 @@ fn status_fields(req: &ApprovalRequest, s: &StatusSummary) -> String {
         let line: Vec<&str> = j.command.iter().chain(&j.args).map(String::as_str).collect();
         field("Job image", j.image.clone());
         if !line.is_empty() {
-            field("Job runs", format!("{line:?}"));
+            // As a shell would read it back: one unambiguous word per argument.
+            field("Job runs", crate::escape::shell::join(&line));
         }
         for e in &j.env {
-            field("Job env", format!("{}={:?}", e.name, e.value));
+            field(
+                "Job env",
+                format!("{}={}", e.name, crate::escape::shell::quote(&e.value)),
+            );
         }
     }
     if let Some(j) = req.status.as_ref().and_then(|st| st.job.as_ref()) {

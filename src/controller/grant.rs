@@ -29,7 +29,8 @@ enum Desired {
 
 fn desired(req: &ApprovalRequest, b: &Binding) -> Desired {
     let annotations = BTreeMap::from([(EXPIRES_AT.to_string(), rfc3339(b.valid_until))]);
-    let metadata = owned::metadata(req, &b.target.name, b.target.namespace.as_deref(), annotations);
+    let metadata =
+        crate::labels::owned_metadata(req, &b.target.name, b.target.namespace.as_deref(), annotations);
     let role_ref = K8sRoleRef {
         api_group: "rbac.authorization.k8s.io".into(),
         kind: b.role.kind.to_string(),

@@ -38,7 +38,7 @@ pub const CONTAINER: &str = "job";
 
 fn metadata(req: &ApprovalRequest, target: &ObjectName) -> ObjectMeta {
     // The request owns both: deleting it (retention) takes them along.
-    owned::metadata(req, &target.name, Some(&target.namespace), BTreeMap::new())
+    crate::labels::owned_metadata(req, &target.name, Some(&target.namespace), BTreeMap::new())
 }
 
 fn job_error(target: &ObjectName) -> impl FnOnce(kube::Error) -> Error + '_ {

@@ -1,11 +1,8 @@
 //! The one writer of the objects the operator owns for a request: bindings,
-//! ServiceAccounts and Jobs. Labels and owner reference come from here; writes
+//! ServiceAccounts and Jobs (their labels and owner reference: `labels::owned_metadata`); writes
 //! are server-side apply of typed objects (or a plain create where an object
 //! must exist at most once), deletes tolerate an object already gone.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{
     api::{Api, DeleteParams, Patch, PatchParams},
     Resource,
@@ -13,44 +10,11 @@ use kube::{
 use serde::{de::DeserializeOwned, Serialize};
 use tracing::warn;
 
-use crate::{
-    api::ApprovalRequest,
-    labels::{request_labels, FIELD_MANAGER},
-};
+use crate::labels::FIELD_MANAGER;
 
 /// Whether the API answered with this HTTP status.
 pub fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
-}
-
-/// Metadata of an object that belongs to the request: its labels, and an owner
-/// reference when the object is namespaced (owner references cannot point from a
-/// cluster-scoped object to a namespaced one; those rely on the labels, the
-/// finalizer and the sweep).
-pub fn metadata(
-    req: &ApprovalRequest,
-    name: &str,
-    namespace: Option<&str>,
-    annotations: BTreeMap<String, String>,
-) -> ObjectMeta {
-    let owner_references = namespace.and_then(|_| {
-        req.controller_owner_ref(&()).map(|o| {
-            vec![OwnerReference {
-                // The operator may not set blockOwnerDeletion without `update` on
-                // the owner's finalizers; the finalizer orders deletion instead.
-                block_owner_deletion: Some(false),
-                ..o
-            }]
-        })
-    });
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: namespace.map(str::to_string),
-        labels: Some(request_labels(req)),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references,
-        ..Default::default()
-    }
 }
 
 /// Creates or restores the object with a forced server-side apply: fields edited

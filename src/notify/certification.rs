@@ -138,7 +138,7 @@ pub fn reminder_at(item: &AccessCertification, leads: Leads) -> Option<DateTime<
 }
 
 /// Every notice the campaign's runs show by `now`: started while under way,
-/// completed once every item is decided or the run is due.
+/// completed once the review is over (`certify::campaign::review_over`).
 pub fn run_notices(campaign: &AccessCampaign, now: DateTime<Utc>) -> Vec<Notice> {
     let (Some(status), Some(uid)) = (campaign.status.as_ref(), campaign.uid()) else {
         return Vec::new();
@@ -168,9 +168,7 @@ pub fn run_notices(campaign: &AccessCampaign, now: DateTime<Utc>) -> Vec<Notice>
             object: object.clone(),
             details: Details::Run(facts.clone()),
         };
-        let decided = run.items > 0 && run.approved + run.revoked >= run.items;
-        let complete = decided || now >= run.due_at;
-        if !complete {
+        if !crate::certify::campaign::review_over(run, now) {
             out.push(notice(NotificationEvent::CertificationRunStarted, run.started_at));
         } else {
             out.push(notice(

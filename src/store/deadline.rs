@@ -96,7 +96,7 @@ mod tests {
     }
 
     fn managed(name: &str, expires: Option<&str>) -> ObjectMeta {
-        let mut meta = crate::controller::owned::metadata(
+        let mut meta = crate::labels::owned_metadata(
             &request(),
             name,
             Some("team"),

@@ -527,7 +527,7 @@ mod tests {
     }
 
     fn binding(name: &str, version: &str, expires: &str) -> RoleBinding {
-        let mut meta = crate::controller::owned::metadata(
+        let mut meta = crate::labels::owned_metadata(
             &request(name),
             name,
             Some("team"),

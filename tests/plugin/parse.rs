@@ -303,11 +303,8 @@ fn status_shows_a_one_time_requests_exact_job_and_where_its_logs_are() {
     .unwrap();
     let out = render::status(&req, now());
     assert!(out.contains("Job image:  ghcr.io/acme/migrate:1.4"), "{out}");
-    assert!(
-        out.contains(r#"Job runs:   ["migrate", "up", "--to", "42"]"#),
-        "{out}"
-    );
-    assert!(out.contains(r#"Job env:    DRY_RUN="false""#), "{out}");
+    assert!(out.contains("Job runs:   migrate up --to 42"), "{out}");
+    assert!(out.contains("Job env:    DRY_RUN=false"), "{out}");
     assert!(
         out.contains("gatehouse-migrate-1a2b3c4d (Running, stopped at 2026-11-23T11:05:00Z"),
         "{out}"
@@ -316,6 +313,29 @@ fn status_shows_a_one_time_requests_exact_job_and_where_its_logs_are() {
         out.contains("Job logs:   kubectl logs -n team job/gatehouse-migrate-1a2b3c4d"),
         "{out}"
     );
+}
+
+#[test]
+fn status_shows_each_job_argument_as_one_unambiguous_word() {
+    // What reviewers approve is the exact argv: an argument with a space, a
+    // quote or a newline must not read as two, or as another command.
+    let req: ApprovalRequest = serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1",
+        "kind": "ApprovalRequest",
+        "metadata": {"name": "migrate", "namespace": "team", "uid": "u1",
+                     "creationTimestamp": "2026-11-23T10:00:00Z"},
+        "spec": {"requester": {"username": "dana", "groups": ["dev"]},
+                 "role": {"kind": "ClusterRole", "name": "edit"}, "type": "OneTime",
+                 "job": {"image": "busybox", "command": ["sh", "-c"], "args": ["echo 'a b'\nrm -rf /"],
+                         "env": [{"name": "MODE", "value": "x y"}]}}
+    }))
+    .unwrap();
+    let out = render::status(&req, now());
+    assert!(
+        out.contains(r"Job runs:   sh -c $'echo \x27a b\x27\x0arm -rf /'"),
+        "{out}"
+    );
+    assert!(out.contains("Job env:    MODE='x y'"), "{out}");
 }
 
 #[test]

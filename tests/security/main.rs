@@ -8,14 +8,15 @@
 //! to its test here.
 //!
 //! One module per area; each scenario has a namespace of its own
-//! (`tests/support/scene.rs`).
+//! (`tests/support/scene.rs`). The flood of `memory.rs` runs in a binary of
+//! its own, `tests/security_flood/`, so it slows no other attack.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod channels;
 mod launch;
-mod memory;
+// memory.rs (the flood) runs alone: tests/security_flood/main.rs.
 mod removal;
 mod shell;
 mod tenant;

@@ -22,6 +22,15 @@ use crate::{
     decide::{duration, status::condition},
 };
 
+/// Whether a run's review is over for the people in it: every item decided, or
+/// the due time reached. This is when reviewers hear that the run completed;
+/// the run's `completedAt` comes later, once every item is also closed (its
+/// removals done).
+pub fn review_over(run: &CampaignRun, now: DateTime<Utc>) -> bool {
+    let decided = run.items > 0 && run.approved + run.revoked >= run.items;
+    decided || now >= run.due_at
+}
+
 /// Condition type: how the latest run's launch ended.
 pub const LAUNCHED: &str = "Launched";
 /// Skipped items a run lists at most (`skipped` counts them all).
