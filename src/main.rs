@@ -12,6 +12,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the largest variant (the operator's flags)
+// costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster of the kubeconfig (or in-cluster config).

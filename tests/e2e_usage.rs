@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::api::{AccessCampaign, AccessCertification, Phase};
+use gatehouse::api::{AccessCampaign, AccessCertification, BindingKind, BindingUsage, Phase};
 use k8s_openapi::api::{core::v1::Pod, rbac::v1::RoleBinding};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -73,6 +73,8 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     role_binding(&scene, "dave-view", "dave").await;
     let flush = format!("{}s", FLUSH.as_secs());
     let args = [
+        "--usage-namespace",
+        &scene.ns,
         "--leader-election=false",
         "--notifications=false",
         "--audit-webhook-addr",
@@ -180,6 +182,39 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
         "took {lag:?}, more than one flush interval"
     );
 
+    // The summary reaches erin's binding's BindingUsage within a flush interval
+    // (plus the API server's batching).
+    let name = gatehouse::usage::summary::object_name(&gatehouse::usage::BindingRef {
+        kind: BindingKind::RoleBinding,
+        namespace: Some(scene.ns.clone()),
+        name: "erin-view".into(),
+    });
+    let summaries = Api::<BindingUsage>::namespaced(scene.admin.clone(), &scene.ns);
+    let stored = eventually("erin's BindingUsage", FLUSH * 4, || async {
+        summaries.get_opt(&name).await.ok().flatten().filter(|o| {
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.subjects.iter().any(|u| u.name == "erin"))
+        })
+    })
+    .await;
+    let lag = acted.elapsed();
+    eprintln!("BindingUsage written {lag:?} after the request");
+    assert!(lag <= FLUSH + Duration::from_secs(3), "took {lag:?}");
+    assert_eq!(stored.spec.name, "erin-view");
+    let summary = stored.status.clone().unwrap();
+    let erin_used = &summary.subjects[0];
+    assert_eq!(erin_used.name, "erin");
+    assert!(erin_used.requests >= 1, "{summary:?}");
+    assert!(
+        erin_used.top_actions.iter().any(|a| a.name == "list pods"),
+        "{summary:?}"
+    );
+    assert_eq!(summary.last_used_at, Some(erin_used.last_used_at));
+    assert!(summary
+        .observed_since
+        .is_some_and(|s| s <= erin_used.last_used_at));
+
     // dave never acts: once observed for 20 s (and his binding is that old), Revoke.
     let dave = eventually(
         "dave's item to be recommended for revocation",
@@ -201,6 +236,46 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
         status.reasons
     );
     assert!(status.usage.is_some_and(|u| u.last_used_at.is_none()));
+
+    // A restart keeps what was observed: the new operator loads the stored
+    // summaries, so erin's item keeps her last use and the observation start
+    // (an operator starting over would move observedSince past the restart
+    // and find no use of erin's).
+    let before = erin.status.as_ref().and_then(|s| s.usage.clone()).unwrap();
+    drop(operator);
+    let restarted_at = chrono::Utc::now();
+    let operator = scene
+        .start_operator(&scene.operator_kubeconfig(), "usage-2", &args)
+        .await;
+    eventually(
+        "the restarted operator to evaluate items",
+        Duration::from_secs(60),
+        || async {
+            let metrics = operator.get("/metrics").await;
+            metrics
+                .lines()
+                .find(|l| l.starts_with("gatehouse_audit_events_total{cause=\"Read\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<f64>().ok())
+                .filter(|n| *n > 0.0)
+        },
+    )
+    .await;
+    // Several refreshes of the index, each of which looks at open items again.
+    tokio::time::sleep(FLUSH * 3).await;
+    let after = item_of(&scene, "erin")
+        .await
+        .and_then(|i| i.status)
+        .and_then(|s| s.usage)
+        .expect("erin's item still shows usage");
+    assert_eq!(after.last_used_at, before.last_used_at, "{after:?}");
+    assert_eq!(after.observed_since, before.observed_since, "{after:?}");
+    assert!(after.observed_since < restarted_at, "{after:?}");
+    let dave = item_of(&scene, "dave").await.and_then(|i| i.status).unwrap();
+    assert_eq!(dave.recommendation, gatehouse::api::Recommendation::Revoke);
+    let kept = summaries.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(kept.observed_since, summary.observed_since);
+    assert!(kept.last_used_at >= summary.last_used_at);
     drop(operator);
     let _ = Api::<AccessCampaign>::all(scene.admin.clone())
         .delete(&campaign, &Default::default())

@@ -388,7 +388,7 @@ fn optional_objects_follow_their_values() {
     let defaults = chart_objects(NS, &[]);
     // CRDs: installed and kept on uninstall.
     let crds = of_kind(&defaults, "CustomResourceDefinition");
-    assert_eq!(crds.len(), 6);
+    assert_eq!(crds.len(), 7, "six kinds users write, and BindingUsage");
     for crd in crds {
         assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
     }

@@ -13,6 +13,7 @@ mod common;
 mod policy;
 mod request;
 mod review;
+mod usage;
 pub mod wire;
 
 pub use campaign::*;
@@ -22,6 +23,7 @@ pub use common::*;
 pub use policy::*;
 pub use request::*;
 pub use review::*;
+pub use usage::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -40,5 +42,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         AccessCampaign::crd(),
         AccessCertification::crd(),
         NotificationChannel::crd(),
+        BindingUsage::crd(),
     ]
 }

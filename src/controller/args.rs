@@ -95,4 +95,8 @@ pub struct RunArgs {
     /// Days of usage evidence kept.
     #[arg(long, env = "GATEHOUSE_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,
+    /// Namespace of the persisted usage summaries (`BindingUsage`, one per
+    /// binding). Default: --lease-namespace, the operator's own.
+    #[arg(long, env = "GATEHOUSE_USAGE_NAMESPACE")]
+    pub usage_namespace: Option<String>,
 }

@@ -208,6 +208,7 @@ async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
 /// task that folds its evidence into what certification reads every flush
 /// interval.
 async fn audit_webhook(
+    client: &Client,
     args: &RunArgs,
     metrics: &Arc<Metrics>,
     shutdown: &watch::Receiver<bool>,
@@ -244,6 +245,16 @@ async fn audit_webhook(
     // The index is rebuilt and open items looked at again every half interval: a
     // request shows on its item within one flush interval.
     let half = (flush / 2).max(StdDuration::from_secs(1));
+    let namespace = args
+        .usage_namespace
+        .clone()
+        .unwrap_or_else(|| args.lease_namespace.clone());
+    tokio::spawn(super::usage_flush::run(
+        client.clone(),
+        namespace,
+        state.clone(),
+        flush,
+    ));
     let refreshing = state.clone();
     tokio::spawn(async move {
         loop {
@@ -301,7 +312,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
-    let usage = audit_webhook(&args, &metrics, &shutdown).await?;
+    let usage = audit_webhook(&client, &args, &metrics, &shutdown).await?;
     let identity = whoami(&client).await;
 
     let operator = Operator {

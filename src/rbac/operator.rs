@@ -191,11 +191,21 @@ pub fn operator_rbac(opts: &RbacOptions) -> Result<OperatorRbac, RbacError> {
         // `patch` as well as `update` because lease managers renew with patches.
         leader_election_role: Role {
             metadata: meta(LEADER_ELECTION_ROLE, Some(ns), "operator"),
-            rules: Some(vec![rule(
-                "coordination.k8s.io",
-                &["leases"],
-                &["get", "create", "update", "patch"],
-            )]),
+            // And the persisted usage summaries (BindingUsage), which live in
+            // the same namespace: read, created and updated, never deleted here.
+            rules: Some(vec![
+                rule(
+                    "coordination.k8s.io",
+                    &["leases"],
+                    &["get", "create", "update", "patch"],
+                ),
+                rule(
+                    crate::api::GROUP,
+                    &["bindingusages"],
+                    &["get", "list", "watch", "create", "update"],
+                ),
+                rule(crate::api::GROUP, &["bindingusages/status"], &["update"]),
+            ]),
         },
         leader_election_binding: RoleBinding {
             metadata: meta(LEADER_ELECTION_ROLE, Some(ns), "operator"),

@@ -53,7 +53,7 @@ pub struct PairKey {
 /// name used often is never lost; counts of late arrivals are upper bounds).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Top {
-    entries: Vec<(Box<str>, u64)>,
+    pub(super) entries: Vec<(Box<str>, u64)>,
 }
 
 impl Top {
@@ -90,7 +90,7 @@ pub struct PairUsage {
     /// The last use seen.
     pub last_used: DateTime<Utc>,
     /// Requests per day (days since the common era, count), oldest first.
-    daily: Vec<(i32, u64)>,
+    pub(super) daily: Vec<(i32, u64)>,
     /// The most frequent actions.
     pub actions: Top,
     /// Who acted through it.
@@ -110,7 +110,7 @@ impl PairUsage {
             .filter_map(|(d, n)| NaiveDate::from_num_days_from_ce_opt(*d).map(|d| (d, *n)))
     }
 
-    fn count(&mut self, day: i32, n: u64) {
+    pub(super) fn count(&mut self, day: i32, n: u64) {
         match self.daily.binary_search_by_key(&day, |(d, _)| *d) {
             Ok(i) => {
                 if let Some(e) = self.daily.get_mut(i) {
@@ -130,7 +130,7 @@ pub struct UsageBook {
     pub observed_since: Option<DateTime<Utc>>,
     /// The latest event time seen.
     pub observed_until: Option<DateTime<Utc>>,
-    pairs: HashMap<PairKey, PairUsage>,
+    pub(super) pairs: HashMap<PairKey, PairUsage>,
     /// Allowed requests not credited to a binding, by cause.
     pub unattributed: BTreeMap<Cause, u64>,
     /// Events that were not uses (earlier stages, denied, no decision).
@@ -141,7 +141,7 @@ pub struct UsageBook {
     pub dropped: u64,
 }
 
-fn day(at: DateTime<Utc>) -> i32 {
+pub(super) fn day(at: DateTime<Utc>) -> i32 {
     at.date_naive().num_days_from_ce()
 }
 

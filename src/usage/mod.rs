@@ -7,7 +7,7 @@
 //! [`event`] is their wire shape, [`reason`] reads the annotation back (with
 //! [`quoted`], Go's `%q` undone), [`attribute`] turns one event into a use of a
 //! binding or a counted cause, and [`book`] keeps the bounded summary per binding
-//! and subject.
+//! and subject; [`merge`] and [`summary`] are its persisted form (`BindingUsage`).
 //!
 //! Attribution's limit, said wherever usage is shown: RBAC credits the first
 //! binding that matches, so a subject with two bindings that both allow a request
@@ -23,14 +23,17 @@ pub mod attribute;
 pub mod book;
 pub mod decode;
 pub mod event;
+pub mod merge;
 pub mod quoted;
 pub mod reason;
+pub mod summary;
 
 pub use self::{
     attribute::{attribute, Cause, Observation, Use},
     book::{PairKey, PairUsage, Settings, UsageBook},
     decode::{read_events, Decoded, Limits},
     event::AuditEvent,
+    merge::Merge,
     reason::{BindingRef, Credit},
 };
 

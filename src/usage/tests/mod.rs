@@ -1,6 +1,7 @@
 //! Scenario tests of the usage core: the reason formats Kubernetes writes, the
 //! causes of unattributed requests, impersonation, the input formats, the bounds.
 
+mod merge;
 mod properties;
 
 use std::io::Write;
