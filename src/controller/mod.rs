@@ -20,6 +20,7 @@ mod args;
 pub mod certify;
 mod confirm;
 mod events;
+mod evidence;
 mod finalize;
 pub mod grant;
 pub mod job;

@@ -147,7 +147,7 @@ async fn wait_for(rx: &mut watch::Receiver<bool>, value: bool) {
     let _ = rx.wait_for(|v| *v == value).await;
 }
 
-fn go_duration(flag: &'static str, value: &str) -> Result<StdDuration, RunError> {
+pub(super) fn go_duration(flag: &'static str, value: &str) -> Result<StdDuration, RunError> {
     duration::parse(value)
         .ok()
         .and_then(|d| d.to_std().ok())
@@ -204,67 +204,6 @@ async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
     None
 }
 
-/// Starts the audit webhook receiver when `--audit-webhook-addr` is set, and the
-/// task that folds its evidence into what certification reads every flush
-/// interval.
-async fn audit_webhook(
-    client: &Client,
-    args: &RunArgs,
-    metrics: &Arc<Metrics>,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Option<(Arc<crate::audit::UsageState>, StdDuration)>, RunError> {
-    let Some(addr) = args.audit_webhook_addr else {
-        return Ok(None);
-    };
-    let flush = go_duration("usage-flush-interval", &args.usage_flush_interval)?;
-    let flag = |flag: &'static str, message: String| RunError::Flag { flag, message };
-    let (Some(cert), Some(key)) = (&args.audit_tls_cert, &args.audit_tls_key) else {
-        return Err(flag(
-            "audit-tls-cert",
-            "the audit webhook needs --audit-tls-cert and --audit-tls-key".into(),
-        ));
-    };
-    let creds = crate::audit::Credentials {
-        cert: cert.clone(),
-        key: key.clone(),
-        client_ca: args.audit_client_ca.clone(),
-        token_file: args.audit_token_file.clone(),
-    };
-    let settings = crate::usage::Settings {
-        retention_days: args.usage_retention_days,
-        ..Default::default()
-    };
-    let state = Arc::new(crate::audit::UsageState::new(settings));
-    let webhook = crate::audit::AuditWebhook::new(&creds, state.clone(), metrics.clone())
-        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
-    let bound = webhook
-        .serve(addr, shutdown.clone())
-        .await
-        .map_err(|e| flag("audit-webhook-addr", e.to_string()))?;
-    info!(addr = %bound, flush = ?flush, "serving the audit webhook on /audit");
-    // The index is rebuilt and open items looked at again every half interval: a
-    // request shows on its item within one flush interval.
-    let half = (flush / 2).max(StdDuration::from_secs(1));
-    let namespace = args
-        .usage_namespace
-        .clone()
-        .unwrap_or_else(|| args.lease_namespace.clone());
-    tokio::spawn(super::usage_flush::run(
-        client.clone(),
-        namespace,
-        state.clone(),
-        flush,
-    ));
-    let refreshing = state.clone();
-    tokio::spawn(async move {
-        loop {
-            refreshing.refresh(chrono::Utc::now());
-            tokio::time::sleep(half).await;
-        }
-    });
-    Ok(Some((state, half)))
-}
-
 /// Runs the operator until SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
@@ -312,7 +251,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
-    let usage = audit_webhook(&client, &args, &metrics, &shutdown).await?;
+    let usage = super::evidence::start(&client, &args, &metrics, &shutdown).await?;
     let identity = whoami(&client).await;
 
     let operator = Operator {
