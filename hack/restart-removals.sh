@@ -47,7 +47,7 @@ PY
 kubectl create -f "$out/bindings.json" >/dev/null
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 started=$(date +%s.%N)
-NO_COLOR=1 RUST_LOG= "$bin" run --leader-election=false --http-addr 127.0.0.1:0 >"$out/operator.log" 2>&1 &
+NO_COLOR=1 env -u RUST_LOG "$bin" run --leader-election=false --http-addr 127.0.0.1:0 >"$out/operator.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
