@@ -307,7 +307,10 @@ async fn a_cluster_wide_grant_expiring_after_the_leaders_death_is_removed_on_tim
     let late = (Utc::now() - expires).num_milliseconds();
     let holder_then = holder(&scene).await;
     eprintln!("fault: leader killed 2 s before a cluster-wide grant's expiry; ClusterRoleBinding removed {late} ms after it; Lease holder then: {holder_then:?}");
-    assert!(late <= 1000, "the ClusterRoleBinding was removed {late} ms after its expiry");
+    assert!(
+        late <= 1000,
+        "the ClusterRoleBinding was removed {late} ms after its expiry"
+    );
     assert_eq!(
         holder_then.as_deref(),
         Some("replica-a"),
