@@ -69,7 +69,7 @@ first = listed = None
 for line in open(log):
     if first is None and re.search(r"removed by the removal lane|binding removed|sweep removed", line):
         first = at(line)
-    if listed is None and "listed" in line and "rolebindings" in line:
+    if listed is None and "listed" in line and 'kind="rolebindings"' in line:
         listed = at(line)
 show = lambda t: f"{t - started:.3f} s" if t else "not logged"
 print(f"N={n}: process start -> first removal {show(first)}; -> RoleBindings listed {show(listed)}; "
