@@ -1,6 +1,7 @@
 //! The flush of usage counts to `BindingUsage` objects, against the in-process
 //! fake API server: counts gathered since the last flush are written at
-//! shutdown, and a write whose answer is lost is not added twice.
+//! shutdown, a write whose answer is lost is not added twice, and another
+//! replica's write is joined.
 
 use std::{
     sync::{
@@ -13,11 +14,14 @@ use std::{
 use gatehouse::{
     api::BindingUsage,
     audit::UsageState,
-    controller::usage_flush::{self, Flusher},
+    controller::{
+        usage_flush::{self, Flusher},
+        usage_versions::Versions,
+    },
     metrics::Metrics,
     usage::{AuditEvent, Settings},
 };
-use kube::{api::Api, runtime::reflector, Client};
+use kube::{api::Api, Client, ResourceExt};
 use kube_fake_client::{interceptor::Funcs, ClientBuilder};
 use serde_json::json;
 
@@ -121,11 +125,9 @@ async fn a_write_applied_whose_answer_is_lost_is_not_added_again() {
     let state = Arc::new(UsageState::new(Settings::default()));
     state.load(Vec::new(), None);
     let metrics = Arc::new(Metrics::default());
-    let (store, _writer) = reflector::store::<BindingUsage>();
     let mut flusher = Flusher::new(
         client.clone(),
         NS,
-        store,
         state.clone(),
         metrics.clone(),
         "gatehouse-0/test".into(),
@@ -154,4 +156,77 @@ async fn a_write_applied_whose_answer_is_lost_is_not_added_again() {
         m.contains("gatehouse_usage_flush_writes_total{outcome=\"written\"} 1"),
         "{m}"
     );
+}
+
+/// Every stored object's name and version, as the metadata watch reports them.
+async fn versions(client: &Client) -> Versions {
+    let v = Versions::default();
+    let list = Api::<BindingUsage>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    for o in &list.items {
+        v.set(&o.name_any(), &o.resource_version().unwrap());
+    }
+    v
+}
+
+/// The requests a replica knows of.
+fn known(state: &UsageState) -> u64 {
+    state.snapshot().pairs().iter().map(|(_, p)| p.requests()).sum()
+}
+
+#[tokio::test]
+async fn another_replicas_write_is_joined_and_read_only_when_it_changed() {
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counted = gets.clone();
+    let client = fake(Funcs::new().get(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Ok(None)
+    }))
+    .await;
+    let replica = |writer: &str| {
+        let state = Arc::new(UsageState::new(Settings::default()));
+        let flusher = Flusher::new(
+            client.clone(),
+            NS,
+            state.clone(),
+            Arc::new(Metrics::default()),
+            writer.into(),
+        );
+        (state, flusher)
+    };
+    let (a, mut fa) = replica("gatehouse-0/test");
+    let (b, mut fb) = replica("gatehouse-1/test");
+    assert_eq!(fa.load_stored().await.unwrap(), 0);
+    assert_eq!(fb.load_stored().await.unwrap(), 0);
+    // Replica a receives 5 requests and writes them.
+    a.ingest(&uses(5, now() - chrono::Duration::minutes(5)), 0);
+    assert_eq!(fa.flush(now()).await.written, 1);
+    assert_eq!(known(&b), 0);
+    // b learns of a's write from the watch, reads it and joins it.
+    let seen = versions(&client).await;
+    assert_eq!(fb.join_changed(&seen).await, 1);
+    assert_eq!(known(&b), 5, "a's write is joined by b");
+    // Unchanged since: not read again; a's own write is not read back by a.
+    let before = gets.load(Ordering::SeqCst);
+    assert_eq!(fb.join_changed(&seen).await, 0);
+    assert_eq!(fa.join_changed(&seen).await, 0);
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        before,
+        "no read of an unchanged object"
+    );
+    // b writes its own 2 on top (read before its write): both count, and a
+    // joins b's write.
+    b.ingest(&uses(2, now() - chrono::Duration::minutes(1)), 0);
+    assert_eq!(fb.flush(now()).await.written, 1);
+    assert_eq!(stored_requests(&client).await, 7);
+    assert_eq!(fa.join_changed(&versions(&client).await).await, 1);
+    assert_eq!(known(&a), 7);
+    assert_eq!(known(&b), 7);
+    // A restarted replica loads what is stored.
+    let (c, mut fc) = replica("gatehouse-2/test");
+    assert_eq!(fc.load_stored().await.unwrap(), 1);
+    assert_eq!(known(&c), 7);
 }

@@ -35,6 +35,7 @@ pub mod shell;
 pub mod sweep;
 mod usage;
 pub mod usage_flush;
+pub mod usage_versions;
 pub mod watch;
 mod written;
 

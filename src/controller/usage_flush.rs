@@ -1,30 +1,37 @@
 //! The persisted usage summary: every flush interval, each binding with new
 //! counts has them added to its `BindingUsage` object (one write per binding,
 //! conditional on the object's `resourceVersion`, retried on a conflict), and
-//! every object read by the watch is joined into what certification reads. On
-//! start, what is stored is loaded before any index is built, so a restart or a
-//! new leader keeps `observedSince` and the counts. Every replica that receives
-//! events flushes its own; the merge rules are in [`crate::usage::merge`].
+//! every object another replica wrote is joined into what certification reads.
+//! On start, what is stored is loaded (paged, each page dropped once joined)
+//! before any index is built, so a restart or a new leader keeps
+//! `observedSince` and the counts. Every replica that receives events flushes
+//! its own; the merge rules are in [`crate::usage::merge`].
+//!
+//! No copy of the objects is kept: the book holds their merged state. A
+//! metadata-only watch ([`super::usage_versions`]) says which objects changed;
+//! an object's body is read only when its `resourceVersion` is not the one
+//! joined or written here, and once before each write (one GET per write: at
+//! most one write per binding and flush, 12 an hour at the default 5 minutes).
 //!
 //! Each write carries this process's flush mark (writer, flush sequence), so a
 //! write retried after its response was lost adds nothing twice
 //! ([`crate::usage::outbox`]). At shutdown the counts gathered since the last
 //! flush are written once more, within [`FINAL_FLUSH`].
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
-use futures::StreamExt;
 use kube::{
-    api::{Api, PostParams},
-    runtime::{
-        reflector::{self, ObjectRef, Store},
-        watcher, WatchStreamExt,
-    },
+    api::{Api, ListParams, PostParams},
     Client, ResourceExt,
 };
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::usage_versions::{self, Versions};
 use crate::{
     api::BindingUsage,
     audit::UsageState,
@@ -40,8 +47,10 @@ use crate::{
 /// Conditional writes tried per binding and flush before its counts wait for
 /// the next flush.
 const ATTEMPTS: usize = 5;
-/// How long the first load waits for the watch before going on without.
+/// How long the first load may take before going on without.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Objects read in one page of the first load.
+const PAGE: u32 = 500;
 /// How long the last flush, at shutdown, may take: well inside the pod's
 /// `terminationGracePeriodSeconds` (30 s by default, in the chart too), with
 /// room for the lease release.
@@ -92,26 +101,6 @@ enum FlushError {
     Conflicts,
 }
 
-fn load(state: &UsageState, store: &Store<BindingUsage>) {
-    let settings = state.settings();
-    let objects = store.state();
-    let mut n = 0usize;
-    for o in objects
-        .iter()
-        .filter(|o| o.name_any() == object_name(&binding_of(&o.spec)))
-    {
-        if let Some(s) = &o.status {
-            state.load(pairs_of(&o.spec, s, settings), s.observed_since);
-            n += 1;
-        }
-    }
-    if n == 0 {
-        // Nothing stored yet: loaded all the same.
-        state.load(Vec::new(), None);
-    }
-    debug!(objects = n, "stored usage summaries joined");
-}
-
 /// This process as a writer of summaries: its pod (`POD_NAME`) and a random
 /// suffix, so a restarted pod, whose flush sequence starts again at 1, is a
 /// new writer.
@@ -133,8 +122,8 @@ pub fn writer_id() -> String {
 /// Writes usage counts to `BindingUsage` objects.
 pub struct Flusher {
     api: Api<BindingUsage>,
-    namespace: String,
-    store: Store<BindingUsage>,
+    /// The `resourceVersion` of each object as last joined or written here.
+    joined: HashMap<String, String>,
     state: Arc<UsageState>,
     metrics: Arc<Metrics>,
     writer: String,
@@ -142,20 +131,17 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// A flusher for the objects of `namespace`, reading them from `store` first
-    /// (a watch's; an empty store makes every write read the API).
+    /// A flusher for the objects of `namespace`.
     pub fn new(
         client: Client,
         namespace: &str,
-        store: Store<BindingUsage>,
         state: Arc<UsageState>,
         metrics: Arc<Metrics>,
         writer: String,
     ) -> Self {
         Flusher {
             api: Api::namespaced(client, namespace),
-            namespace: namespace.into(),
-            store,
+            joined: HashMap::new(),
             state,
             metrics,
             writer,
@@ -180,6 +166,9 @@ impl Flusher {
             }
             match result {
                 Ok(obj) => {
+                    if let Some(v) = obj.resource_version() {
+                        self.joined.insert(obj.name_any(), v);
+                    }
                     let settings = self.state.settings();
                     let stored = obj
                         .status
@@ -215,14 +204,72 @@ impl Flusher {
         done
     }
 
-    /// Joins the stored summaries the watch holds into memory.
-    pub fn load(&self) {
-        load(&self.state, &self.store);
+    /// Joins every stored summary into memory, a page at a time; the first
+    /// call marks the state loaded.
+    pub async fn load_stored(&mut self) -> Result<usize, kube::Error> {
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let mut params = ListParams::default().labels(&selector).limit(PAGE);
+        let mut n = 0usize;
+        loop {
+            let page = self.api.list(&params).await?;
+            for o in &page.items {
+                n += usize::from(self.join_object(o));
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => params = params.continue_token(&c),
+                None => break,
+            }
+        }
+        // Nothing stored yet: loaded all the same.
+        self.state.load(Vec::new(), None);
+        debug!(objects = n, "stored usage summaries joined");
+        Ok(n)
     }
 
-    /// Adds one binding's counts to its object: read (the watch's copy first,
-    /// the API's after a conflict), leave out what its mark says is in, merge,
-    /// write conditionally with the new mark.
+    /// Joins the objects whose version in `versions` (the metadata watch's) is
+    /// not the one joined or written here, reading each from the API: other
+    /// replicas' writes. Returns how many were joined.
+    pub async fn join_changed(&mut self, versions: &Versions) -> usize {
+        let changed = versions.changed(&self.joined);
+        let mut n = 0usize;
+        for (name, _) in changed {
+            match self.api.get_opt(&name).await {
+                Ok(Some(o)) => n += usize::from(self.join_object(&o)),
+                Ok(None) => {
+                    self.joined.remove(&name);
+                }
+                Err(e) => {
+                    debug!(object = %name, error = %e, "cannot read a usage summary; tried again after the next flush");
+                }
+            }
+        }
+        // Objects gone from the watch need no version any more.
+        let live = versions.lock();
+        self.joined.retain(|n, _| live.contains_key(n));
+        n
+    }
+
+    /// Joins one object into memory and notes its version; false for an object
+    /// not named after its binding (not written by the operator).
+    fn join_object(&mut self, o: &BindingUsage) -> bool {
+        if o.name_any() != object_name(&binding_of(&o.spec)) {
+            return false;
+        }
+        if let Some(v) = o.resource_version() {
+            self.joined.insert(o.name_any(), v);
+        }
+        match &o.status {
+            Some(s) => {
+                self.state
+                    .load(pairs_of(&o.spec, s, self.state.settings()), s.observed_since);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds one binding's counts to its object: read it from the API, leave out
+    /// what its mark says is in, merge, write conditionally with the new mark.
     async fn write(
         &self,
         binding: &BindingRef,
@@ -231,7 +278,7 @@ impl Flusher {
         now: chrono::DateTime<chrono::Utc>,
         conflicts: &mut usize,
     ) -> Result<BindingUsage, FlushError> {
-        let (api, namespace, store) = (&self.api, &self.namespace, &self.store);
+        let api = &self.api;
         let name = object_name(binding);
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
@@ -239,15 +286,7 @@ impl Flusher {
         };
         let settings = self.state.settings();
         for attempt in 0..ATTEMPTS {
-            let cached = (attempt == 0)
-                .then(|| store.get(&ObjectRef::new(&name).within(namespace)))
-                .flatten()
-                .map(|o| (*o).clone());
-            let current = match cached {
-                Some(o) => Some(o),
-                None => api.get_opt(&name).await?,
-            };
-            let current = match current {
+            let current = match api.get_opt(&name).await? {
                 Some(o) => o,
                 None => {
                     let mut o = BindingUsage::new(&name, spec_of(binding));
@@ -322,32 +361,35 @@ pub async fn run(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let api: Api<BindingUsage> = Api::namespaced(client.clone(), &namespace);
-    let (store, writer) = reflector::store::<BindingUsage>();
-    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    // Managed fields are not kept: they would about double each object in
-    // memory, and the flush never reads them.
-    let watch = reflector::reflector(
-        writer,
-        watcher(api.clone(), watcher::Config::default().labels(&selector))
-            .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(|_| futures::future::ready(()));
-    let watch = tokio::spawn(watch);
-    let loaded = tokio::select! {
-        r = tokio::time::timeout(LOAD_TIMEOUT, store.wait_until_ready()) => matches!(r, Ok(Ok(()))),
-        _ = shutdown.wait_for(|v| *v) => false,
+    let versions = Versions::default();
+    let watch = tokio::spawn(usage_versions::watch(
+        client.clone(),
+        namespace.clone(),
+        versions.clone(),
+    ));
+    let mut flusher = Flusher::new(client, &namespace, state.clone(), metrics, writer_id());
+    let first = async {
+        loop {
+            match flusher.load_stored().await {
+                Ok(n) => return n,
+                Err(e) => {
+                    debug!(error = %e, "cannot list the stored usage summaries yet");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
     };
-    if loaded {
-        load(&state, &store);
-        info!(namespace = %namespace, objects = store.state().len(), "usage summaries loaded");
-    } else {
-        warn!(namespace = %namespace, "cannot read the stored usage summaries (BindingUsage); observing from now");
-        state.load(Vec::new(), None);
+    let loaded = tokio::select! {
+        r = tokio::time::timeout(LOAD_TIMEOUT, first) => r.ok(),
+        _ = shutdown.wait_for(|v| *v) => None,
+    };
+    match loaded {
+        Some(n) => info!(namespace = %namespace, objects = n, "usage summaries loaded"),
+        None => {
+            warn!(namespace = %namespace, "cannot read the stored usage summaries (BindingUsage); observing from now");
+            state.load(Vec::new(), None);
+        }
     }
-    let mut flusher = Flusher::new(client, &namespace, store, state, metrics, writer_id());
     loop {
         let stop = tokio::select! {
             _ = tokio::time::sleep(every) => false,
@@ -358,8 +400,8 @@ pub async fn run(
             break;
         }
         flusher.flush(chrono::Utc::now()).await;
-        // Other replicas' writes, and this one's as the watch returns them.
-        flusher.load();
+        // Other replicas' writes.
+        flusher.join_changed(&versions).await;
     }
     match tokio::time::timeout(FINAL_FLUSH, flusher.flush(chrono::Utc::now())).await {
         Ok(done) if done.failed == 0 => {
