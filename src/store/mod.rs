@@ -296,8 +296,21 @@ impl Cache {
                     .as_ref()
                     .is_none_or(|s| s.phase == Phase::Pending && s.requirements.is_none())
             })
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .map(|r| key_of(r.as_ref()))
             .collect()
+    }
+}
+
+/// The object's key in a store or a queue: its namespace and name. Unlike
+/// [`ObjectRef::from_obj`], without its uid and resourceVersion (which no
+/// lookup compares): a request's key sits in the controller's queue as long as
+/// the request lives.
+pub fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let meta = obj.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(ns) => key.within(ns),
+        None => key,
     }
 }
 
@@ -324,7 +337,7 @@ impl Cached for ApprovalRequest {
     }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
-        let mut refs = vec![ObjectRef::from_obj(self)];
+        let mut refs = vec![key_of(self)];
         // A request that extends another wakes the old one, which then ends as Superseded.
         if let (Some(old), Some(ns)) = (&self.spec.extends, self.namespace()) {
             refs.push(ObjectRef::new(old).within(&ns));
