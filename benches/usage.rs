@@ -1,9 +1,16 @@
 //! Usage evidence: audit events of about 1 KiB ingested per second on one core
 //! (decode + attribute + book), the memory of a book of 100,000 binding × subject
-//! pairs, and the index certification reads built from it.
+//! pairs, and the index certification reads built from it; the memory of 100,000
+//! pairs loaded from persisted summaries (`BindingUsage`), as an operator holds
+//! them after a restart; and the writes the real flush makes against the
+//! in-process fake API server under a steady stream of events.
 //!
-//! `cargo bench --bench usage`; the memory figure is printed before the timings
-//! (resident set size of this process, before and after filling the book).
+//! `cargo bench --bench usage`; the memory and write figures are printed before
+//! the timings (bytes allocated, counted by this binary's allocator, and the
+//! resident set size of this process).
+
+#[path = "usage/persisted.rs"]
+mod persisted;
 
 use std::hint::black_box;
 
@@ -89,6 +96,8 @@ fn memory_at_100k_pairs() {
 
 fn bench(c: &mut Criterion) {
     memory_at_100k_pairs();
+    persisted::memory_of_persisted_pairs();
+    persisted::writes_at_steady_state();
     let n = 10_000;
     let bytes = log(n, 2_000);
     println!("usage events: {} bytes each on average", bytes.len() / n);

@@ -89,6 +89,10 @@ enum Command {
         /// Namespace the operator runs in.
         #[arg(long, default_value = "gatehouse-system")]
         namespace: String,
+        /// Namespace of the usage summaries (BindingUsage), when not the operator's
+        /// (`gatehouse run --usage-namespace`).
+        #[arg(long)]
+        usage_namespace: Option<String>,
         /// Bind gatehouse-create-on-behalf to this subject with a ClusterRoleBinding (the
         /// admission policies ask for the verb cluster-wide): User/NAME, Group/NAME or
         /// ServiceAccount/NAMESPACE/NAME, e.g. a GitOps controller. Repeat for each subject.
@@ -179,6 +183,7 @@ fn main() -> anyhow::Result<()> {
             certification_remediation,
             channel_secrets,
             namespace,
+            usage_namespace,
             on_behalf,
             notification_testers,
             service_account,
@@ -191,6 +196,7 @@ fn main() -> anyhow::Result<()> {
                 service_account,
                 certification_remediation,
                 channel_secrets,
+                usage_namespace,
             },
             &on_behalf,
             &notification_testers,

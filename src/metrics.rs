@@ -43,6 +43,14 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Label: how a write of a usage summary (`BindingUsage`) ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `written`, `conflict` (changed meanwhile: merged again and retried),
+    /// `failed` (kept for the next flush).
+    pub outcome: String,
+}
+
 /// Label: a notification channel.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabel {
@@ -143,6 +151,12 @@ pub struct Metrics {
     pub audit_refused: Family<CauseLabel, Counter>,
     /// Audit events received, `Read` or `Malformed`.
     pub audit_events: Family<CauseLabel, Counter>,
+    /// Writes of usage summaries, by outcome.
+    pub usage_flush_writes: Family<OutcomeLabel, Counter>,
+    /// Bindings with usage counts not yet written.
+    pub usage_unwritten_bindings: Gauge,
+    /// Unix time of the last flush in which every write succeeded.
+    pub usage_last_flush: Gauge,
 }
 
 impl Default for Metrics {
@@ -174,6 +188,9 @@ impl Default for Metrics {
             notifications_dropped: Counter::default(),
             audit_refused: Family::default(),
             audit_events: Family::default(),
+            usage_flush_writes: Family::default(),
+            usage_unwritten_bindings: Gauge::default(),
+            usage_last_flush: Gauge::default(),
         };
         m.register_requests();
         m.register_certification();
@@ -188,6 +205,7 @@ impl Default for Metrics {
             "Audit events received by the webhook receiver: Read, or Malformed (skipped)",
             m.audit_events.clone(),
         );
+        m.register_usage();
         m
     }
 }
@@ -321,6 +339,35 @@ impl Metrics {
             "Notices not queued because a queue was full (queued again at the next resync)",
             self.notifications_dropped.clone(),
         );
+    }
+
+    /// The flush of usage summaries.
+    fn register_usage(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "usage_flush_writes",
+            "Writes of usage summaries (BindingUsage), by outcome: written, conflict (merged again and retried), failed (kept for the next flush)",
+            self.usage_flush_writes.clone(),
+        );
+        r.register(
+            "usage_unwritten_bindings",
+            "Bindings whose usage counts are not written yet (after the last flush)",
+            self.usage_unwritten_bindings.clone(),
+        );
+        r.register(
+            "usage_last_flush_timestamp_seconds",
+            "Unix time of the last flush in which every usage summary write succeeded",
+            self.usage_last_flush.clone(),
+        );
+    }
+
+    /// A write of a usage summary ended with `outcome`.
+    pub fn usage_write(&self, outcome: &str) {
+        self.usage_flush_writes
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// A watch loop of `kind` failed and starts over.

@@ -20,6 +20,22 @@ use support::{cluster::eventually, scene::Scene};
 /// The flush interval the operator runs with here.
 const FLUSH: Duration = Duration::from_secs(4);
 
+/// The receiver's address is the control plane's one: one test at a time
+/// serves it.
+static RECEIVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `gatehouse_audit_events_total{cause="Read"}` of an operator.
+async fn events_read(operator: &support::operator::Operator) -> f64 {
+    operator
+        .get("/metrics")
+        .await
+        .lines()
+        .find(|l| l.starts_with("gatehouse_audit_events_total{cause=\"Read\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 fn audit_env() -> Option<[String; 5]> {
     let get = |k: &str| std::env::var(k).ok();
     let all = [
@@ -67,6 +83,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     let Some(scene) = Scene::with_own_operators("usage").await else {
         return;
     };
+    let _receiver = RECEIVER.lock().await;
     // erin's and dave's bindings exist before the operator starts, so the run
     // (launched from its memory) sees them.
     role_binding(&scene, "erin-view", "erin").await;
@@ -280,5 +297,84 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     let _ = Api::<AccessCampaign>::all(scene.admin.clone())
         .delete(&campaign, &Default::default())
         .await;
+    scene.finish().await;
+}
+
+#[tokio::test]
+async fn counts_since_the_last_flush_are_written_when_the_operator_is_terminated() {
+    let Some([addr, cert, key, ca, token]) = audit_env() else {
+        return;
+    };
+    let Some(scene) = Scene::with_own_operators("usage-term").await else {
+        return;
+    };
+    let _receiver = RECEIVER.lock().await;
+    role_binding(&scene, "frank-view", "frank").await;
+    // A flush interval no test waits for: only the shutdown can write.
+    let args = [
+        "--usage-namespace",
+        &scene.ns,
+        "--leader-election=false",
+        "--notifications=false",
+        "--audit-webhook-addr",
+        &addr,
+        "--audit-tls-cert",
+        &cert,
+        "--audit-tls-key",
+        &key,
+        "--audit-client-ca",
+        &ca,
+        "--audit-token-file",
+        &token,
+        "--usage-flush-interval",
+        "1h",
+    ];
+    let mut operator = scene
+        .start_operator(&scene.operator_kubeconfig(), "usage-term", &args)
+        .await;
+    eventually(
+        "audit events to reach the operator",
+        Duration::from_secs(60),
+        || async { Some(events_read(&operator).await).filter(|n| *n > 0.0) },
+    )
+    .await;
+    let before = events_read(&operator).await;
+    Api::<Pod>::namespaced(scene.cluster.as_user("frank", &[]), &scene.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    // The API server sends a batch at least every second (up.sh); the event
+    // of frank's request is in one of the next batches.
+    eventually("frank's request to be sent", Duration::from_secs(30), || async {
+        Some(events_read(&operator).await).filter(|n| *n > before)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    operator.terminate();
+    eventually("the operator to stop", Duration::from_secs(30), || {
+        let running = operator.is_running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+    let name = gatehouse::usage::summary::object_name(&gatehouse::usage::BindingRef {
+        kind: BindingKind::RoleBinding,
+        namespace: Some(scene.ns.clone()),
+        name: "frank-view".into(),
+    });
+    let stored = Api::<BindingUsage>::namespaced(scene.admin.clone(), &scene.ns)
+        .get_opt(&name)
+        .await
+        .unwrap()
+        .expect("the BindingUsage written at shutdown");
+    let status = stored.status.unwrap();
+    let frank = status.subjects.iter().find(|u| u.name == "frank").unwrap();
+    assert!(frank.requests >= 1, "{status:?}");
+    assert!(
+        frank.top_actions.iter().any(|a| a.name == "list pods"),
+        "{status:?}"
+    );
+    assert_eq!(status.writers.len(), 1, "{status:?}");
+    drop(operator);
     scene.finish().await;
 }

@@ -262,6 +262,8 @@ fn rust_rbac(opts: &RbacOptions) -> Vec<Value> {
         serde_json::to_value(&o.leader_election_binding).unwrap(),
         serde_json::to_value(&o.notifications_role).unwrap(),
         serde_json::to_value(&o.notifications_binding).unwrap(),
+        serde_json::to_value(&o.usage_role).unwrap(),
+        serde_json::to_value(&o.usage_binding).unwrap(),
     ]
 }
 
@@ -296,8 +298,12 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
         ),
     ];
     let secret_names = [r#"[]"#, r#"["slack-sre","audit-hook"]"#, r#"["hook"]"#];
-    for (((roles, cluster_scope, grantable_roles), remediation), secrets) in
-        variants.into_iter().zip([false, true, true]).zip(secret_names)
+    let usage_namespaces = [None, Some("usage-evidence"), None];
+    for ((((roles, cluster_scope, grantable_roles), remediation), secrets), usage_namespace) in variants
+        .into_iter()
+        .zip([false, true, true])
+        .zip(secret_names)
+        .zip(usage_namespaces)
     {
         let channel_secrets: Vec<String> = serde_json::from_str(secrets).unwrap();
         let opts = RbacOptions {
@@ -307,7 +313,9 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
             service_account: "gatehouse".into(),
             certification_remediation: remediation,
             channel_secrets,
+            usage_namespace: usage_namespace.map(String::from),
         };
+        let set_usage = format!("usage.namespace={}", usage_namespace.unwrap_or_default());
         let set_roles = format!("grantableRoles={roles}");
         let set_scope = format!("clusterScope={cluster_scope}");
         let set_remediation = format!("certification.remediation={remediation}");
@@ -325,6 +333,8 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
                 &set_remediation,
                 "--set-json",
                 &set_secrets,
+                "--set",
+                &set_usage,
             ],
         )
         .into_iter()
@@ -333,7 +343,7 @@ fn the_charts_rbac_is_what_gatehouse_rbac_generates() {
         assert_eq!(
             by_identity(rendered),
             by_identity(rust_rbac(&opts)),
-            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation} {set_secrets}"
+            "grantableRoles={roles} clusterScope={cluster_scope} certification.remediation={remediation} {set_secrets} {set_usage}"
         );
     }
 }
@@ -381,6 +391,121 @@ fn the_deployment_is_restricted_probed_and_elected() {
     let svc = the(&objects, "Service", "gatehouse-metrics");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
     assert_eq!(svc["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+}
+
+#[test]
+fn the_audit_webhook_receiver_is_off_by_default_and_wired_when_enabled() {
+    let args_of = |objects: &[Value]| -> Vec<String> {
+        let d = the(objects, "Deployment", "gatehouse");
+        d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let defaults = chart_objects(NS, &[]);
+    assert!(!of_kind(&defaults, "Service")
+        .iter()
+        .any(|s| name(s) == "gatehouse-audit"));
+    assert!(!args_of(&defaults).iter().any(|a| a.starts_with("--audit")));
+
+    let on = chart_objects(
+        NS,
+        &[
+            "--set",
+            "usage.auditWebhook.enabled=true",
+            "--set",
+            "usage.auditWebhook.tlsSecret=audit-tls",
+            "--set",
+            "usage.auditWebhook.clientCASecret=apiserver-client-ca",
+            "--set",
+            "usage.auditWebhook.tokenSecret=audit-token",
+            "--set",
+            "usage.namespace=usage-evidence",
+            "--set",
+            "usage.flushInterval=2m",
+        ],
+    );
+    let service = the(&on, "Service", "gatehouse-audit");
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "audit");
+    let pod = &the(&on, "Deployment", "gatehouse")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert!(container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "audit" && p["containerPort"] == 8443));
+    let args = args_of(&on);
+    for expected in [
+        "--audit-webhook-addr=0.0.0.0:8443",
+        "--audit-tls-cert=/etc/gatehouse/audit-tls/tls.crt",
+        "--audit-tls-key=/etc/gatehouse/audit-tls/tls.key",
+        "--audit-client-ca=/etc/gatehouse/audit-client-ca/ca.crt",
+        "--audit-token-file=/etc/gatehouse/audit-token/token",
+        "--usage-flush-interval=2m",
+        "--usage-namespace=usage-evidence",
+    ] {
+        assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+    }
+    // Every file an argument names is a mounted Secret.
+    let secrets: Vec<(String, String)> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let mount = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == v["name"])
+                .unwrap();
+            (
+                mount["mountPath"].as_str().unwrap().to_string(),
+                v["secret"]["secretName"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (dir, secret) in [
+        ("/etc/gatehouse/audit-tls", "audit-tls"),
+        ("/etc/gatehouse/audit-client-ca", "apiserver-client-ca"),
+        ("/etc/gatehouse/audit-token", "audit-token"),
+    ] {
+        assert!(secrets.contains(&(dir.into(), secret.into())), "{secrets:?}");
+    }
+    // The Role for the summaries follows them to their namespace.
+    let role = of_kind(&on, "Role")
+        .into_iter()
+        .find(|r| name(r) == "gatehouse-usage")
+        .unwrap();
+    assert_eq!(role["metadata"]["namespace"], "usage-evidence");
+
+    // Refused: no serving certificate, or nothing that says who may post.
+    for (values, expected) in [
+        (
+            vec![
+                "usage.auditWebhook.enabled=true",
+                "usage.auditWebhook.clientCASecret=ca",
+            ],
+            "needs usage.auditWebhook.tlsSecret",
+        ),
+        (
+            vec![
+                "usage.auditWebhook.enabled=true",
+                "usage.auditWebhook.tlsSecret=tls",
+            ],
+            "anyone could post",
+        ),
+    ] {
+        let mut cmd = vec!["template", "gatehouse", "charts/gatehouse"];
+        for v in &values {
+            cmd.extend(["--set", v]);
+        }
+        let out = run("helm", &cmd, None);
+        assert!(!out.ok, "{values:?} accepted");
+        assert!(out.stderr.contains(expected), "{values:?}: {}", out.stderr);
+    }
 }
 
 #[test]

@@ -66,6 +66,7 @@ fn variants() -> Vec<RbacOptions> {
             service_account: "jit".into(),
             certification_remediation: true,
             channel_secrets: vec!["slack-sre".into(), "audit-hook".into()],
+            usage_namespace: Some("usage-evidence".into()),
         },
     ]
 }
@@ -142,6 +143,7 @@ fn the_operator_never_escalates_impersonates_or_uses_wildcards() {
             .iter()
             .flatten()
             .chain(o.leader_election_role.rules.iter().flatten())
+            .chain(o.usage_role.rules.iter().flatten())
             .collect();
         for r in &all {
             for verb in &r.verbs {
@@ -453,6 +455,38 @@ fn leader_election_is_confined_to_the_operator_namespace() {
 }
 
 #[test]
+fn usage_summaries_have_their_own_role_in_their_namespace() {
+    for opts in variants() {
+        let o = operator_rbac(&opts).unwrap();
+        let ns = opts.usage_namespace.clone().unwrap_or(opts.namespace.clone());
+        assert_eq!(o.usage_role.metadata.namespace.as_deref(), Some(ns.as_str()));
+        assert_eq!(o.usage_binding.metadata.namespace.as_deref(), Some(ns.as_str()));
+        let rules = o.usage_role.rules.clone().unwrap();
+        for verb in ["get", "list", "watch", "create"] {
+            assert!(allows(&rules, verb, GH, "bindingusages", None), "{verb}");
+        }
+        assert!(allows(&rules, "update", GH, "bindingusages/status", None));
+        // Never deleted, and the spec (which binding) never changed.
+        assert!(!allows(&rules, "delete", GH, "bindingusages", None));
+        assert!(!allows(&rules, "update", GH, "bindingusages", None));
+        // Nowhere else: not in the leader-election Role, not cluster-wide.
+        let elsewhere: Vec<PolicyRule> = o
+            .leader_election_role
+            .rules
+            .clone()
+            .into_iter()
+            .flatten()
+            .chain(o.cluster_role.rules.clone().into_iter().flatten())
+            .collect();
+        assert!(!allows(&elsewhere, "create", GH, "bindingusages", None));
+        let subjects = o.usage_binding.subjects.clone().unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].name, opts.service_account);
+        assert_eq!(subjects[0].namespace.as_deref(), Some(opts.namespace.as_str()));
+    }
+}
+
+#[test]
 fn user_roles_never_reach_status_or_change_records() {
     for name in [REQUESTER_ROLE, REVIEWER_ROLE, ON_BEHALF_ROLE] {
         let rules = user_role(name);
@@ -534,6 +568,8 @@ fn the_output_is_yaml_of_the_expected_objects() {
                 "RoleBinding",
                 "Role",
                 "RoleBinding",
+                "Role",
+                "RoleBinding",
                 "ClusterRole",
                 "ClusterRole",
                 "ClusterRole",
@@ -556,7 +592,11 @@ fn the_output_is_yaml_of_the_expected_objects() {
         assert_eq!(parsed, o.notifications_role);
         let parsed: RoleBinding = serde_json::from_value(docs[6].clone()).unwrap();
         assert_eq!(parsed, o.notifications_binding);
-        for (doc, role) in docs[7..].iter().zip(user_roles()) {
+        let parsed: Role = serde_json::from_value(docs[7].clone()).unwrap();
+        assert_eq!(parsed, o.usage_role);
+        let parsed: RoleBinding = serde_json::from_value(docs[8].clone()).unwrap();
+        assert_eq!(parsed, o.usage_binding);
+        for (doc, role) in docs[9..].iter().zip(user_roles()) {
             let parsed: ClusterRole = serde_json::from_value(doc.clone()).unwrap();
             assert_eq!(parsed, role);
         }

@@ -62,6 +62,23 @@ pub struct BindingUsageStatus {
     /// Per subject RBAC credited, most recently used first (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<SubjectUsage>,
+    /// The last flush of each operator process added here: a write retried after
+    /// its response was lost is not added twice. Processes that have not written
+    /// for the retention period are dropped (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<FlushMark>,
+}
+
+/// The last flush one operator process added to the summary.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlushMark {
+    /// The process: its pod and a random suffix drawn at start.
+    pub writer: String,
+    /// Its flush sequence number, counted from 1 at start.
+    pub sequence: u64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
 }
 
 /// The usage of the binding by one subject.

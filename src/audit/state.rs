@@ -1,5 +1,6 @@
 //! The operator's usage evidence in memory: the new counts the receiver adds
-//! (pending, then in flight while being written), what the `BindingUsage`
+//! (pending, then in flight until a write is known to have added them, see
+//! [`crate::usage::outbox`]), what the `BindingUsage`
 //! objects hold (stored), and the index certification reads, rebuilt at most
 //! once per half flush interval from stored ⊕ in flight ⊕ pending.
 
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     certify::usage::UsageIndex,
-    usage::{self, AuditEvent, BindingRef, Merge, PairKey, PairUsage, Settings, UsageBook},
+    usage::{self, AuditEvent, BindingRef, Merge, Outbox, PairKey, PairUsage, Settings, UsageBook},
 };
 
 /// Usage evidence shared by the receiver, the flush and the reconcilers.
@@ -26,6 +27,9 @@ pub struct UsageState {
     pending: Mutex<UsageBook>,
     /// Counts taken by a flush whose write has not succeeded yet.
     inflight: Mutex<UsageBook>,
+    /// The same, per binding, as the next write must send them, for the
+    /// bindings whose last write failed.
+    unsent: Mutex<BTreeMap<BindingRef, Outbox>>,
     /// The join of every stored summary read or written.
     stored: Mutex<UsageBook>,
     /// Whether the stored summaries were loaded (no index before: an index of
@@ -40,8 +44,8 @@ fn lock(m: &Mutex<UsageBook>) -> MutexGuard<'_, UsageBook> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The new counts of each binding a flush writes.
-pub type Deltas = BTreeMap<BindingRef, Vec<(PairKey, PairUsage)>>;
+/// What a flush writes: per binding, its counts not yet known to be written.
+pub type Deltas = BTreeMap<BindingRef, Outbox>;
 
 impl UsageState {
     /// An empty state keeping what `settings` allow. Nothing is stored: call
@@ -51,6 +55,7 @@ impl UsageState {
             settings,
             pending: Mutex::new(UsageBook::new(settings)),
             inflight: Mutex::new(UsageBook::new(settings)),
+            unsent: Mutex::new(BTreeMap::new()),
             stored: Mutex::new(UsageBook::new(settings)),
             loaded: AtomicBool::new(false),
             index: RwLock::new(None),
@@ -112,20 +117,28 @@ impl UsageState {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Takes the pending counts for a flush, grouped by binding (they stay
-    /// counted, in flight, until [`UsageState::flushed`] or
-    /// [`UsageState::failed`]), with the start of the observation to store.
-    pub fn take_pending(&self) -> (Deltas, Option<DateTime<Utc>>) {
-        let (deltas, since) = {
+    /// Takes the pending counts for flush `sequence`, with those of earlier
+    /// flushes not known to be written, grouped by binding (they stay counted,
+    /// in flight, until [`UsageState::flushed`] or [`UsageState::failed`]), and
+    /// the start of the observation to store.
+    pub fn take_pending(&self, sequence: u64) -> (Deltas, Option<DateTime<Utc>>) {
+        let (new, since) = {
             let mut pending = lock(&self.pending);
             let since = pending.observed_since;
             (pending.take_pairs(), since)
         };
         let mut inflight = lock(&self.inflight);
-        for pairs in deltas.values() {
+        for pairs in new.values() {
             for (k, p) in pairs {
                 inflight.merge_pair(k.clone(), p, Merge::Add);
             }
+        }
+        let mut deltas = std::mem::take(&mut *self.unsent.lock().unwrap_or_else(|p| p.into_inner()));
+        for (binding, pairs) in new {
+            deltas
+                .entry(binding)
+                .or_default()
+                .push(sequence, pairs, self.settings);
         }
         if let Some(at) = since {
             inflight.observe_since(at);
@@ -149,13 +162,34 @@ impl UsageState {
         lock(&self.inflight).remove_binding(binding);
     }
 
-    /// A binding's write failed: its counts go back to pending, for the next flush.
-    pub fn failed(&self, binding: &BindingRef, pairs: Vec<(PairKey, PairUsage)>) {
-        lock(&self.inflight).remove_binding(binding);
-        let mut pending = lock(&self.pending);
-        for (k, p) in pairs {
-            pending.merge_pair(k, &p, Merge::Add);
+    /// A binding's write failed: its counts stay as they are, for the next
+    /// flush to send again (never merged with newer ones into one sequence: the
+    /// write may have been applied).
+    pub fn failed(&self, binding: &BindingRef, outbox: Outbox) {
+        {
+            let mut inflight = lock(&self.inflight);
+            inflight.remove_binding(binding);
+            for (k, p) in outbox.pairs(self.settings) {
+                inflight.merge_pair(k, &p, Merge::Add);
+            }
         }
+        if !outbox.is_empty() {
+            self.unsent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(binding.clone(), outbox);
+        }
+    }
+
+    /// Bindings and pairs whose counts are not known to be written.
+    pub fn unwritten(&self) -> (usize, usize) {
+        let pending = lock(&self.pending);
+        let inflight = lock(&self.inflight);
+        let mut bindings: std::collections::BTreeSet<&BindingRef> = std::collections::BTreeSet::new();
+        for (k, _) in pending.pairs().into_iter().chain(inflight.pairs()) {
+            bindings.insert(&k.binding);
+        }
+        (bindings.len(), pending.len() + inflight.len())
     }
 
     /// Drops what is past the retention and rebuilds the index certification

@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Days of usage evidence kept.
     #[arg(long, env = "GATEHOUSE_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,
+    /// The most binding × subject pairs kept in memory (uses of further pairs
+    /// are counted, not kept): the bound of the evidence's memory (docs/usage.md).
+    #[arg(long, env = "GATEHOUSE_USAGE_MAX_PAIRS", default_value_t = 200_000)]
+    pub usage_max_pairs: usize,
     /// Namespace of the persisted usage summaries (`BindingUsage`, one per
     /// binding). Default: --lease-namespace, the operator's own.
     #[arg(long, env = "GATEHOUSE_USAGE_NAMESPACE")]

@@ -1,6 +1,7 @@
 //! Usage evidence in the operator: the audit webhook receiver, the flush of
 //! its counts to `BindingUsage` objects, and the refresh of what certification
-//! reads, started together when `--audit-webhook-addr` is set.
+//! reads, started together when `--audit-webhook-addr` is set. At shutdown the
+//! flush writes what it holds once more; `run` waits for it.
 
 use std::{sync::Arc, time::Duration as StdDuration};
 
@@ -14,6 +15,14 @@ use super::{
 };
 use crate::metrics::Metrics;
 
+/// The usage evidence of a running operator.
+pub(super) struct Evidence {
+    /// What the reconcilers read, and how often it is refreshed.
+    pub usage: (Arc<crate::audit::UsageState>, StdDuration),
+    /// The flush task: it ends after its last flush, once shutdown is asked.
+    pub flush: tokio::task::JoinHandle<()>,
+}
+
 /// Starts the audit webhook receiver when `--audit-webhook-addr` is set, and the
 /// task that folds its evidence into what certification reads every flush
 /// interval.
@@ -22,7 +31,7 @@ pub(super) async fn start(
     args: &RunArgs,
     metrics: &Arc<Metrics>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Option<(Arc<crate::audit::UsageState>, StdDuration)>, RunError> {
+) -> Result<Option<Evidence>, RunError> {
     let Some(addr) = args.audit_webhook_addr else {
         return Ok(None);
     };
@@ -42,6 +51,7 @@ pub(super) async fn start(
     };
     let settings = crate::usage::Settings {
         retention_days: args.usage_retention_days,
+        max_pairs: args.usage_max_pairs,
         ..Default::default()
     };
     let state = Arc::new(crate::audit::UsageState::new(settings));
@@ -59,11 +69,13 @@ pub(super) async fn start(
         .usage_namespace
         .clone()
         .unwrap_or_else(|| args.lease_namespace.clone());
-    tokio::spawn(super::usage_flush::run(
+    let flush_task = tokio::spawn(super::usage_flush::run(
         client.clone(),
         namespace,
         state.clone(),
+        metrics.clone(),
         flush,
+        shutdown.clone(),
     ));
     let refreshing = state.clone();
     tokio::spawn(async move {
@@ -72,5 +84,8 @@ pub(super) async fn start(
             tokio::time::sleep(half).await;
         }
     });
-    Ok(Some((state, half)))
+    Ok(Some(Evidence {
+        usage: (state, half),
+        flush: flush_task,
+    }))
 }

@@ -34,7 +34,8 @@ pub mod run;
 pub mod shell;
 pub mod sweep;
 mod usage;
-mod usage_flush;
+pub mod usage_flush;
+pub mod usage_versions;
 pub mod watch;
 mod written;
 

@@ -251,7 +251,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
-    let usage = super::evidence::start(&client, &args, &metrics, &shutdown).await?;
+    let evidence = super::evidence::start(&client, &args, &metrics, &shutdown).await?;
+    let (usage, usage_flush) = match evidence {
+        Some(e) => (Some(e.usage), Some(e.flush)),
+        None => (None, None),
+    };
     let identity = whoami(&client).await;
 
     let operator = Operator {
@@ -338,6 +342,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     for w in watches {
         w.abort();
+    }
+    // The usage counts gathered since the last flush are written before the
+    // process ends (bounded by usage_flush::FINAL_FLUSH).
+    if let Some(f) = usage_flush {
+        let _ = f.await;
     }
     let _ = http.await;
     info!("stopped");

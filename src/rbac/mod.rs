@@ -44,6 +44,9 @@ pub const LEADER_ELECTION_ROLE: &str = "gatehouse-leader-election";
 /// Name of the operator's Role and RoleBinding for notifications (channel Secrets
 /// and delivery ledgers), in its namespace.
 pub const NOTIFICATIONS_ROLE: &str = "gatehouse-notifications";
+/// Name of the operator's Role and RoleBinding for the usage summaries
+/// (`BindingUsage`), in their namespace.
+pub const USAGE_ROLE: &str = "gatehouse-usage";
 /// ClusterRole for people who ask for access.
 pub const REQUESTER_ROLE: &str = "gatehouse-requester";
 /// ClusterRole for people who decide on requests.
@@ -183,6 +186,9 @@ pub struct RbacOptions {
     /// The Secrets (in the operator's namespace) that notification channels
     /// use: the only Secrets the operator may read. Empty: none.
     pub channel_secrets: Vec<String>,
+    /// Where the persisted usage summaries (`BindingUsage`) live
+    /// (`gatehouse run --usage-namespace`); `None`: the operator's namespace.
+    pub usage_namespace: Option<String>,
 }
 
 impl Default for RbacOptions {
@@ -198,6 +204,7 @@ impl Default for RbacOptions {
             service_account: "gatehouse".into(),
             certification_remediation: false,
             channel_secrets: Vec::new(),
+            usage_namespace: None,
         }
     }
 }
@@ -222,15 +229,28 @@ impl RbacOptions {
             " --namespace {} --service-account {}",
             self.namespace, self.service_account
         ));
+        if let Some(ns) = &self.usage_namespace {
+            cmd.push_str(&format!(" --usage-namespace {ns}"));
+        }
         cmd
+    }
+
+    /// The namespace of the usage summaries.
+    pub fn usage_namespace(&self) -> &str {
+        self.usage_namespace.as_deref().unwrap_or(&self.namespace)
     }
 
     fn validate(&self) -> Result<(), RbacError> {
         if self.grantable_roles.is_empty() {
             return Err(RbacError::NoGrantableRoles);
         }
-        if !is_dns_label(&self.namespace) {
-            return Err(RbacError::InvalidNamespace(self.namespace.clone()));
+        for ns in [Some(&self.namespace), self.usage_namespace.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if !is_dns_label(ns) {
+                return Err(RbacError::InvalidNamespace(ns.clone()));
+            }
         }
         if !is_dns_subdomain(&self.service_account) {
             return Err(RbacError::InvalidServiceAccount(self.service_account.clone()));

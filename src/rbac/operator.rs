@@ -28,6 +28,10 @@ pub struct OperatorRbac {
     pub notifications_role: Role,
     /// Binds the notifications Role to the ServiceAccount.
     pub notifications_binding: RoleBinding,
+    /// The usage summaries (`BindingUsage`), in their namespace only.
+    pub usage_role: Role,
+    /// Binds the usage Role to the ServiceAccount.
+    pub usage_binding: RoleBinding,
 }
 
 fn bind_rule(resource: &str, names: Vec<String>) -> PolicyRule {
@@ -191,21 +195,11 @@ pub fn operator_rbac(opts: &RbacOptions) -> Result<OperatorRbac, RbacError> {
         // `patch` as well as `update` because lease managers renew with patches.
         leader_election_role: Role {
             metadata: meta(LEADER_ELECTION_ROLE, Some(ns), "operator"),
-            // And the persisted usage summaries (BindingUsage), which live in
-            // the same namespace: read, created and updated, never deleted here.
-            rules: Some(vec![
-                rule(
-                    "coordination.k8s.io",
-                    &["leases"],
-                    &["get", "create", "update", "patch"],
-                ),
-                rule(
-                    crate::api::GROUP,
-                    &["bindingusages"],
-                    &["get", "list", "watch", "create", "update"],
-                ),
-                rule(crate::api::GROUP, &["bindingusages/status"], &["update"]),
-            ]),
+            rules: Some(vec![rule(
+                "coordination.k8s.io",
+                &["leases"],
+                &["get", "create", "update", "patch"],
+            )]),
         },
         leader_election_binding: RoleBinding {
             metadata: meta(LEADER_ELECTION_ROLE, Some(ns), "operator"),
@@ -240,6 +234,25 @@ pub fn operator_rbac(opts: &RbacOptions) -> Result<OperatorRbac, RbacError> {
                 api_group: RBAC_GROUP.into(),
                 kind: "Role".into(),
                 name: NOTIFICATIONS_ROLE.into(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        },
+        // The persisted usage summaries, in their own namespace (the operator's
+        // unless --usage-namespace): read, created and their status replaced,
+        // never deleted.
+        usage_role: Role {
+            metadata: meta(USAGE_ROLE, Some(opts.usage_namespace()), "operator"),
+            rules: Some(vec![
+                rule(GROUP, &["bindingusages"], &["get", "list", "watch", "create"]),
+                rule(GROUP, &["bindingusages/status"], &["update"]),
+            ]),
+        },
+        usage_binding: RoleBinding {
+            metadata: meta(USAGE_ROLE, Some(opts.usage_namespace()), "operator"),
+            role_ref: RoleRef {
+                api_group: RBAC_GROUP.into(),
+                kind: "Role".into(),
+                name: USAGE_ROLE.into(),
             },
             subjects: Some(vec![subject]),
         },

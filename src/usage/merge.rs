@@ -3,8 +3,11 @@
 //! - **add** (`⊕`): a replica's *new* counts since its last write, added to what
 //!   is stored. Commutative (several replicas' deltas, in any order, give the
 //!   same sum); not idempotent, so each delta is added exactly once: the write
-//!   that adds it is conditional on the stored object's `resourceVersion`, and
-//!   the delta is dropped only when that write succeeded.
+//!   that adds it is conditional on the stored object's `resourceVersion`, it
+//!   carries the writer's flush mark ([`added`], [`marked`]), and a delta is
+//!   dropped when a write succeeded or a later read shows its mark. A write whose
+//!   response was lost is retried with the same sequence ([`super::outbox`]),
+//!   and the retry adds nothing the mark says is in.
 //! - **join** (`⊔`): two views of the *same* summary (the copy this replica wrote
 //!   and the one its watch delivers, older or newer): the larger of each count.
 //!   Idempotent and commutative: seeing an object twice, or out of order, never
@@ -15,7 +18,14 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use super::book::{day, PairKey, PairUsage, Settings, Top, UsageBook};
+use crate::api::FlushMark;
+
+/// The most flush marks one summary keeps, the most recent: far more than the
+/// replicas that write at once (each process start is a new writer).
+pub const MAX_WRITERS: usize = 32;
 
 /// How two counts of the same thing combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,4 +193,43 @@ impl UsageBook {
     pub fn remove_binding(&mut self, binding: &super::BindingRef) {
         self.pairs.retain(|k, _| k.binding != *binding);
     }
+}
+
+/// Whether flush `sequence` of `writer` is already in a summary with these
+/// marks. A writer adds its flushes in order and each write sets its mark to the
+/// highest sequence it added, so everything up to the mark is in.
+pub fn added(marks: &[FlushMark], writer: &str, sequence: u64) -> bool {
+    marks.iter().any(|m| m.writer == writer && m.sequence >= sequence)
+}
+
+/// The marks once `writer` added its flushes up to `sequence` at `now`: its mark
+/// set (never lowered), the marks of writers silent for the retention dropped,
+/// the [`MAX_WRITERS`] most recent kept.
+pub fn marked(
+    marks: &[FlushMark],
+    writer: &str,
+    sequence: u64,
+    now: DateTime<Utc>,
+    retention_days: u32,
+) -> Vec<FlushMark> {
+    let cutoff = now - chrono::Duration::days(i64::from(retention_days));
+    let previous = marks
+        .iter()
+        .filter(|m| m.writer == writer)
+        .map(|m| m.sequence)
+        .max()
+        .unwrap_or(0);
+    let mut out: Vec<FlushMark> = marks
+        .iter()
+        .filter(|m| m.writer != writer && m.at >= cutoff)
+        .cloned()
+        .collect();
+    out.push(FlushMark {
+        writer: writer.to_string(),
+        sequence: sequence.max(previous),
+        at: now,
+    });
+    out.sort_by(|a, b| b.at.cmp(&a.at).then(a.writer.cmp(&b.writer)));
+    out.truncate(MAX_WRITERS);
+    out
 }

@@ -7,7 +7,8 @@
 //! [`event`] is their wire shape, [`reason`] reads the annotation back (with
 //! [`quoted`], Go's `%q` undone), [`attribute`] turns one event into a use of a
 //! binding or a counted cause, and [`book`] keeps the bounded summary per binding
-//! and subject; [`merge`] and [`summary`] are its persisted form (`BindingUsage`).
+//! and subject; [`merge`] and [`summary`] are its persisted form (`BindingUsage`), and
+//! [`outbox`] what is on its way there.
 //!
 //! Attribution's limit, said wherever usage is shown: RBAC credits the first
 //! binding that matches, so a subject with two bindings that both allow a request
@@ -24,6 +25,7 @@ pub mod book;
 pub mod decode;
 pub mod event;
 pub mod merge;
+pub mod outbox;
 pub mod quoted;
 pub mod reason;
 pub mod summary;
@@ -34,6 +36,7 @@ pub use self::{
     decode::{read_events, Decoded, Limits},
     event::AuditEvent,
     merge::Merge,
+    outbox::Outbox,
     reason::{BindingRef, Credit},
 };
 

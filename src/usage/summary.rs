@@ -97,6 +97,7 @@ pub fn status_of<'a>(
         requests: subjects.iter().fold(0u64, |a, s| a.saturating_add(s.requests)),
         subject_count: u32::try_from(subjects.len()).unwrap_or(u32::MAX),
         subjects,
+        writers: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! causes of unattributed requests, impersonation, the input formats, the bounds.
 
 mod merge;
+mod outbox;
 mod properties;
 
 use std::io::Write;
