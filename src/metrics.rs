@@ -79,7 +79,7 @@ pub struct LaneLabel {
 pub struct LaneKindLabel {
     /// `leader` or `standby`.
     pub lane: String,
-    /// `RoleBinding` or `Job`.
+    /// `RoleBinding`, `ClusterRoleBinding` or `Job`.
     pub kind: String,
 }
 
@@ -116,7 +116,7 @@ pub struct Metrics {
     pub expiry_lag: Histogram,
     /// Bindings removed by the sweep.
     pub swept: Counter,
-    /// RoleBindings and Jobs the removal lane deleted at their deadline, by
+    /// Bindings and Jobs the removal lane deleted at their deadline, by
     /// lane (`leader`, `standby`) and kind.
     pub removals: Family<LaneKindLabel, Counter>,
     /// Seconds from an object's deadline to the lane's delete, by lane.
@@ -251,7 +251,7 @@ impl Metrics {
         );
         r.register(
             "removals",
-            "RoleBindings and Jobs the removal lane deleted at their deadline, by lane (leader, standby) and kind",
+            "Bindings and Jobs the removal lane deleted at their deadline, by lane (leader, standby) and kind",
             self.removals.clone(),
         );
         r.register(

@@ -204,9 +204,12 @@ async fn act(
             Action::RemoveBinding(target) => {
                 // An expiry is the removal lane's: it deleted the binding at
                 // its deadline (or is deleting it); only the status is left.
-                if ev.status.phase == Phase::Expired && target.kind == BindingKind::RoleBinding {
+                if ev.status.phase == Phase::Expired {
                     let key = removal::Key {
-                        job: false,
+                        kind: match target.kind {
+                            BindingKind::RoleBinding => removal::Kind::RoleBinding,
+                            BindingKind::ClusterRoleBinding => removal::Kind::ClusterRoleBinding,
+                        },
                         namespace: target.namespace.clone().unwrap_or_default(),
                         name: target.name.clone(),
                     };

@@ -204,8 +204,17 @@ async fn whoami(client: &Client) -> Option<crate::certify::OperatorIdentity> {
     None
 }
 
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// When this process started running the operator (the first call, made first
+/// thing in [`run`]): what the start-up log lines count from.
+pub fn started() -> Instant {
+    *STARTED.get_or_init(Instant::now)
+}
+
 /// Runs the operator until SIGTERM.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    started();
     let sweep_every = go_duration("sweep-interval", &args.sweep_interval)?;
     let lease_duration = go_duration("lease-duration", &args.lease_duration)?;
     let catch_up = go_duration("notify-catch-up", &args.notify_catch_up)?;
@@ -226,6 +235,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (cache, writers) = Cache::new();
     let hub = Arc::new(Hub::default());
     let watches = writers.spawn(&client, &cache, &hub, &metrics, WatchSettings::default());
+    // Expired grants are removed on time by every replica, leader or not, and
+    // from the first page of RoleBindings on: nothing below (the HTTP server,
+    // the audit webhook, the operator's identity, the Lease) holds it up.
+    let (leading_tx, leading) = watch::channel(!args.leader_election);
+    let lane = tokio::spawn(removal::lane::run(
+        client.clone(),
+        cache.clone(),
+        metrics.clone(),
+        leading.clone(),
+        chrono::Utc::now,
+    ));
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -286,15 +306,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("gatehouse-{}", std::process::id()));
         let settings =
             LeaseSettings::with_duration(&args.lease_name, &args.lease_namespace, &identity, lease_duration);
-        let (leading_tx, mut leading) = watch::channel(false);
-        // Expired grants are removed on time by every replica, leader or not.
-        let lane = tokio::spawn(removal::lane::run(
-            operator.client.clone(),
-            operator.cache.clone(),
-            operator.metrics.clone(),
-            leading.clone(),
-            chrono::Utc::now,
-        ));
+        let mut leading = leading;
         // The election stops (and releases the Lease) only after this replica
         // stopped acting, not at SIGTERM: two replicas never act at once.
         let (release, release_rx) = watch::channel(false);
@@ -329,14 +341,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = election.await;
         lane.abort();
     } else {
-        let (_leading, leading) = watch::channel(true);
-        let lane = tokio::spawn(removal::lane::run(
-            operator.client.clone(),
-            operator.cache.clone(),
-            operator.metrics.clone(),
-            leading,
-            chrono::Utc::now,
-        ));
+        // Leads alone: the sender stays here, true, until the end.
+        let _leading = (leading_tx, leading);
         operator.act(shutdown.clone(), std::future::pending()).await;
         lane.abort();
     }

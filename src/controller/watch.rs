@@ -9,6 +9,12 @@
 //! recorded in [`Health`](crate::store::health::Health), which is what `/healthz` and
 //! `/readyz` answer from. Each change (and, after a re-list, each difference
 //! from what was in memory) wakes the requests it concerns.
+//!
+//! Removals first, from the start: each page of RoleBindings and Jobs goes to
+//! the removal lane's deadline index as it arrives ([`Cached::index_listed`]),
+//! and at start-up the other kinds are listed only once those two have their
+//! first page (or after [`FIRST_WAIT`]), so the API server answers the lists
+//! the lane needs before the large ones (requests, reviews, roles).
 
 use std::{
     collections::HashSet,
@@ -26,8 +32,8 @@ use kube::{
     Client, Resource, ResourceExt,
 };
 use thiserror::Error;
-use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
 
 use super::listing;
 use crate::{
@@ -207,6 +213,13 @@ impl Backoff {
     }
 }
 
+/// At start-up, how long the other kinds wait for the first pages of the
+/// kinds the removal lane needs before they list anyway.
+pub const FIRST_WAIT: Duration = Duration::from_secs(1);
+
+/// The kinds the removal lane needs listed first: RoleBindings and Jobs.
+const FIRST_KINDS: usize = 2;
+
 /// Everything one loop needs.
 pub struct Loop<K: Cached> {
     client: Client,
@@ -216,6 +229,13 @@ pub struct Loop<K: Cached> {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     settings: WatchSettings,
+    /// A kind listed first: counts up once its first page is in (or its
+    /// first list failed).
+    opens: Option<Arc<watch::Sender<usize>>>,
+    /// A kind listed after those: waits for them at its first list.
+    after: Option<watch::Receiver<usize>>,
+    /// Whether a list has completed yet (the first one is logged).
+    listed: bool,
 }
 
 impl<K: Cached> Loop<K> {
@@ -237,12 +257,30 @@ impl<K: Cached> Loop<K> {
             hub,
             metrics,
             settings,
+            opens: None,
+            after: None,
+            listed: false,
         }
+    }
+
+    /// Listed first: `opens` counts up once this kind's first page is in.
+    fn first(mut self, opens: Arc<watch::Sender<usize>>) -> Self {
+        self.opens = Some(opens);
+        self
+    }
+
+    /// Listed after the first kinds (at most [`FIRST_WAIT`] later).
+    fn after(mut self, first: watch::Receiver<usize>) -> Self {
+        self.after = Some(first);
+        self
     }
 
     /// Runs until the task is dropped.
     pub async fn run(mut self) {
         let mut backoff = Backoff::new(&self.settings);
+        if let Some(mut first) = self.after.take() {
+            let _ = tokio::time::timeout(FIRST_WAIT, first.wait_for(|n| *n >= FIRST_KINDS)).await;
+        }
         loop {
             self.cache.health.turned(K::RESOURCE, Instant::now());
             let error = self.list_and_watch(&mut backoff).await;
@@ -257,7 +295,24 @@ impl<K: Cached> Loop<K> {
 
     /// One cycle: list everything into memory, then follow the watch until it fails.
     async fn list_and_watch(&mut self, backoff: &mut Backoff) -> WatchError {
-        let (objects, version) = match list::<K>(&self.client, &self.settings).await {
+        let opens = self.opens.take();
+        let mut opened = false;
+        let open = |opened: &mut bool| {
+            if let Some(tx) = opens.as_ref().filter(|_| !*opened) {
+                tx.send_modify(|n| *n += 1);
+            }
+            *opened = true;
+        };
+        let cache = self.cache.clone();
+        let listed = {
+            let mut on_page = |page: &[K]| {
+                K::index_listed(&cache, page);
+                open(&mut opened);
+            };
+            list::<K>(&self.client, &self.settings, &mut on_page).await
+        };
+        open(&mut opened);
+        let (objects, version) = match listed {
             Ok(listed) => listed,
             Err(e) => return e,
         };
@@ -265,7 +320,12 @@ impl<K: Cached> Loop<K> {
         self.replace_all(objects);
         self.cache.health.alive(K::RESOURCE, Instant::now(), true);
         self.metrics.listed(K::RESOURCE);
-        debug!(kind = K::RESOURCE, objects = count, "listed");
+        if std::mem::replace(&mut self.listed, true) {
+            debug!(kind = K::RESOURCE, objects = count, "listed");
+        } else {
+            let since_start_ms = super::run::started().elapsed().as_millis() as u64;
+            info!(kind = K::RESOURCE, objects = count, since_start_ms, "listed");
+        }
         let mut version = version;
         let mut since = Instant::now();
         loop {
@@ -367,8 +427,13 @@ fn strip_event<K: Cached>(e: WatchEvent<K::Wire>) -> WatchEvent<K> {
 }
 
 /// Lists every object of the kind (or every managed one), page by page, each
-/// parsed as it streams in ([`super::listing`]).
-async fn list<K: Cached>(client: &Client, settings: &WatchSettings) -> Result<(Vec<K>, String), WatchError> {
+/// parsed as it streams in ([`super::listing`]); `on_page` sees each page as
+/// it arrives.
+async fn list<K: Cached>(
+    client: &Client,
+    settings: &WatchSettings,
+    on_page: &mut (dyn FnMut(&[K]) + Send),
+) -> Result<(Vec<K>, String), WatchError> {
     let mut objects = Vec::new();
     let mut params = ListParams::default().limit(settings.page_size);
     if let Some(sel) = selector::<K>() {
@@ -378,7 +443,9 @@ async fn list<K: Cached>(client: &Client, settings: &WatchSettings) -> Result<(V
         let page = listing::page::<K::Wire>(client, &params, settings.request_timeout).await?;
         let token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
         let version = page.metadata.resource_version.clone().unwrap_or_default();
+        let from = objects.len();
         objects.extend(page.items.into_iter().flatten().map(strip::<K>));
+        on_page(&objects[from..]);
         match token {
             Some(t) => params = params.continue_token(&t),
             None => return Ok((objects, version)),
@@ -433,7 +500,7 @@ pub async fn load_once<K: Cached>(
     cache: &Cache,
     writer: &mut Writer<K>,
 ) -> Result<(), WatchError> {
-    let (objects, _) = list::<K>(client, &WatchSettings::default()).await?;
+    let (objects, _) = list::<K>(client, &WatchSettings::default(), &mut |_| {}).await?;
     replace_all(cache, writer, &Hub::default(), objects);
     cache.health.alive(K::RESOURCE, Instant::now(), true);
     Ok(())
@@ -441,6 +508,8 @@ pub async fn load_once<K: Cached>(
 
 impl crate::store::Writers {
     /// Starts one watch loop per kind; they run until their tasks are aborted.
+    /// RoleBindings and Jobs first: the other kinds list once those have their
+    /// first page in (at most [`FIRST_WAIT`] later).
     pub fn spawn(
         self,
         client: &Client,
@@ -449,27 +518,31 @@ impl crate::store::Writers {
         metrics: &Arc<Metrics>,
         settings: WatchSettings,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        let (opens, first) = watch::channel(0usize);
+        let opens = Arc::new(opens);
         macro_rules! start {
-            ($($field:ident),+) => {
+            ($how:ident($with:expr): $($field:ident),+) => {
                 vec![$(tokio::spawn(
-                    Loop::new(client.clone(), cache.clone(), self.$field, hub.clone(), metrics.clone(), settings).run(),
+                    Loop::new(client.clone(), cache.clone(), self.$field, hub.clone(), metrics.clone(), settings)
+                        .$how($with.clone())
+                        .run(),
                 )),+]
             };
         }
-        start!(
+        let mut loops = start!(first(opens): role_bindings, jobs);
+        loops.extend(start!(after(first):
             requests,
             reviews,
             policies,
             namespaces,
-            role_bindings,
             cluster_role_bindings,
-            jobs,
             service_accounts,
             roles,
             cluster_roles,
             campaigns,
             items,
             notification_channels
-        )
+        ));
+        loops
     }
 }

@@ -1,7 +1,14 @@
 //! When an object that grants access must be gone, from memory alone: the
-//! deadline of an operator-made RoleBinding or OneTime Job. Pure: no I/O, no
-//! clock. Used by the removal lane (`controller::removal::lane`) through the
-//! deadline index ([`super::removals`]).
+//! deadline of an operator-made RoleBinding, ClusterRoleBinding or OneTime Job.
+//! Pure: no I/O, no clock. Used by the removal lane
+//! (`controller::removal::lane`) through the deadline index
+//! ([`super::removals`]).
+//!
+//! A RoleBinding or Job names its request by owner reference (same namespace,
+//! same uid). A ClusterRoleBinding cannot carry an owner reference to a
+//! namespaced request, so it is matched to its request by what only the
+//! operator (or a cluster admin) can have written and what a tenant cannot
+//! choose: see [`made_for`].
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
@@ -11,8 +18,9 @@ use k8s_openapi::{
 use kube::Resource;
 
 use crate::{
-    api::ApprovalRequest,
-    labels::{self, EXPIRES_AT},
+    api::{ApprovalRequest, BindingKind},
+    decide::naming::binding_name,
+    labels::{self, EXPIRES_AT, REQUEST_NAME, REQUEST_NAMESPACE, REQUEST_UID},
 };
 
 /// The ApprovalRequest that controls the object, if any.
@@ -37,17 +45,106 @@ pub fn binding_deadline(meta: &ObjectMeta, owner: Option<&ApprovalRequest>) -> O
     if !considered(meta) {
         return None;
     }
-    let annotated = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(EXPIRES_AT))
-        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-        .map(|t| t.with_timezone(&Utc));
     let granted = owner
         .and_then(|r| r.status.as_ref()?.grant.as_ref())
         .filter(|g| Some(&g.name) == meta.name.as_ref() && g.namespace == meta.namespace)
         .and_then(|g| g.expires_at);
-    [annotated, granted].into_iter().flatten().min()
+    [annotated(meta), granted].into_iter().flatten().min()
+}
+
+/// The binding's own `expires-at` annotation.
+fn annotated(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(EXPIRES_AT))
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The request a ClusterRoleBinding says it was made for, to look up in
+/// memory: its namespace and the names it may have (the name label, cut to 63
+/// characters, and the name read back from the binding's own name). Only a
+/// hint: [`made_for`] decides.
+pub fn cluster_binding_claim(meta: &ObjectMeta) -> Option<(String, Vec<String>)> {
+    if !labels::is_managed(meta) || meta.deletion_timestamp.is_some() {
+        return None;
+    }
+    let labels = meta.labels.as_ref()?;
+    let namespace = labels.get(REQUEST_NAMESPACE)?.clone();
+    let mut names: Vec<String> = labels.get(REQUEST_NAME).cloned().into_iter().collect();
+    // `gatehouse-NAMESPACE.NAME-HASH8` (naming::binding_name), unless cut.
+    let read_back = meta
+        .name
+        .as_deref()
+        .and_then(|n| n.strip_prefix("gatehouse-"))
+        .and_then(|n| n.get(..n.len().checked_sub(9)?))
+        .and_then(|n| n.strip_prefix(namespace.as_str()))
+        .and_then(|n| n.strip_prefix('.'));
+    if let Some(name) = read_back.filter(|n| !n.is_empty() && !names.iter().any(|m| m == n)) {
+        names.push(name.to_string());
+    }
+    Some((namespace, names))
+}
+
+/// Whether the ClusterRoleBinding is the one the operator made for this
+/// request's grant. All of these must hold:
+///
+/// - the binding is labelled as the operator's, with the request's namespace,
+///   name and uid (labels on a ClusterRoleBinding: only the operator and cluster
+///   admins write those);
+/// - its name is the one the operator derives from that namespace, name and
+///   uid (`gatehouse-NS.NAME-HASH`, [`binding_name`]), which no other request
+///   yields: the name begins with the request's namespace, and namespaces
+///   have no dots;
+/// - the request's recorded grant names it (kind ClusterRoleBinding, same
+///   name).
+///
+/// A tenant controls her own requests entirely (names, labels, even status if
+/// the status-writer admission policy is not installed), but not the labels
+/// or the name of a ClusterRoleBinding: a request in namespace A matches only
+/// a binding made for that very request (same uid), so the worst a forged
+/// request can do is end its own grant early, which deleting the request does
+/// anyway.
+pub fn made_for(meta: &ObjectMeta, req: &ApprovalRequest) -> bool {
+    let (Some(ns), Some(name), Some(uid)) = (
+        req.metadata.namespace.as_deref(),
+        req.metadata.name.as_deref(),
+        req.metadata.uid.as_deref().filter(|u| !u.is_empty()),
+    ) else {
+        return false;
+    };
+    let Some(labels) = meta.labels.as_ref() else {
+        return false;
+    };
+    let label = |k: &str| labels.get(k).map(String::as_str);
+    let derived = binding_name(ns, name, uid, BindingKind::ClusterRoleBinding);
+    let recorded = req
+        .status
+        .as_ref()
+        .and_then(|s| s.grant.as_ref())
+        .is_some_and(|g| {
+            g.kind == BindingKind::ClusterRoleBinding
+                && g.namespace.is_none()
+                && Some(&g.name) == meta.name.as_ref()
+        });
+    labels::is_managed(meta)
+        && meta.deletion_timestamp.is_none()
+        && meta.namespace.is_none()
+        && label(REQUEST_NAMESPACE) == Some(ns)
+        && label(REQUEST_UID) == Some(uid)
+        && label(REQUEST_NAME) == Some(labels::label_value(name).as_str())
+        && meta.name.as_deref() == Some(derived.as_str())
+        && recorded
+}
+
+/// The instant the ClusterRoleBinding must be gone, if memory can tell: the
+/// earlier of its `expires-at` annotation and its request's recorded expiry,
+/// only when `owner` is the request it was made for ([`made_for`]). `None`:
+/// not for the lane (the leader's reconcile and the sweep remove it).
+pub fn cluster_binding_deadline(meta: &ObjectMeta, owner: Option<&ApprovalRequest>) -> Option<DateTime<Utc>> {
+    let owner = owner.filter(|r| made_for(meta, r))?;
+    let recorded = owner.status.as_ref()?.grant.as_ref()?.expires_at;
+    [annotated(meta), recorded].into_iter().flatten().min()
 }
 
 /// The instant the Job must be stopped, if memory can tell: its request's

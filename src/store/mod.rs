@@ -68,6 +68,10 @@ pub trait Cached:
     /// Keeps the cache's secondary indexes in step with the store.
     fn index(_cache: &Cache, _change: Change<'_, Self>) {}
 
+    /// One page of a list, as it arrives, before the list is complete and
+    /// stored: for the removal lane's deadline index ([`removals`]).
+    fn index_listed(_cache: &Cache, _page: &[Self]) {}
+
     /// What the kind is listed and watched as: itself, or a type that caps
     /// its lists while parsing ([`wire`]).
     type Wire: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static;
@@ -143,8 +147,8 @@ pub struct Cache {
     items_by_concern: Index<AccessCertification, Concern>,
     /// Whether each kind is synced and its watch healthy.
     pub health: Arc<Health>,
-    /// The operator's RoleBindings and OneTime Jobs by the instant they must be
-    /// gone, for the removal lane.
+    /// The operator's RoleBindings, ClusterRoleBindings and OneTime Jobs by the
+    /// instant they must be gone, for the removal lane.
     pub removals: removals::Deadlines,
 }
 
@@ -479,6 +483,10 @@ impl Cached for RoleBinding {
         cache.removals.index_binding(cache, change);
     }
 
+    fn index_listed(cache: &Cache, page: &[Self]) {
+        cache.removals.listed_bindings(cache, page);
+    }
+
     fn store(cache: &Cache) -> &Store<Self> {
         &cache.role_bindings
     }
@@ -500,6 +508,10 @@ impl Cached for ClusterRoleBinding {
 
     fn wakes_certification(&self, cache: &Cache) -> CertificationWakes {
         items_only(cache.items_concerned(&binding_concern(BindingKind::ClusterRoleBinding, self)))
+    }
+
+    fn index(cache: &Cache, change: Change<'_, Self>) {
+        cache.removals.index_cluster_binding(cache, change);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {
@@ -547,6 +559,10 @@ impl Cached for Job {
 
     fn index(cache: &Cache, change: Change<'_, Self>) {
         cache.removals.index_job(cache, change);
+    }
+
+    fn index_listed(cache: &Cache, page: &[Self]) {
+        cache.removals.listed_jobs(cache, page);
     }
 
     fn store(cache: &Cache) -> &Store<Self> {

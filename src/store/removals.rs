@@ -1,5 +1,5 @@
-//! The deadline index: every operator-made RoleBinding and OneTime Job that
-//! memory holds, by the instant it must be gone. Kept in step with memory by
+//! The deadline index: every operator-made RoleBinding, ClusterRoleBinding and
+//! OneTime Job that memory holds, by the instant it must be gone. Kept in step with memory by
 //! the watch loops (the cache's index hooks), so the removal lane
 //! (`controller::removal::lane`) finds what is
 //! due with one look at the head of a `BTreeMap`, whatever the number of live
@@ -9,6 +9,14 @@
 //! preconditions of its delete) and where it stands: waiting for its deadline,
 //! being deleted, or settled (gone, or changed since: a new version gets an
 //! entry of its own from the watch).
+//!
+//! RoleBindings and Jobs are indexed page by page while they are listed
+//! ([`Deadlines::listed_bindings`]), so that after a restart the lane removes
+//! what expired meanwhile from the first page on, not once every binding of
+//! the cluster is listed; a binding's own annotation and owner reference are
+//! enough to judge it, and its request, listed later, can only make its
+//! deadline earlier. A ClusterRoleBinding is indexed only once its request is
+//! in memory ([`super::deadline::made_for`]).
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -21,25 +29,56 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
-    api::{batch::v1::Job, rbac::v1::RoleBinding},
+    api::{
+        batch::v1::Job,
+        rbac::v1::{ClusterRoleBinding, RoleBinding},
+    },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{runtime::reflector::ObjectRef, ResourceExt};
 use tokio::sync::Notify;
 
 use super::{
-    deadline::{binding_deadline, considered, controller_request, job_deadline},
+    deadline::{
+        binding_deadline, cluster_binding_claim, cluster_binding_deadline, considered, controller_request,
+        job_deadline, made_for,
+    },
     Cache, Change,
 };
-use crate::api::ApprovalRequest;
+use crate::{
+    api::{ApprovalRequest, BindingKind},
+    decide::naming::binding_ref,
+};
 
-/// An object that grants access: a RoleBinding or a Job, by namespace and name.
+/// What kind of object grants the access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A RoleBinding (JIT grant in a namespace).
+    RoleBinding,
+    /// A ClusterRoleBinding (cluster-wide JIT grant).
+    ClusterRoleBinding,
+    /// A OneTime Job.
+    Job,
+}
+
+impl Kind {
+    /// The kind's name, as in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RoleBinding => "RoleBinding",
+            Kind::ClusterRoleBinding => "ClusterRoleBinding",
+            Kind::Job => "Job",
+        }
+    }
+}
+
+/// An object that grants access: by kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    /// A OneTime Job (else a RoleBinding).
-    pub job: bool,
+    /// What it is.
+    pub kind: Kind,
     /// Its namespace (that of its request too: an owner reference never
-    /// crosses namespaces).
+    /// crosses namespaces); empty for a ClusterRoleBinding.
     pub namespace: String,
     /// Its name.
     pub name: String,
@@ -134,12 +173,29 @@ fn owner_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
-fn key_of(meta: &ObjectMeta, job: bool) -> Option<Key> {
+fn key_of(meta: &ObjectMeta, kind: Kind) -> Option<Key> {
+    let namespace = match kind {
+        Kind::ClusterRoleBinding => String::new(),
+        Kind::RoleBinding | Kind::Job => meta.namespace.clone()?,
+    };
     Some(Key {
-        job,
-        namespace: meta.namespace.clone()?,
+        kind,
+        namespace,
         name: meta.name.clone()?,
     })
+}
+
+/// The request that controls a RoleBinding or Job (owner reference), as an
+/// index owner key, if the object is one for the lane.
+fn owner_by_reference(meta: &ObjectMeta) -> Option<String> {
+    match (
+        considered(meta),
+        controller_request(meta),
+        meta.namespace.as_deref(),
+    ) {
+        (true, Some(o), Some(ns)) => Some(owner_key(ns, &o.name)),
+        _ => None,
+    }
 }
 
 impl Inner {
@@ -161,18 +217,27 @@ impl Inner {
         }
     }
 
-    /// Records the object's version and deadline; returns whether it became
-    /// the earliest waiting entry.
-    fn set(&mut self, meta: &ObjectMeta, job: bool, deadline: Option<DateTime<Utc>>) -> bool {
-        let Some(key) = key_of(meta, job) else {
+    /// A RoleBinding or Job: its owner from its owner reference.
+    fn set(&mut self, meta: &ObjectMeta, kind: Kind, deadline: Option<DateTime<Utc>>) -> bool {
+        let Some(key) = key_of(meta, kind) else {
             return false;
         };
-        let owner = match (considered(meta), controller_request(meta)) {
-            (true, Some(o)) => owner_key(&key.namespace, &o.name),
-            _ => {
-                self.forget(&key);
-                return false;
-            }
+        self.set_owned(key, meta, owner_by_reference(meta), deadline)
+    }
+
+    /// Records the object's version and deadline under its request `owner`
+    /// (`None`: not for the lane, forgotten); returns whether it became the
+    /// earliest waiting entry.
+    fn set_owned(
+        &mut self,
+        key: Key,
+        meta: &ObjectMeta,
+        owner: Option<String>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> bool {
+        let Some(owner) = owner else {
+            self.forget(&key);
+            return false;
         };
         let doomed = deadline.and_then(|deadline| {
             Some(Doomed {
@@ -239,71 +304,78 @@ impl Deadlines {
         }
     }
 
-    /// A RoleBinding changed in memory (before the store holds the change).
-    pub fn index_binding(&self, cache: &Cache, change: Change<'_, RoleBinding>) {
+    /// Applies a change of one kind of object to the index; `set` judges one
+    /// object (its version, its deadline) and says whether it became the
+    /// earliest waiting entry.
+    fn apply<K>(
+        &self,
+        kind: Kind,
+        change: Change<'_, K>,
+        meta: fn(&K) -> &ObjectMeta,
+        set: impl Fn(&mut Inner, &K) -> bool,
+    ) {
         let earliest = self.with(|i| match change {
-            Change::Upsert(rb) => {
-                let owner = owner_in(cache, &rb.metadata);
-                i.set(
-                    &rb.metadata,
-                    false,
-                    binding_deadline(&rb.metadata, owner.as_deref()),
-                )
-            }
-            Change::Remove(rb) => {
-                if let Some(k) = key_of(&rb.metadata, false) {
+            Change::Upsert(obj) => set(i, obj),
+            Change::Remove(obj) => {
+                if let Some(k) = key_of(meta(obj), kind) {
                     i.forget(&k);
                 }
                 false
             }
             Change::Rebuild(all) => {
-                let old: Vec<Key> = i.entries.keys().filter(|k| !k.job).cloned().collect();
-                let new: HashSet<Key> = all.iter().filter_map(|rb| key_of(&rb.metadata, false)).collect();
+                let old: Vec<Key> = i.entries.keys().filter(|k| k.kind == kind).cloned().collect();
+                let new: HashSet<Key> = all.iter().filter_map(|o| key_of(meta(o), kind)).collect();
                 for k in old.iter().filter(|k| !new.contains(k)) {
                     i.forget(k);
                 }
-                let mut earliest = false;
-                for rb in all {
-                    let owner = owner_in(cache, &rb.metadata);
-                    earliest |= i.set(
-                        &rb.metadata,
-                        false,
-                        binding_deadline(&rb.metadata, owner.as_deref()),
-                    );
-                }
-                earliest
+                all.iter().fold(false, |earliest, o| set(i, o) | earliest)
             }
         });
         self.wake_lane(earliest.unwrap_or(false));
     }
 
+    /// A RoleBinding changed in memory (before the store holds the change).
+    pub fn index_binding(&self, cache: &Cache, change: Change<'_, RoleBinding>) {
+        self.apply(
+            Kind::RoleBinding,
+            change,
+            |rb| &rb.metadata,
+            |i, rb| set_binding(i, cache, rb),
+        );
+    }
+
     /// A Job changed in memory (before the store holds the change).
     pub fn index_job(&self, cache: &Cache, change: Change<'_, Job>) {
-        let earliest = self.with(|i| match change {
-            Change::Upsert(job) => {
-                let owner = owner_in(cache, &job.metadata);
-                i.set(&job.metadata, true, job_deadline(job, owner.as_deref()))
-            }
-            Change::Remove(job) => {
-                if let Some(k) = key_of(&job.metadata, true) {
-                    i.forget(&k);
-                }
-                false
-            }
-            Change::Rebuild(all) => {
-                let old: Vec<Key> = i.entries.keys().filter(|k| k.job).cloned().collect();
-                let new: HashSet<Key> = all.iter().filter_map(|j| key_of(&j.metadata, true)).collect();
-                for k in old.iter().filter(|k| !new.contains(k)) {
-                    i.forget(k);
-                }
-                let mut earliest = false;
-                for job in all {
-                    let owner = owner_in(cache, &job.metadata);
-                    earliest |= i.set(&job.metadata, true, job_deadline(job, owner.as_deref()));
-                }
-                earliest
-            }
-        });
+        self.apply(Kind::Job, change, |j| &j.metadata, |i, j| set_job(i, cache, j));
+    }
+
+    /// A ClusterRoleBinding changed in memory (before the store holds the
+    /// change). Indexed only while its request is in memory and it is the
+    /// binding made for that request ([`super::deadline::made_for`]).
+    pub fn index_cluster_binding(&self, cache: &Cache, change: Change<'_, ClusterRoleBinding>) {
+        self.apply(
+            Kind::ClusterRoleBinding,
+            change,
+            |crb| &crb.metadata,
+            |i, crb| {
+                let owner = cluster_owner_in(cache, &crb.metadata);
+                set_cluster_binding(i, &crb.metadata, owner.as_deref())
+            },
+        );
+    }
+
+    /// One page of a list of RoleBindings, as it arrives: indexed at once,
+    /// before the rest of the list (which ends with a rebuild, see
+    /// [`Change::Rebuild`]). What expired while no operator ran is removed
+    /// from the first page on.
+    pub fn listed_bindings(&self, cache: &Cache, page: &[RoleBinding]) {
+        let earliest = self.with(|i| page.iter().fold(false, |e, rb| set_binding(i, cache, rb) | e));
+        self.wake_lane(earliest.unwrap_or(false));
+    }
+
+    /// One page of a list of Jobs, as it arrives (see [`Self::listed_bindings`]).
+    pub fn listed_jobs(&self, cache: &Cache, page: &[Job]) {
+        let earliest = self.with(|i| page.iter().fold(false, |e, j| set_job(i, cache, j) | e));
         self.wake_lane(earliest.unwrap_or(false));
     }
 
@@ -311,28 +383,45 @@ impl Deadlines {
     /// deadlines of the objects it controls follow its grant and Job record.
     pub fn index_request(&self, cache: &Cache, change: Change<'_, ApprovalRequest>) {
         let judge = |i: &mut Inner, key: &Key, owner: Option<&ApprovalRequest>| -> bool {
-            // The owner reference names the request by uid as well.
-            if key.job {
-                let r = ObjectRef::new(&key.name).within(&key.namespace);
-                let Some(job) = cache.jobs.get(&r) else {
-                    return false;
-                };
-                let owner = owner.filter(|o| same_uid(&job.metadata, o));
-                i.set(&job.metadata, true, job_deadline(&job, owner))
-            } else {
-                let r = ObjectRef::new(&key.name).within(&key.namespace);
-                let Some(rb) = cache.role_bindings.get(&r) else {
-                    return false;
-                };
-                let owner = owner.filter(|o| same_uid(&rb.metadata, o));
-                i.set(&rb.metadata, false, binding_deadline(&rb.metadata, owner))
+            match key.kind {
+                // The owner reference names the request by uid as well.
+                Kind::Job => {
+                    let r = ObjectRef::new(&key.name).within(&key.namespace);
+                    let Some(job) = cache.jobs.get(&r) else {
+                        return false;
+                    };
+                    let owner = owner.filter(|o| same_uid(&job.metadata, o));
+                    i.set(&job.metadata, Kind::Job, job_deadline(&job, owner))
+                }
+                Kind::RoleBinding => {
+                    let r = ObjectRef::new(&key.name).within(&key.namespace);
+                    let Some(rb) = cache.role_bindings.get(&r) else {
+                        return false;
+                    };
+                    let owner = owner.filter(|o| same_uid(&rb.metadata, o));
+                    i.set(
+                        &rb.metadata,
+                        Kind::RoleBinding,
+                        binding_deadline(&rb.metadata, owner),
+                    )
+                }
+                Kind::ClusterRoleBinding => {
+                    let Some(crb) = cache.cluster_role_bindings.get(&ObjectRef::new(&key.name)) else {
+                        return false;
+                    };
+                    set_cluster_binding(i, &crb.metadata, owner)
+                }
             }
         };
         let earliest = self.with(|i| match change {
             Change::Upsert(req) | Change::Remove(req) => {
                 let removed = matches!(change, Change::Remove(_));
                 let owner = owner_key(&req.namespace().unwrap_or_default(), &req.name_any());
-                let keys: Vec<Key> = i.by_owner.get(&owner).into_iter().flatten().cloned().collect();
+                let mut keys: Vec<Key> = i.by_owner.get(&owner).into_iter().flatten().cloned().collect();
+                // Its ClusterRoleBinding, listed before it, is found by name.
+                if let Some(k) = cluster_key(req).filter(|k| !removed && !keys.contains(k)) {
+                    keys.push(k);
+                }
                 let mut earliest = false;
                 for k in keys {
                     earliest |= judge(i, &k, (!removed).then_some(req));
@@ -350,8 +439,15 @@ impl Deadlines {
                     .map(|(k, e)| (k.clone(), e.owner.clone()))
                     .collect();
                 let mut earliest = false;
+                let mut judged = HashSet::new();
                 for (k, owner) in keys {
                     earliest |= judge(i, &k, by_key.get(&owner).copied());
+                    judged.insert(k);
+                }
+                for req in all {
+                    if let Some(k) = cluster_key(req).filter(|k| !judged.contains(k)) {
+                        earliest |= judge(i, &k, Some(req));
+                    }
                 }
                 earliest
             }
@@ -501,6 +597,52 @@ fn same_uid(meta: &ObjectMeta, owner: &ApprovalRequest) -> bool {
     controller_request(meta).is_some_and(|o| owner.metadata.uid.as_deref() == Some(o.uid.as_str()))
 }
 
+fn set_binding(i: &mut Inner, cache: &Cache, rb: &RoleBinding) -> bool {
+    let owner = owner_in(cache, &rb.metadata);
+    i.set(
+        &rb.metadata,
+        Kind::RoleBinding,
+        binding_deadline(&rb.metadata, owner.as_deref()),
+    )
+}
+
+fn set_job(i: &mut Inner, cache: &Cache, job: &Job) -> bool {
+    let owner = owner_in(cache, &job.metadata);
+    i.set(&job.metadata, Kind::Job, job_deadline(job, owner.as_deref()))
+}
+
+/// A ClusterRoleBinding, judged against `owner` (the request memory holds
+/// under the names it claims): kept only if it was made for that request.
+fn set_cluster_binding(i: &mut Inner, meta: &ObjectMeta, owner: Option<&ApprovalRequest>) -> bool {
+    let Some(key) = key_of(meta, Kind::ClusterRoleBinding) else {
+        return false;
+    };
+    let owner = owner.filter(|r| made_for(meta, r));
+    let deadline = cluster_binding_deadline(meta, owner);
+    let owner = owner.map(|r| owner_key(&r.namespace().unwrap_or_default(), &r.name_any()));
+    i.set_owned(key, meta, owner, deadline)
+}
+
+/// The ClusterRoleBinding the operator would make for the request, if its
+/// grant is cluster-wide.
+fn cluster_key(req: &ApprovalRequest) -> Option<Key> {
+    let target = binding_ref(req);
+    (target.kind == BindingKind::ClusterRoleBinding).then(|| Key {
+        kind: Kind::ClusterRoleBinding,
+        namespace: String::new(),
+        name: target.name,
+    })
+}
+
+/// The request a ClusterRoleBinding was made for, if memory holds it.
+fn cluster_owner_in(cache: &Cache, meta: &ObjectMeta) -> Option<std::sync::Arc<ApprovalRequest>> {
+    let (namespace, names) = cluster_binding_claim(meta)?;
+    names
+        .iter()
+        .filter_map(|n| cache.request(&namespace, n))
+        .find(|r| made_for(meta, r))
+}
+
 /// The request the owner reference names, if memory holds it with that uid.
 pub fn owner_in(cache: &Cache, meta: &ObjectMeta) -> Option<std::sync::Arc<ApprovalRequest>> {
     let o = controller_request(meta)?;
@@ -634,5 +776,283 @@ mod tests {
         req.metadata.uid = Some("other".into());
         d.index_request(&cache, Change::Upsert(&req));
         assert_eq!(d.next(), Some(at("2026-12-07T12:00:09Z")));
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    //! ClusterRoleBindings in the deadline index: only the one made for a
+    //! request in memory, and never by a request of another namespace.
+
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::{
+        api::{ApprovalRequestStatus, GrantStatus, RoleKind, Scope},
+        decide::naming::binding_name,
+        labels::EXPIRES_AT,
+    };
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const LATER: &str = "2026-12-07T12:00:09Z";
+    const NOW: &str = "2026-12-07T12:00:05Z";
+
+    /// A cluster-wide request `ns/name` (uid `ns-name-uid`) whose recorded
+    /// grant is `grant` (kind ClusterRoleBinding) expiring at `expires`.
+    fn request(ns: &str, name: &str, grant: Option<(&str, &str)>) -> ApprovalRequest {
+        let mut r = ApprovalRequest::new(name, Default::default());
+        r.metadata.namespace = Some(ns.into());
+        r.metadata.uid = Some(format!("{ns}-{name}-uid"));
+        r.spec.role.kind = RoleKind::ClusterRole;
+        r.spec.role.name = "view".into();
+        r.spec.scope = Scope::Cluster;
+        r.status = grant.map(|(binding, expires)| ApprovalRequestStatus {
+            grant: Some(GrantStatus {
+                kind: BindingKind::ClusterRoleBinding,
+                name: binding.into(),
+                namespace: None,
+                granted_at: None,
+                expires_at: Some(at(expires)),
+                revoked_at: None,
+            }),
+            ..Default::default()
+        });
+        r
+    }
+
+    fn crb_name(req: &ApprovalRequest) -> String {
+        binding_name(
+            req.metadata.namespace.as_deref().unwrap(),
+            req.metadata.name.as_deref().unwrap(),
+            req.metadata.uid.as_deref().unwrap(),
+            BindingKind::ClusterRoleBinding,
+        )
+    }
+
+    /// The ClusterRoleBinding the operator makes for `req`, annotated to
+    /// expire at `expires`.
+    fn made_for(req: &ApprovalRequest, expires: &str) -> ClusterRoleBinding {
+        let mut meta = crate::labels::owned_metadata(
+            req,
+            &crb_name(req),
+            None,
+            BTreeMap::from([(EXPIRES_AT.to_string(), expires.to_string())]),
+        );
+        meta.uid = Some("crb-uid".into());
+        meta.resource_version = Some("1".into());
+        ClusterRoleBinding {
+            metadata: meta,
+            ..Default::default()
+        }
+    }
+
+    struct Memory {
+        cache: std::sync::Arc<Cache>,
+        writers: super::super::Writers,
+    }
+
+    impl Memory {
+        fn new() -> Self {
+            let (cache, writers) = Cache::new();
+            Memory { cache, writers }
+        }
+
+        fn binding(&mut self, crb: &ClusterRoleBinding) {
+            self.cache
+                .removals
+                .index_cluster_binding(&self.cache, Change::Upsert(crb));
+            self.writers
+                .cluster_role_bindings
+                .apply_watcher_event(&Event::Apply(crb.clone()));
+        }
+
+        fn request(&mut self, req: &ApprovalRequest) {
+            self.cache
+                .removals
+                .index_request(&self.cache, Change::Upsert(req));
+            self.writers
+                .requests
+                .apply_watcher_event(&Event::Apply(req.clone()));
+        }
+
+        fn due(&self) -> Vec<String> {
+            self.cache
+                .removals
+                .take_due(at(NOW), chrono::Duration::zero(), 100)
+                .into_iter()
+                .map(|d| d.key.name)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_cluster_binding_is_due_once_its_request_is_in_memory_at_the_earlier_expiry() {
+        let granted = request("team", "wide", None);
+        let name = crb_name(&granted);
+        let granted = request("team", "wide", Some((&name, "2026-12-07T12:00:01Z")));
+        // Listed before its request (a restart): not for the lane yet.
+        let mut memory = Memory::new();
+        memory.binding(&made_for(&granted, LATER));
+        assert_eq!(memory.cache.removals.len(), (0, 0));
+        // Its request arrives: due at the recorded expiry, earlier than the annotation.
+        memory.request(&granted);
+        assert_eq!(memory.cache.removals.next(), Some(at("2026-12-07T12:00:01Z")));
+        assert_eq!(memory.due(), std::slice::from_ref(&name));
+
+        // The other way round: the request first, then its binding.
+        let mut memory = Memory::new();
+        memory.request(&granted);
+        memory.binding(&made_for(&granted, LATER));
+        assert_eq!(memory.due(), [name]);
+    }
+
+    #[test]
+    fn a_forged_request_cannot_make_the_lane_delete_a_cluster_binding_made_for_another() {
+        // The victim's grant, in namespace `payments`, valid until LATER.
+        let victim = request("payments", "oncall", None);
+        let victim_crb = crb_name(&victim);
+        let victim = request("payments", "oncall", Some((&victim_crb, LATER)));
+        let crb = made_for(&victim, LATER);
+
+        // Mallory, with `*` in her namespace `tenant`, writes requests (labels,
+        // even status if she can) naming the victim's binding as her grant,
+        // expired long ago.
+        let mut named = request("tenant", "oncall", Some((&victim_crb, "2026-12-07T00:00:00Z")));
+        named.labels_mut().extend(crate::labels::request_labels(&victim));
+        // A request of the same name in her namespace, and one claiming the
+        // victim's uid.
+        let mut same_uid = request("tenant", "steal", Some((&victim_crb, "2026-12-07T00:00:00Z")));
+        same_uid.metadata.uid = victim.metadata.uid.clone();
+        // A request whose name spells the victim's namespace and name.
+        let spelled = request(
+            "tenant",
+            "payments.oncall",
+            Some((&victim_crb, "2026-12-07T00:00:00Z")),
+        );
+        let forged = [named, same_uid, spelled];
+
+        for order in [true, false] {
+            let mut memory = Memory::new();
+            if order {
+                memory.binding(&crb);
+            }
+            for f in &forged {
+                memory.request(f);
+            }
+            if !order {
+                memory.binding(&crb);
+            }
+            assert!(memory.due().is_empty(), "removed the victim's binding");
+            assert_eq!(memory.cache.removals.len(), (0, 0));
+            // The victim's own request counts: its own deadline, not the forged one.
+            memory.request(&victim);
+            assert!(memory.due().is_empty());
+            assert_eq!(memory.cache.removals.next(), Some(at(LATER)));
+            // Forged requests changing again move nothing.
+            for f in &forged {
+                memory.request(f);
+            }
+            assert_eq!(memory.cache.removals.next(), Some(at(LATER)));
+        }
+    }
+
+    #[test]
+    fn only_a_binding_with_the_operators_marks_and_derived_name_is_considered() {
+        let granted = request("team", "wide", None);
+        let name = crb_name(&granted);
+        let granted = request("team", "wide", Some((&name, "2026-12-07T12:00:01Z")));
+        let good = made_for(&granted, LATER);
+        let mut unlabelled = good.clone();
+        unlabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove(crate::labels::MANAGED_BY.0);
+        let mut other_uid = good.clone();
+        other_uid
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(crate::labels::REQUEST_UID.into(), "another".into());
+        // An admin's binding labelled for the request but not named for it
+        // (the recorded grant names it, the name is not derived from it).
+        let mut renamed = good.clone();
+        renamed.metadata.name = Some("cluster-admin-for-everyone".into());
+        let renamed_grant = request(
+            "team",
+            "wide",
+            Some(("cluster-admin-for-everyone", "2026-12-07T12:00:01Z")),
+        );
+        // The request's grant names another binding.
+        let elsewhere = request("team", "wide", Some(("gatehouse-other", "2026-12-07T12:00:01Z")));
+        for (what, crb, req) in [
+            ("unlabelled", &unlabelled, &granted),
+            ("another uid", &other_uid, &granted),
+            ("not the derived name", &renamed, &renamed_grant),
+            ("grant names another", &good, &elsewhere),
+        ] {
+            let mut memory = Memory::new();
+            memory.binding(crb);
+            memory.request(req);
+            assert!(memory.due().is_empty(), "{what}");
+        }
+        // The request goes: so does the binding's entry.
+        let mut memory = Memory::new();
+        memory.binding(&good);
+        memory.request(&granted);
+        memory
+            .cache
+            .removals
+            .index_request(&memory.cache, Change::Remove(&granted));
+        assert_eq!(memory.cache.removals.len(), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod listed_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::labels::EXPIRES_AT;
+
+    #[test]
+    fn a_page_of_bindings_is_due_before_the_list_is_complete_and_the_rebuild_keeps_it_in_hand() {
+        let (cache, _writers) = Cache::new();
+        let d = &cache.removals;
+        let mut req = ApprovalRequest::new("r", Default::default());
+        req.metadata.namespace = Some("team".into());
+        req.metadata.uid = Some("r-uid".into());
+        let rb = |name: &str| {
+            let mut meta = crate::labels::owned_metadata(
+                &req,
+                name,
+                Some("team"),
+                BTreeMap::from([(EXPIRES_AT.to_string(), "2026-12-07T12:00:01Z".to_string())]),
+            );
+            meta.uid = Some(format!("{name}-uid"));
+            meta.resource_version = Some("1".into());
+            RoleBinding {
+                metadata: meta,
+                ..Default::default()
+            }
+        };
+        let (first, second) = (rb("first"), rb("second"));
+        d.listed_bindings(&cache, std::slice::from_ref(&first));
+        let now: DateTime<Utc> = "2026-12-07T12:00:05Z".parse().unwrap();
+        let due = d.take_due(now, chrono::Duration::zero(), 10);
+        assert_eq!(due.len(), 1);
+        // The list completes while that delete is under way: not taken twice.
+        d.index_binding(&cache, Change::Rebuild(&[first, second]));
+        let rest = d.take_due(now, chrono::Duration::zero(), 10);
+        let names: Vec<&str> = rest.iter().map(|x| x.key.name.as_str()).collect();
+        assert_eq!(names, ["second"]);
     }
 }

@@ -244,3 +244,91 @@ async fn while_the_leader_lives_the_standby_removes_nothing() {
     drop((a, b));
     scene.finish().await;
 }
+
+/// A cluster-wide grant (a ClusterRoleBinding, which cannot carry an owner
+/// reference to its namespaced request) expiring after the leader's death is
+/// removed on time by the standby too, while the dead leader still holds the
+/// Lease.
+#[tokio::test]
+async fn a_cluster_wide_grant_expiring_after_the_leaders_death_is_removed_on_time_by_the_standby() {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kube::api::PostParams;
+
+    let Some((_one, scene, _control_plane)) = fault_scene("failover-cluster").await else {
+        return;
+    };
+    let policy = format!("{}-cluster", scene.ns);
+    scene
+        .create_policy(
+            "cluster",
+            serde_json::json!({"requesters": {"groups": ["developers"]}, "roles": [{"kind": "ClusterRole", "name": "view"}],
+                   "namespaces": {"names": [scene.ns], "allowClusterScope": true},
+                   "duration": {"default": "1h", "max": "2h"},
+                   "approval": {"reviewers": {"groups": ["sre"]}}}),
+        )
+        .await;
+    let lease_args = lease_args(&scene);
+    let (a, b) = two_replicas(&scene, &lease_args).await;
+
+    let request: gatehouse::api::ApprovalRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "gatehouse.dev/v1alpha1", "kind": "ApprovalRequest",
+        "metadata": {"name": "alice-everywhere", "namespace": scene.ns},
+        "spec": {"requester": {"username": "alice", "groups": ["developers"]},
+                 "role": {"kind": "ClusterRole", "name": "view"}, "scope": "Cluster",
+                 "policy": policy, "duration": "25s", "reason": "e2e"}
+    }))
+    .unwrap();
+    let request = scene
+        .requests(&scene.alice)
+        .create(&PostParams::default(), &request)
+        .await
+        .unwrap();
+    scene.approve(&request).await;
+    let active = scene.phase_becomes("alice-everywhere", Phase::Active).await;
+    let grant = active.status.unwrap().grant.unwrap();
+    assert_eq!(grant.kind, gatehouse::api::BindingKind::ClusterRoleBinding);
+    let expires = grant.expires_at.unwrap();
+    let crbs: Api<ClusterRoleBinding> = Api::all(scene.admin.clone());
+    assert!(crbs.get_opt(&grant.name).await.unwrap().is_some());
+
+    // The leader dies 2 s before the expiry: the Lease (15 s) outlives it.
+    let wait = (expires - chrono::Duration::seconds(2) - Utc::now())
+        .to_std()
+        .unwrap_or_else(|_| panic!("granting took too long: the grant expires at {expires}"));
+    tokio::time::sleep(wait).await;
+    drop(a);
+
+    eventually(
+        &format!("{} to be removed", grant.name),
+        Duration::from_secs(60),
+        || async { crbs.get_opt(&grant.name).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    let late = (Utc::now() - expires).num_milliseconds();
+    let holder_then = holder(&scene).await;
+    eprintln!("fault: leader killed 2 s before a cluster-wide grant's expiry; ClusterRoleBinding removed {late} ms after it; Lease holder then: {holder_then:?}");
+    assert!(
+        late <= 1000,
+        "the ClusterRoleBinding was removed {late} ms after its expiry"
+    );
+    assert_eq!(
+        holder_then.as_deref(),
+        Some("replica-a"),
+        "the standby removed it only once it led"
+    );
+    // The standby's log line follows its delete's answer by a moment.
+    let standby = log_of(&scene, "replica-b");
+    eventually("the standby to log its removal", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&standby).unwrap_or_default();
+        async move { text.contains("standby removed an expired grant").then_some(()) }
+    })
+    .await;
+
+    // Once b leads, it records the outcome as ever.
+    let expired = scene
+        .phase_within("alice-everywhere", Phase::Expired, Duration::from_secs(60))
+        .await;
+    assert!(expired.status.unwrap().grant.unwrap().revoked_at.is_some());
+    drop(b);
+    scene.finish().await;
+}

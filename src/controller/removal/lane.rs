@@ -1,5 +1,6 @@
 //! The removal lane: one task in every replica, leader or not, that deletes
-//! the operator's RoleBindings (and OneTime Jobs) at their deadline, taken
+//! the operator's RoleBindings and ClusterRoleBindings (and OneTime Jobs) at
+//! their deadline, taken
 //! from the deadline index (`store::removals`), with a lane of API calls of its
 //! own. It does nothing else: no grant, no status write, no Event; the
 //! leader's reconcile records the outcome after the delete (and leaves the
@@ -16,14 +17,29 @@
 //! replicas deleting the same object is idempotent: 404 (gone) and 409
 //! (changed since) both mean there is nothing left to do with that version.
 //! Only objects labelled as the operator's AND controlled by an ApprovalRequest
-//! (owner reference) are considered; ClusterRoleBindings cannot carry an owner
-//! reference to a namespaced request, so the leader's reconcile removes them.
+//! (owner reference) are considered. ClusterRoleBindings cannot carry an owner
+//! reference to a namespaced request: one is considered only while memory
+//! holds the request it was made for, matched by what a tenant cannot write
+//! (the binding's labels and its name, derived from the request's namespace,
+//! name and uid; see `store::deadline::made_for`), and whose recorded grant
+//! names it; its deadline is the earlier of its annotation and that grant's
+//! expiry. A request in one namespace can never make the lane delete a
+//! binding made for another request.
+//!
+//! After a (re)start the lane runs before anything else waits (the client
+//! is built, the watches and the lane start; the Lease, the operator's
+//! identity and the rest come after), and RoleBindings and Jobs are indexed
+//! page by page as they are listed: the first removal of what expired while no
+//! operator ran follows the first page of RoleBindings.
 
 use std::{sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Utc};
 use futures::{stream::FuturesUnordered, StreamExt};
-use k8s_openapi::api::{batch::v1::Job, rbac::v1::RoleBinding};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    rbac::v1::{ClusterRoleBinding, RoleBinding},
+};
 use kube::{
     api::{Api, DeleteParams, Preconditions},
     Client,
@@ -35,7 +51,7 @@ use crate::{
     controller::owned::is_status,
     metrics::{LaneKindLabel, LaneLabel, Metrics},
     store::{
-        removals::{Doomed, Outcome},
+        removals::{Doomed, Kind, Outcome},
         Cache,
     },
 };
@@ -58,24 +74,29 @@ async fn delete(client: &Client, d: &Doomed) -> Result<(Outcome, bool), kube::Er
         resource_version: Some(d.version.clone()),
     });
     let (ns, name) = (&d.key.namespace, &d.key.name);
-    let result = if d.key.job {
-        let dp = DeleteParams {
-            preconditions,
-            ..DeleteParams::background()
-        };
-        Api::<Job>::namespaced(client.clone(), ns)
+    let dp = DeleteParams {
+        preconditions,
+        ..DeleteParams::default()
+    };
+    let result = match d.key.kind {
+        Kind::Job => {
+            let dp = DeleteParams {
+                propagation_policy: DeleteParams::background().propagation_policy,
+                ..dp
+            };
+            Api::<Job>::namespaced(client.clone(), ns)
+                .delete(name, &dp)
+                .await
+                .map(drop)
+        }
+        Kind::RoleBinding => Api::<RoleBinding>::namespaced(client.clone(), ns)
             .delete(name, &dp)
             .await
-            .map(drop)
-    } else {
-        let dp = DeleteParams {
-            preconditions,
-            ..DeleteParams::default()
-        };
-        Api::<RoleBinding>::namespaced(client.clone(), ns)
+            .map(drop),
+        Kind::ClusterRoleBinding => Api::<ClusterRoleBinding>::all(client.clone())
             .delete(name, &dp)
             .await
-            .map(drop)
+            .map(drop),
     };
     match result {
         Ok(()) => Ok((Outcome::Gone, true)),
@@ -127,6 +148,7 @@ pub async fn run(
         info!("not the leader: removing expired grants on time meanwhile");
     }
     let mut flying = FuturesUnordered::new();
+    let mut first = true;
     loop {
         let grace = if leads { chrono::Duration::zero() } else { GRACE };
         let room = PARALLEL.saturating_sub(flying.len());
@@ -146,18 +168,22 @@ pub async fn run(
         tokio::select! {
             Some((d, result)) = flying.next(), if !flying.is_empty() => {
                 let lane = lane_name(leads);
-                let kind = if d.key.job { "Job" } else { "RoleBinding" };
+                let kind = d.key.kind.as_str();
                 match result {
                     Ok((outcome, deleted)) => {
                         index.finish(&d, outcome, clock());
+                        if deleted && std::mem::take(&mut first) {
+                            info!(kind, name = %d.key.name, since_start_ms = crate::controller::run::started().elapsed().as_millis() as u64, "first removal since the process started");
+                        }
                         if deleted {
                             let late = (clock() - d.deadline).num_milliseconds().max(0) as f64 / 1000.0;
                             metrics.removals.get_or_create(&LaneKindLabel { lane: lane.into(), kind: kind.into() }).inc();
                             metrics.removal_lateness.get_or_create(&LaneLabel { lane: lane.into() }).observe(late);
-                            if !d.key.job && leads {
+                            let job = d.key.kind == Kind::Job;
+                            if !job && leads {
                                 metrics.expiry_lag.observe(late);
                             }
-                            if leads && d.key.job {
+                            if leads && job {
                                 info!(kind, name = %d.key.name, namespace = %d.key.namespace, late_s = late, "job stopped and deleted by the removal lane");
                             } else if leads {
                                 info!(kind, name = %d.key.name, namespace = %d.key.namespace, late_s = late, "binding removed by the removal lane");
