@@ -157,6 +157,21 @@ enum UsageCommand {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings (docs/performance.md, "memory"): two arenas, not four
+/// per CPU (the operator's threads mostly wait; each arena keeps its own
+/// partly used pages); freed pages returned within a second by a background
+/// thread, not kept for ten seconds and only when something else allocates (an
+/// idle operator kept what its last re-list freed). `_RJEM_MALLOC_CONF`
+/// overrides them at start.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+static malloc_conf: Option<&'static std::ffi::c_char> = Some(unsafe { &*JEMALLOC_CONF.as_ptr() });
+
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+const JEMALLOC_CONF: &std::ffi::CStr =
+    c"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

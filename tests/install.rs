@@ -430,6 +430,9 @@ fn the_audit_webhook_receiver_is_off_by_default_and_wired_when_enabled() {
     let service = the(&on, "Service", "gatehouse-audit");
     assert_eq!(service["spec"]["ports"][0]["port"], 443);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "audit");
+    // One API server's batches stick to one replica: a binding's counts are
+    // written by one replica per flush interval, not by each.
+    assert_eq!(service["spec"]["sessionAffinity"], "ClientIP");
     let pod = &the(&on, "Deployment", "gatehouse")["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert!(container["ports"]

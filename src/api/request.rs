@@ -259,7 +259,7 @@ pub struct ApprovalRequestStatus {
     pub completed_at: Option<DateTime<Utc>>,
     /// OneTime: the job the operator runs for this request, and how it went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<JobRecord>,
+    pub job: Option<Box<JobRecord>>,
     /// Conditions: `Approved`, `Granted`, `Complete`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -68,7 +68,7 @@ pub struct AccessReviewSpec {
     /// Reassign only: who reviews this level of the item instead. Never the subject
     /// of the item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reassign_to: Option<Principals>,
+    pub reassign_to: Option<Box<Principals>>,
     /// Revoke of a certification item only: the standing binding goes, and the
     /// subject can ask for the same role just in time under this AccessPolicy,
     /// which must cover that subject, role and namespace.

@@ -374,7 +374,7 @@ impl<'a> Replayer<'a> {
             let message = "a reassignment needs a comment for the new reviewer".to_string();
             return self.record(review, t, Some(i), ReviewVerdict::CommentRequired, message);
         }
-        let to = review.spec.reassign_to.clone().unwrap_or_default();
+        let to = review.spec.reassign_to.as_deref().cloned().unwrap_or_default();
         if to.is_empty() {
             let message = "Reassign names nobody in reassignTo".to_string();
             return self.record(review, t, Some(i), ReviewVerdict::NotApplicable, message);

@@ -314,7 +314,7 @@ pub async fn decide_items(
             plan.comment.clone(),
             &random_suffix(),
         )?;
-        review.spec.reassign_to = plan.reassign_to.clone();
+        review.spec.reassign_to = plan.reassign_to.clone().map(Box::new);
         review.spec.convert_to = plan.convert_to.clone();
         let ns = item.namespace().unwrap_or_default();
         let api: Api<AccessReview> = Api::namespaced(env.client.clone(), &ns);

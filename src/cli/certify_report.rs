@@ -159,7 +159,7 @@ fn row(item: &AccessCertification, reviews: &[AccessReview]) -> ItemRow {
                 accepted: d.accepted,
                 reason: d.reason.to_string(),
                 comment: review.and_then(|r| r.spec.comment.clone()),
-                reassigned_to: review.and_then(|r| r.spec.reassign_to.as_ref()).map(principals),
+                reassigned_to: review.and_then(|r| r.spec.reassign_to.as_deref()).map(principals),
             }
         })
         .collect();

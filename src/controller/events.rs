@@ -39,13 +39,18 @@ impl Events {
             controller: "gatehouse".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        let recorder = Recorder::new(client, reporter);
         let (tx, rx) = mpsc::channel::<(ObjectReference, Event)>(QUEUE);
         let queue = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         tokio::spawn(
             queue
                 .map(move |(reference, event)| {
-                    let recorder = recorder.clone();
+                    // A recorder per Event: kube's keeps every Event it published
+                    // for six minutes (to count repeats in a series), which after
+                    // 10,000 grants was tens of MiB (docs/performance.md). The
+                    // operator seldom repeats an Event (a phase changes once; a
+                    // failure is announced when its message changes); a repeat is
+                    // now an Event of its own instead of a count on the first.
+                    let recorder = Recorder::new(client.clone(), reporter.clone());
                     let cache = cache.clone();
                     async move {
                         if let Some(c) = &cache {

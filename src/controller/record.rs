@@ -69,12 +69,9 @@ pub async fn write_verdicts<'a>(
             continue;
         };
         let current = review.status.clone().unwrap_or_default();
-        if current.accepted == Some(v.accepted)
+        let shown = current.accepted == Some(v.accepted)
             && current.reason == Some(v.reason)
-            && current.message.as_deref() == Some(v.message)
-        {
-            continue;
-        }
+            && current.message.as_deref() == Some(v.message);
         // The verdict without its time: what decides whether it changed.
         let verdict = AccessReviewStatus {
             accepted: Some(v.accepted),
@@ -84,7 +81,10 @@ pub async fn write_verdicts<'a>(
         };
         let key = format!("{ns}/{}", v.review);
         let version = review.resource_version().unwrap_or_default();
-        if written.already(&key, &version, &verdict) {
+        // Asked even when memory shows the verdict: memory past the version
+        // written over drops the note, which would otherwise stay as long as the
+        // review (a note per live grant).
+        if written.already(&key, &version, &verdict) || shown {
             continue;
         }
         // The first judgement's instant stays: the replay orders reviews of one

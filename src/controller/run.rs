@@ -406,7 +406,7 @@ impl Operator {
             .requests
             .state()
             .iter()
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .map(|r| crate::store::key_of(r.as_ref()))
             .collect();
         self.hub.requests.wake(everything);
         let mut ctx = Context::new(
@@ -571,7 +571,7 @@ where
     K: kube::Resource<DynamicType = ()> + Send + Sync + 'static,
 {
     let rx = triggers.connect();
-    triggers.wake(all.iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect());
+    triggers.wake(all.iter().map(|o| crate::store::key_of(o.as_ref())).collect());
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 

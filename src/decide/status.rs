@@ -120,7 +120,11 @@ pub fn build(r: &Replay, requirements: Requirements, prev: &ApprovalRequestStatu
         approved_at: r.approved.map(|a| a.at),
         expires_at: t.span.map(|(_, e)| e),
         completed_at: t.end.as_ref().map(|e| e.at),
-        job: r.job.as_ref().and_then(|j| job_record(r, j, t.current, prev)),
+        job: r
+            .job
+            .as_ref()
+            .and_then(|j| job_record(r, j, t.current, prev))
+            .map(Box::new),
         conditions: settle_conditions(conditions, &prev.conditions),
         observed_generation: req.metadata.generation,
     };

@@ -293,12 +293,12 @@ mod tests {
     fn with_job(uid: Option<&str>, deadline: &str) -> ApprovalRequest {
         let mut r = request();
         r.status = Some(ApprovalRequestStatus {
-            job: Some(JobRecord {
+            job: Some(Box::new(JobRecord {
                 name: "dana-view-job".into(),
                 uid: uid.map(Into::into),
                 deadline: Some(at(deadline)),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         });
         r

@@ -12,11 +12,7 @@
 //! binding. What acts on managed objects only (the sweep, the gauges, the JIT
 //! grants) tells them apart by their labels ([`labels::is_managed`]).
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    hash::Hash,
-    sync::{Arc, RwLock},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::{
     batch::v1::Job,
@@ -32,6 +28,7 @@ use serde::de::DeserializeOwned;
 pub mod certify;
 pub mod deadline;
 pub mod health;
+mod index;
 pub mod removals;
 pub mod trim;
 pub mod wire;
@@ -39,6 +36,7 @@ pub mod wire;
 use self::{
     certify::{binding_concern, concerns, items_only, Concern},
     health::Health,
+    index::Index,
     wire::{WireRoleBinding, WireServiceAccount},
 };
 use crate::{
@@ -112,71 +110,6 @@ impl<K> Clone for Change<'_, K> {
 }
 
 impl<K> Copy for Change<'_, K> {}
-
-/// Objects by keys taken from fields that never change (specs are immutable),
-/// so an update never moves an object between keys. An object may sit under
-/// several keys.
-pub struct Index<K: Resource<DynamicType = ()>, Key> {
-    keys_of: fn(&K) -> Vec<Key>,
-    map: RwLock<HashMap<Key, HashSet<ObjectRef<K>>>>,
-}
-
-impl<K: Resource<DynamicType = ()>, Key: Eq + Hash + Clone> Index<K, Key> {
-    fn new(keys_of: fn(&K) -> Vec<Key>) -> Self {
-        Index {
-            keys_of,
-            map: RwLock::default(),
-        }
-    }
-
-    fn apply(&self, change: Change<'_, K>) {
-        let Ok(mut map) = self.map.write() else { return };
-        match change {
-            Change::Upsert(obj) => {
-                for key in (self.keys_of)(obj) {
-                    map.entry(key).or_default().insert(ObjectRef::from_obj(obj));
-                }
-            }
-            Change::Remove(obj) => {
-                for key in (self.keys_of)(obj) {
-                    if let Some(set) = map.get_mut(&key) {
-                        set.remove(&ObjectRef::from_obj(obj));
-                        if set.is_empty() {
-                            map.remove(&key);
-                        }
-                    }
-                }
-            }
-            Change::Rebuild(all) => {
-                map.clear();
-                for obj in all {
-                    for key in (self.keys_of)(obj) {
-                        map.entry(key).or_default().insert(ObjectRef::from_obj(obj));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The references under `key`, whether or not the store holds them yet.
-    fn refs(&self, key: &Key) -> Vec<ObjectRef<K>> {
-        match self.map.read() {
-            Ok(map) => map
-                .get(key)
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// The objects under `key` that the store still holds.
-    fn get(&self, key: &Key, store: &Store<K>) -> Vec<Arc<K>>
-    where
-        K: Clone,
-    {
-        self.refs(key).iter().filter_map(|r| store.get(r)).collect()
-    }
-}
 
 /// The in-memory view of the cluster.
 pub struct Cache {
@@ -367,8 +300,21 @@ impl Cache {
                     .as_ref()
                     .is_none_or(|s| s.phase == Phase::Pending && s.requirements.is_none())
             })
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .map(|r| key_of(r.as_ref()))
             .collect()
+    }
+}
+
+/// The object's key in a store or a queue: its namespace and name. Unlike
+/// [`ObjectRef::from_obj`], without its uid and resourceVersion (which no
+/// lookup compares): a request's key sits in the controller's queue as long as
+/// the request lives.
+pub fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let meta = obj.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(ns) => key.within(ns),
+        None => key,
     }
 }
 
@@ -395,7 +341,7 @@ impl Cached for ApprovalRequest {
     }
 
     fn wakes(&self, _cache: &Cache) -> Vec<ObjectRef<ApprovalRequest>> {
-        let mut refs = vec![ObjectRef::from_obj(self)];
+        let mut refs = vec![key_of(self)];
         // A request that extends another wakes the old one, which then ends as Superseded.
         if let (Some(old), Some(ns)) = (&self.spec.extends, self.namespace()) {
             refs.push(ObjectRef::new(old).within(&ns));

@@ -192,10 +192,10 @@ pub(super) fn commented(mut r: AccessReview, text: &str) -> AccessReview {
 }
 
 pub(super) fn reassigned(mut r: AccessReview, users: &[&str], groups: &[&str]) -> AccessReview {
-    r.spec.reassign_to = Some(Principals {
+    r.spec.reassign_to = Some(Box::new(Principals {
         users: users.iter().map(|u| u.to_string()).collect(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
-    });
+    }));
     r
 }
 
