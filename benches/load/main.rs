@@ -51,6 +51,10 @@ struct Args {
     /// K: SIGKILLs of the operator during the crash storm.
     #[arg(long, default_value_t = 20)]
     kills: usize,
+    /// Seed of the crash storm's schedule (durations, kill moments, restart
+    /// delays), to replay a run; default: from the clock. The report prints it.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Small sizes for CI: 200 requests, 200 expiries, 200 live, no failover
     /// and no crash storm.
     #[arg(long, conflicts_with_all = ["requests", "expiries", "live", "failover", "storm"])]
@@ -133,6 +137,7 @@ async fn run(args: Args) -> ExitCode {
             failover: 0,
             storm: 0,
             kills: 0,
+            seed: None,
         }
     } else {
         Sizes {
@@ -142,6 +147,7 @@ async fn run(args: Args) -> ExitCode {
             failover: args.failover,
             storm: args.storm,
             kills: args.kills,
+            seed: args.seed,
         }
     };
     let mut report = Report {
@@ -265,7 +271,7 @@ async fn measure(bench: &mut Bench, report: &mut Report) -> Result<()> {
     // phases before) in memory. The failover leaves two replicas with leader
     // election running: the one that survives runs the phases after it.
     if z.storm > 0 {
-        report.storm = Some(storm::run(bench, z.storm, z.kills).await?);
+        report.storm = Some(storm::run(bench, z.storm, z.kills, z.seed).await?);
     }
     if z.failover > 0 {
         report.failover = Some(failover::run(bench, z.failover).await?);

@@ -53,6 +53,8 @@ pub struct Sizes {
     pub storm: usize,
     /// K: SIGKILLs in the crash storm.
     pub kills: usize,
+    /// The storm's seed, if given (`--seed`).
+    pub seed: Option<u64>,
 }
 
 /// N requests approved at once.
@@ -174,6 +176,19 @@ pub struct Storm {
     pub late_over_1s: usize,
     /// Approved requests whose binding never appeared.
     pub never_granted: Vec<String>,
+    /// Of the late: no process was alive and synced for 1 s between the
+    /// expiry and the removal (none could act).
+    pub late_no_process: usize,
+    /// Of the late: some process was synced and alive for 1 s in between and
+    /// did not remove (a real miss): name, expiry, removal, that process.
+    pub late_missed: Vec<String>,
+    /// Of the never granted: no process synced and alive for 1 s within the
+    /// request's window (approval to approval + duration).
+    pub never_granted_no_process: usize,
+    /// Of the never granted: a process had 1 s within the window (a real miss).
+    pub never_granted_missed: Vec<String>,
+    /// Each process of the storm: its log, when it logged `memory synced`, when it was killed.
+    pub processes: Vec<String>,
     /// Requests with more than one binding (by uid) over their life.
     pub duplicates: usize,
     /// Seconds without an operator, per kill.
@@ -521,6 +536,19 @@ impl Report {
                 s.duplicates,
                 s.ended_without_removal
             );
+            let _ = writeln!(
+                out,
+                "  of the {} late: {} with no process alive and synced for 1 s after the expiry (none could act), {} real misses; of the {} never granted: {} with no process synced for 1 s in their window, {} real misses",
+                s.late_over_1s,
+                s.late_no_process,
+                s.late_missed.len(),
+                s.never_granted.len(),
+                s.never_granted_no_process,
+                s.never_granted_missed.len()
+            );
+            for m in s.late_missed.iter().chain(&s.never_granted_missed).take(20) {
+                let _ = writeln!(out, "    real miss: {m}");
+            }
         }
     }
 }

@@ -117,10 +117,12 @@ pub fn judge(r: &Report) -> Vec<Target> {
         Some(s) => target(
             goal,
             format!(
-                "{} late (max {}), {} never granted, {} duplicates",
+                "{} late (max {}; {} real misses), {} never granted ({} real misses), {} duplicates",
                 s.late_over_1s,
                 human(s.lateness.max),
+                s.late_missed.len(),
                 s.never_granted.len(),
+                s.never_granted_missed.len(),
                 s.duplicates
             ),
             Some(s.late_over_1s == 0 && s.never_granted.is_empty() && s.duplicates == 0),

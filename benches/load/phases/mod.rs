@@ -2,6 +2,7 @@
 //! admin client, the binding watch, the operator process.
 
 pub mod approval;
+pub mod blame;
 pub mod expiry;
 pub mod failover;
 pub mod floor;

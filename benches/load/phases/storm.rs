@@ -7,9 +7,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{names, Bench};
+use super::{
+    blame::{could_act, synced_at, Life},
+    names, Bench,
+};
 use crate::{
     cluster::{self, bounded},
     operator::Operator,
@@ -21,8 +24,9 @@ use crate::{
 /// Seconds over which the requests are created and approved.
 const ARRIVALS: u64 = 60;
 
-/// A small deterministic generator (xorshift), seeded from the clock: no
-/// dependency, and the seed is in the report to replay a run's schedule.
+/// A small deterministic generator (xorshift), seeded from `--seed` or the
+/// clock: no dependency, and the seed is in the report to replay a run's
+/// schedule (`--seed`, with the same `--storm` and `--kills`).
 struct Dice(u64);
 
 impl Dice {
@@ -54,11 +58,11 @@ fn due(t: DateTime<Utc>, outages: &[Outage]) -> DateTime<Utc> {
 }
 
 /// Runs the phase; the last process started stays as `bench.operator`.
-pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm> {
+pub async fn run(bench: &mut Bench, count: usize, kills: usize, seed: Option<u64>) -> Result<Storm> {
     let ns = bench.scene("storm").await?;
     let requests = RequestWatch::start(&bench.client, &ns).await?;
-    let seed = Utc::now().timestamp_micros().unsigned_abs() | 1;
-    let mut dice = Dice(seed);
+    let seed = seed.unwrap_or_else(|| Utc::now().timestamp_micros().unsigned_abs() | 1);
+    let mut dice = Dice(seed.max(1));
     let names = names(count);
     let durations: Vec<u64> = names.iter().map(|_| 5 + dice.next() % 36).collect();
     let started = Instant::now();
@@ -83,7 +87,7 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm>
                 tokio::time::sleep_until(t0 + spacing * i as u32).await;
                 let created = cluster::create_request(&client, &req).await?;
                 cluster::create_review(&client, &cluster::approval(&created)?).await?;
-                Ok(())
+                Ok((i, Utc::now()))
             }
         })
         .await
@@ -94,21 +98,37 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm>
     let mut moments: Vec<Duration> = (0..kills).map(|_| dice.millis(0, window)).collect();
     moments.sort();
     let mut outages: Vec<Outage> = Vec::new();
+    let mut lives: Vec<Life> = Vec::new();
+    let mut current = bench.logs.last().cloned().unwrap_or_default();
     for at in moments {
         tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
         let last = bench.scrape().await.ok();
         bench.final_scrapes.extend(last);
         bench.operator.kill();
         let down = Utc::now();
+        lives.push(Life {
+            log: current,
+            killed: Some(down),
+            synced: None,
+        });
         tokio::time::sleep(dice.millis(0, 2000)).await;
         let log = bench
             .workdir
             .join(format!("{}-operator-{}.log", bench.prefix, bench.logs.len() + 1));
         bench.logs.push(log.clone());
+        current = log.clone();
         bench.operator = Operator::start(&bench.kubeconfig, log)?;
         outages.push((down, Utc::now()));
     }
-    arrivals.await.context("the arrivals task")??;
+    lives.push(Life {
+        log: current,
+        killed: None,
+        synced: None,
+    });
+    let mut approved: Vec<Option<DateTime<Utc>>> = vec![None; count];
+    for (i, at) in arrivals.await.context("the arrivals task")?? {
+        approved[i] = Some(at);
+    }
     // Every request ends (Expired, or another end if it never got its grant).
     let bound = Duration::from_secs(40) + bench.bound;
     let waiting = Instant::now();
@@ -123,12 +143,25 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm>
     // The binding watch sees the last removals a moment later.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let timelines = bench.bindings.timelines(&ns, &names);
+    for life in &mut lives {
+        life.synced = synced_at(&life.log);
+    }
+    let second = TimeDelta::seconds(1);
     let mut late = Vec::new();
+    let (mut late_missed, mut late_no_process) = (Vec::new(), 0);
     let mut never_granted = Vec::new();
+    let (mut never_missed, mut never_no_process) = (Vec::new(), 0);
     let mut duplicates = 0;
-    for (name, t) in names.iter().zip(&timelines) {
+    for (i, (name, t)) in names.iter().zip(&timelines).enumerate() {
         if t.added.is_none() {
             never_granted.push(name.clone());
+            // Its window: from the approval to approval + duration.
+            let from = approved[i].unwrap_or_else(Utc::now);
+            let until = from + TimeDelta::seconds(durations[i] as i64);
+            match could_act(&lives, from, until, second) {
+                Some(p) => never_missed.push(format!("{name} (approved {from}, process {})", p + 1)),
+                None => never_no_process += 1,
+            }
             continue;
         }
         if t.bindings > 1 {
@@ -136,7 +169,18 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm>
         }
         if let (Some(expires), Some(gone)) = (t.expires, t.deleted) {
             let due = due(expires, &outages);
-            late.push((gone.wall - due).num_milliseconds() as f64 / 1000.0);
+            let lateness = (gone.wall - due).num_milliseconds() as f64 / 1000.0;
+            late.push(lateness);
+            if lateness > 1.0 {
+                match could_act(&lives, expires, gone.wall, second) {
+                    Some(p) => late_missed.push(format!(
+                        "{name} (expired {expires}, gone {}, process {})",
+                        gone.wall,
+                        p + 1
+                    )),
+                    None => late_no_process += 1,
+                }
+            }
         }
     }
     bench.step(
@@ -154,6 +198,21 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize) -> Result<Storm>
         lateness: summarize(&late).context("no removal measured")?,
         late_over_1s: late.iter().filter(|l| **l > 1.0).count(),
         never_granted,
+        late_no_process,
+        late_missed,
+        never_granted_no_process: never_no_process,
+        never_granted_missed: never_missed,
+        processes: lives
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: synced {}, killed {}",
+                    l.log.file_name().map_or("?".into(), |f| f.to_string_lossy()),
+                    l.synced.map_or("never".into(), |t| t.to_string()),
+                    l.killed.map_or("-".into(), |t| t.to_string())
+                )
+            })
+            .collect(),
         duplicates,
         outage: summarize(&outage),
         ended_without_removal: timelines
