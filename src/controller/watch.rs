@@ -453,6 +453,15 @@ async fn list<K: Cached>(
     }
 }
 
+/// Every object of the kind (or every managed one) as the API server holds it
+/// now: a consistent read (no `resourceVersion`, so never an older copy),
+/// paged and trimmed as memory trims. For what must not miss a write made just
+/// before it, however far the watches lag (a certification run's launch).
+pub async fn read_now<K: Cached>(client: &Client) -> Result<Vec<K>, WatchError> {
+    let (objects, _) = list::<K>(client, &WatchSettings::default(), &mut |_| {}).await?;
+    Ok(objects)
+}
+
 /// Puts a full list in memory; wakes what the objects that are new, changed or
 /// gone compared to what memory held concern.
 fn replace_all<K: Cached>(cache: &Cache, writer: &mut Writer<K>, hub: &Hub, objects: Vec<K>) {

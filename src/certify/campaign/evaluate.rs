@@ -26,11 +26,6 @@ use crate::{
 /// Condition type: the campaign is valid and runs.
 pub const READY: &str = "Ready";
 
-/// How long after a run's start its items are taken from memory: a binding
-/// written just before the start (a campaign applied right after its bindings)
-/// reaches the watches within this, even on a busy API server.
-pub const LAUNCH_SETTLE: TimeDelta = TimeDelta::seconds(2);
-
 /// A launch that did not finish goes on this soon: a launch never holds a
 /// worker long.
 const LAUNCH_AGAIN: TimeDelta = TimeDelta::milliseconds(100);
@@ -193,11 +188,9 @@ pub fn evaluate(input: &CampaignInput) -> CampaignEvaluation {
     }
     let mut wait = None;
     if let Some(run) = status.runs.last_mut().filter(|r| r.launched_at.is_none()) {
-        // What was written just before the run started may still be on its way to
-        // memory: items are taken from memory a moment after the start, not at it.
-        let settled = run.started_at + LAUNCH_SETTLE;
+        // The shell reads the cluster for the items when it launches, so what
+        // was written just before the start is in the run: it launches at once.
         match input.launched {
-            None if now < settled => wait = Some(settled - now),
             None => {
                 ev.launch = Some(plan_of(campaign, run));
                 ev.status = status;

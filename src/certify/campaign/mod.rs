@@ -8,7 +8,7 @@ pub mod evaluate;
 
 pub use self::evaluate::{
     evaluate, plan_of, CampaignEvaluation, CampaignInput, LaunchOutcome, Note, NoteKind, RecordFirst,
-    RunItem, LAUNCH_SETTLE, READY,
+    RunItem, READY,
 };
 use super::{
     schedule::{review_period, RunPlan, Schedule},

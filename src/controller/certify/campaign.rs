@@ -33,7 +33,7 @@ pub async fn reconcile_campaign(campaign: Arc<AccessCampaign>, ctx: Arc<Context>
 
 /// After an error: retry with backoff, never crash.
 pub fn campaign_error_policy(campaign: Arc<AccessCampaign>, err: &Error, ctx: Arc<Context>) -> Requeue {
-    if let Error::Launch { .. } = err {
+    if let Error::Launch { .. } | Error::Snapshot { .. } = err {
         on_campaign(
             &ctx,
             &campaign,

@@ -1,16 +1,19 @@
-//! The core's view of the cluster ([`Inventory`]), built from memory: all of it
-//! for the launch of a run, and only what one item looks at for its reconcile,
-//! so that evaluating an item costs the same in a cluster of any size.
+//! The core's view of the cluster ([`Inventory`]): all of it, read from the API
+//! server at once, for the launch of a run (a binding written just before the
+//! run started is in it, however far the watches lag); and, from memory, only
+//! what one item looks at for its reconcile, so that evaluating an item costs
+//! the same in a cluster of any size.
 
 use k8s_openapi::api::{
     core::v1::{Namespace, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
-use kube::runtime::reflector::ObjectRef;
+use kube::{runtime::reflector::ObjectRef, Client};
 
 use crate::{
-    api::{AccessCertification, BindingKind, RoleKind, SubjectKind},
+    api::{AccessCertification, ApprovalRequest, BindingKind, RoleKind, SubjectKind},
     certify::{inventory::Observed, Inventory},
+    controller::watch::{read_now, WatchError},
     decide::policy::selector_matches,
     store::Cache,
 };
@@ -22,31 +25,72 @@ const ALL: [Observed; 4] = [
     Observed::ServiceAccounts,
 ];
 
-/// Every binding, role, namespace, ServiceAccount and request in memory.
-pub fn whole(cache: &Cache) -> Inventory {
-    let mut inv = Inventory::observing(&ALL);
-    for b in cache.role_bindings.state() {
-        inv.add_role_binding(&b);
+/// Every binding, role, namespace, ServiceAccount and request as the API
+/// server held them when read ([`read`]).
+pub struct Snapshot {
+    role_bindings: Vec<RoleBinding>,
+    cluster_role_bindings: Vec<ClusterRoleBinding>,
+    roles: Vec<Role>,
+    cluster_roles: Vec<ClusterRole>,
+    namespaces: Vec<Namespace>,
+    accounts: Vec<ServiceAccount>,
+    requests: Vec<ApprovalRequest>,
+}
+
+/// Reads the whole cluster the core looks at: consistent reads, paged and
+/// trimmed as memory trims ([`read_now`]). A launch happens once per run, so
+/// these few lists cost little next to the watches; memory would be exact only
+/// once its watches caught up with what was written before the run started,
+/// and nothing tells a lagging watch apart from a cluster where nothing changed.
+pub async fn read(client: &Client) -> Result<Snapshot, WatchError> {
+    let (role_bindings, cluster_role_bindings, roles, cluster_roles, namespaces, accounts, requests) = tokio::try_join!(
+        read_now::<RoleBinding>(client),
+        read_now::<ClusterRoleBinding>(client),
+        read_now::<Role>(client),
+        read_now::<ClusterRole>(client),
+        read_now::<Namespace>(client),
+        read_now::<ServiceAccount>(client),
+        read_now::<ApprovalRequest>(client),
+    )?;
+    Ok(Snapshot {
+        role_bindings,
+        cluster_role_bindings,
+        roles,
+        cluster_roles,
+        namespaces,
+        accounts,
+        requests,
+    })
+}
+
+impl Snapshot {
+    /// The core's view of it (thousands of objects take a while: off the async
+    /// workers).
+    pub fn inventory(&self) -> Inventory {
+        let mut inv = Inventory::observing(&ALL);
+        for b in &self.role_bindings {
+            inv.add_role_binding(b);
+        }
+        for b in &self.cluster_role_bindings {
+            inv.add_cluster_role_binding(b);
+        }
+        for r in &self.roles {
+            inv.add_role(r);
+        }
+        for r in &self.cluster_roles {
+            inv.add_cluster_role(r);
+        }
+        for n in &self.namespaces {
+            inv.add_namespace(n);
+        }
+        for sa in &self.accounts {
+            inv.add_service_account(sa);
+        }
+        for r in &self.requests {
+            inv.add_request(r);
+        }
+        inv
     }
-    for b in cache.cluster_role_bindings.state() {
-        inv.add_cluster_role_binding(&b);
-    }
-    for r in cache.roles.state() {
-        inv.add_role(&r);
-    }
-    for r in cache.cluster_roles.state() {
-        inv.add_cluster_role(&r);
-    }
-    for n in cache.namespaces.state() {
-        inv.add_namespace(&n);
-    }
-    for sa in cache.service_accounts.state() {
-        inv.add_service_account(&sa);
-    }
-    for r in cache.requests.state() {
-        inv.add_request(&r);
-    }
-    inv
 }
 
 /// The RoleBinding `namespace/name` in memory.

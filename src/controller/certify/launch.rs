@@ -205,9 +205,11 @@ fn launch_key(campaign: &AccessCampaign, plan: &RunPlan) -> (String, String) {
     (campaign.uid().unwrap_or_default(), plan.name.clone())
 }
 
-/// The run's items: computed from memory the first time (off the async workers:
-/// thousands take a while, and the other controllers go on meanwhile), then kept
-/// until the launch completes, so each slice of a long launch only creates.
+/// The run's items: computed the first time from the cluster as the API server
+/// holds it then ([`inventory::read`]: a binding written just before the run
+/// started is in it, however far memory lags), off the async workers (thousands
+/// take a while, and the other controllers go on meanwhile); then kept until
+/// the launch completes, so each slice of a long launch only creates.
 async fn items_of(
     ctx: &Context,
     campaign: &AccessCampaign,
@@ -217,8 +219,14 @@ async fn items_of(
     if let Some(known) = ctx.launches.lock().ok().and_then(|l| l.get(&key).cloned()) {
         return Ok(known);
     }
-    let (cache, c, p) = (ctx.cache.clone(), campaign.clone(), plan.clone());
-    let items = tokio::task::spawn_blocking(move || scope::launch(&c, &p, &inventory::whole(&cache)))
+    let snapshot = inventory::read(&ctx.client)
+        .await
+        .map_err(|source| Error::Snapshot {
+            run: plan.name.clone(),
+            source,
+        })?;
+    let (c, p) = (campaign.clone(), plan.clone());
+    let items = tokio::task::spawn_blocking(move || scope::launch(&c, &p, &snapshot.inventory()))
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
     let items = Arc::new(items);

@@ -57,6 +57,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The cluster could not be read for a run's launch.
+    #[error("reading the cluster for run {run}: {source}")]
+    Snapshot {
+        /// The run.
+        run: String,
+        /// What failed.
+        #[source]
+        source: crate::controller::watch::WatchError,
+    },
     /// A computation on a blocking thread did not finish (it panicked).
     #[error("a background computation failed: {0}")]
     Task(String),
@@ -73,6 +82,7 @@ impl Failure for Error {
         match self {
             Error::Kube(_) => "certify_kube",
             Error::Launch { .. } => "certify_launch",
+            Error::Snapshot { .. } => "certify_snapshot",
             Error::Task(_) => "certify_task",
             Error::MissingField(_) => "certify_missing_field",
             Error::Timeout(_) => "certify_timeout",
@@ -81,8 +91,13 @@ impl Failure for Error {
 
     fn api_error(&self) -> Option<&kube::Error> {
         match self {
-            Error::Kube(e) | Error::Launch { source: e, .. } => Some(e),
-            Error::Task(_) | Error::MissingField(_) | Error::Timeout(_) => None,
+            Error::Kube(e)
+            | Error::Launch { source: e, .. }
+            | Error::Snapshot {
+                source: crate::controller::watch::WatchError::Api(e),
+                ..
+            } => Some(e),
+            Error::Snapshot { .. } | Error::Task(_) | Error::MissingField(_) | Error::Timeout(_) => None,
         }
     }
 
