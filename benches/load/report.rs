@@ -170,10 +170,13 @@ pub struct Storm {
     pub kills: usize,
     /// Seed of the schedule (durations, kill moments, restart delays).
     pub seed: u64,
-    /// Expiry (or the restart after it) → binding seen gone.
+    /// Expiry (or the first restart after it that lived 1 s) → binding seen gone.
     pub lateness: Summary,
     /// Bindings gone more than 1 s after that.
     pub late_over_1s: usize,
+    /// Bindings gone more than 1 s after their expiry or the first start after
+    /// it, counting a process SIGKILLed within 1 s of its start as a restart.
+    pub late_strict: usize,
     /// Approved requests whose binding never appeared.
     pub never_granted: Vec<String>,
     /// Of the late: no process was alive and synced for 1 s between the
@@ -522,7 +525,7 @@ impl Report {
         if let Some(s) = &self.storm {
             let _ = writeln!(
                 out,
-                "crash storm ({} SIGKILLs during {} requests of 5–40 s, seed {}, outages p50 {} max {}):\n  expiry (or restart) → gone p50 {} p99 {} max {}, {} gone > 1 s late; {} approved never granted; {} granted twice; {} never seen removed",
+                "crash storm ({} SIGKILLs during {} requests of 5–40 s, seed {}, outages p50 {} max {}):\n  expiry (or the first restart after it that lived 1 s) → gone p50 {} p99 {} max {}, {} gone > 1 s late ({} counting restarts killed within 1 s of their start); {} approved never granted; {} granted twice; {} never seen removed",
                 s.kills,
                 s.count,
                 s.seed,
@@ -532,6 +535,7 @@ impl Report {
                 human(s.lateness.p99),
                 human(s.lateness.max),
                 s.late_over_1s,
+                s.late_strict,
                 s.never_granted.len(),
                 s.duplicates,
                 s.ended_without_removal

@@ -117,10 +117,11 @@ pub fn judge(r: &Report) -> Vec<Target> {
         Some(s) => target(
             goal,
             format!(
-                "{} late (max {}; {} real misses), {} never granted ({} real misses), {} duplicates",
+                "{} late (max {}; {} real misses; {} counting restarts killed within 1 s), {} never granted ({} real misses), {} duplicates",
                 s.late_over_1s,
                 human(s.lateness.max),
                 s.late_missed.len(),
+                s.late_strict,
                 s.never_granted.len(),
                 s.never_granted_missed.len(),
                 s.duplicates

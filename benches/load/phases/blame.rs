@@ -4,6 +4,11 @@
 //! to act (an expiry, an approval) and before the act was seen (or the
 //! request's window closed)? If not, no process could act; if so, it is a
 //! real miss, to be looked for in that process's log.
+//!
+//! And when a grant was due to be gone ([`due`]): the target is "gone within
+//! 1 s of its expiry, or of the restart after it"; a restart SIGKILLed again
+//! before it had that second (the storm's kills fall at random, some a few
+//! milliseconds after a start) is not counted as one, the next one is.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +19,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub struct Life {
     /// Its log file.
     pub log: PathBuf,
+    /// When it was started (for the first, the start of the phase).
+    pub started: DateTime<Utc>,
     /// When it was SIGKILLed (`None`: it outlived the phase).
     pub killed: Option<DateTime<Utc>>,
     /// When it logged `memory synced` (`None`: it never did).
@@ -45,5 +52,18 @@ pub fn could_act(
         let start = synced.max(from);
         let end = l.killed.map_or(until, |k| k.min(until));
         end - start >= grace
+    })
+}
+
+/// When a grant expiring at `expires` was due to be gone (1 s later, by the
+/// target): its expiry if a process ran then and went on for at least `grace`;
+/// otherwise the start of the first process after it that lived `grace` past
+/// its start. `None`: no process ever did (the last one outlives the phase, so
+/// only for an expiry after it was killed).
+pub fn due(lives: &[Life], expires: DateTime<Utc>, grace: TimeDelta) -> Option<DateTime<Utc>> {
+    lives.iter().find_map(|l| {
+        let from = l.started.max(expires);
+        let had_grace = l.killed.is_none_or(|k| k - from >= grace);
+        had_grace.then_some(from)
     })
 }
