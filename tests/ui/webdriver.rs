@@ -150,7 +150,24 @@ impl Browser {
 
     /// Waits for an element matching `css`.
     pub async fn wait_for(&self, css: &str) -> String {
-        eventually(&format!("an element {css}"), WAIT, || self.find(css)).await
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(e) = self.find(css).await {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = self.page().await;
+        panic!("timed out after {WAIT:?} waiting for an element {css}; the page: {page}");
+    }
+
+    /// The route and the start of the page's text, for a failure message.
+    async fn page(&self) -> Value {
+        self.js(
+            "return location.hash + ' ' + document.body.innerText.slice(0, 800);",
+            json!([]),
+        )
+        .await
     }
 
     /// Waits until no element matches `css`.
@@ -161,12 +178,16 @@ impl Browser {
         .await
     }
 
-    pub async fn text(&self, element: &str) -> String {
-        self.session("GET", &format!("/element/{element}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    /// The text of `element`; `None` when a live refresh redrew it since it
+    /// was found.
+    async fn text(&self, element: &str) -> Option<String> {
+        let path = format!("/session/{}/element/{element}/text", self.session);
+        let v = self.call("GET", &path, None).await;
+        match v.get("error").and_then(Value::as_str) {
+            None => Some(v.as_str().unwrap_or_default().to_string()),
+            Some("stale element reference") => None,
+            Some(e) => panic!("WebDriver GET {path}: {e}: {}", v["message"]),
+        }
     }
 
     /// Waits until the element matching `css` has text containing `part`; the text.
@@ -175,20 +196,16 @@ impl Browser {
         let mut last = None;
         while tokio::time::Instant::now() < deadline {
             if let Some(e) = self.find(css).await {
-                let t = self.text(&e).await;
-                if t.contains(part) {
-                    return t;
+                if let Some(t) = self.text(&e).await {
+                    if t.contains(part) {
+                        return t;
+                    }
+                    last = Some(t);
                 }
-                last = Some(t);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let page = self
-            .js(
-                "return location.hash + ' ' + document.body.innerText.slice(0, 800);",
-                json!([]),
-            )
-            .await;
+        let page = self.page().await;
         panic!(
             "timed out after {WAIT:?} waiting for {css} to say {part:?}; it said {last:?}; the page: {page}"
         );

@@ -14,7 +14,7 @@
 })();
 const SECRET = sessionStorage.getItem("gatehouse-secret") || "";
 
-const state = { me: null, view: null, rows: [], current: 0, selected: new Set(), filter: "", page: 0 };
+const state = { me: null, view: null, rows: [], current: 0, selected: new Set(), filter: "", page: 0, report: null };
 const PAGE = 100;
 
 // ---- DOM helpers: text only ----
@@ -203,15 +203,23 @@ async function download(campaign, run, format) {
       try { why = JSON.parse(text).error || text; } catch (_) { /* the text as it is */ }
       throw new Error(why);
     }
-    const sha = r.headers.get("x-report-sha256") || "";
-    const file = `${run}.${format}`;
-    const save = el("a", { href: URL.createObjectURL(new Blob([text], { type: r.headers.get("content-type") || "text/plain" })),
-      download: file, id: "report-save" }, `Save ${file}`);
-    $("report-sha").replaceChildren(save, ` SHA-256: ${sha} (check: sha256sum ${file})`);
-    save.focus();
+    if (state.report) URL.revokeObjectURL(state.report.url);
+    state.report = { campaign, run, file: `${run}.${format}`, sha: r.headers.get("x-report-sha256") || "",
+      url: URL.createObjectURL(new Blob([text], { type: r.headers.get("content-type") || "text/plain" })) };
+    $("report-sha").replaceChildren(...reportLine(campaign, run));
+    $("report-save").focus();
   } catch (e) {
     notice(e.message, "bad");
   }
+}
+
+// The last report downloaded, while its run is shown: a live refresh redraws
+// the page, and the digest the reviewer is checking stays.
+function reportLine(campaign, run) {
+  const r = state.report;
+  if (!r || r.campaign !== campaign || r.run !== run) return [];
+  return [el("a", { href: r.url, download: r.file, id: "report-save" }, `Save ${r.file}`),
+    ` SHA-256: ${r.sha} (check: sha256sum ${r.file})`];
 }
 
 // ---- rows, selection, keyboard ----
@@ -511,7 +519,7 @@ const pages = {
       el("span", { class: "muted" }, "Report:"),
       el("button", { type: "button", id: "report-csv", onclick: () => download(v.campaign, v.run, "csv") }, "CSV"),
       el("button", { type: "button", id: "report-json", onclick: () => download(v.campaign, v.run, "json") }, "JSON")),
-      el("p", { id: "report-sha", class: "muted" }));
+      el("p", { id: "report-sha", class: "muted" }, reportLine(v.campaign, v.run)));
     const [t, r] = itemTable(shown, { selectable: true, grouped: (i) => (state.groupBy === "subject" ? i.subject : i.binding) });
     main.appendChild(t);
     const pg = pager(items.length);
