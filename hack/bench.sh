@@ -16,6 +16,8 @@
 # Environment:
 #   GATEHOUSE_BENCH_OUT  directory for report.txt, report.json, the operator logs
 #                        and the control plane's state (default: a new /tmp/gatehouse-bench.XXXXXX)
+#   GATEHOUSE_BENCH_OPERATOR  another operator binary to run instead of the one built
+#                        here (an older commit's, to compare two builds with the same bench)
 #   CARGO_TARGET_DIR, and whatever hack/control-plane/up.sh reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -59,7 +59,11 @@ impl Operator {
         let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let stderr = stdout.try_clone().context("sharing the log file")?;
         let started = Instant::now();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        // Another build of the operator (an older commit, to compare like for
+        // like with the same bench), or the one built with the bench.
+        let binary = std::env::var_os("GATEHOUSE_BENCH_OPERATOR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_gatehouse")), PathBuf::from);
+        let mut command = Command::new(binary);
         if let Some(id) = identity {
             command.env("POD_NAME", id);
         }

@@ -190,7 +190,8 @@ pub struct Storm {
     pub never_granted_no_process: usize,
     /// Of the never granted: a process had 1 s within the window (a real miss).
     pub never_granted_missed: Vec<String>,
-    /// Each process of the storm: its log, when it logged `memory synced`, when it was killed.
+    /// Each process of the storm: its log, when it was started, when it logged
+    /// `memory synced`, when it was killed.
     pub processes: Vec<String>,
     /// Requests with more than one binding (by uid) over their life.
     pub duplicates: usize,

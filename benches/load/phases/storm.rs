@@ -219,8 +219,9 @@ pub async fn run(bench: &mut Bench, count: usize, kills: usize, seed: Option<u64
             .iter()
             .map(|l| {
                 format!(
-                    "{}: synced {}, killed {}",
+                    "{}: started {}, synced {}, killed {}",
                     l.log.file_name().map_or("?".into(), |f| f.to_string_lossy()),
+                    l.started,
                     l.synced.map_or("never".into(), |t| t.to_string()),
                     l.killed.map_or("-".into(), |t| t.to_string())
                 )
