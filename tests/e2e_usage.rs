@@ -240,7 +240,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
             item_of(&scene, "dave").await.filter(|i| {
                 i.status
                     .as_ref()
-                    .is_some_and(|s| s.recommendation == gatehouse::api::Recommendation::Revoke)
+                    .is_some_and(|s| s.recommendation == Some(gatehouse::api::Recommendation::Revoke))
             })
         },
     )
@@ -289,7 +289,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     assert_eq!(after.observed_since, before.observed_since, "{after:?}");
     assert!(after.observed_since < restarted_at, "{after:?}");
     let dave = item_of(&scene, "dave").await.and_then(|i| i.status).unwrap();
-    assert_eq!(dave.recommendation, gatehouse::api::Recommendation::Revoke);
+    assert_eq!(dave.recommendation, Some(gatehouse::api::Recommendation::Revoke));
     let kept = summaries.get(&name).await.unwrap().status.unwrap();
     assert_eq!(kept.observed_since, summary.observed_since);
     assert!(kept.last_used_at >= summary.last_used_at);

@@ -178,9 +178,10 @@ pub struct AccessCertificationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reassigned_to: Option<Principals>,
     /// `Accept`, `Review` or `Revoke`, from the role's risk and the binding's
-    /// staleness.
-    #[serde(default)]
-    pub recommendation: Recommendation,
+    /// staleness; absent until the operator has assessed the item (never
+    /// read as `Accept`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<Recommendation>,
     /// Why, in words, one entry per finding.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<Finding>,
@@ -339,6 +340,15 @@ pub enum LevelState {
     Decided,
     /// The item fell due before this level decided.
     Expired,
+}
+
+impl AccessCertificationStatus {
+    /// The recommendation for tables, reports and filters: `-` until the
+    /// operator has assessed the item, never a default `Accept`.
+    pub fn recommendation_label(&self) -> String {
+        self.recommendation
+            .map_or_else(|| "-".to_string(), |r| r.to_string())
+    }
 }
 
 /// What the recommendation says.

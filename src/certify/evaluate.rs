@@ -289,7 +289,7 @@ pub fn evaluate(input: &ItemInput) -> ItemEvaluation {
         levels: level_statuses(&r),
         reviewers: r.eligible_now.clone(),
         reassigned_to: open_reassigned,
-        recommendation: assessment.recommendation,
+        recommendation: Some(assessment.recommendation),
         reasons: assessment.findings.clone(),
         risk: assessment.risk.clone(),
         usage: usage.map(|u| u.usage),

@@ -161,11 +161,11 @@ pub fn matches(item: &AccessCertification, f: &ListItemsArgs) -> bool {
     });
     let recommendation = f.recommendation.is_none_or(|r| {
         status.recommendation
-            == match r {
+            == Some(match r {
                 RecommendationArg::Accept => Recommendation::Accept,
                 RecommendationArg::Review => Recommendation::Review,
                 RecommendationArg::Revoke => Recommendation::Revoke,
-            }
+            })
     });
     decision
         && reviewer

@@ -68,7 +68,7 @@ pub fn item_table(items: &[AccessCertification], now: DateTime<Utc>) -> String {
                 i.spec.role_ref.to_string(),
                 binding(i),
                 s.risk_summary.clone().unwrap_or_else(|| "-".into()),
-                s.recommendation.to_string(),
+                s.recommendation_label(),
                 open_level(i),
                 s.decision.to_string(),
                 due(i, now),
@@ -122,7 +122,14 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
             due(item, now)
         ),
     );
-    put(&mut out, format!("Recommendation:  {}", s.recommendation));
+    put(
+        &mut out,
+        format!(
+            "Recommendation:  {}",
+            s.recommendation
+                .map_or_else(|| "not assessed yet".to_string(), |r| r.to_string())
+        ),
+    );
     for r in &s.reasons {
         put(&mut out, format!("  - {}", r.message));
     }

@@ -173,7 +173,7 @@ fn row(item: &AccessCertification, reviews: &[AccessReview]) -> ItemRow {
         subject,
         role: format!("{}/{}", spec.role_ref.kind, spec.role_ref.name),
         risk: status.risk.iter().map(|t| t.label().to_string()).collect(),
-        recommendation: status.recommendation.to_string(),
+        recommendation: status.recommendation_label(),
         reasons: status.reasons.iter().map(|r| r.message.clone()).collect(),
         decision: status.decision.to_string(),
         outcome: status.outcome.to_string(),

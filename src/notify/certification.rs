@@ -34,8 +34,8 @@ pub struct ItemFacts {
     pub level: Option<String>,
     /// Who can decide now.
     pub reviewers: Principals,
-    /// The operator's recommendation.
-    pub recommendation: Recommendation,
+    /// The operator's recommendation (`None`: not assessed yet).
+    pub recommendation: Option<Recommendation>,
     /// Risk, in words (`cluster-admin, secrets`).
     pub risk: Option<String>,
     /// How it closed without a decision, if it did.

@@ -290,7 +290,11 @@ fn item_message(n: &Notice, f: &ItemFacts) -> Message {
         ("Role", f.role.clone()),
         ("Binding", f.binding.clone()),
         ("Due", at(f.due_at)),
-        ("Recommendation", f.recommendation.to_string()),
+        (
+            "Recommendation",
+            f.recommendation
+                .map_or_else(|| "not assessed yet".to_string(), |r| r.to_string()),
+        ),
     ];
     if let Some(r) = &f.risk {
         fields.push(("Risk", r.clone()));

@@ -382,7 +382,7 @@ fn notes(item: &ItemResult) -> Vec<String> {
         )),
         Some(ClosedBy::NoDecisionRecommendation) => n.push(format!(
             "due without a final decision, onNoDecision Recommendation ({}): {access}",
-            s.recommendation
+            s.recommendation_label()
         )),
         Some(ClosedBy::Reviewers) | None => {}
     }
@@ -457,7 +457,7 @@ pub fn render(run: &RunResult) -> String {
             spec.role_ref.to_string(),
             binding,
             s.risk_summary.clone().unwrap_or_else(|| "-".into()),
-            s.recommendation.to_string(),
+            s.recommendation_label(),
             s.decision.to_string(),
             rfc3339(spec.due_at),
             s.remediation

@@ -73,7 +73,7 @@ pub(crate) async fn quarterly_review(w: &World) -> String {
     // The stale ServiceAccount binding is recommended for revocation, in words.
     let ci = w.item(&campaign, "ci-view", "old-ci").await;
     let s = ci.status.clone().unwrap();
-    assert_eq!(s.recommendation.to_string(), "Revoke");
+    assert_eq!(s.recommendation_label(), "Revoke");
     assert!(
         s.reasons.iter().any(|r| r.message.contains("does not exist")),
         "{:?}",

@@ -402,6 +402,60 @@ async fn all_recommended_approves_each_accept_item_waiting_for_me() {
     assert!(matches!(result, Err(CliError::Invalid(_))));
 }
 
+/// A status that says nothing about the risk (not assessed yet, or written
+/// without it) must never read as "recommended Accept": bulk approval would
+/// approve a binding nobody looked at.
+#[tokio::test]
+async fn an_item_without_a_recommendation_is_never_approved_as_recommended() {
+    let client = cluster().await;
+    let mut unassessed = item(
+        "q-admins-root",
+        user("root"),
+        "Accept",
+        &[],
+        json!({"groups": ["security"]}),
+    );
+    unassessed["status"]
+        .as_object_mut()
+        .unwrap()
+        .remove("recommendation");
+    seed(&client, vec![unassessed]).await;
+
+    let (code, out) = run(
+        &client,
+        sam(),
+        Output::Table,
+        &["certify", "list", "--recommendation", "accept"],
+    )
+    .await;
+    assert_eq!(code.unwrap(), exit::OK);
+    assert!(out.contains("q-devs-edit-dana"), "{out}");
+    assert!(!out.contains("q-admins-root"), "not assessed, not Accept: {out}");
+    let (_, all) = run(&client, sam(), Output::Table, &["certify", "list"]).await;
+    let root = all.lines().find(|l| l.starts_with("q-admins-root")).unwrap();
+    assert!(!root.contains("Accept"), "{root}");
+
+    let (code, out) = run(
+        &client,
+        sam(),
+        Output::Json,
+        &[
+            "certify",
+            "approve",
+            "--all-recommended",
+            "--campaign",
+            "quarterly",
+            "--timeout",
+            "0s",
+        ],
+    )
+    .await;
+    assert_eq!(code.unwrap(), exit::TIMEOUT);
+    let outcomes: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let approved: Vec<&Value> = outcomes.iter().map(|o| &o["item"]).collect();
+    assert_eq!(approved, [&json!("q-devs-edit-dana")], "{out}");
+}
+
 #[tokio::test]
 async fn csv_is_for_the_report_only() {
     let client = cluster().await;

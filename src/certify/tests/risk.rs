@@ -277,6 +277,6 @@ fn a_role_changed_under_review_is_reviewed_again() {
     item.spec.rules_digest = "fnv64:0000000000000000".into();
     let changed = eval(&item, &[], &inv, "10-02 12:00");
     assert_eq!(changed.status.reasons[0].code, FindingCode::RulesChanged);
-    assert_eq!(changed.status.recommendation, Recommendation::Review);
+    assert_eq!(changed.status.recommendation, Some(Recommendation::Review));
     assert_eq!(changed.status.risk_summary.as_deref(), Some("secrets,workloads"));
 }

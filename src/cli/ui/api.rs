@@ -140,14 +140,11 @@ pub async fn queue(State(desk): State<Arc<Desk>>, Query(q): Query<QueueQuery>) -
             .filter(|i| certify::waits_for(i, &env.me))
             .filter(|i| match q.rec.as_deref() {
                 None | Some("any") => true,
-                Some(rec) => {
-                    i.status
-                        .as_ref()
-                        .map(|s| s.recommendation)
-                        .unwrap_or_default()
-                        .to_string()
-                        == rec
-                }
+                Some(rec) => i
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.recommendation)
+                    .is_some_and(|r| r.to_string() == rec),
             })
             .collect(),
         Err(e @ CliError::Forbidden { .. }) => {

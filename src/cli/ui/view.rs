@@ -110,7 +110,7 @@ pub fn item_row(item: &AccessCertification, me: &Identity, now: DateTime<Utc>) -
         binding: binding(item),
         risk: s.risk.iter().map(|r| r.label().to_string()).collect(),
         risk_summary: s.risk_summary.clone(),
-        recommendation: s.recommendation.to_string(),
+        recommendation: s.recommendation_label(),
         reasons: s.reasons.iter().map(|f| f.message.clone()).collect(),
         level: open_level(item),
         decision: s.decision.to_string(),

@@ -68,7 +68,7 @@ fn details(d: &Details) -> Value {
             "dueAt": rfc3339(f.due_at),
             "level": f.level,
             "reviewers": {"groups": f.reviewers.groups, "users": f.reviewers.users},
-            "recommendation": f.recommendation.as_str(),
+            "recommendation": f.recommendation.map(|r| r.as_str()),
             "risk": f.risk,
             "closedBy": f.closed_by.map(|c| c.as_str()),
             "outcome": f.outcome.as_str(),
