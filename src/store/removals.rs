@@ -84,6 +84,13 @@ pub struct Key {
     pub name: String,
 }
 
+impl Key {
+    /// Its namespace, if it has one (for logs: a ClusterRoleBinding has none).
+    pub fn namespace(&self) -> Option<&str> {
+        (!self.namespace.is_empty()).then_some(self.namespace.as_str())
+    }
+}
+
 /// One version of an object to delete: exactly this one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Doomed {

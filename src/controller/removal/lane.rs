@@ -184,16 +184,16 @@ pub async fn run(
                                 metrics.expiry_lag.observe(late);
                             }
                             if leads && job {
-                                info!(kind, name = %d.key.name, namespace = %d.key.namespace, late_s = late, "job stopped and deleted by the removal lane");
+                                info!(kind, name = %d.key.name, namespace = d.key.namespace(), late_s = late, "job stopped and deleted by the removal lane");
                             } else if leads {
-                                info!(kind, name = %d.key.name, namespace = %d.key.namespace, late_s = late, "binding removed by the removal lane");
+                                info!(kind, name = %d.key.name, namespace = d.key.namespace(), late_s = late, "binding removed by the removal lane");
                             } else {
-                                info!(kind, name = %d.key.name, namespace = %d.key.namespace, late_s = late, "standby removed an expired grant");
+                                info!(kind, name = %d.key.name, namespace = d.key.namespace(), late_s = late, "standby removed an expired grant");
                             }
                         }
                     }
                     Err(e) => {
-                        warn!(kind, lane, name = %d.key.name, namespace = %d.key.namespace, error = %e, "could not remove an expired grant; retrying");
+                        warn!(kind, lane, name = %d.key.name, namespace = d.key.namespace(), error = %e, "could not remove an expired grant; retrying");
                         index.finish(&d, Outcome::Failed, clock());
                     }
                 }
