@@ -138,6 +138,8 @@ pub struct Restart {
     pub binding_secs: f64,
     /// Memory of the new process once the binding exists.
     pub memory: Memory,
+    /// Its memory once its start-up settled (every request reconciled once).
+    pub settled: Memory,
     /// The new process's API requests until then (its initial lists included).
     pub cost: Cost,
 }
@@ -502,10 +504,12 @@ impl Report {
         if let Some(r) = &self.restart {
             let _ = writeln!(
                 out,
-                "restart (SIGKILL, new process): /readyz 200 after {}, new approval granted after {}, RSS {}",
+                "restart (SIGKILL, new process): /readyz 200 after {}, new approval granted after {}, RSS {} (peak {}); once its start-up settled, RSS {}",
                 human(r.ready_secs),
                 human(r.binding_secs),
-                mib(r.memory.rss_kib)
+                mib(r.memory.rss_kib),
+                mib(r.memory.peak_kib),
+                mib(r.settled.rss_kib)
             );
         }
         if let Some(f) = &self.failover {

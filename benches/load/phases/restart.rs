@@ -1,6 +1,7 @@
 //! A crash with L grants live: SIGKILL the operator, start a new one, and at
 //! once create a request and its approval. How long until the new process
-//! grants it, and until it says it is ready.
+//! grants it, and until it says it is ready; and its memory then, and once
+//! its start-up settled (every request reconciled once).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use super::Bench;
 use crate::{
     cluster,
     metrics::{Cost, Scrape},
-    operator::Operator,
+    operator::{Memory, Operator},
     report::Restart,
 };
 
@@ -57,12 +58,33 @@ pub async fn run(bench: &mut Bench) -> Result<Restart> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let now = bench.scrape().await?;
+    let memory = bench.operator.memory()?;
     let waited = Instant::now().duration_since(started);
     bench.step("restart: new process until ready and granted", waited);
+    let settled = settle(bench).await?;
     Ok(Restart {
         ready_secs: ready.unwrap_or_default().as_secs_f64(),
         binding_secs: granted.unwrap_or_default().as_secs_f64(),
-        memory: bench.operator.memory()?,
+        memory,
+        settled,
         cost: Cost::between(&Scrape::default(), &now),
     })
+}
+
+/// The new process's memory once its start-up is over: its reconcile count
+/// unchanged for 2 s (every request it found was reconciled once), or after
+/// 60 s at most.
+async fn settle(bench: &mut Bench) -> Result<Memory> {
+    let from = Instant::now();
+    let mut last = bench.scrape().await?.reconciles();
+    while from.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = bench.scrape().await?.reconciles();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    bench.step("restart: start-up settled", from.elapsed());
+    bench.operator.memory()
 }
