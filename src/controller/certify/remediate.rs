@@ -396,8 +396,12 @@ mod tests {
         );
     }
 
-    /// What a recording `kubectl` (first on PATH) received when bash ran `line`:
-    /// its arguments and what it read from its input.
+    /// What a recording `kubectl` received when bash ran `line`: its arguments
+    /// and what it read from its input. The recorder is a shell function, not
+    /// a script written to disk: a script written and executed while other
+    /// test threads fork can fail with "Text file busy" (a forked child holds
+    /// the write descriptor until it execs), which made this test flaky
+    /// under CI's parallel tests.
     fn run_with_recording_kubectl(line: &str) -> (Vec<String>, String) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
@@ -406,22 +410,13 @@ mod tests {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let stub = bin.join("kubectl");
-        std::fs::write(
-            &stub,
-            "#!/bin/sh\nprintf '%s\\0' \"$@\" > \"$GH_RECORD/argv\"\ncat > \"$GH_RECORD/stdin\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        std::fs::create_dir_all(&dir).unwrap();
+        let recorder =
+            "kubectl() { printf '%s\\0' \"$@\" > \"$GH_RECORD/argv\"; cat > \"$GH_RECORD/stdin\"; }";
         let status = std::process::Command::new("bash")
             .arg("-c")
-            .arg(line)
+            .arg(format!("{recorder}\n{line}"))
             .current_dir(&dir)
-            .env("PATH", path)
             .env("GH_RECORD", &dir)
             .stdin(std::process::Stdio::null())
             .status()
@@ -438,7 +433,7 @@ mod tests {
         let made: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !["bin", "argv", "stdin"].contains(&n.as_str()))
+            .filter(|n| !["argv", "stdin"].contains(&n.as_str()))
             .collect();
         assert!(made.is_empty(), "{line} made {made:?}");
         std::fs::remove_dir_all(&dir).unwrap();
