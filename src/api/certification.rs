@@ -351,6 +351,12 @@ impl AccessCertificationStatus {
     }
 }
 
+/// A recommendation in a sentence (`certify status`, notifications): `not
+/// assessed yet` until the operator has assessed the item.
+pub fn recommendation_words(r: Option<Recommendation>) -> String {
+    r.map_or_else(|| "not assessed yet".to_string(), |r| r.to_string())
+}
+
 /// What the recommendation says.
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,

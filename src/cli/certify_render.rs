@@ -12,7 +12,7 @@ use super::{
     render::{short_duration, table},
 };
 use crate::{
-    api::{AccessCertification, AccessReview, LevelState, Principals},
+    api::{recommendation_words, AccessCertification, AccessReview, LevelState, Principals},
     decide::{eligibility::describe, timestamp::rfc3339_or_dash},
     escape::terminal,
 };
@@ -124,11 +124,7 @@ pub fn status(item: &AccessCertification, reviews: &[AccessReview], now: DateTim
     );
     put(
         &mut out,
-        format!(
-            "Recommendation:  {}",
-            s.recommendation
-                .map_or_else(|| "not assessed yet".to_string(), |r| r.to_string())
-        ),
+        format!("Recommendation:  {}", recommendation_words(s.recommendation)),
     );
     for r in &s.reasons {
         put(&mut out, format!("  - {}", r.message));

@@ -13,7 +13,7 @@ use super::{
     events::{Details, Notice, RequestFacts},
 };
 use crate::{
-    api::{NotificationEvent as E, Principals},
+    api::{recommendation_words, NotificationEvent as E, Principals},
     decide::{eligibility::describe, reason::ApprovalKind, timestamp::rfc3339},
     escape::shell,
 };
@@ -290,11 +290,7 @@ fn item_message(n: &Notice, f: &ItemFacts) -> Message {
         ("Role", f.role.clone()),
         ("Binding", f.binding.clone()),
         ("Due", at(f.due_at)),
-        (
-            "Recommendation",
-            f.recommendation
-                .map_or_else(|| "not assessed yet".to_string(), |r| r.to_string()),
-        ),
+        ("Recommendation", recommendation_words(f.recommendation)),
     ];
     if let Some(r) = &f.risk {
         fields.push(("Risk", r.clone()));
