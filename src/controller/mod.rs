@@ -23,6 +23,7 @@ mod events;
 mod evidence;
 mod finalize;
 pub mod grant;
+mod http;
 pub mod job;
 pub mod leader;
 mod listing;

@@ -8,7 +8,6 @@ use std::{
     time::{Duration as StdDuration, Instant},
 };
 
-use axum::{extract::State, http::StatusCode, routing::get, Router};
 use futures::StreamExt;
 use kube::{
     client::ClientBuilder,
@@ -24,7 +23,7 @@ use tracing::{error, info, warn};
 
 use super::{
     api_count::ApiCountLayer,
-    certify, error_policy,
+    certify, error_policy, http,
     leader::{self, LeaseSettings},
     reconcile, removal,
     shell::log_outcome,
@@ -32,15 +31,7 @@ use super::{
     watch::{Hub, WatchSettings},
     Context,
 };
-use crate::{
-    api::ApprovalRequest,
-    decide::duration,
-    metrics::Metrics,
-    store::{
-        health::{Health, Thresholds, Verdict},
-        Cache,
-    },
-};
+use crate::{api::ApprovalRequest, decide::duration, metrics::Metrics, store::Cache};
 
 pub use super::args::RunArgs;
 
@@ -69,49 +60,10 @@ pub enum RunError {
     },
 }
 
-/// What the endpoints judge health by.
-pub const THRESHOLDS: Thresholds = Thresholds {
-    watch_failure: StdDuration::from_secs(30),
-    watch_stall: StdDuration::from_secs(180),
-    controller_stall: StdDuration::from_secs(60),
-};
-
 /// How often a probe goes through the controller's queue (liveness).
 const PROBE_EVERY: StdDuration = StdDuration::from_secs(10);
 /// The probe's name can never be an object's (names cannot start with `-`).
 const PROBE: &str = "-liveness-probe-";
-
-#[derive(Clone)]
-struct HttpState {
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-}
-
-async fn metrics_handler(State(s): State<HttpState>) -> ([(&'static str, &'static str); 1], String) {
-    (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
-    )
-}
-
-fn answer(v: Verdict) -> (StatusCode, String) {
-    if v.ok {
-        (StatusCode::OK, "ok".into())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, v.problems.join("\n") + "\n")
-    }
-}
-
-async fn ready_handler(State(s): State<HttpState>) -> (StatusCode, String) {
-    answer(s.health.readiness(Instant::now(), &THRESHOLDS))
-}
-
-async fn live_handler(State(s): State<HttpState>) -> (StatusCode, String) {
-    answer(s.health.liveness(Instant::now(), &THRESHOLDS))
-}
 
 /// A receiver that turns true on SIGTERM or Ctrl-C.
 fn shutdown_signal() -> watch::Receiver<bool> {
@@ -253,22 +205,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             addr: args.http_addr,
             source,
         })?;
-    let state = HttpState {
-        metrics: metrics.clone(),
-        health: cache.health.clone(),
-    };
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(live_handler))
-        .route("/readyz", get(ready_handler))
-        .with_state(state);
     let mut http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { wait_for(&mut http_shutdown, true).await });
-        if let Err(e) = serve.await {
-            error!(error = %e, "HTTP server failed");
-        }
+    let http = http::serve(listener, metrics.clone(), cache.health.clone(), async move {
+        wait_for(&mut http_shutdown, true).await
     });
     info!(addr = %args.http_addr, "serving /metrics, /healthz, /readyz");
     let evidence = super::evidence::start(&client, &args, &metrics, &shutdown).await?;
