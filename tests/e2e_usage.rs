@@ -36,6 +36,33 @@ async fn events_read(operator: &support::operator::Operator) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The flags of an operator that receives the API server's audit webhook
+/// (`audit`: [`audit_env`]) and writes its usage summaries to `namespace`
+/// every `flush`.
+fn usage_flags(namespace: &str, audit: &[String; 5], flush: &str) -> Vec<String> {
+    let [addr, cert, key, ca, token] = audit;
+    [
+        "--usage-namespace",
+        namespace,
+        "--leader-election=false",
+        "--notifications=false",
+        "--audit-webhook-addr",
+        addr,
+        "--audit-tls-cert",
+        cert,
+        "--audit-tls-key",
+        key,
+        "--audit-client-ca",
+        ca,
+        "--audit-token-file",
+        token,
+        "--usage-flush-interval",
+        flush,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 fn audit_env() -> Option<[String; 5]> {
     let get = |k: &str| std::env::var(k).ok();
     let all = [
@@ -77,7 +104,7 @@ async fn item_of(scene: &Scene, user: &str) -> Option<AccessCertification> {
 
 #[tokio::test]
 async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_impersonation_counts() {
-    let Some([addr, cert, key, ca, token]) = audit_env() else {
+    let Some(audit) = audit_env() else {
         return;
     };
     let Some(scene) = Scene::with_own_operators("usage").await else {
@@ -85,28 +112,11 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     };
     let _receiver = RECEIVER.lock().await;
     // erin's and dave's bindings exist before the operator starts, so the run
-    // (launched from its memory) sees them.
+    // it launches at its start reviews them.
     role_binding(&scene, "erin-view", "erin").await;
     role_binding(&scene, "dave-view", "dave").await;
-    let flush = format!("{}s", FLUSH.as_secs());
-    let args = [
-        "--usage-namespace",
-        &scene.ns,
-        "--leader-election=false",
-        "--notifications=false",
-        "--audit-webhook-addr",
-        &addr,
-        "--audit-tls-cert",
-        &cert,
-        "--audit-tls-key",
-        &key,
-        "--audit-client-ca",
-        &ca,
-        "--audit-token-file",
-        &token,
-        "--usage-flush-interval",
-        &flush,
-    ];
+    let flags = usage_flags(&scene.ns, &audit, &format!("{}s", FLUSH.as_secs()));
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let operator = scene
         .start_operator(&scene.operator_kubeconfig(), "usage", &args)
         .await;
@@ -116,15 +126,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     eventually(
         "audit events to reach the operator",
         Duration::from_secs(60),
-        || async {
-            let metrics = operator.get("/metrics").await;
-            metrics
-                .lines()
-                .find(|l| l.starts_with("gatehouse_audit_events_total{cause=\"Read\"}"))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|n| n.parse::<f64>().ok())
-                .filter(|n| *n > 0.0)
-        },
+        || async { Some(events_read(&operator).await).filter(|n| *n > 0.0) },
     )
     .await;
 
@@ -267,15 +269,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
     eventually(
         "the restarted operator to evaluate items",
         Duration::from_secs(60),
-        || async {
-            let metrics = operator.get("/metrics").await;
-            metrics
-                .lines()
-                .find(|l| l.starts_with("gatehouse_audit_events_total{cause=\"Read\"}"))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|n| n.parse::<f64>().ok())
-                .filter(|n| *n > 0.0)
-        },
+        || async { Some(events_read(&operator).await).filter(|n| *n > 0.0) },
     )
     .await;
     // Several refreshes of the index, each of which looks at open items again.
@@ -302,7 +296,7 @@ async fn audit_events_show_on_grants_and_items_unused_access_is_revoke_and_imper
 
 #[tokio::test]
 async fn counts_since_the_last_flush_are_written_when_the_operator_is_terminated() {
-    let Some([addr, cert, key, ca, token]) = audit_env() else {
+    let Some(audit) = audit_env() else {
         return;
     };
     let Some(scene) = Scene::with_own_operators("usage-term").await else {
@@ -311,24 +305,8 @@ async fn counts_since_the_last_flush_are_written_when_the_operator_is_terminated
     let _receiver = RECEIVER.lock().await;
     role_binding(&scene, "frank-view", "frank").await;
     // A flush interval no test waits for: only the shutdown can write.
-    let args = [
-        "--usage-namespace",
-        &scene.ns,
-        "--leader-election=false",
-        "--notifications=false",
-        "--audit-webhook-addr",
-        &addr,
-        "--audit-tls-cert",
-        &cert,
-        "--audit-tls-key",
-        &key,
-        "--audit-client-ca",
-        &ca,
-        "--audit-token-file",
-        &token,
-        "--usage-flush-interval",
-        "1h",
-    ];
+    let flags = usage_flags(&scene.ns, &audit, "1h");
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut operator = scene
         .start_operator(&scene.operator_kubeconfig(), "usage-term", &args)
         .await;

@@ -152,6 +152,26 @@ async fn run(
     (result, String::from_utf8(out).unwrap())
 }
 
+/// sam approves every item of the quarterly campaign recommended Accept,
+/// without waiting for the operator (JSON outcomes).
+async fn approve_all_recommended(client: &Client) -> (Result<i32, CliError>, String) {
+    run(
+        client,
+        sam(),
+        Output::Json,
+        &[
+            "certify",
+            "approve",
+            "--all-recommended",
+            "--campaign",
+            "quarterly",
+            "--timeout",
+            "0s",
+        ],
+    )
+    .await
+}
+
 async fn reviews(client: &Client) -> Vec<AccessReview> {
     let api: Api<AccessReview> = Api::namespaced(client.clone(), NS);
     let mut all = api.list(&ListParams::default()).await.unwrap().items;
@@ -367,21 +387,7 @@ async fn each_decision_is_a_review_of_its_own_pinned_to_the_item_with_every_grou
 #[tokio::test]
 async fn all_recommended_approves_each_accept_item_waiting_for_me() {
     let client = cluster().await;
-    let (code, out) = run(
-        &client,
-        sam(),
-        Output::Json,
-        &[
-            "certify",
-            "approve",
-            "--all-recommended",
-            "--campaign",
-            "quarterly",
-            "--timeout",
-            "0s",
-        ],
-    )
-    .await;
+    let (code, out) = approve_all_recommended(&client).await;
     assert_eq!(code.unwrap(), exit::TIMEOUT);
     let outcomes: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(outcomes.len(), 1, "{out}");
@@ -435,21 +441,7 @@ async fn an_item_without_a_recommendation_is_never_approved_as_recommended() {
     let root = all.lines().find(|l| l.starts_with("q-admins-root")).unwrap();
     assert!(!root.contains("Accept"), "{root}");
 
-    let (code, out) = run(
-        &client,
-        sam(),
-        Output::Json,
-        &[
-            "certify",
-            "approve",
-            "--all-recommended",
-            "--campaign",
-            "quarterly",
-            "--timeout",
-            "0s",
-        ],
-    )
-    .await;
+    let (code, out) = approve_all_recommended(&client).await;
     assert_eq!(code.unwrap(), exit::TIMEOUT);
     let outcomes: Vec<Value> = serde_json::from_str(&out).unwrap();
     let approved: Vec<&Value> = outcomes.iter().map(|o| &o["item"]).collect();
